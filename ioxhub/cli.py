@@ -1,0 +1,50 @@
+"""The `ioxhub` command: wiring only. Each verb parses its options and calls one function elsewhere.
+
+Expected mistakes (bad input, a server that is down, a malformed file) are raised as subclasses of
+`ioxhub.errors.IoxhubError`; `main()` prints them as one clear line on stderr and exits 2, never with a
+traceback.
+"""
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from ioxhub.errors import IoxhubError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0])
+
+
+
+
+# ---------------------------------------------------------------------------------------- stack (issue 2)
+# ---------------------------------------------------------------------------------------- provision (issue 2, 6)
+# ---------------------------------------------------------------------------------------- schemas, keys (issue 3, 6)
+# ---------------------------------------------------------------------------------------- publish, samples (issue 3)
+# ---------------------------------------------------------------------------------------- status (issue 4)
+# ---------------------------------------------------------------------------------------- datasets, pull, report (issue 5)
+# ---------------------------------------------------------------------------------------- demo (issue 5)
+
+
+def main() -> None:
+    try:
+        result = app(standalone_mode=False)  # click returns the code of a typer.Exit here
+    except IoxhubError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

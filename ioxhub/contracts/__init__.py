@@ -1,0 +1,1 @@
+"""Event contracts: the Avro schema registry, wire codec and signatures."""

@@ -1,0 +1,1 @@
+"""The ingest engine the DAGs call: consume -> verify -> decode -> harmonize -> write -> commit."""

@@ -1,0 +1,183 @@
+"""The one settings object of the hub.
+
+Every component reads `get_settings()`; nothing else parses the environment. Values come, in order of
+precedence, from environment variables `IOXHUB_<FIELD>` (upper case), then an optional TOML file
+(`IOXHUB_CONFIG`, else `ioxhub.toml` in the working directory; keys are the field names), then the
+defaults below, which point at the local stack (`ioxhub stack up`).
+
+Secrets (`secret=True`) are never printed: `Settings.describe()` masks them. On the local stack the S3
+keys default to the random ones that `ioxhub stack up` generates on first start and keeps, owner-only,
+in `<data_dir>/secrets/local-stack.json`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
+
+from ioxhub.errors import IoxhubError
+
+ENV_PREFIX = "IOXHUB_"
+
+# The repository checkout the package runs from (editable install, CI, compose image): it holds
+# schemas/, infra/ and dags/.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(IoxhubError, ValueError):
+    """A setting has a value of the wrong form; the message names the variable and the source."""
+
+
+def _setting(default: Any, help: str, *, secret: bool = False) -> Any:
+    return field(default=default, metadata={"help": help, "secret": secret})
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- where things live -------------------------------------------------------------------------
+    data_dir: Path = _setting(Path(".ioxhub"), "Local data directory: server data, logs, pid files, secrets, keys.")
+    orgs_file: Path = _setting(PROJECT_ROOT / "infra" / "orgs.yaml", "Declarative provisioning file (orgs, topics, zones, keys).")
+    schemas_dir: Path = _setting(PROJECT_ROOT / "schemas", "Avro schema registry directory (<name>/vN.avsc).")
+    dags_dir: Path = _setting(PROJECT_ROOT / "dags", "Airflow DAG folder.")
+    airflow_home: Path | None = _setting(None, "AIRFLOW_HOME for local Airflow (default: <data_dir>/airflow).")
+
+    # --- Kafka ---------------------------------------------------------------------------------------
+    kafka_bootstrap: str = _setting("127.0.0.1:19092", "Kafka bootstrap servers, comma-separated host:port.")
+    kafka_security_protocol: str = _setting("PLAINTEXT", "PLAINTEXT, SASL_PLAINTEXT or SASL_SSL.")
+    kafka_sasl_mechanism: str | None = _setting(None, "SCRAM-SHA-256 or SCRAM-SHA-512 when SASL is on.")
+    kafka_username: str | None = _setting(None, "SASL user of this client.")
+    kafka_password: str | None = _setting(None, "SASL password of this client.", secret=True)
+    kafka_admin_username: str | None = _setting(None, "SASL user allowed to create topics, users and ACLs (provisioning).")
+    kafka_admin_password: str | None = _setting(None, "Its password.", secret=True)
+
+    # --- S3 object storage ---------------------------------------------------------------------------
+    s3_endpoint: str = _setting("127.0.0.1:18333", "S3 endpoint host:port (MinIO in compose, SeaweedFS locally).")
+    s3_secure: bool = _setting(False, "Use HTTPS for S3.")
+    s3_region: str = _setting("us-east-1", "S3 region name.")
+    s3_access_key: str | None = _setting(None, "S3 access key of the hub (ingest/derive). Local stack: generated.", secret=False)
+    s3_secret_key: str | None = _setting(None, "S3 secret key of the hub. Local stack: generated.", secret=True)
+    s3_admin_access_key: str | None = _setting(None, "S3 admin access key (provisioning only). Local stack: generated.")
+    s3_admin_secret_key: str | None = _setting(None, "S3 admin secret key. Local stack: generated.", secret=True)
+    bucket: str = _setting("ioxhub", "Bucket holding the zones raw/ harmonized/ curated/ quarantine/ and the catalog.")
+
+    # --- local stack ports (loopback only) -----------------------------------------------------------
+    s3_master_port: int = _setting(19333, "Local SeaweedFS master port.")
+    s3_volume_port: int = _setting(18081, "Local SeaweedFS volume port.")
+    s3_filer_port: int = _setting(18888, "Local SeaweedFS filer port.")
+    broker_bucket: str = _setting("ioxhub-broker", "Bucket where the local tansu broker keeps its data (durable mode).")
+    airflow_port: int = _setting(18080, "Local Airflow api-server port (`ioxhub stack up --airflow`).")
+
+    # --- ingest --------------------------------------------------------------------------------------
+    consumer_group: str = _setting("ioxhub-ingest", "Kafka consumer group prefix of the ingest DAGs.")
+    ingest_max_records: int = _setting(200_000, "Most Kafka records one ingest run consumes.")
+    ingest_idle_ms: int = _setting(1500, "An ingest run stops polling after this long without records.")
+
+    # ------------------------------------------------------------------------------------------------
+    @property
+    def resolved_airflow_home(self) -> Path:
+        return (self.airflow_home or self.data_dir / "airflow").resolve()
+
+    @property
+    def local_secrets_file(self) -> Path:
+        return self.data_dir / "secrets" / "local-stack.json"
+
+    def describe(self) -> dict[str, str]:
+        """All settings as printable strings, secrets masked."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = "***" if (f.metadata["secret"] and value) else ("" if value is None else str(value))
+        return out
+
+    def secret_values(self) -> list[str]:
+        """The secret values in force (for tests and log scrubbing)."""
+        return [v for f in dataclasses.fields(self) if f.metadata["secret"] and (v := getattr(self, f.name))]
+
+
+def env_name(field_name: str) -> str:
+    return ENV_PREFIX + field_name.upper()
+
+
+def setting_env_names() -> set[str]:
+    """Every IOXHUB_* variable the settings read (docs, compose validation)."""
+    return {env_name(f.name) for f in dataclasses.fields(Settings)} | {ENV_PREFIX + "CONFIG"}
+
+
+def _coerce(name: str, raw: Any, annotation: str, source: str) -> Any:
+    if raw is None:
+        return None
+    try:
+        if annotation.startswith("Path"):
+            return Path(raw).expanduser()
+        if annotation == "int":
+            return int(raw)
+        if annotation == "bool":
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        text = str(raw)
+        return None if (annotation.endswith("| None") and text == "") else text
+    except (TypeError, ValueError):
+        raise SettingsError(f"{source}: {name} = {raw!r} is not a valid {annotation.split(' ')[0]}") from None
+
+
+def load_settings(environ: Mapping[str, str] | None = None, config_file: Path | None = None) -> Settings:
+    """Build Settings from the environment, the optional TOML file and the defaults."""
+    environ = os.environ if environ is None else environ
+    file_values: dict[str, Any] = {}
+    config_path = config_file or (Path(environ[ENV_PREFIX + "CONFIG"]) if environ.get(ENV_PREFIX + "CONFIG") else None)
+    if config_path is None and Path("ioxhub.toml").is_file():
+        config_path = Path("ioxhub.toml")
+    if config_path is not None:
+        try:
+            file_values = tomllib.loads(config_path.read_text())
+        except FileNotFoundError:
+            raise SettingsError(f"{ENV_PREFIX}CONFIG: settings file {config_path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{config_path}: not valid TOML ({exc})") from None
+    known = {f.name: f for f in dataclasses.fields(Settings)}
+    unknown = sorted(set(file_values) - set(known))
+    if unknown:
+        raise SettingsError(f"{config_path}: unknown setting(s) {', '.join(unknown)}")
+
+    values: dict[str, Any] = {}
+    for name, f in known.items():
+        annotation = str(f.type)
+        if env_name(name) in environ:
+            values[name] = _coerce(env_name(name), environ[env_name(name)], annotation, "environment")
+        elif name in file_values:
+            values[name] = _coerce(name, file_values[name], annotation, str(config_path))
+    settings = Settings(**values)
+    settings = dataclasses.replace(settings, data_dir=settings.data_dir.resolve())
+    return _with_local_stack_secrets(settings)
+
+
+def _with_local_stack_secrets(settings: Settings) -> Settings:
+    """Fill unset S3 keys from the secrets the local stack generated (if it did)."""
+    path = settings.local_secrets_file
+    if not path.is_file():
+        return settings
+    generated = json.loads(path.read_text())
+    fill = {k: generated[k] for k in ("s3_access_key", "s3_secret_key", "s3_admin_access_key", "s3_admin_secret_key")
+            if getattr(settings, k) is None and k in generated}
+    return dataclasses.replace(settings, **fill) if fill else settings
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
+
+
+def reset_settings_cache() -> None:
+    """Forget the cached settings (tests, or after the local stack generated its secrets)."""
+    get_settings.cache_clear()

@@ -1,0 +1,1 @@
+"""Producer SDK: read partner files, validate, chunk, sign and publish to Kafka."""

@@ -1,0 +1,249 @@
+"""Column mapping: which source column (or constant) feeds each observation field.
+
+Mapping file format (YAML or JSON; every key optional except where noted)::
+
+    # observation fields -> a source column name, or {const: VALUE} for every row
+    indicator: INDICATOR            # required (column or const)
+    ref_area: REPORTER              # required: ISO 3166 code (any form) or a country name
+    counterpart_area: PARTNER
+    commodity: HS_CODE              # HS 2022 code (2, 4 or 6 digits; dots/spaces allowed)
+    period: TIME_PERIOD             # required: SDMX period (2024, 2024-Q1, 2024-M03, 2024-03, 2024-W05, ...)
+    value: OBS_VALUE                # required: a number; an empty cell = missing (null)
+    unit: {const: KG}
+    unit_mult: UNIT_MULT            # integer power of ten
+    obs_status: OBS_STATUS          # SDMX observation status (A, E, P, ...)
+    attributes:                     # free attributes: name -> column or {const: ...};
+      NOTE: COMMENT                 #   a list [COL, ...] means name = column name
+    defaults:                       # used where the mapped cell is empty (not for value)
+      obs_status: A
+      unit_mult: 0
+    title: WCO hazardous-waste seizures      # release metadata (optional)
+    licence: CC-BY-4.0
+    source_url: https://example.org/data
+    format: csv                     # csv | jsonl | sdmx-csv | sdmx-ml (the --format flag wins)
+
+The same from CLI flags: ``--map indicator=COL --map attributes.NOTE=COL --const unit=KG
+--default obs_status=A``.
+
+A field that is not mapped falls back to a source column named by its SDMX concept (REF_AREA,
+TIME_PERIOD, OBS_VALUE, ... see `SDMX_CONCEPTS`) or by the field name itself, when the file has one;
+so SDMX-CSV and SDMX-ML files need no mapping at all.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import yaml
+
+from ioxhub.errors import IoxhubError
+
+FIELDS = ("indicator", "ref_area", "counterpart_area", "commodity", "period", "value", "unit", "unit_mult", "obs_status")
+REQUIRED = ("indicator", "ref_area", "period", "value")
+STRING_FIELDS = tuple(f for f in FIELDS if f not in ("value", "unit_mult"))
+SDMX_CONCEPTS = {
+    "indicator": "INDICATOR",
+    "ref_area": "REF_AREA",
+    "counterpart_area": "COUNTERPART_AREA",
+    "commodity": "COMMODITY",
+    "period": "TIME_PERIOD",
+    "value": "OBS_VALUE",
+    "unit": "UNIT_MEASURE",
+    "unit_mult": "UNIT_MULT",
+    "obs_status": "OBS_STATUS",
+}
+FORMATS = ("csv", "jsonl", "sdmx-csv", "sdmx-ml")
+META_KEYS = ("title", "licence", "source_url", "format")
+
+
+class MappingError(IoxhubError, ValueError):
+    """A column mapping that cannot be used; the message names the mapping source and the key."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a field's values come from: a source column or a constant (exactly one)."""
+
+    column: str | None = None
+    const: str | None = None
+
+    def describe(self) -> str:
+        return f"column {self.column!r}" if self.column is not None else f"constant {self.const!r}"
+
+    def canonical(self) -> dict[str, str]:
+        return {"column": self.column} if self.column is not None else {"const": self.const or ""}
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """A validated mapping. `resolve()` binds it to a file's columns (fallbacks, existence checks)."""
+
+    fields: dict[str, Source] = field(default_factory=dict)
+    attributes: dict[str, Source] = field(default_factory=dict)
+    defaults: dict[str, str] = field(default_factory=dict)
+    title: str | None = None
+    licence: str | None = None
+    source_url: str | None = None
+    format: str | None = None
+    origin: str = "mapping"
+
+    # ------------------------------------------------------------------------------------ building
+    @classmethod
+    def from_file(cls, path: str | Path) -> "ColumnMapping":
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise MappingError(f"mapping file {path} does not exist") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise MappingError(f"mapping file {path} cannot be read: {exc}") from None
+        try:
+            data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+        except (yaml.YAMLError, json.JSONDecodeError) as exc:
+            raise MappingError(f"mapping file {path} is not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {exc}") from None
+        return cls.from_dict(data if data is not None else {}, origin=f"mapping file {path}")
+
+    @classmethod
+    def from_dict(cls, data: Any, origin: str = "mapping") -> "ColumnMapping":
+        if not isinstance(data, Mapping):
+            raise MappingError(f"{origin}: expected a mapping of field -> column, got {type(data).__name__}")
+        allowed = set(FIELDS) | {"attributes", "defaults"} | set(META_KEYS)
+        unknown = sorted(str(k) for k in data if k not in allowed)
+        if unknown:
+            raise MappingError(f"{origin}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(FIELDS)}, attributes, defaults, {', '.join(META_KEYS)})")
+        fields = {name: _source(data[name], f"{origin}: {name}") for name in FIELDS if name in data and data[name] is not None}
+        attributes = _attributes(data.get("attributes"), origin)
+        defaults = _defaults(data.get("defaults"), origin)
+        meta = {}
+        for key in META_KEYS:
+            value = data.get(key)
+            if value is not None and not isinstance(value, str):
+                raise MappingError(f"{origin}: {key} must be a string, got {value!r}")
+            meta[key] = value
+        if meta["format"] is not None and meta["format"] not in FORMATS:
+            raise MappingError(f"{origin}: format {meta['format']!r} is not one of {', '.join(FORMATS)}")
+        return cls(fields=fields, attributes=attributes, defaults=defaults, origin=origin, **meta)
+
+    @classmethod
+    def from_flags(cls, maps: Iterable[str] = (), consts: Iterable[str] = (), defaults: Iterable[str] = ()) -> "ColumnMapping":
+        """From `--map k=COL`, `--const k=V` and `--default k=V` flags (k = a field or attributes.NAME)."""
+        data: dict[str, Any] = {"attributes": {}, "defaults": {}}
+        for flag, items, as_const in (("--map", maps, False), ("--const", consts, True)):
+            for item in items:
+                key, value = _split_flag(flag, item)
+                target = data["attributes"] if key.startswith("attributes.") else data
+                name = key.removeprefix("attributes.")
+                if name in target:
+                    raise MappingError(f"{flag} {item}: {key} is mapped twice")
+                target[name] = {"const": value} if as_const else value
+        for item in defaults:
+            key, value = _split_flag("--default", item)
+            data["defaults"][key] = value
+        return cls.from_dict(data, origin="--map/--const flags")
+
+    def merged(self, other: "ColumnMapping") -> "ColumnMapping":
+        """This mapping with `other`'s entries on top (flags override a mapping file)."""
+        return replace(
+            self,
+            fields={**self.fields, **other.fields},
+            attributes={**self.attributes, **other.attributes},
+            defaults={**self.defaults, **other.defaults},
+            **{k: getattr(other, k) or getattr(self, k) for k in META_KEYS},
+            origin=self.origin if not (other.fields or other.attributes or other.defaults) else f"{self.origin} + {other.origin}",
+        )
+
+    # ------------------------------------------------------------------------------------ using
+    def resolve(self, columns: Sequence[str], file: str) -> "ColumnMapping":
+        """Bind to a file's columns: apply the fallbacks, check required fields and that columns exist."""
+        present = set(columns)
+        fields = dict(self.fields)
+        for name in FIELDS:
+            if name in fields:
+                continue
+            for candidate in (SDMX_CONCEPTS[name], name):
+                if candidate in present:
+                    fields[name] = Source(column=candidate)
+                    break
+        missing = [name for name in REQUIRED if name not in fields]
+        if missing:
+            raise MappingError(
+                f"{file}: no source for required field(s) {', '.join(missing)} ({self.origin}); "
+                f"map them with --map FIELD=COLUMN or --const FIELD=VALUE; the file's columns are: {_list(columns)}")
+        absent = [(what, src.column) for what, src in [*fields.items(), *((f"attributes.{k}", v) for k, v in self.attributes.items())]
+                  if src.column is not None and src.column not in present]
+        if absent:
+            what = ", ".join(f"{name} -> {col!r}" for name, col in absent)
+            raise MappingError(f"{file}: mapped column(s) not in the file: {what} ({self.origin}); the file's columns are: {_list(columns)}")
+        return replace(self, fields=fields)
+
+    def source_columns(self) -> list[str]:
+        """Source columns this mapping reads, in a stable order, without duplicates."""
+        cols = [s.column for s in [*self.fields.values(), *self.attributes.values()] if s.column is not None]
+        return list(dict.fromkeys(cols))
+
+    def canonical(self) -> dict[str, Any]:
+        """A JSON-able, order-independent description (part of the release id)."""
+        return {
+            "fields": {k: v.canonical() for k, v in sorted(self.fields.items())},
+            "attributes": {k: v.canonical() for k, v in sorted(self.attributes.items())},
+            "defaults": dict(sorted(self.defaults.items())),
+        }
+
+
+def _source(value: Any, where: str) -> Source:
+    if isinstance(value, str):
+        if not value:
+            raise MappingError(f"{where}: empty column name")
+        return Source(column=value)
+    if isinstance(value, Mapping):
+        if set(value) != {"const"}:
+            raise MappingError(f"{where}: expected a column name or {{const: VALUE}}, got {dict(value)!r}")
+        const = value["const"]
+        if isinstance(const, bool) or not isinstance(const, (str, int, float)):
+            raise MappingError(f"{where}: const must be a string or a number, got {const!r}")
+        return Source(const=str(const))
+    raise MappingError(f"{where}: expected a column name or {{const: VALUE}}, got {value!r}")
+
+
+def _attributes(value: Any, origin: str) -> dict[str, Source]:
+    if value is None:
+        return {}
+    if isinstance(value, list):
+        if not all(isinstance(v, str) and v for v in value):
+            raise MappingError(f"{origin}: attributes as a list must hold column names, got {value!r}")
+        return {v: Source(column=v) for v in value}
+    if isinstance(value, Mapping):
+        return {str(k): _source(v, f"{origin}: attributes.{k}") for k, v in value.items()}
+    raise MappingError(f"{origin}: attributes must be a mapping name -> column or a list of columns, got {value!r}")
+
+
+def _defaults(value: Any, origin: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise MappingError(f"{origin}: defaults must be a mapping field -> value, got {value!r}")
+    out = {}
+    for key, v in value.items():
+        if key not in FIELDS or key == "value":
+            raise MappingError(f"{origin}: defaults.{key}: not a field that takes a default (fields: {', '.join(f for f in FIELDS if f != 'value')})")
+        if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+            raise MappingError(f"{origin}: defaults.{key} must be a string or a number, got {v!r}")
+        out[key] = str(v)
+    return out
+
+
+def _split_flag(flag: str, item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise MappingError(f"{flag} {item!r}: expected FIELD=VALUE (fields: {', '.join(FIELDS)}, or attributes.NAME)")
+    if key not in FIELDS and not (key.startswith("attributes.") and len(key) > len("attributes.")):
+        raise MappingError(f"{flag} {item!r}: unknown field {key!r} (fields: {', '.join(FIELDS)}, or attributes.NAME)")
+    return key, value
+
+
+def _list(columns: Sequence[str]) -> str:
+    shown = ", ".join(repr(c) for c in list(columns)[:30])
+    return shown + (f" ... ({len(columns)} in all)" if len(columns) > 30 else "")

@@ -1,0 +1,191 @@
+"""The Avro schema registry: every version of every event schema, from `schemas/<name>/v<N>.avsc`.
+
+Each version is identified by its CRC-64-AVRO fingerprint of the Parsing Canonical Form (the id the Avro
+single-object encoding carries), and by a Confluent schema id for partners using Confluent serializers.
+
+Confluent ids come from a formula, not an assignment table: `id = (fp64 mod (2**31 - 1)) + 1`, where
+fp64 is the fingerprint read as an unsigned little-endian 64-bit integer (the value Java's
+`SchemaNormalization.parsingFingerprint64` returns). So an id is a pure function of the version's
+canonical form: it never changes once the version exists, needs no committed table to keep in step, and
+any partner can compute it (`ioxhub schemas list` prints them). Two versions with the same canonical form
+(e.g. v2 only adds docs or a default) share fingerprint and id, which is right: their wire format is the
+same. A collision between different canonical forms is refused at load.
+
+Versions are immutable once published: the files are the contract between producers and ingest.
+"""
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import fastavro
+from fastavro.schema import SchemaParseException, fingerprint, to_parsing_canonical_form
+
+from ioxhub.errors import IoxhubError
+
+_VERSION_FILE = re.compile(r"^v([1-9][0-9]*)\.avsc$")
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class SchemaFileError(IoxhubError, ValueError):
+    """A schema file or the registry layout is malformed; the message names the file."""
+
+
+class UnknownSchema(IoxhubError, LookupError):
+    """No such schema name, version, fingerprint or Confluent id in the registry."""
+
+
+@dataclass(frozen=True, eq=False)
+class SchemaVersion:
+    """One immutable version of one event schema."""
+
+    name: str                  # directory name, e.g. "dataset_chunk"
+    version: int
+    path: Path
+    schema: dict[str, Any] = field(repr=False)     # the JSON as written
+    parsed: dict[str, Any] = field(repr=False)     # fastavro.parse_schema result (cached for the codec)
+    canonical: str = field(repr=False)              # Parsing Canonical Form
+    fingerprint: bytes                              # 8 bytes, as in the single-object header (little-endian)
+    confluent_id: int
+
+    @property
+    def fingerprint_hex(self) -> str:
+        return self.fingerprint.hex()
+
+    @property
+    def full_name(self) -> str:
+        return self.parsed.get("name", self.name) if isinstance(self.parsed, dict) else self.name
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+
+def confluent_id_of(fp: bytes) -> int:
+    """The Confluent schema id of a fingerprint (see module docstring): 1 .. 2**31 - 1."""
+    return int.from_bytes(fp, "little") % (2**31 - 1) + 1
+
+
+def load_schema_file(path: Path, name: str, version: int) -> SchemaVersion:
+    """Parse one `.avsc` file; any problem is a SchemaFileError naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SchemaFileError(f"{path}: cannot read schema file ({exc})") from None
+    try:
+        schema = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SchemaFileError(f"{path}, line {exc.lineno} column {exc.colno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(schema, dict) or schema.get("type") != "record":
+        raise SchemaFileError(f"{path}: an event schema must be a JSON object with \"type\": \"record\"")
+    try:
+        parsed = fastavro.parse_schema(schema)
+        canonical = to_parsing_canonical_form(schema)
+    except (SchemaParseException, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise SchemaFileError(f"{path}: not a valid Avro schema ({exc})") from None
+    fp = bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO"))
+    return SchemaVersion(name, version, path, schema, parsed, canonical, fp, confluent_id_of(fp))
+
+
+class Registry:
+    """All schema versions of a schemas directory, with lookups by name, version, fingerprint and id."""
+
+    def __init__(self, versions: list[SchemaVersion]):
+        self._by_name: dict[str, list[SchemaVersion]] = {}
+        for v in sorted(versions, key=lambda v: (v.name, v.version)):
+            self._by_name.setdefault(v.name, []).append(v)
+        self._by_fp: dict[bytes, SchemaVersion] = {}
+        self._by_id: dict[int, SchemaVersion] = {}
+        for name, vs in self._by_name.items():
+            numbers = [v.version for v in vs]
+            if numbers != list(range(1, len(vs) + 1)):
+                raise SchemaFileError(f"{vs[0].path.parent}: versions must be v1..vN without gaps, found "
+                                      + ", ".join(f"v{n}" for n in numbers))
+            for v in vs:  # the newest version with a canonical form wins (same wire format anyway)
+                other = self._by_fp.get(v.fingerprint)
+                if other is not None and other.name != v.name:
+                    raise SchemaFileError(f"{v.path}: same canonical form as {other.path}; schemas must differ")
+                clash = self._by_id.get(v.confluent_id)
+                if clash is not None and clash.fingerprint != v.fingerprint:
+                    raise SchemaFileError(f"{v.path}: Confluent id {v.confluent_id} collides with {clash.path}; "
+                                          "change the schema (e.g. a field name) to get another fingerprint")
+                self._by_fp[v.fingerprint] = v
+                self._by_id[v.confluent_id] = v
+
+    @classmethod
+    def load(cls, schemas_dir: Path) -> "Registry":
+        schemas_dir = Path(schemas_dir)
+        if not schemas_dir.is_dir():
+            raise SchemaFileError(f"{schemas_dir}: schema directory does not exist")
+        versions = []
+        for sub in sorted(p for p in schemas_dir.iterdir() if p.is_dir()):
+            if not _NAME.fullmatch(sub.name):
+                raise SchemaFileError(f"{sub}: schema directory names are lower_snake_case")
+            for path in sorted(sub.iterdir()):
+                if path.suffix != ".avsc":
+                    continue
+                m = _VERSION_FILE.fullmatch(path.name)
+                if not m:
+                    raise SchemaFileError(f"{path}: schema files are named v<N>.avsc (v1.avsc, v2.avsc, ...)")
+                versions.append(load_schema_file(path, sub.name, int(m.group(1))))
+        return cls(versions)
+
+    # ---------------------------------------------------------------------------------------- lookups
+    def names(self) -> list[str]:
+        return sorted(self._by_name)
+
+    def versions(self, name: str) -> list[SchemaVersion]:
+        try:
+            return list(self._by_name[name])
+        except KeyError:
+            raise UnknownSchema(f"no schema named {name!r} (known: {', '.join(self.names()) or 'none'})") from None
+
+    def latest(self, name: str) -> SchemaVersion:
+        return self.versions(name)[-1]
+
+    def get(self, name: str, version: int) -> SchemaVersion:
+        vs = self.versions(name)
+        if not 1 <= version <= len(vs):
+            raise UnknownSchema(f"schema {name!r} has no version {version} (v1..v{len(vs)})")
+        return vs[version - 1]
+
+    def by_fingerprint(self, fp: bytes) -> SchemaVersion:
+        try:
+            return self._by_fp[bytes(fp)]
+        except KeyError:
+            raise UnknownSchema(f"no schema with fingerprint {bytes(fp).hex()}") from None
+
+    def by_confluent_id(self, schema_id: int) -> SchemaVersion:
+        try:
+            return self._by_id[schema_id]
+        except KeyError:
+            raise UnknownSchema(f"no schema with Confluent id {schema_id}") from None
+
+    def __iter__(self):
+        for name in self.names():
+            yield from self._by_name[name]
+
+
+_lock = threading.Lock()
+_registry: Registry | None = None
+
+
+def get_registry() -> Registry:
+    """The process-wide registry of `settings.schemas_dir`, loaded once."""
+    global _registry
+    if _registry is None:
+        with _lock:
+            if _registry is None:
+                from ioxhub.settings import get_settings
+                _registry = Registry.load(get_settings().schemas_dir)
+    return _registry
+
+
+def reset_registry() -> None:
+    """Forget the cached registry (tests, or after the schemas directory setting changed)."""
+    global _registry
+    with _lock:
+        _registry = None

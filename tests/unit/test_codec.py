@@ -1,0 +1,118 @@
+"""The wire codec: single-object encoding, Confluent framing, resolution to the latest version, errors."""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import struct
+
+import fastavro
+import pytest
+
+from ioxhub.contracts import codec
+from ioxhub.contracts.codec import DecodeError, EncodeError, decode, encode
+from ioxhub.contracts.registry import Registry
+from ioxhub.settings import PROJECT_ROOT
+
+NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
+
+
+def chunk(n: int = 3) -> dict:
+    return dict(
+        event_id="e1", org="WCO", dataset_id="seizures", release_id="r1", chunk_seq=0, chunk_count=1,
+        produced_at=NOW, licence="CC-BY-4.0", source_url=None,
+        strings=["SEIZ", "FRA", "DEU", "2024", "T", "a.csv"],
+        indicator=[0] * n, ref_area=[1, 2, 1][:n], counterpart_area=[-1] * n, commodity=[-1] * n,
+        period=[3] * n, value=[1.5, 0.0, 3.0][:n], missing_values=[1], unit=[4] * n, unit_mult=[0] * n,
+        obs_status=[-1] * n, attributes=[{"name": "note", "values": [-1] * n}],
+        source_file=[5] * n, source_line=[2, 3, 4][:n])
+
+
+def test_round_trip_with_the_committed_schema():
+    reg = Registry.load(PROJECT_ROOT / "schemas")
+    value = encode("dataset_chunk", chunk(), registry=reg)
+    sv = reg.latest("dataset_chunk")
+    assert value[:2] == b"\xc3\x01" and value[2:10] == sv.fingerprint
+    d = decode(value, registry=reg)
+    assert (d.name, d.version, d.fingerprint, d.framing, d.body_offset) == \
+        ("dataset_chunk", sv.version, sv.fingerprint, "single-object", 10)
+    assert d.record == chunk()
+    # the body is plain schemaless Avro of the writer schema
+    assert fastavro.schemaless_reader(io.BytesIO(bytes(codec.body(value))), sv.schema) == chunk()
+
+
+def test_confluent_framing_is_accepted():
+    reg = Registry.load(PROJECT_ROOT / "schemas")
+    sv = reg.latest("release_manifest")
+    rec = dict(event_id="m", org="WHO", dataset_id="d", release_id="r", chunk_count=2, observation_count=10,
+               checksum="sha256:00", produced_at=NOW, title=None, licence=None, source_url=None,
+               rejected_at_source=0)
+    buf = io.BytesIO()
+    buf.write(b"\x00" + struct.pack(">I", sv.confluent_id))
+    fastavro.schemaless_writer(buf, sv.schema, rec)
+    d = decode(buf.getvalue(), registry=reg)
+    assert (d.name, d.framing, d.body_offset, d.record) == ("release_manifest", "confluent", 5, rec)
+    assert bytes(codec.body(buf.getvalue())) == buf.getvalue()[5:]
+
+
+def test_older_writer_resolves_to_latest_reader(tmp_path):
+    base = {"type": "record", "name": "Thing", "namespace": "t", "fields": [{"name": "id", "type": "string"},
+                                                                           {"name": "n", "type": "int"}]}
+    v2 = dict(base, fields=base["fields"] + [{"name": "tag", "type": ["null", "string"], "default": None}])
+    (tmp_path / "thing").mkdir()
+    (tmp_path / "thing" / "v1.avsc").write_text(json.dumps(base))
+    (tmp_path / "thing" / "v2.avsc").write_text(json.dumps(v2))
+    reg = Registry.load(tmp_path)
+    old = encode("thing", {"id": "a", "n": 7}, version=1, registry=reg)
+    d = decode(old, registry=reg)
+    assert (d.version, d.record) == (1, {"id": "a", "n": 7, "tag": None})
+    new = encode("thing", {"id": "b", "n": 8, "tag": "x"}, registry=reg)
+    assert decode(new, registry=reg).version == 2
+
+
+def test_decode_errors_have_machine_readable_reasons():
+    reg = Registry.load(PROJECT_ROOT / "schemas")
+    good = encode("dataset_chunk", chunk(), registry=reg)
+    cases = {
+        b"": "not-avro",
+        b'{"org": "WCO"}': "not-avro",
+        b"\xc3\x01" + bytes(8) + b"\x02": "unknown-schema",
+        b"\x00" + struct.pack(">I", 0) + b"\x02": "unknown-schema",
+        good[:6]: "truncated",
+        good[:-3]: "truncated",
+        good + b"\x00": "undecodable",
+    }
+    for value, reason in cases.items():
+        with pytest.raises(DecodeError) as err:
+            decode(value, registry=reg)
+        assert err.value.reason == reason, (value[:12], err.value)
+        assert err.value.detail
+    # a body that decodes as garbage: an invalid UTF-8 string where event_id is expected
+    garbage = good[:10] + b"\x04\xff\xfe" + good[13:]
+    with pytest.raises(DecodeError) as err:
+        decode(garbage, registry=reg)
+    assert err.value.reason in ("undecodable", "truncated")
+
+
+def test_every_prefix_and_corruption_fails_cleanly():
+    reg = Registry.load(PROJECT_ROOT / "schemas")
+    good = encode("dataset_chunk", chunk(), registry=reg)
+    for i in range(len(good)):
+        with pytest.raises(DecodeError):
+            decode(good[:i], registry=reg)
+
+
+def test_encode_refuses_a_record_that_does_not_fit():
+    reg = Registry.load(PROJECT_ROOT / "schemas")
+    bad = chunk()
+    bad["chunk_seq"] = "zero"
+    with pytest.raises(EncodeError, match="dataset_chunk v1"):
+        encode("dataset_chunk", bad, registry=reg)
+
+
+def test_headers():
+    fp = bytes.fromhex("9876c3c049ccbcc4")
+    headers = codec.record_headers("WCO", fp, "e1")
+    m = codec.header_map(headers + [("ioxhub-org", b"WHO")])
+    assert m == {"ioxhub-org": b"WCO", "ioxhub-schema": b"9876c3c049ccbcc4", "ioxhub-event-id": b"e1",
+                 "content-type": codec.CONTENT_TYPE.encode()}

@@ -1,1 +1,12 @@
-"""Harmonization rules: code lists (ISO 3166, HS 2022), periods, units. Each rule a small tested function."""
+"""Harmonization rules: each a scalar function for one value and a vectorized one for a column.
+
+- `countries`: reference areas -> ISO 3166 alpha-3 (`to_iso3`, `to_iso3_array`).
+- `hs`: commodity codes -> HS 2022 code, level, chapter (`normalize_hs`, `normalize_hs_array`).
+- `periods`: SDMX time periods -> freq, start, end, label (`parse_period`, `parse_period_array`).
+- `units`: units and multipliers -> canonical units (`canonical_unit`, `normalize_value(s)`).
+- `columns`: the shared plumbing (wire string table -> dictionary column, unique values then `take`).
+
+Vectorized rules resolve the unique values once and gather, so the cost per observation is a `take`.
+Values that cannot be harmonized come back null with a reason string (e.g. "unknown-country"); absent
+input comes back null without a reason. All functions are pure; code lists are loaded once and cached.
+"""

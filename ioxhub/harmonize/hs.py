@@ -1,0 +1,141 @@
+"""Commodity codes -> HS 2022 codes checked against the nomenclature in `ioxhub/data/hs/`.
+
+Normalization of one published code (a string):
+1. trim; `TOTAL` (and the SDMX total `_T`) is the all-commodities total: code "TOTAL", level 0, no chapter;
+2. drop the separators "." and blanks (`0101.21` -> `010121`, `8471.30.00` -> `84713000`); anything
+   else that is not a digit makes the code unknown;
+3. an odd number of digits means a leading zero was lost (the code went through a number somewhere):
+   pad one zero on the left (`10121` -> `010121`, `101` -> `0101`, `1` -> `01`);
+4. longer than 6 digits (national tariff lines, 8 or 10 digits) -> the first 6 (the HS subheading);
+5. the result (2-digit chapter, 4-digit heading or 6-digit subheading) must be in the HS 2022 list,
+   including the "not specified" codes 99 / 9999 / 999999 the list carries.
+So `code` is always 2, 4 or 6 digits (or "TOTAL"), `level` is its length (0 for TOTAL) and `chapter` its
+first two digits. Codes not in HS 2022 give null with reason "unknown-hs-code"; absent input (null or
+blank) gives null with no reason. A float artifact such as `10121.0` is read as digits `101210` and is
+reported unknown rather than guessed.
+
+Scalar: `normalize_hs(value) -> HsCode`. Vectorized: `normalize_hs_array(values) -> HsColumns`.
+Look-ups on normalized codes: `hs_section`, `hs_description`, `hs_section_array`, `section_name`.
+"""
+from __future__ import annotations
+
+import functools
+import re
+from importlib import resources
+from typing import NamedTuple
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from ioxhub.harmonize.columns import ArrayLike, gather, reasons_array, split_unique
+
+UNKNOWN = "unknown-hs-code"
+TOTAL = "TOTAL"
+_TOTAL_ALIASES = frozenset({"TOTAL", "_T"})
+_SEPARATORS = re.compile(r"[.\s]")
+
+
+class HsCode(NamedTuple):
+    """One normalized HS code: code (2/4/6 digits or TOTAL), level (2/4/6, 0 for TOTAL), chapter, reason."""
+
+    code: str | None
+    level: int | None
+    chapter: str | None
+    reason: str | None
+
+
+class HsColumns(NamedTuple):
+    """Vectorized result: code (string), level (int8), chapter (string), reason (string, null = ok)."""
+
+    code: pa.Array
+    level: pa.Array
+    chapter: pa.Array
+    reason: pa.Array
+
+    @property
+    def invalid(self) -> pa.BooleanArray:
+        return self.reason.is_valid()
+
+
+class _Nomenclature(NamedTuple):
+    table: pa.Table            # hscode, section, description, level (as in the CSV)
+    sections: dict[str, str]   # code -> section (roman numeral, or TOTAL)
+    descriptions: dict[str, str]
+    section_names: dict[str, str]
+
+
+@functools.cache
+def _nomenclature() -> _Nomenclature:
+    """Load the HS 2022 list once (pyarrow.csv)."""
+    folder = resources.files("ioxhub") / "data" / "hs"
+    strings = pacsv.ConvertOptions(column_types={"hscode": pa.string(), "parent": pa.string(),
+                                                 "section": pa.string()})
+    with (folder / "harmonized-system.csv").open("rb") as f:
+        table = pacsv.read_csv(f, convert_options=strings)
+    with (folder / "sections.csv").open("rb") as f:
+        sections = pacsv.read_csv(f, convert_options=pacsv.ConvertOptions(
+            column_types={"section": pa.string()}))
+    codes = table["hscode"].to_pylist()
+    return _Nomenclature(
+        table=table.select(["hscode", "section", "description", "level"]),
+        sections=dict(zip(codes, table["section"].to_pylist())),
+        descriptions=dict(zip(codes, table["description"].to_pylist())),
+        section_names=dict(zip(sections["section"].to_pylist(),
+                               (n.strip() for n in sections["name"].to_pylist()))),
+    )
+
+
+@functools.lru_cache(maxsize=65536)
+def normalize_hs(value: str | int | None) -> HsCode:
+    """One published commodity code -> HsCode (see the module docstring for the rules)."""
+    if value is None:
+        return HsCode(None, None, None, None)
+    text = str(value).strip()
+    if not text:
+        return HsCode(None, None, None, None)
+    if text.upper() in _TOTAL_ALIASES:
+        return HsCode(TOTAL, 0, None, None)
+    digits = _SEPARATORS.sub("", text)
+    if not (digits.isascii() and digits.isdigit()):
+        return HsCode(None, None, None, UNKNOWN)
+    if len(digits) % 2:
+        digits = "0" + digits
+    code = digits[:6]
+    if code not in _nomenclature().sections:
+        return HsCode(None, None, None, UNKNOWN)
+    return HsCode(code, len(code), code[:2], None)
+
+
+def normalize_hs_array(values: ArrayLike) -> HsColumns:
+    """A string or dictionary column of commodity codes -> HsColumns, on the unique values then `take`."""
+    dictionary, indexes = split_unique(values)
+    results = [normalize_hs(v) for v in dictionary.to_pylist()]
+    return HsColumns(
+        code=gather(pa.array([r.code for r in results], pa.string()), indexes),
+        level=gather(pa.array([r.level for r in results], pa.int8()), indexes),
+        chapter=gather(pa.array([r.chapter for r in results], pa.string()), indexes),
+        reason=gather(reasons_array([r.reason for r in results]), indexes),
+    )
+
+
+def hs_section(code: str | None) -> str | None:
+    """HS section (roman numeral, `I`..`XXI`) of a normalized code, "TOTAL" for TOTAL, None if unknown."""
+    return _nomenclature().sections.get(code) if code is not None else None
+
+
+def hs_description(code: str | None) -> str | None:
+    """English description of a normalized code in HS 2022, None if unknown."""
+    return _nomenclature().descriptions.get(code) if code is not None else None
+
+
+def section_name(section: str) -> str | None:
+    """Title of an HS section (`XVI` -> "Machinery and mechanical appliances; ..."), None if unknown."""
+    return _nomenclature().section_names.get(section)
+
+
+def hs_section_array(codes: ArrayLike) -> pa.Array:
+    """Vectorized `hs_section` over a column of normalized codes (null where unknown or null)."""
+    table = _nomenclature().table
+    positions = pc.index_in(codes, value_set=table["hscode"].combine_chunks())
+    return pc.take(table["section"].combine_chunks(), positions)

@@ -1,0 +1,228 @@
+"""Units and multipliers -> one canonical unit per quantity; values rescaled to it.
+
+A harmonized value is `value x 10^unit_mult x factor(unit)`, in the canonical unit of `unit`.
+
+Canonical units and the spellings accepted for them (any case; blanks and `_` separate words):
+
+| canonical | accepted                                                                | factor     |
+|-----------|-------------------------------------------------------------------------|------------|
+| KG        | KG, KGM, KILOGRAM(S), KILO(S)                                            | 1          |
+| KG        | T, TNE, TONNE(S), METRIC TON(S), MT (metric tonne)                      | 1000       |
+| KG        | G, GRM, GRAM(S)                                                          | 1/1000     |
+| <ISO 4217>| any ISO 4217 currency code (pycountry): USD, EUR, CHF, XDR, ...          | 1          |
+| USD / EUR | US$, US DOLLAR(S), DOLLAR(S) / EURO(S)                                   | 1          |
+| NUMBER    | NUMBER, NR, NO, NUM, COUNT, ITEM(S), UNIT(S), PIECE(S), PCS, C62, PURE_NUMB | 1      |
+| PERSONS   | PERSON(S), PEOPLE, PAX, PASSENGER(S)                                     | 1          |
+| DOSES     | DOSE(S)                                                                  | 1          |
+| HOURS     | HOUR(S), H, HR, HRS, HUR                                                 | 1          |
+| HOURS     | DAY(S), D, DAYS                                                          | 24         |
+| HOURS     | MINUTE(S), MIN, MINS                                                     | 1/60       |
+| PERCENT   | PERCENT, PER CENT, PC, PCT, %                                            | 1          |
+| TEU       | TEU, TEUS, TWENTY-FOOT EQUIVALENT UNIT(S)                                | 1          |
+| INDEX     | INDEX, IX, IDX (index points)                                            | 1          |
+
+Durations are harmonized to HOURS (one unit per quantity, as mass to KG) so clearance times published in
+days and in hours compare directly; a day is 24 hours (calendar time, not working days).
+
+A scale word before or after any accepted unit multiplies it: THOUSAND(S), '000, 000S, 1000, 1,000, K, TH
+(x10^3); MILLION(S), MN, MLN, MIO, 1000000, 1,000,000 (x10^6); BILLION(S), BN, BLN (x10^9); the words OF
+and parentheses are ignored: `thousand KG`, `1000 KG`, `USD million`, `thousands of USD`, `USD (thousands)`.
+
+Reasons (value null): "unknown-unit" (unit not in the table), "missing-unit" (unit absent on a present
+value), "bad-unit-mult" (unit_mult outside -18..18). A missing value stays null without reason.
+Arithmetic: 10^e is exact in float64 for |e| <= 22, negative powers divide (x / 1000, not x * 0.001) and
+fractional factors are `x * num / den`, so results are correctly rounded and identical in the scalar and
+the vectorized path.
+
+Scalar: `canonical_unit(unit) -> UnitFactor`, `normalize_value(value, unit, unit_mult) -> (value, unit,
+reason)`. Vectorized: `canonical_unit_array(units) -> UnitColumns`,
+`normalize_values(values, units, unit_mult) -> NormalizedValues` (unique units, then numpy gathers).
+"""
+from __future__ import annotations
+
+import functools
+import re
+from typing import NamedTuple
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pycountry
+
+from ioxhub.harmonize.columns import ArrayLike, gather, reasons_array, split_unique
+
+UNKNOWN = "unknown-unit"
+MISSING = "missing-unit"
+BAD_MULT = "bad-unit-mult"
+MAX_UNIT_MULT = 18
+
+
+class UnitFactor(NamedTuple):
+    """A canonical unit and its factor to it, `10^exp10 x num / den`; or a reason."""
+
+    unit: str | None
+    exp10: int
+    num: int
+    den: int
+    reason: str | None
+
+
+# canonical unit, 10^exp10, num, den  <- accepted spellings (see the module docstring)
+_TABLE: list[tuple[str, int, int, int, tuple[str, ...]]] = [
+    ("KG", 0, 1, 1, ("KG", "KGM", "KILOGRAM", "KILOGRAMS", "KILO", "KILOS")),
+    ("KG", 3, 1, 1, ("T", "TNE", "TONNE", "TONNES", "METRIC TON", "METRIC TONS", "MT")),
+    ("KG", -3, 1, 1, ("G", "GRM", "GRAM", "GRAMS")),
+    ("USD", 0, 1, 1, ("US$", "US DOLLAR", "US DOLLARS", "DOLLAR", "DOLLARS")),
+    ("EUR", 0, 1, 1, ("EURO", "EUROS")),
+    ("NUMBER", 0, 1, 1, ("NUMBER", "NR", "NO", "NUM", "COUNT", "ITEM", "ITEMS", "UNIT", "UNITS",
+                         "PIECE", "PIECES", "PCS", "C62", "PURE NUMB")),
+    ("PERSONS", 0, 1, 1, ("PERSON", "PERSONS", "PEOPLE", "PAX", "PASSENGER", "PASSENGERS")),
+    ("DOSES", 0, 1, 1, ("DOSE", "DOSES")),
+    ("HOURS", 0, 1, 1, ("HOUR", "HOURS", "H", "HR", "HRS", "HUR")),
+    ("HOURS", 0, 24, 1, ("DAY", "DAYS", "D")),
+    ("HOURS", 0, 1, 60, ("MINUTE", "MINUTES", "MIN", "MINS")),
+    ("PERCENT", 0, 1, 1, ("PERCENT", "PER CENT", "PC", "PCT", "%")),
+    ("TEU", 0, 1, 1, ("TEU", "TEUS", "TWENTY-FOOT EQUIVALENT UNIT", "TWENTY-FOOT EQUIVALENT UNITS")),
+    ("INDEX", 0, 1, 1, ("INDEX", "IX", "IDX")),
+]
+_SCALES: dict[str, int] = {
+    **dict.fromkeys(("THOUSAND", "THOUSANDS", "'000", "000S", "1000", "1,000", "K", "TH"), 3),
+    **dict.fromkeys(("MILLION", "MILLIONS", "MN", "MLN", "MIO", "1000000", "1,000,000"), 6),
+    **dict.fromkeys(("BILLION", "BILLIONS", "BN", "BLN"), 9),
+}
+_NOISE = re.compile(r"[()\[\]]")
+
+
+@functools.cache
+def _base_units() -> dict[str, UnitFactor]:
+    """Spelling -> factor, built once: the table above plus every ISO 4217 currency code."""
+    units = {c.alpha_3: UnitFactor(c.alpha_3, 0, 1, 1, None) for c in pycountry.currencies}
+    for canonical, exp10, num, den, spellings in _TABLE:
+        for s in spellings:
+            units[s] = UnitFactor(canonical, exp10, num, den, None)
+    return units
+
+
+def _words(unit: str) -> list[str]:
+    return [w for w in _NOISE.sub(" ", unit.upper()).replace("_", " ").split() if w != "OF"]
+
+
+@functools.lru_cache(maxsize=65536)
+def canonical_unit(unit: str | None) -> UnitFactor:
+    """One published unit -> UnitFactor(canonical unit, exp10, num, den, reason)."""
+    words = _words(unit) if unit is not None else []
+    if not words:
+        return UnitFactor(None, 0, 1, 1, MISSING)
+    base = _base_units()
+    scale = 0
+    if len(words) > 1 and words[0] in _SCALES:
+        scale, words = _SCALES[words[0]], words[1:]
+    elif len(words) > 1 and words[-1] in _SCALES:
+        scale, words = _SCALES[words[-1]], words[:-1]
+    found = base.get(" ".join(words))
+    if found is None:
+        return UnitFactor(None, 0, 1, 1, UNKNOWN)
+    return found._replace(exp10=found.exp10 + scale)
+
+
+def _scale(value: float, exp10: int, num: int, den: int) -> float:
+    # The same float operations, in the same order, as the numpy path in normalize_values.
+    scaled = value * 10.0 ** exp10 if exp10 >= 0 else value / 10.0 ** -exp10
+    return scaled * num / den
+
+
+def normalize_value(value: float | None, unit: str | None, unit_mult: int = 0
+                    ) -> tuple[float | None, str | None, str | None]:
+    """One observation -> (value in the canonical unit, canonical unit, reason); see the docstring."""
+    factor = canonical_unit(unit)
+    if factor.reason == MISSING and value is None:
+        return None, None, None
+    if factor.reason is not None:
+        return None, None, factor.reason
+    if not -MAX_UNIT_MULT <= unit_mult <= MAX_UNIT_MULT:
+        return None, None, BAD_MULT
+    if value is None:
+        return None, factor.unit, None
+    return _scale(float(value), factor.exp10 + unit_mult, factor.num, factor.den), factor.unit, None
+
+
+class UnitColumns(NamedTuple):
+    """Vectorized `canonical_unit`: unit (string), exp10 (int16), num and den (int32), reason."""
+
+    unit: pa.Array
+    exp10: pa.Array
+    num: pa.Array
+    den: pa.Array
+    reason: pa.Array
+
+
+class NormalizedValues(NamedTuple):
+    """Vectorized `normalize_value`: value (float64, canonical unit), unit (string), reason (string)."""
+
+    value: pa.Array
+    unit: pa.Array
+    reason: pa.Array
+
+    @property
+    def invalid(self) -> pa.BooleanArray:
+        return self.reason.is_valid()
+
+
+def canonical_unit_array(units: ArrayLike) -> UnitColumns:
+    """A string or dictionary column of units -> UnitColumns (absent units: reason "missing-unit")."""
+    dictionary, indexes = split_unique(units)
+    found = [canonical_unit(u) for u in dictionary.to_pylist()] + [canonical_unit(None)]
+    idx = indexes.fill_null(len(found) - 1)
+    return UnitColumns(
+        unit=gather(pa.array([f.unit for f in found], pa.string()), idx),
+        exp10=gather(pa.array([f.exp10 for f in found], pa.int16()), idx),
+        num=gather(pa.array([f.num for f in found], pa.int32()), idx),
+        den=gather(pa.array([f.den for f in found], pa.int32()), idx),
+        reason=gather(reasons_array([f.reason for f in found]), idx),
+    )
+
+
+_REASONS = pa.array([None, MISSING, UNKNOWN, BAD_MULT], pa.string())
+_REASON_CODE = {None: 0, MISSING: 1, UNKNOWN: 2, BAD_MULT: 3}
+
+
+def normalize_values(values: pa.Array | np.ndarray, units: ArrayLike,
+                     unit_mult: pa.Array | np.ndarray | int = 0) -> NormalizedValues:
+    """Rescale a value column to canonical units: `value x 10^unit_mult x factor(unit)`.
+
+    `values`: float64 (nulls = missing values); `units`: string or dictionary column (null = absent);
+    `unit_mult`: int column or one int for all. Units are resolved once per unique value; the rest is
+    numpy over the rows.
+    """
+    dictionary, indexes = split_unique(units)
+    found = [canonical_unit(u) for u in dictionary.to_pylist()] + [canonical_unit(None)]
+    idx = indexes.fill_null(len(found) - 1).to_numpy(zero_copy_only=False)
+    exp10 = np.array([f.exp10 for f in found], np.int64)[idx]
+    num = np.array([f.num for f in found], np.float64)[idx]
+    den = np.array([f.den for f in found], np.float64)[idx]
+    code = np.array([_REASON_CODE[f.reason] for f in found], np.int8)[idx]
+
+    if isinstance(values, np.ndarray):
+        value_arr = pa.array(values, pa.float64(), from_pandas=False)
+    else:
+        value_arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    present = value_arr.is_valid().to_numpy(zero_copy_only=False)
+    v = value_arr.cast(pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False)
+    if isinstance(unit_mult, (pa.Array, pa.ChunkedArray)):
+        unit_mult = unit_mult.fill_null(0).to_numpy()
+    mult = np.broadcast_to(np.asarray(unit_mult, dtype=np.int64), v.shape)
+
+    code[(code == 1) & ~present] = 0  # an absent unit on a missing value is not an error
+    unit_ok = code == 0
+    code[unit_ok & (np.abs(mult) > MAX_UNIT_MULT)] = 3
+    e = np.clip(exp10 + mult, -MAX_UNIT_MULT * 2, MAX_UNIT_MULT * 2)
+    power = 10.0 ** np.abs(e)
+    scaled = np.where(e >= 0, v * power, v / power) * num / den
+    ok = code == 0
+    unit_col = gather(pa.array([f.unit for f in found], pa.string()), pa.array(idx, pa.int32()))
+    return NormalizedValues(
+        value=pa.array(scaled, pa.float64(), mask=~(ok & present)),
+        unit=pc.if_else(pa.array(ok), unit_col, pa.scalar(None, pa.string())),
+        reason=gather(_REASONS, pa.array(code, pa.int8())),
+    )
+

@@ -20,6 +20,35 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.split
 # ---------------------------------------------------------------------------------------- stack (issue 2)
 # ---------------------------------------------------------------------------------------- provision (issue 2, 6)
 # ---------------------------------------------------------------------------------------- schemas, keys (issue 3, 6)
+schemas_app = typer.Typer(no_args_is_help=True, help="The Avro schema registry (schemas/<name>/vN.avsc).")
+app.add_typer(schemas_app, name="schemas")
+
+
+def _registry(schemas_dir: str | None):
+    from pathlib import Path
+
+    from ioxhub.contracts.registry import Registry, get_registry
+    return Registry.load(Path(schemas_dir)) if schemas_dir else get_registry()
+
+
+@schemas_app.command("list")
+def schemas_list(schemas_dir: str | None = typer.Option(None, "--dir", help="Schema directory (default: settings.schemas_dir).")) -> None:
+    """Every schema version with its fingerprint and Confluent id."""
+    from rich.console import Console
+
+    from ioxhub.contracts.registry import registry_table
+    Console().print(registry_table(_registry(schemas_dir)))
+
+
+@schemas_app.command("check")
+def schemas_check(schemas_dir: str | None = typer.Option(None, "--dir", help="Schema directory (default: settings.schemas_dir).")) -> None:
+    """Refuse incompatible schema evolution (BACKWARD_TRANSITIVE, no removal of a required field); exit 1 if any."""
+    from rich.console import Console
+
+    from ioxhub.contracts.compat import schemas_check as check
+    raise typer.Exit(check(_registry(schemas_dir), Console()))
+
+
 # ---------------------------------------------------------------------------------------- publish, samples (issue 3)
 # ---------------------------------------------------------------------------------------- status (issue 4)
 # ---------------------------------------------------------------------------------------- datasets, pull, report (issue 5)

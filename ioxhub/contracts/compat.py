@@ -1,0 +1,175 @@
+"""Schema evolution rules of the registry, checked by `ioxhub schemas check`.
+
+The rule is BACKWARD_TRANSITIVE plus "no removal of a required field":
+
+1. Every version reads data written by every older version of the same schema (so the latest does, which
+   is what `codec.decode` relies on). The Avro resolution rules decide: a field the reader adds needs a
+   default; types may only be promoted (int -> long -> float -> double, string <-> bytes) or widened into
+   unions; enum symbols the writer may write must exist in the reader unless the reader's enum has a
+   default symbol; named types keep their name (or list the old one in `aliases`); arrays and maps
+   recursively. These rules are Apache Avro's own checker (`avro.compatibility`, the port of Java's
+   `SchemaCompatibility`), used as is; we only subclass it to attach each problem to its field.
+2. A newer version may not drop a field that had no default in an older version. Pure BACKWARD allows
+   removals, but readers still on the older version (partners' consumers pinned to v1, hub code deployed
+   before the new version) would then meet data without a value for a field they require, and fail. A
+   field with a default can be dropped: old readers fill in the default. This is the removal half of
+   FORWARD compatibility; the rest of FORWARD (no type promotion, no new enum symbols) is not required,
+   because the hub always decodes with the latest version.
+
+Each incompatibility names the schema, the writer -> reader version pair, the field path and why.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import avro.errors
+import avro.schema
+from avro.compatibility import (CompatibleResult, ReaderWriterCompatibilityChecker, SchemaCompatibilityResult,
+                                SchemaCompatibilityType, SchemaIncompatibilityType as Kind,
+                                lookup_writer_field, merge)
+
+from ioxhub.contracts.registry import Registry, SchemaFileError, SchemaVersion
+
+REMOVED_WITHOUT_DEFAULT = "removed_without_default"
+
+_WHY = {
+    Kind.reader_field_missing_default_value.value:
+        "added without a default: data written by v{w} has no value for it (give it a default, "
+        "e.g. type [\"null\", ...] with \"default\": null)",
+    Kind.type_mismatch.value:
+        "type changed in a way Avro cannot resolve ({msg}); only int->long->float->double, "
+        "string<->bytes and widening into a union are readable",
+    Kind.missing_enum_symbols.value:
+        "enum symbols {msg} that v{w} may write are missing in v{r}, whose enum has no default symbol",
+    Kind.missing_union_branch.value:
+        "v{w} may write a type v{r}'s union cannot read ({msg})",
+    Kind.name_mismatch.value:
+        "named type renamed ({msg}); keep the name or list the old full name in \"aliases\"",
+    Kind.fixed_size_mismatch.value:
+        "fixed size changed ({msg})",
+    REMOVED_WITHOUT_DEFAULT:
+        "removed in v{r} although it has no default in v{w}: readers still on v{w} could not read new data "
+        "(keep it: a field can only be dropped if it has a default in every older version)",
+}
+
+
+@dataclass(frozen=True)
+class Incompatibility:
+    """One reason why `reader_version` of `name` cannot stand beside `writer_version`."""
+
+    name: str
+    writer_version: int
+    reader_version: int
+    field: str          # dotted path of record fields ("attributes.values"), "(schema)" for the root
+    kind: str           # an avro SchemaIncompatibilityType value, or "removed_without_default"
+    message: str        # the checker's own words
+
+    @property
+    def why(self) -> str:
+        return _WHY[self.kind].format(w=self.writer_version, r=self.reader_version, msg=self.message)
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.writer_version} -> v{self.reader_version}: field {self.field}: {self.why}"
+
+
+class _FieldChecker(ReaderWriterCompatibilityChecker):
+    """Apache Avro's checker, recording each problem against the record field where it arises.
+
+    The library merges all problems of a schema pair into one result (sets of messages and index-based
+    locations); overriding its record-field step gives one problem per field, with the field's name.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.path: list[str] = []
+        self.problems: list[tuple[str, str, str]] = []   # (field path, kind, message)
+
+    def _record(self, kind: str, message: str) -> None:
+        self.problems.append((".".join(self.path) or "(schema)", kind, message))
+
+    def check_reader_writer_record_fields(self, reader, writer, location) -> SchemaCompatibilityResult:
+        result = CompatibleResult
+        for i, reader_field in enumerate(reader.fields):
+            self.path.append(reader_field.name)
+            before = len(self.problems)
+            writer_field = lookup_writer_field(writer_schema=writer, reader_field=reader_field)
+            if writer_field is None:
+                if reader_field.has_default:
+                    field_result = CompatibleResult
+                else:
+                    field_result = SchemaCompatibilityResult(SchemaCompatibilityType.incompatible,
+                                                             [Kind.reader_field_missing_default_value],
+                                                             {reader_field.name})
+            else:
+                field_result = self.get_compatibility(reader_field.type, writer_field.type, "type",
+                                                      location + ["fields", str(i)])
+            if field_result.compatibility is SchemaCompatibilityType.incompatible and len(self.problems) == before:
+                for kind in dict.fromkeys(field_result.incompatibilities):
+                    self._record(kind.value, "; ".join(sorted(field_result.messages)))
+            result = merge(result, field_result)
+            self.path.pop()
+        for writer_field in writer.fields:   # rule 2: no removal of a field without default
+            if not writer_field.has_default and not any(
+                    rf.name == writer_field.name or writer_field.name in (rf.props.get("aliases") or ())
+                    for rf in reader.fields):
+                self.path.append(writer_field.name)
+                self._record(REMOVED_WITHOUT_DEFAULT, writer_field.name)
+                self.path.pop()
+                result = merge(result, SchemaCompatibilityResult(SchemaCompatibilityType.incompatible,
+                                                                 [Kind.reader_field_missing_default_value]))
+        return result
+
+
+def _avro_schema(sv: SchemaVersion) -> avro.schema.Schema:
+    try:
+        return avro.schema.parse(sv.path.read_text(encoding="utf-8"))
+    except (avro.errors.AvroException, ValueError, TypeError) as exc:
+        raise SchemaFileError(f"{sv.path}: the Apache Avro library refuses this schema ({exc})") from None
+
+
+def check_pair(reader: SchemaVersion, writer: SchemaVersion) -> list[Incompatibility]:
+    """Why `reader` cannot read data written with `writer` (or drops a required field of it); [] if fine."""
+    checker = _FieldChecker()
+    result = checker.get_compatibility(_avro_schema(reader), _avro_schema(writer))
+    problems = list(checker.problems)
+    if result.compatibility is SchemaCompatibilityType.incompatible and not problems:   # e.g. root renamed
+        problems = [("(schema)", kind.value, "; ".join(sorted(result.messages)))
+                    for kind in dict.fromkeys(result.incompatibilities)]
+    return [Incompatibility(reader.name, writer.version, reader.version, f, kind, msg) for f, kind, msg in problems]
+
+
+def version_pairs(registry: Registry) -> Iterator[tuple[SchemaVersion, SchemaVersion]]:
+    """Every (reader, writer) pair the rule covers: each version against every older one."""
+    for name in registry.names():
+        versions = registry.versions(name)
+        for j, reader in enumerate(versions):
+            for writer in versions[:j]:
+                yield reader, writer
+
+
+def check_registry(registry: Registry) -> tuple[int, list[Incompatibility]]:
+    """(pairs checked, incompatibilities) over the whole registry."""
+    pairs = 0
+    problems: list[Incompatibility] = []
+    for reader, writer in version_pairs(registry):
+        pairs += 1
+        problems.extend(check_pair(reader, writer))
+    return pairs, problems
+
+
+__all__ = ["Incompatibility", "check_pair", "check_registry", "version_pairs"]
+
+
+def schemas_check(registry: Registry, console) -> int:
+    """`ioxhub schemas check`: print every problem (or the all-clear); 0 if compatible, 1 if not."""
+    pairs, problems = check_registry(registry)
+    names = registry.names()
+    if not problems:
+        console.print(f"[green]ok[/green]: {len(names)} schemas, {len(list(registry))} versions, {pairs} "
+                      "version pairs checked (BACKWARD_TRANSITIVE, no removal of a field without default)")
+        return 0
+    for p in problems:
+        console.print(f"[red]incompatible[/red]: {p}", highlight=False)
+    console.print(f"{len(problems)} incompatibilit{'y' if len(problems) == 1 else 'ies'} in {pairs} version pairs")
+    return 1

@@ -212,9 +212,9 @@ def normalize_values(values: pa.Array | np.ndarray, units: ArrayLike,
         unit_mult = unit_mult.fill_null(0).to_numpy()
     mult = np.broadcast_to(np.asarray(unit_mult, dtype=np.int64), v.shape)
 
-    code[(code == 1) & ~present] = 0  # an absent unit on a missing value is not an error
-    unit_ok = code == 0
-    code[unit_ok & (np.abs(mult) > MAX_UNIT_MULT)] = 3
+    nothing = (code == 1) & ~present  # an absent unit on a missing value: nothing to harmonize
+    code[nothing] = 0
+    code[(code == 0) & ~nothing & (np.abs(mult) > MAX_UNIT_MULT)] = 3
     e = np.clip(exp10 + mult, -MAX_UNIT_MULT * 2, MAX_UNIT_MULT * 2)
     power = 10.0 ** np.abs(e)
     scaled = np.where(e >= 0, v * power, v / power) * num / den

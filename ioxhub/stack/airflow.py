@@ -1,0 +1,105 @@
+"""Local Airflow: the one place its environment is built, and `airflow standalone` for `stack up --airflow`.
+
+`airflow_config(settings)` holds the AIRFLOW_* variables (the test conftest sets them before Airflow is
+imported); `airflow_env(settings)` is the full environment of any local Airflow process (standalone, the
+demo, `airflow db migrate` in tests): the caller's environment + those variables + every IOXHUB_* setting,
+so DAG tasks see the same stack as the command that started Airflow.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Mapping
+
+from ioxhub.settings import Settings, env_name
+from ioxhub.stack import process
+from ioxhub.stack.process import Port, ServiceSpec, StackError
+
+NAME = "airflow"
+PACKAGE = "apache-airflow"
+READY_TIMEOUT_S = 180.0  # ~24 s measured alone; slower when the 2 cores are busy
+PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
+
+
+def airflow_config(settings: Settings) -> dict[str, str]:
+    """AIRFLOW_* variables for local Airflow (standalone, dag.test(), CLI)."""
+    api = f"http://127.0.0.1:{settings.airflow_port}"
+    return {
+        "AIRFLOW_HOME": str(settings.resolved_airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(Path(settings.dags_dir).resolve()),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__PARALLELISM": "4",  # the default 32 pre-forks 32 LocalExecutor workers
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(settings.airflow_port),
+        "AIRFLOW__API__BASE_URL": api,
+        # Its default is http://localhost:8080/execution/ whatever [api] port says.
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",  # new DAG files show up within 30 s
+    }
+
+
+def ioxhub_env(settings: Settings) -> dict[str, str]:
+    """Every setting as its IOXHUB_* variable (None values left out)."""
+    out = {}
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        if value is not None:
+            out[env_name(f.name)] = str(value).lower() if isinstance(value, bool) else str(value)
+    return out
+
+
+def airflow_env(settings: Settings, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The full environment of a local Airflow process."""
+    env = dict(os.environ if base is None else base)
+    env.update(ioxhub_env(settings))
+    env.update(airflow_config(settings))
+    return env
+
+
+def airflow_binary() -> str | None:
+    beside = Path(sys.executable).parent / "airflow"
+    return str(beside) if beside.is_file() else shutil.which("airflow")
+
+
+def passwords_file(settings: Settings) -> Path:
+    return settings.resolved_airflow_home / PASSWORDS_FILE
+
+
+def url(settings: Settings) -> str:
+    return f"http://127.0.0.1:{settings.airflow_port}"
+
+
+def spec(settings: Settings) -> ServiceSpec:
+    binary = process.check_binary(NAME, airflow_binary(), PACKAGE)
+    return ServiceSpec(name=NAME, argv=[binary, "standalone"], env=airflow_env(settings),
+                       ports=[Port(settings.airflow_port, "IOXHUB_AIRFLOW_PORT")], cwd=settings.data_dir,
+                       package=PACKAGE, stop_grace=20.0, extra={"endpoint": url(settings)})
+
+
+def probe(settings: Settings) -> dict:
+    """GET /api/v2/monitor/health; raises unless the metadata DB and the scheduler are healthy."""
+    with urllib.request.urlopen(f"{url(settings)}/api/v2/monitor/health", timeout=5) as response:
+        health = json.load(response)
+    for part in ("metadatabase", "scheduler"):
+        if (health.get(part) or {}).get("status") != "healthy":
+            raise StackError(f"airflow {part} is not healthy yet: {health.get(part)}")
+    return health
+
+
+def start(settings: Settings) -> process.PidRecord:
+    settings.resolved_airflow_home.mkdir(parents=True, exist_ok=True)
+    service = spec(settings)
+    record = process.start(service, settings.data_dir)
+    process.wait_ready(service, record, settings.data_dir, lambda: probe(settings), READY_TIMEOUT_S, interval=1.0)
+    return record
+
+
+def stop(settings: Settings) -> int | None:
+    # `airflow standalone` and its scheduler/api-server/dag-processor/triggerer stop on SIGTERM.
+    return process.stop(settings.data_dir, NAME, grace=20.0)

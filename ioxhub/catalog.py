@@ -1,0 +1,91 @@
+"""The catalog in the bucket: what datasets exist, which releases were applied, what each run did.
+
+JSON documents under `catalog/` (small, human-readable, one PUT each):
+
+    catalog/datasets/<name>.json              one entry per harmonized or curated dataset (+ its snapshots)
+    catalog/releases/org=O/dataset=D/release=R.json   a release applied to harmonized/ (idempotency marker)
+    catalog/runs/<dag_id>/latest.json         the counts of the last run of each DAG
+    catalog/runs/<dag_id>/<run_id>.json       and of every run
+
+A dataset entry: name, kind (harmonized | curated), publishers, schema_version, rows, coverage
+(countries, first/last period, frequencies), last_release, snapshot (int, +1 per change), snapshots
+(each with its created_at and location, so older snapshots stay addressable), licence, updated_at,
+location (the prefix to read), columns.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from ioxhub.storage import ObjectStore
+
+CATALOG_PREFIX = "catalog/"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def dataset_key(name: str) -> str:
+    return f"catalog/datasets/{name}.json"
+
+
+def release_key(org: str, dataset_id: str, release_id: str) -> str:
+    return f"catalog/releases/org={org}/dataset={dataset_id}/release={release_id}.json"
+
+
+class Catalog:
+    def __init__(self, store: ObjectStore):
+        self.store = store
+
+    # --- datasets ---------------------------------------------------------------------------------
+    def dataset(self, name: str) -> dict[str, Any] | None:
+        return self.store.get_json(dataset_key(name))
+
+    def datasets(self) -> list[dict[str, Any]]:
+        keys = sorted(self.store.list("catalog/datasets/"))
+        return [doc for key in keys if (doc := self.store.get_json(key)) is not None]
+
+    def publish_snapshot(self, name: str, entry: dict[str, Any], location: str) -> dict[str, Any]:
+        """Record a new snapshot of a dataset (the last write of a change: readers switch to it atomically).
+
+        `entry` holds the descriptive fields (kind, publishers, rows, coverage, ...); the snapshot number,
+        its location and the list of earlier snapshots are maintained here.
+        """
+        previous = self.dataset(name) or {}
+        snapshot = int(previous.get("snapshot", 0)) + 1
+        created = _now()
+        snapshots = list(previous.get("snapshots", []))
+        snapshots.append({"snapshot": snapshot, "created_at": created, "location": location,
+                          "rows": entry.get("rows"), "last_release": entry.get("last_release")})
+        document = {**entry, "name": name, "snapshot": snapshot, "updated_at": created, "location": location,
+                    "snapshots": snapshots}
+        self.store.put_json(dataset_key(name), document)
+        return document
+
+    # --- releases ---------------------------------------------------------------------------------
+    def release_applied(self, org: str, dataset_id: str, release_id: str) -> dict[str, Any] | None:
+        return self.store.get_json(release_key(org, dataset_id, release_id))
+
+    def mark_release_applied(self, org: str, dataset_id: str, release_id: str, summary: dict[str, Any]) -> None:
+        self.store.put_json(release_key(org, dataset_id, release_id), {**summary, "applied_at": _now()})
+
+    def applied_releases(self, org: str, dataset_id: str) -> list[dict[str, Any]]:
+        prefix = f"catalog/releases/org={org}/dataset={dataset_id}/"
+        return [doc for key in sorted(self.store.list(prefix)) if (doc := self.store.get_json(key))]
+
+    # --- runs -------------------------------------------------------------------------------------
+    def record_run(self, dag_id: str, run_id: str, summary: dict[str, Any]) -> None:
+        document = {**summary, "dag_id": dag_id, "run_id": run_id, "finished_at": _now()}
+        safe_run = "".join(c if c.isalnum() or c in "-_.+" else "_" for c in run_id)
+        self.store.put_json(f"catalog/runs/{dag_id}/{safe_run}.json", document)
+        self.store.put_json(f"catalog/runs/{dag_id}/latest.json", document)
+
+    def last_runs(self) -> dict[str, dict[str, Any]]:
+        runs = {}
+        for key in self.store.list("catalog/runs/"):
+            if key.endswith("/latest.json"):
+                doc = self.store.get_json(key)
+                if doc:
+                    runs[doc["dag_id"]] = doc
+        return runs

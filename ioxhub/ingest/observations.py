@@ -1,0 +1,159 @@
+"""Dataset chunks -> harmonized observation rows (and refused rows with their reasons).
+
+A chunk arrives columnar and dictionary-encoded (schemas/dataset_chunk): its columns become Arrow
+dictionary arrays over the chunk's string table without touching single observations, and each
+harmonization rule runs on the unique values of its column, then gathers (ioxhub.harmonize.columns).
+
+Harmonized columns (the harmonized zone's Parquet files; org, dataset and year are Hive partition keys
+of the path, so they are not repeated inside the files):
+
+    release_id, schema_version, indicator, ref_area (ISO 3166 alpha-3), counterpart_area, commodity
+    (HS 2022 code), freq, period (normalized label), period_start, period_end, value (canonical unit),
+    unit (canonical), obs_status, published_at
+
+A row is refused when a present value cannot be harmonized or a required one is missing; it is kept
+with the first failing field, the reason, and the source file and line the publisher sent.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ioxhub.harmonize.columns import wire_column
+from ioxhub.harmonize.countries import to_iso3_array
+from ioxhub.harmonize.hs import normalize_hs_array
+from ioxhub.harmonize.periods import parse_period_array
+from ioxhub.harmonize.units import normalize_values
+
+# The identity of an observation: a newer release with the same key revises it.
+SERIES_KEY = ("indicator", "ref_area", "counterpart_area", "commodity", "period", "unit")
+
+HARMONIZED_SCHEMA = pa.schema([
+    ("release_id", pa.string()),
+    ("schema_version", pa.string()),
+    ("indicator", pa.string()),
+    ("ref_area", pa.string()),
+    ("counterpart_area", pa.string()),
+    ("commodity", pa.string()),
+    ("freq", pa.string()),
+    ("period", pa.string()),
+    ("period_start", pa.date32()),
+    ("period_end", pa.date32()),
+    ("value", pa.float64()),
+    ("unit", pa.string()),
+    ("obs_status", pa.string()),
+    ("published_at", pa.timestamp("ms", tz="UTC")),
+])
+
+REFUSED_SCHEMA = pa.schema([
+    ("release_id", pa.string()),
+    ("event_id", pa.string()),
+    ("source_file", pa.string()),
+    ("source_line", pa.int32()),
+    ("field", pa.string()),
+    ("value", pa.string()),
+    ("reason", pa.string()),
+])
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    harmonized: pa.Table   # HARMONIZED_SCHEMA
+    refused: pa.Table      # REFUSED_SCHEMA
+
+
+def chunk_columns(record: dict) -> dict[str, pa.Array]:
+    """The published columns of a decoded chunk record, as Arrow arrays (strings dictionary-encoded)."""
+    strings = pa.array(record["strings"], pa.string())
+    n = len(record["indicator"])
+    lengths = {name: len(record[name]) for name in
+               ("ref_area", "counterpart_area", "commodity", "period", "value", "unit", "unit_mult",
+                "obs_status", "source_file", "source_line")}
+    bad = {name: size for name, size in lengths.items() if size != n}
+    if bad:
+        raise ValueError("columns of unequal length: indicator has %d, %s" % (
+            n, ", ".join(f"{k} has {v}" for k, v in sorted(bad.items()))))
+    values = np.asarray(record["value"], dtype=np.float64)
+    missing = np.zeros(n, dtype=bool)
+    if record["missing_values"]:
+        missing[np.asarray(record["missing_values"], dtype=np.int64)] = True
+    columns = {name: wire_column(strings, record[name]) for name in
+               ("indicator", "ref_area", "counterpart_area", "commodity", "period", "unit", "obs_status",
+                "source_file")}
+    columns["value"] = pa.array(values, pa.float64(), mask=missing)
+    columns["unit_mult"] = pa.array(np.asarray(record["unit_mult"], dtype=np.int32))
+    columns["source_line"] = pa.array(np.asarray(record["source_line"], dtype=np.int32))
+    return columns
+
+
+def harmonize_chunk(record: dict, schema_version: str, published_at: dt.datetime) -> ChunkResult:
+    """Harmonize one decoded dataset chunk."""
+    cols = chunk_columns(record)
+    n = len(cols["indicator"])
+    ref = to_iso3_array(cols["ref_area"])
+    counterpart = to_iso3_array(cols["counterpart_area"])
+    hs = normalize_hs_array(cols["commodity"])
+    period = parse_period_array(cols["period"])
+    units = normalize_values(cols["value"], cols["unit"], cols["unit_mult"])
+
+    # Checks in field order: the first failing field names the row's refusal.
+    missing = lambda name: pc.if_else(cols[name].is_null(), pa.scalar("missing-" + name.replace("_", "-")),  # noqa: E731
+                                      pa.scalar(None, pa.string()))
+    checks = [
+        ("indicator", missing("indicator")),
+        ("ref_area", pc.coalesce(missing("ref_area"), ref.reason)),
+        ("counterpart_area", counterpart.reason),
+        ("commodity", hs.reason),
+        ("period", pc.coalesce(missing("period"), period.reason)),
+        ("unit", units.reason),
+    ]
+    reason = pa.nulls(n, pa.string())
+    field = pa.nulls(n, pa.string())
+    for name, check in checks:
+        first = pc.and_(reason.is_null(), check.is_valid())
+        reason = pc.if_else(first, check, reason)
+        field = pc.if_else(first, pa.scalar(name), field)
+    ok = reason.is_null()
+
+    release = pa.array(np.full(n, record["release_id"], dtype=object), pa.string())
+    table = pa.table({
+        "release_id": release,
+        "schema_version": pa.array(np.full(n, schema_version, dtype=object), pa.string()),
+        "indicator": cols["indicator"].cast(pa.string()),
+        "ref_area": ref.value,
+        "counterpart_area": counterpart.value,
+        "commodity": hs.code,
+        "freq": period.freq,
+        "period": period.label,
+        "period_start": period.start,
+        "period_end": period.end,
+        "value": units.value,
+        "unit": units.unit,
+        "obs_status": cols["obs_status"].cast(pa.string()),
+        "published_at": pa.array(np.full(n, int(published_at.timestamp() * 1000), dtype=np.int64),
+                                 pa.timestamp("ms", tz="UTC")),
+    }, schema=HARMONIZED_SCHEMA)
+
+    refused_mask = pc.invert(ok)
+    refused = pa.table({
+        "release_id": release,
+        "event_id": pa.array(np.full(n, record["event_id"], dtype=object), pa.string()),
+        "source_file": cols["source_file"].cast(pa.string()),
+        "source_line": cols["source_line"],
+        "field": field,
+        "value": _field_values(cols, field),
+        "reason": reason,
+    }, schema=REFUSED_SCHEMA).filter(refused_mask)
+    return ChunkResult(table.filter(ok), refused)
+
+
+def _field_values(cols: dict[str, pa.Array], field: pa.Array) -> pa.Array:
+    """The published value of each row's failing field (null for good rows)."""
+    out = pa.nulls(len(field), pa.string())
+    for name in ("indicator", "ref_area", "counterpart_area", "commodity", "period", "unit"):
+        out = pc.if_else(pc.equal(field, pa.scalar(name)), cols[name].cast(pa.string()), out)
+    return out

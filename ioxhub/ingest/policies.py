@@ -1,0 +1,144 @@
+"""Policy update events -> the instruments tables of the harmonized zone.
+
+    harmonized/instruments/instrument_versions.parquet   every policy update ever accepted (full history)
+    harmonized/instruments/adoptions.parquet             per instrument and member: first adoption date
+    harmonized/instruments/instruments.parquet           per instrument: its latest state
+
+The tables are small (one row per update), so each run reads them, adds the new updates (an event id
+already present is a duplicate) and rewrites them whole: a rerun gives the same tables.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ioxhub.catalog import Catalog
+from ioxhub.contracts import codec
+from ioxhub.harmonize.countries import harmonize_country
+from ioxhub.ingest.quarantine import DeadLetters, SourceRecord
+from ioxhub.names import InvalidName, check_id, check_org
+from ioxhub.storage import ObjectStore, instruments_key
+
+POLICY = "policy_update"
+
+VERSIONS_SCHEMA = pa.schema([
+    ("event_id", pa.string()), ("instrument_id", pa.string()), ("org", pa.string()),
+    ("issuing_org", pa.string()), ("partner_orgs", pa.list_(pa.string())), ("title", pa.string()),
+    ("instrument_type", pa.string()), ("binding", pa.bool_()), ("action", pa.string()),
+    ("version", pa.string()), ("effective_date", pa.date32()), ("member_countries", pa.list_(pa.string())),
+    ("themes", pa.list_(pa.string())), ("related_indicators", pa.list_(pa.string())), ("url", pa.string()),
+    ("produced_at", pa.timestamp("ms", tz="UTC")), ("schema_version", pa.string()),
+])
+ADOPTIONS_SCHEMA = pa.schema([
+    ("instrument_id", pa.string()), ("country", pa.string()), ("adoption_date", pa.date32()),
+    ("version", pa.string()), ("event_id", pa.string()),
+])
+
+
+@dataclass
+class PolicyCounts:
+    events_applied: int = 0
+    events_duplicate: int = 0
+    instruments: int = 0
+    adoptions: int = 0
+
+
+class PolicyIngest:
+    def __init__(self, store: ObjectStore, catalog: Catalog, dead: DeadLetters):
+        self.store, self.catalog, self.dead = store, catalog, dead
+        self.rows: list[dict] = []
+        self.counts = PolicyCounts()
+
+    def add(self, record: SourceRecord, decoded: codec.Decoded) -> None:
+        rec = decoded.record
+        if decoded.name != POLICY:
+            self.dead.refuse(record, "wrong-event-type",
+                             f"{decoded.name} v{decoded.version} event on a policies topic (expected {POLICY})",
+                             org=rec.get("org"), event_id=rec.get("event_id"))
+            return
+        problem = _check(rec)
+        if problem:
+            reason, detail = problem
+            self.dead.refuse(record, reason, f"policy update {rec.get('event_id')}: {detail}",
+                             org=rec.get("org"), event_id=rec.get("event_id"))
+            return
+        members = [harmonize_country(c)[0] for c in rec["member_countries"]]
+        self.rows.append({
+            **{k: rec[k] for k in ("event_id", "instrument_id", "org", "issuing_org", "partner_orgs", "title",
+                                   "binding", "version", "effective_date", "themes", "related_indicators", "url",
+                                   "produced_at")},
+            "instrument_type": str(rec["instrument_type"]), "action": str(rec["action"]),
+            "member_countries": members, "schema_version": f"{POLICY}/v{decoded.version}",
+        })
+
+    def finish(self) -> PolicyCounts:
+        existing = self.store.read_parquet(instruments_key("instrument_versions"))
+        known = set(existing["event_id"].to_pylist()) if existing is not None else set()
+        fresh, seen = [], set()
+        for row in self.rows:
+            if row["event_id"] in known or row["event_id"] in seen:
+                self.counts.events_duplicate += 1
+            else:
+                seen.add(row["event_id"])
+                fresh.append(row)
+        self.counts.events_applied = len(fresh)
+        if not fresh:
+            return self.counts
+        new = pa.Table.from_pylist(fresh, schema=VERSIONS_SCHEMA)
+        versions = new if existing is None else pa.concat_tables([existing.cast(VERSIONS_SCHEMA), new])
+        versions = versions.sort_by([("instrument_id", "ascending"), ("effective_date", "ascending"),
+                                     ("produced_at", "ascending"), ("event_id", "ascending")])
+        adoptions = _adoptions(versions)
+        current = _current(versions)
+        self.store.put_parquet(instruments_key("instrument_versions"), versions)
+        self.store.put_parquet(instruments_key("adoptions"), adoptions)
+        self.store.put_parquet(instruments_key("instruments"), current)
+        self.counts.instruments, self.counts.adoptions = current.num_rows, adoptions.num_rows
+        orgs = sorted(set(versions["org"].to_pylist()))
+        for name, table in (("instruments.instrument_versions", versions), ("instruments.adoptions", adoptions),
+                            ("instruments.instruments", current)):
+            self.catalog.publish_snapshot(name, {
+                "kind": "harmonized", "publishers": orgs, "rows": table.num_rows,
+                "schema_version": f"{POLICY}/v{codec.get_registry().latest(POLICY).version}",
+                "coverage": {"instruments": sorted(set(versions["instrument_id"].to_pylist()))},
+                "columns": [f"{f.name}:{f.type}" for f in table.schema],
+            }, instruments_key(name.split(".", 1)[1]))
+        return self.counts
+
+
+def _check(rec: dict) -> tuple[str, str] | None:
+    try:
+        check_org(rec["org"], "org")
+        check_org(rec["issuing_org"], "issuing_org")
+        check_id(rec["instrument_id"], "instrument_id")
+    except InvalidName as exc:
+        return "bad-name", str(exc)
+    unknown = [c for c in rec["member_countries"] if harmonize_country(c)[0] is None]
+    if unknown:
+        return "unknown-country", f"field member_countries: {', '.join(map(repr, unknown))} not ISO 3166 countries"
+    return None
+
+
+def _adoptions(versions: pa.Table) -> pa.Table:
+    """First ADOPTED_BY_MEMBER date per (instrument, country); versions are sorted by date already."""
+    firsts: dict[tuple[str, str], dict] = {}
+    for row in versions.filter(pc.equal(versions["action"], "ADOPTED_BY_MEMBER")).to_pylist():
+        for country in row["member_countries"]:
+            firsts.setdefault((row["instrument_id"], country), {
+                "instrument_id": row["instrument_id"], "country": country, "adoption_date": row["effective_date"],
+                "version": row["version"], "event_id": row["event_id"]})
+    rows = sorted(firsts.values(), key=lambda r: (r["instrument_id"], r["adoption_date"], r["country"]))
+    return pa.Table.from_pylist(rows, schema=ADOPTIONS_SCHEMA)
+
+
+def _current(versions: pa.Table) -> pa.Table:
+    """The latest update of each instrument (versions sorted by instrument, date, produced_at)."""
+    latest: dict[str, dict] = {}
+    for row in versions.to_pylist():
+        latest[row["instrument_id"]] = row
+    return pa.Table.from_pylist(list(latest.values()), schema=VERSIONS_SCHEMA)
+
+

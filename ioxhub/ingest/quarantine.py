@@ -1,0 +1,98 @@
+"""The dead-letter path: refused events and observations, with their reasons.
+
+Each refusal is a `DeadLetter` record (schemas/dead_letter): written as one Avro container file per
+partition batch under quarantine/events/ (deterministic name: a rerun overwrites it) and sent to the
+hub's dead-letter topic, keyed by `topic/partition/offset/reason` so a consumer of the topic can drop
+the copies a rerun re-sends. Refused observations inside an otherwise good event are also kept as
+rows (with source file, line, field and reason) under quarantine/observations/.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections import Counter
+from dataclasses import dataclass, field
+
+import fastavro
+from typing import Any, Protocol
+
+from ioxhub.contracts import codec
+from ioxhub.contracts.registry import get_registry
+from ioxhub.kafka import make_producer
+from ioxhub.names import DEAD_LETTER_TOPIC
+from ioxhub.settings import Settings
+from ioxhub.storage import ObjectStore, quarantine_events_key
+
+
+class SourceRecord(Protocol):
+    """Where a refused event came from: a kafka-python ConsumerRecord, or a staged event's coordinates."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    headers: Any
+    value: bytes | None
+
+
+@dataclass
+class DeadLetters:
+    """Refusals collected during one run, grouped by source partition."""
+
+    letters: dict[tuple[str, int], list[dict]] = field(default_factory=dict)
+
+    def refuse(self, record: SourceRecord, reason: str, detail: str, *, org: str | None = None,
+               event_id: str | None = None, observations: int = 0, keep_payload: bool = True) -> None:
+        self.letters.setdefault((record.topic, record.partition), []).append({
+            "reason": reason,
+            "detail": detail,
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "org": org,
+            "event_id": event_id,
+            "observations": observations,
+            "headers": {k: (v or b"") for k, v in (record.headers or [])},
+            "payload": record.value if keep_payload else None,
+            "quarantined_at": dt.datetime.fromtimestamp(max(0, record.timestamp or 0) / 1000, dt.timezone.utc),
+        })
+
+    def events_by_reason(self) -> Counter:
+        """Whole events refused (observations == 0 marks a whole-event refusal)."""
+        return Counter(l["reason"] for ls in self.letters.values() for l in ls if l["observations"] == 0)
+
+    def observations_by_reason(self) -> Counter:
+        counts: Counter = Counter()
+        for ls in self.letters.values():
+            for l in ls:
+                if l["observations"]:
+                    counts[l["reason"]] += l["observations"]
+        return counts
+
+    def write(self, store: ObjectStore, settings: Settings) -> int:
+        """Write every letter to quarantine/ and the dead-letter topic; returns how many.
+
+        The object of a partition is named by the offsets of its letters: a rerun of the same batch
+        writes the same object."""
+        if not self.letters:
+            return 0
+        schema = get_registry().latest("dead_letter").parsed
+        producer = make_producer(settings)
+        try:
+            futures = []
+            for (topic, partition), letters in sorted(self.letters.items()):
+                letters.sort(key=lambda l: (l["offset"], l["reason"]))
+                first, last = letters[0]["offset"], letters[-1]["offset"]
+                sink = io.BytesIO()
+                fastavro.writer(sink, schema, letters, codec="deflate")
+                store.put_bytes(quarantine_events_key(topic, partition, first, last), sink.getvalue(), "avro/binary")
+                for letter in letters:
+                    key = f"{topic}/{partition}/{letter['offset']}/{letter['reason']}".encode()
+                    futures.append(producer.send(DEAD_LETTER_TOPIC, key=key, value=codec.encode("dead_letter", letter),
+                                                 headers=[("reason", letter["reason"].encode())]))
+            producer.flush()
+            for f in futures:
+                f.get(timeout=30)
+        finally:
+            producer.close()
+        return sum(len(ls) for ls in self.letters.values())

@@ -18,6 +18,48 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.split
 
 
 # ---------------------------------------------------------------------------------------- stack (issue 2)
+stack_app = typer.Typer(no_args_is_help=True, help="The local stack: SeaweedFS (S3), tansu (Kafka), optionally Airflow.")
+app.add_typer(stack_app, name="stack")
+
+
+@stack_app.command("up")
+def stack_up(with_airflow: bool = typer.Option(False, "--airflow", help="Also start `airflow standalone` on dags/.")) -> None:
+    """Start the local servers (durable: Kafka data lives in S3), wait until they answer, print the endpoints."""
+    from ioxhub.settings import get_settings
+    from ioxhub.stack import local
+    typer.echo("\n".join(local.up_report(local.up(get_settings(), with_airflow=with_airflow))))
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop exactly the servers `stack up` started (by pid file); data stays."""
+    from ioxhub.settings import get_settings
+    from ioxhub.stack import local
+    typer.echo("\n".join(local.down_report(local.down(get_settings()))))
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Each service: running or stopped, pid, endpoint, and a real health probe; exit 1 if one is unhealthy."""
+    from rich.console import Console
+
+    from ioxhub.settings import get_settings
+    from ioxhub.stack import local
+    states = local.status(get_settings())
+    Console(width=160).print(local.status_table(states))
+    raise typer.Exit(1 if any(s.running and s.health != "ok" for s in states) else 0)
+
+
+@stack_app.command("logs")
+def stack_logs(service: str | None = typer.Argument(None, help="seaweedfs, tansu or airflow (default: all)."),
+               lines: int = typer.Option(40, "-n", "--lines", help="How many last lines.")) -> None:
+    """The last lines of the servers' logs."""
+    from ioxhub.settings import get_settings
+    from ioxhub.stack import local
+    for name, text in local.logs(get_settings(), service, lines):
+        typer.echo(f"==> {name} <==\n{text}")
+
+
 # ---------------------------------------------------------------------------------------- provision (issue 2, 6)
 # ---------------------------------------------------------------------------------------- schemas, keys (issue 3, 6)
 schemas_app = typer.Typer(no_args_is_help=True, help="The Avro schema registry (schemas/<name>/vN.avsc).")
@@ -47,6 +89,30 @@ def schemas_check(schemas_dir: str | None = typer.Option(None, "--dir", help="Sc
 
     from ioxhub.contracts.compat import schemas_check as check
     raise typer.Exit(check(_registry(schemas_dir), Console()))
+
+
+keys_app = typer.Typer(no_args_is_help=True, help="Ed25519 signing keys of the orgs.")
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("generate")
+def keys_generate(
+    org: str = typer.Option(..., "--org", help="Org id, e.g. WCO."),
+    key_id: str | None = typer.Option(None, "--key-id", help="Key id (default: <org>-<date>-<random>)."),
+    valid_from: str | None = typer.Option(None, "--valid-from", help="ISO time the key becomes valid (default: now)."),
+) -> None:
+    """Write a new private key (owner-only) and print the public key for infra/orgs.yaml."""
+    from ioxhub.signing import generate_org_key, parse_valid_from, print_generated
+    print_generated(generate_org_key(org, key_id, valid_from=parse_valid_from(valid_from)))
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """The keys ingest trusts: infra/orgs.yaml signing_keys + the local keyring."""
+    from rich.console import Console
+
+    from ioxhub.signing import load_trust_store, trust_table
+    Console().print(trust_table(load_trust_store()))
 
 
 # ---------------------------------------------------------------------------------------- publish, samples (issue 3)

@@ -147,3 +147,11 @@ def reconcile(summary: dict) -> None:
         parts = summary["observations_harmonized"] + summary["observations_refused"] + summary["observations_duplicate"]
         if received != parts:
             raise CountsDoNotReconcile(f"observations do not reconcile: received {received} != {parts}")
+
+
+def announce_or_skip(summary: dict) -> None:
+    """Let the DAG announce its Asset only when the run changed the harmonized zone (else skip the task)."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    if not summary["events"]["applied"]:
+        raise AirflowSkipException("nothing applied: no Asset event")

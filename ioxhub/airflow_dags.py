@@ -1,0 +1,52 @@
+"""The hub's DAG definitions (imported by the thin files in dags/; this module imports airflow).
+
+- ingest_datasets / ingest_policies: every 5 minutes (no catch-up, one run at a time) or on demand,
+  one bounded ingest run (ioxhub.ingest.run.ingest); the Asset of what they feed is announced only when
+  the run applied something, so downstream DAGs run on new data, not on the clock.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG, Asset, Param, dag, task  # noqa: F401
+
+from ioxhub.assets import HARMONIZED_INSTRUMENTS, HARMONIZED_OBSERVATIONS
+
+START = datetime(2026, 1, 1)
+INGEST_OUTPUTS: dict[str, Asset] = {"datasets": HARMONIZED_OBSERVATIONS, "policies": HARMONIZED_INSTRUMENTS}
+
+
+def ingest_dag(kind: str) -> DAG:
+    """The ingest DAG of one event kind ("datasets" or "policies")."""
+
+    @dag(
+        dag_id=f"ingest_{kind}",
+        schedule=timedelta(minutes=5),
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        tags=["ioxhub", "ingest"],
+        doc_md=f"Consume the {kind} topics of every org, harmonize, write to object storage, then commit offsets.",
+        params={
+            "max_records": Param(None, type=["null", "integer"], description="Most Kafka records this run reads."),
+            "fail_before_commit": Param(False, type="boolean",
+                                        description="Fault injection (tests): fail after the writes, before the commit."),
+        },
+    )
+    def ingest_kind():
+        @task
+        def ingest(params=None, run_id=None) -> dict:
+            from ioxhub.ingest.run import ingest as run_ingest
+
+            return run_ingest(kind, max_records=params["max_records"],
+                              fail_before_commit=params["fail_before_commit"], run_id=run_id)
+
+        @task(outlets=[INGEST_OUTPUTS[kind]])
+        def announce(summary: dict) -> None:
+            from ioxhub.ingest.run import announce_or_skip
+
+            announce_or_skip(summary)
+
+        announce(ingest())
+
+    return ingest_kind()

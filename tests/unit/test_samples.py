@@ -308,3 +308,17 @@ def test_did_recovers_the_log_scale_effects(sample, indicator):
     beta, se = _twfe(unit, time, np.log(value), d)
     assert e.scale == "log" and e.effect > 0.15
     assert abs(beta - e.effect) <= e.tolerance, (beta, se)
+
+
+def test_producers_readers_read_every_file_with_its_mapping(sample):
+    from ioxhub.producers.readers import open_source
+    out, manifest = sample
+    for f in manifest.datasets():
+        source = open_source(out / f.path, f.format)
+        mapping = ColumnMapping.from_file(out / f.mapping).resolve(source.columns, f.path)
+        lines = np.concatenate([b.lines for b in source.batches(mapping.source_columns(), mapping.fields["value"].column)])
+        assert len(lines) == f.rows, f.path
+        if f.format != "sdmx-ml":
+            first = 2 if f.format in ("csv", "sdmx-csv") else 1
+            assert {b.line for b in f.bad} | set(f.duplicate_lines) <= set(lines.tolist())
+            assert lines.tolist() == list(range(first, first + f.rows)), f.path

@@ -23,13 +23,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
-import avro.errors
-import avro.schema
-from avro.compatibility import (CompatibleResult, ReaderWriterCompatibilityChecker, SchemaCompatibilityResult,
-                                SchemaCompatibilityType, SchemaIncompatibilityType as Kind,
-                                lookup_writer_field, merge)
-
 from ioxhub.contracts.registry import Registry, SchemaFileError, SchemaVersion
+from ioxhub.errors import IoxhubError
+
+try:
+    import avro.errors
+    import avro.schema
+    from avro.compatibility import (CompatibleResult, ReaderWriterCompatibilityChecker, SchemaCompatibilityResult,
+                                    SchemaCompatibilityType, SchemaIncompatibilityType as Kind,
+                                    lookup_writer_field, merge)
+except ImportError:  # pragma: no cover - depends on the installation
+    raise IoxhubError("the schema compatibility check needs the Apache Avro library: pip install avro==1.12.2") from None
 
 REMOVED_WITHOUT_DEFAULT = "removed_without_default"
 

@@ -11,6 +11,12 @@ any partner can compute it (`ioxhub schemas list` prints them). Two versions wit
 (e.g. v2 only adds docs or a default) share fingerprint and id, which is right: their wire format is the
 same. A collision between different canonical forms is refused at load.
 
+Apache Avro for Python (1.12.2) renders a logical-typed primitive (`{"type": "long", "logicalType":
+"timestamp-millis"}`) as `{"type":"long"}` in its canonical form instead of `"long"` (the spec, Java and
+fastavro), so its `Schema.fingerprint()` differs for our schemas. Such fingerprints are accepted as aliases
+on read (`alias_fingerprints`), so a partner framing single-object messages with that library is not
+refused; the hub always writes the spec fingerprint.
+
 Versions are immutable once published: the files are the contract between producers and ingest.
 """
 from __future__ import annotations
@@ -51,6 +57,7 @@ class SchemaVersion:
     canonical: str = field(repr=False)              # Parsing Canonical Form
     fingerprint: bytes                              # 8 bytes, as in the single-object header (little-endian)
     confluent_id: int
+    alias_fingerprints: tuple[bytes, ...] = ()      # other implementations' fingerprints (module docstring)
 
     @property
     def fingerprint_hex(self) -> str:
@@ -87,7 +94,21 @@ def load_schema_file(path: Path, name: str, version: int) -> SchemaVersion:
     except (SchemaParseException, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise SchemaFileError(f"{path}: not a valid Avro schema ({exc})") from None
     fp = bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO"))
-    return SchemaVersion(name, version, path, schema, parsed, canonical, fp, confluent_id_of(fp))
+    aliases = tuple(a for a in (_apache_python_fingerprint(text),) if a and a != fp)
+    return SchemaVersion(name, version, path, schema, parsed, canonical, fp, confluent_id_of(fp), aliases)
+
+
+def _apache_python_fingerprint(text: str) -> bytes | None:
+    """The fingerprint Apache Avro for Python computes (see module docstring); None without that library."""
+    try:
+        import avro.errors
+        import avro.schema
+    except ImportError:
+        return None
+    try:
+        return bytes(avro.schema.parse(text).fingerprint("CRC-64-AVRO"))
+    except (avro.errors.AvroException, ValueError, TypeError):
+        return None  # fastavro accepted the schema; compat.py reports what Apache Avro refuses
 
 
 class Registry:
@@ -114,6 +135,9 @@ class Registry:
                                           "change the schema (e.g. a field name) to get another fingerprint")
                 self._by_fp[v.fingerprint] = v
                 self._by_id[v.confluent_id] = v
+            for v in vs:
+                for alias in v.alias_fingerprints:
+                    self._by_fp.setdefault(alias, v)   # a real fingerprint always wins over an alias
 
     @classmethod
     def load(cls, schemas_dir: Path) -> "Registry":

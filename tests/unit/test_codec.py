@@ -116,3 +116,16 @@ def test_headers():
     m = codec.header_map(headers + [("ioxhub-org", b"WHO")])
     assert m == {"ioxhub-org": b"WCO", "ioxhub-schema": b"9876c3c049ccbcc4", "ioxhub-event-id": b"e1",
                  "content-type": codec.CONTENT_TYPE.encode()}
+
+
+def test_apache_avro_python_fingerprints_are_accepted_as_aliases():
+    # Apache Avro for Python renders logical-typed primitives as {"type":"long"} in its canonical form, so
+    # its fingerprint of our schemas differs from the spec's (Java, fastavro); such frames must still decode.
+    avro_schema = pytest.importorskip("avro.schema", reason="Apache avro is a dev dependency")
+    reg = Registry.load(PROJECT_ROOT / "schemas")
+    sv = reg.latest("dataset_chunk")
+    theirs = bytes(avro_schema.parse(sv.path.read_text()).fingerprint("CRC-64-AVRO"))
+    assert theirs != sv.fingerprint and sv.alias_fingerprints == (theirs,)
+    value = b"\xc3\x01" + theirs + bytes(codec.body(encode("dataset_chunk", chunk(), registry=reg)))
+    d = decode(value, registry=reg)
+    assert (d.name, d.fingerprint, d.record) == ("dataset_chunk", sv.fingerprint, chunk())

@@ -23,6 +23,10 @@ Rules (all vectorized: integer codes + numpy/pandas group-bys, no per-row Python
   only avoids double counting across HS levels or across the two dimensions; a breakdown that does not
   cover all partners/commodities gives a partial total (flagged by `source_level`). `breakdown="totals"`
   uses published totals only.
+- **Missing values.** Observations with a null value still take part in choosing the source and in
+  revisions (a revision to null withdraws a value), but the panel never holds a null: a breakdown sum
+  with a missing cell is missing (not a smaller total), missing sub-periods cover no days (so the
+  `min_coverage` rule decides), and a missing native value leaves the period out.
 - **Revisions and sources.** Repeated observations of one series and period keep the latest
   `published_at`. If two datasets give the same indicator for the same country and period, the most
   recently published one wins (`n_sources` says how many competed).
@@ -122,7 +126,6 @@ def indicator_panel(observations: TableLike, freq: str = "A", *, breakdown: str 
     if breakdown not in ("fill", "totals"):
         raise IoxhubError(f"indicator panel: breakdown must be 'fill' or 'totals', got {breakdown!r}")
     t = arrow_table(observations, OBSERVATION_COLUMNS, "observations")
-    t = t.filter(pa.compute.is_valid(t["value"]))
 
     freq_code, freq_dict = codes(t["freq"])
     freq_pos = np.array([FREQS.find(f) if isinstance(f, str) else -1 for f in freq_dict.to_pylist()], np.int64)
@@ -159,7 +162,7 @@ def indicator_panel(observations: TableLike, freq: str = "A", *, breakdown: str 
     ps = day_numbers(t["period_start"])
     pe = day_numbers(t["period_end"])
     pub = epoch_ns(t["published_at"])
-    value = t["value"].to_numpy().astype(np.float64, copy=False)
+    value = t["value"].to_numpy(zero_copy_only=False).astype(np.float64, copy=False)   # null -> NaN
     tstart = _target_start(ps, freq)
 
     # One source level per series and target period: native before aggregated, coarse before fine,
@@ -187,7 +190,10 @@ def indicator_panel(observations: TableLike, freq: str = "A", *, breakdown: str 
     # Breakdowns -> one value per series and source period (sum; flow units only by construction).
     if (level > 0).any():
         sub, n_sub = group_ids(series, ps - ps.min())
-        value = np.bincount(sub, weights=value, minlength=n_sub)
+        missing = np.isnan(value)
+        # A sum with a missing cell is not a total: it becomes missing.
+        value = np.where(np.bincount(sub, weights=missing, minlength=n_sub) > 0, np.nan,
+                         np.bincount(sub, weights=np.where(missing, 0.0, value), minlength=n_sub))
         n_src = np.bincount(sub, minlength=n_sub)
         pick = _first_per_group(sub, n_sub, pub)     # latest published cell; other fields are constant
         series, ps, pe, pub, level, freq_rank, unit_cls, row_of = (
@@ -197,18 +203,20 @@ def indicator_panel(observations: TableLike, freq: str = "A", *, breakdown: str 
 
     # Sub-periods -> the target period.
     gid, n_groups = group_ids(series)
-    sums = np.bincount(gid, weights=value, minlength=n_groups)
-    counts = np.bincount(gid, minlength=n_groups)
-    covered = np.bincount(gid, weights=(pe - ps + 1).astype(np.float64), minlength=n_groups)
+    present = ~np.isnan(value)               # missing sub-periods add nothing and cover nothing
+    sums = np.bincount(gid, weights=np.where(present, value, 0.0), minlength=n_groups)
+    counts = np.bincount(gid, weights=present, minlength=n_groups)
+    covered = np.bincount(gid, weights=np.where(present, pe - ps + 1, 0).astype(np.float64), minlength=n_groups)
     n_obs = np.bincount(gid, weights=n_src, minlength=n_groups).astype(np.int64)
     pick = _first_per_group(gid, n_groups, pub)
     src_row = row_of[pick]
     g_cls, g_level, g_rank = unit_cls[pick], level[pick], freq_rank[pick]
-    g_value = np.where(g_cls == 2, sums / counts, sums)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        g_value = np.where(counts == 0, np.nan, np.where(g_cls == 2, sums / counts, sums))
     g_start = tstart[src_row]
     g_end = _next_start(g_start, freq) - 1
     coverage = np.where(g_rank == 0, 1.0, np.minimum(covered / (g_end - g_start + 1), 1.0))
-    ok = coverage >= min_coverage
+    ok = (coverage >= min_coverage) & (counts > 0)
     if not ok.all():
         g_value, g_start, g_end, coverage, n_obs, src_row, g_level, pub_g = (
             a[ok] for a in (g_value, g_start, g_end, coverage, n_obs, src_row, g_level, pub[pick]))

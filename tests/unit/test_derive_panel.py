@@ -146,3 +146,18 @@ def test_one_frequency_per_output_is_enforced():
         panel_wide(mixed)
     with pytest.raises(IoxhubError, match="observations: missing column.*unit"):
         indicator_panel(obs.drop(columns=["unit"]), "A")
+
+
+def test_missing_values_never_become_smaller_totals():
+    obs = observations([
+        annual("W.KG", "DEU", 2024, "KG", 30.0, commodity="01"),
+        annual("W.KG", "DEU", 2024, "KG", None, commodity="02"),                   # a missing cell
+        annual("W.KG", "DEU", 2023, "KG", 30.0, commodity="01"),
+        annual("W.KG", "DEU", 2023, "KG", 40.0, commodity="02"),
+        annual("W.KG", "FRA", 2024, "KG", None),                                    # a missing total
+    ] + monthly("W.H", "ITA", 2024, "HOURS", [1.0] * 11 + [None]))
+    p = indicator_panel(obs, "A")
+    assert p[["ref_area", "year", "value"]].values.tolist() == [["DEU", 2023, 70.0]]
+    assert p["value"].notna().all()
+    loose = indicator_panel(obs, "A", min_coverage=0.9)
+    assert row(loose, "W.H", "ITA", "2024").value == 1.0 and row(loose, "W.H", "ITA", "2024").n_obs == 12

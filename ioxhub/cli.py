@@ -61,6 +61,15 @@ def stack_logs(service: str | None = typer.Argument(None, help="seaweedfs, tansu
 
 
 # ---------------------------------------------------------------------------------------- provision (issue 2, 6)
+@app.command("provision")
+def provision_cmd(dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change; change nothing.")) -> None:
+    """Apply infra/orgs.yaml (topics, bucket, storage identities, Kafka users and ACLs) idempotently."""
+    from rich.console import Console
+
+    from ioxhub.provision import provision, render_report
+    Console(width=160).print(render_report(provision(dry_run=dry_run)))
+
+
 # ---------------------------------------------------------------------------------------- schemas, keys (issue 3, 6)
 schemas_app = typer.Typer(no_args_is_help=True, help="The Avro schema registry (schemas/<name>/vN.avsc).")
 app.add_typer(schemas_app, name="schemas")

@@ -3,6 +3,7 @@
 - ingest_datasets / ingest_policies: every 5 minutes (no catch-up, one run at a time) or on demand,
   one bounded ingest run (ioxhub.ingest.run.ingest); the Asset of what they feed is announced only when
   the run applied something, so downstream DAGs run on new data, not on the clock.
+- derive_evidence: triggered by either harmonized Asset; derives the curated evidence datasets.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Asset, Param, dag, task  # noqa: F401
 
-from ioxhub.assets import HARMONIZED_INSTRUMENTS, HARMONIZED_OBSERVATIONS
+from ioxhub.assets import CURATED, HARMONIZED_INSTRUMENTS, HARMONIZED_OBSERVATIONS
 
 START = datetime(2026, 1, 1)
 INGEST_OUTPUTS: dict[str, Asset] = {"datasets": HARMONIZED_OBSERVATIONS, "policies": HARMONIZED_INSTRUMENTS}
@@ -50,3 +51,33 @@ def ingest_dag(kind: str) -> DAG:
         announce(ingest())
 
     return ingest_kind()
+
+
+def derive_dag() -> DAG:
+    """derive_evidence: runs when either harmonized Asset was updated (data-triggered, not clocked)."""
+
+    @dag(
+        dag_id="derive_evidence",
+        schedule=(HARMONIZED_OBSERVATIONS | HARMONIZED_INSTRUMENTS),
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        tags=["ioxhub", "derive"],
+        doc_md="Derive the evidence datasets (compendium, panels, impact, coverage) into curated/ snapshots.",
+        params={"force": Param(False, type="boolean", description="Derive even when the inputs did not change.")},
+    )
+    def derive_evidence():
+        @task(outlets=[CURATED])
+        def derive(params=None) -> dict:
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            from ioxhub.consumers.evidence import derive_evidence as run_derive
+
+            summary = run_derive(force=params["force"])
+            if not summary["changed"]:
+                raise AirflowSkipException(summary["reason"])
+            return summary
+
+        derive()
+
+    return derive_evidence()

@@ -46,14 +46,19 @@ class Catalog:
         keys = sorted(self.store.list("catalog/datasets/"))
         return [doc for key in keys if (doc := self.store.get_json(key)) is not None]
 
-    def publish_snapshot(self, name: str, entry: dict[str, Any], location: str) -> dict[str, Any]:
+    def next_snapshot(self, name: str) -> int:
+        """The number the next snapshot of `name` gets (to name its objects before publishing it)."""
+        return int((self.dataset(name) or {}).get("snapshot", 0)) + 1
+
+    def publish_snapshot(self, name: str, entry: dict[str, Any], location: str,
+                         snapshot: int | None = None) -> dict[str, Any]:
         """Record a new snapshot of a dataset (the last write of a change: readers switch to it atomically).
 
-        `entry` holds the descriptive fields (kind, publishers, rows, coverage, ...); the snapshot number,
-        its location and the list of earlier snapshots are maintained here.
+        `entry` holds the descriptive fields (kind, publishers, rows, coverage, ...); the snapshot number
+        (default: the next one), its location and the list of earlier snapshots are maintained here.
         """
         previous = self.dataset(name) or {}
-        snapshot = int(previous.get("snapshot", 0)) + 1
+        snapshot = snapshot or int(previous.get("snapshot", 0)) + 1
         created = _now()
         snapshots = list(previous.get("snapshots", []))
         snapshots.append({"snapshot": snapshot, "created_at": created, "location": location,

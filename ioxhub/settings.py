@@ -76,6 +76,7 @@ class Settings:
     consumer_group: str = _setting("ioxhub-ingest", "Kafka consumer group prefix of the ingest DAGs.")
     ingest_max_records: int = _setting(200_000, "Most Kafka records one ingest run consumes.")
     ingest_idle_ms: int = _setting(1500, "An ingest run stops polling after this long without records.")
+    require_signatures: bool = _setting(True, "Ingest refuses records without a valid Ed25519 signature of their org (issue 6).")
 
     # ------------------------------------------------------------------------------------------------
     @property

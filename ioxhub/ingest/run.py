@@ -3,8 +3,9 @@
 This is what the ingest DAGs call. The order of the steps is the exactly-once argument:
 
 1. raw/ gets every record as received (deterministic object names: a rerun overwrites);
-2. each record is checked (signature and org, when the trust store is on), decoded and handed to the
-   dataset or policy handler, or refused into the dead-letter path with its reason;
+2. each record's signature is verified against the trust store (unless IOXHUB_REQUIRE_SIGNATURES is
+   off), then it is decoded, its org claims checked (topic owner = header org = payload org), and handed
+   to the dataset or policy handler; or it is refused into the dead-letter path with its reason;
 3. the handler writes harmonized data, quarantine rows, the catalog, then its idempotency markers;
 4. dead letters go to quarantine/ and the dead-letter topic; the run's counts go to the catalog;
 5. only then are the offsets committed.
@@ -17,6 +18,7 @@ checks it before anything is committed.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 import time
 from collections import Counter
@@ -33,6 +35,7 @@ from ioxhub.ingest.raw import write_raw
 from ioxhub.names import org_of_topic
 from ioxhub.orgs import load_orgs
 from ioxhub.settings import Settings, get_settings
+from ioxhub.signing import SignatureError, TrustStore, load_trust_store, verify
 from ioxhub.storage import ObjectStore
 
 log = logging.getLogger("ioxhub.ingest")
@@ -64,13 +67,14 @@ def ingest(kind: Kind, settings: Settings | None = None, *, max_records: int | N
     dead = DeadLetters()
     handler = DatasetIngest(store, catalog, dead) if kind == "datasets" else PolicyIngest(store, catalog, dead)
 
+    trust = load_trust_store(settings, spec) if settings.require_signatures else None
     consumer = BatchConsumer(settings, f"{settings.consumer_group}-{kind}", topics)
     try:
         batch = consumer.poll_batch(max_records or settings.ingest_max_records, idle_ms or settings.ingest_idle_ms)
         for tp, records in sorted(batch.records.items()):
             write_raw(store, tp, records)
             for record in records:
-                decoded = _accept(record, dead)
+                decoded = _accept(record, dead, trust)
                 if decoded is not None:
                     handler.add(record, decoded)
         handled = handler.finish()
@@ -89,10 +93,17 @@ def ingest(kind: Kind, settings: Settings | None = None, *, max_records: int | N
     return summary
 
 
-def _accept(record, dead: DeadLetters) -> codec.Decoded | None:
-    """Decode a record and check its org claims; refuse it with a reason otherwise."""
+def _accept(record, dead: DeadLetters, trust: TrustStore | None) -> codec.Decoded | None:
+    """Verify a record's signature, decode it and check its org claims; refuse it with a reason otherwise."""
     headers = codec.header_map(record.headers)
     header_org = headers.get(codec.HEADER_ORG, b"").decode(errors="replace") or None
+    if trust is not None:
+        try:
+            verify(record.value or b"", record.headers, record.topic, trust,
+                   dt.datetime.fromtimestamp(max(0, record.timestamp or 0) / 1000, dt.timezone.utc))
+        except SignatureError as exc:
+            dead.refuse(record, exc.reason, f"{record.topic}[{record.partition}]@{record.offset}: {exc}", org=header_org)
+            return None
     try:
         decoded = codec.decode(record.value)
     except codec.DecodeError as exc:

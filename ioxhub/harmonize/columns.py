@@ -1,24 +1,32 @@
-"""Column plumbing shared by the harmonization rules: harmonize the unique values once, then gather.
+"""Column plumbing shared by the harmonization rules: harmonize each distinct value once, then gather.
 
-The wire format (schemas/dataset_chunk) is dictionary-encoded: a chunk carries a string table and int
-index columns (-1 = absent). Every rule therefore works on the *unique* values of a column (a few
-hundred per chunk) and expands the result to the observations with `pyarrow.compute.take`, so the cost
-per observation is one gather, never a Python call.
+The wire format (schemas/dataset_chunk) is dictionary-encoded: a chunk carries one string table shared
+by all its columns and int index columns (-1 = absent). Every rule therefore works on the distinct values
+a column uses (a few hundred per chunk) and expands the results to the observations with numpy/Arrow
+gathers, so the cost per observation is a gather, never a Python call.
 
 - `wire_column(strings, indexes)`: the wire form -> `pa.DictionaryArray` (-1 becomes null).
-- `split_unique(values)`: any string-like array -> (unique values, int32 indexes into them, null = absent).
-- `Harmonized`: what every vectorized rule returns: the harmonized column(s) and a `reason` column,
-  null where the value was harmonized or the input was absent, else the reason string.
+- `Codebook(fn, ...)`: one per rule: `fn` applied once per distinct text (per process), results kept as
+  columns; `rows(column)` -> `Rows`, per-row result ids (entries of the shared string table that only
+  other columns use are skipped), then `Rows.strings(field)` / `Rows.plain(field)` gather one field.
+
+String outputs of the rules are `dictionary<int32, string>` arrays, like their input: the dictionary
+holds the distinct harmonized strings (no nulls, no repeats: "FR", "FRA" and "France" share one entry)
+and nulls sit in the indices. Parquet stores them as dictionary pages as they are; `.dictionary_decode()`
+(or `.cast(pa.string())`) gives a plain string array. Numbers and dates are plain arrays.
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+import threading
+from typing import Callable, Generic, NamedTuple, Sequence, TypeVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 ArrayLike = pa.Array | pa.ChunkedArray
+DICT_STRING = pa.dictionary(pa.int32(), pa.string())
+R = TypeVar("R", bound=tuple)
 
 
 class Harmonized(NamedTuple):
@@ -27,7 +35,7 @@ class Harmonized(NamedTuple):
     `value`: the harmonized values, null where the input was absent or could not be harmonized.
     `reason`: null where harmonized or absent, else the reason (e.g. "unknown-country").
     Rules with several outputs (HS level, period start/end) return their own NamedTuple with the same
-    `reason` field.
+    `reason` field and `invalid` property.
     """
 
     value: pa.Array
@@ -65,11 +73,108 @@ def split_unique(values: ArrayLike) -> tuple[pa.Array, pa.Array]:
     return dictionary, values.indices.cast(pa.int32())
 
 
-def gather(unique_result: pa.Array, indexes: pa.Array) -> pa.Array:
-    """Expand a per-unique-value result to the observations (null index -> null)."""
-    return pc.take(unique_result, indexes)
+class _State:
+    """What a codebook has learnt: results by id, their string fields as codes, cached columns."""
+
+    def __init__(self, codebook: Codebook):
+        self.codebook = codebook
+        self.ids: dict[str | None, int] = {}
+        self.results: list = []
+        self.codes: dict[str, dict[str, int]] = {f: {} for f in codebook.string_fields}  # string -> code
+        self.code_lists: dict[str, list[int]] = {f: [] for f in codebook.string_fields}  # code per id
+        self.columns: dict[str, tuple] = {}
+        self.add(None)  # id 0: absent
+
+    def add(self, text: str | None) -> int:
+        result = self.codebook.fn(text)
+        self.ids[text] = len(self.results)
+        self.results.append(result)
+        for f in self.codebook.string_fields:
+            value, codes = getattr(result, f), self.codes[f]
+            self.code_lists[f].append(-1 if value is None else codes.setdefault(value, len(codes)))
+        self.columns = {}
+        return self.ids[text]
+
+    def column(self, field: str) -> tuple:
+        column = self.columns.get(field)
+        if column is None:
+            with self.codebook.lock:
+                if field in self.codebook.plain_fields:
+                    column = (pa.array([getattr(r, field) for r in self.results], self.codebook.plain_fields[field]),)
+                else:
+                    column = (np.array(self.code_lists[field], np.int32),
+                              pa.array(list(self.codes[field]), pa.string()))
+                self.columns[field] = column
+        return column
 
 
-def reasons_array(reasons: Sequence[str | None]) -> pa.Array:
-    """Per-unique-value reasons as a string array (null = no problem)."""
-    return pa.array(reasons, pa.string())
+class Rows(NamedTuple):
+    """The result id of each row of a column, and the codebook state the ids refer to."""
+
+    ids: np.ndarray  # int32
+    state: _State
+
+    def strings(self, field: str, null_where: np.ndarray | None = None) -> pa.DictionaryArray:
+        """One string field for the rows, as dictionary<int32, string> (null also where `null_where`)."""
+        codes, dictionary = self.state.column(field)
+        rows = codes[self.ids]
+        mask = rows < 0
+        if null_where is not None:
+            mask |= null_where
+        if mask.all():
+            return pa.nulls(len(rows), DICT_STRING)
+        return pa.DictionaryArray.from_arrays(pa.array(rows, pa.int32(), mask=mask if mask.any() else None),
+                                              dictionary)
+
+    def plain(self, field: str) -> pa.Array:
+        """One non-string field for the rows, as a plain array."""
+        return pc.take(self.state.column(field)[0], pa.array(self.ids, pa.int32()))
+
+    def numbers(self, field: str) -> np.ndarray:
+        """One numeric field (without nulls) for the rows, as numpy."""
+        return self.state.column(field)[0].to_numpy()[self.ids]
+
+
+class Codebook(Generic[R]):
+    """The results of one rule for every distinct text seen so far, kept as columns for gathers.
+
+    `rows(values)` gives each row the id of its result: the rule's scalar function `fn` runs once per
+    distinct text per process (id 0: absent rows), so a chunk costs one dict look-up per distinct value
+    it uses plus numpy gathers; `Rows.strings(field)` / `Rows.plain(field)` expand one field of the
+    results (a NamedTuple) to the rows. String fields come out as dictionary<int32, string> sharing one
+    dictionary (the distinct harmonized strings) across chunks. Thread-safe; past `max_size` distinct
+    texts it starts afresh (ids already handed out keep their state).
+    """
+
+    def __init__(self, fn: Callable[[str | None], R], strings: Sequence[str], plain: dict[str, pa.DataType],
+                 max_size: int = 1_000_000):
+        self.fn, self.string_fields, self.plain_fields = fn, tuple(strings), dict(plain)
+        self.max_size = max_size
+        self.lock = threading.Lock()
+        self._state = _State(self)
+
+    def reset(self) -> None:
+        """Forget every result (the next chunk recomputes what it uses)."""
+        with self.lock:
+            self._state = _State(self)
+
+    def rows(self, values: ArrayLike) -> Rows:
+        """Result ids for the rows of a string or dictionary column (0 where absent)."""
+        dictionary, indexes = split_unique(values)
+        n = len(dictionary)
+        idx = indexes.fill_null(n).to_numpy() if indexes.null_count else indexes.to_numpy()
+        used_mask = np.zeros(n + 1, bool)
+        used_mask[idx] = True
+        used = np.flatnonzero(used_mask[:n])
+        texts = (dictionary if len(used) == n else pc.take(dictionary, pa.array(used, pa.int64()))).to_pylist()
+        with self.lock:
+            if len(self._state.ids) > self.max_size:
+                self._state = _State(self)
+            state = self._state
+            found = [state.ids.get(t, -1) for t in texts]
+            if -1 in found:
+                found = [i if i >= 0 else state.ids[t] if t in state.ids else state.add(t)
+                         for i, t in zip(found, texts)]
+        table = np.zeros(n + 1, np.int32)
+        table[used] = found
+        return Rows(table[idx], state)

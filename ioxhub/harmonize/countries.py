@@ -21,7 +21,7 @@ Deliberate choices:
 - Absent input (null, empty or blank string) gives null with no reason: absence is not an error here
   (e.g. counterpart_area -1); whether a column may be absent is the caller's rule.
 
-Scalar: `harmonize_country(value) -> (iso3 | None, reason | None)`, `to_iso3(value) -> iso3 | None`.
+Scalar: `harmonize_country(value) -> Country(iso3, reason)`, `to_iso3(value) -> iso3 | None`.
 Vectorized: `to_iso3_array(values) -> Harmonized(value, reason)`, on the unique values then `take`.
 """
 from __future__ import annotations
@@ -29,11 +29,11 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from typing import NamedTuple
 
-import pyarrow as pa
 import pycountry
 
-from ioxhub.harmonize.columns import ArrayLike, Harmonized, gather, reasons_array, split_unique
+from ioxhub.harmonize.columns import ArrayLike, Codebook, Harmonized
 
 UNKNOWN = "unknown-country"
 AGGREGATE = "aggregate-area"
@@ -111,39 +111,49 @@ def _tables() -> tuple[dict[str, str], dict[str, str], frozenset[str]]:
     return codes, names, aggregates
 
 
+class Country(NamedTuple):
+    """(ISO 3166 alpha-3, None), (None, reason), or (None, None) when absent."""
+
+    iso3: str | None
+    reason: str | None
+
+
+_ABSENT = Country(None, None)
+
+
 @functools.lru_cache(maxsize=65536)
-def harmonize_country(value: str | int | None) -> tuple[str | None, str | None]:
-    """One reference area -> (ISO 3166 alpha-3, None), (None, reason), or (None, None) when absent."""
+def harmonize_country(value: str | int | None) -> Country:
+    """One reference area -> Country(alpha-3, reason); see the module docstring."""
     if value is None:
-        return None, None
+        return _ABSENT
     text = str(value).strip()
     if not text:
-        return None, None
+        return _ABSENT
     codes, names, aggregates = _tables()
     code = text.upper()
     if code.isdigit() and len(code) <= 3:
         code = code.zfill(3)
     if code in aggregates:
-        return None, AGGREGATE
+        return Country(None, AGGREGATE)
     if (iso3 := codes.get(code)) is not None:
-        return iso3, None
+        return Country(iso3, None)
     key = name_key(text)
     if (iso3 := names.get(key)) is not None:
-        return iso3, None
+        return Country(iso3, None)
     if key in aggregates:
-        return None, AGGREGATE
-    return None, UNKNOWN
+        return Country(None, AGGREGATE)
+    return Country(None, UNKNOWN)
 
 
 def to_iso3(value: str | int | None) -> str | None:
     """One reference area -> ISO 3166 alpha-3, or None when absent, unknown or an aggregate."""
-    return harmonize_country(value)[0]
+    return harmonize_country(value).iso3
+
+
+CODEBOOK = Codebook(harmonize_country, strings=("iso3", "reason"), plain={})
 
 
 def to_iso3_array(values: ArrayLike) -> Harmonized:
-    """A string or dictionary column of reference areas -> Harmonized(alpha-3 column, reason column)."""
-    dictionary, indexes = split_unique(values)
-    results = [harmonize_country(v) for v in dictionary.to_pylist()]
-    iso3 = pa.array([r[0] for r in results], pa.string())
-    reasons = reasons_array([r[1] for r in results])
-    return Harmonized(gather(iso3, indexes), gather(reasons, indexes))
+    """A string or dictionary column of reference areas -> Harmonized(alpha-3, reason), both dictionary<int32, string>."""
+    rows = CODEBOOK.rows(values)
+    return Harmonized(rows.strings("iso3"), rows.strings("reason"))

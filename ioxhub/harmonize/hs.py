@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from ioxhub.harmonize.columns import ArrayLike, gather, reasons_array, split_unique
+from ioxhub.harmonize.columns import ArrayLike, Codebook
 
 UNKNOWN = "unknown-hs-code"
 TOTAL = "TOTAL"
@@ -46,7 +46,7 @@ class HsCode(NamedTuple):
 
 
 class HsColumns(NamedTuple):
-    """Vectorized result: code (string), level (int8), chapter (string), reason (string, null = ok)."""
+    """Vectorized result: code, level (int8), chapter, reason (null = ok); strings are dictionary<int32, string>."""
 
     code: pa.Array
     level: pa.Array
@@ -109,14 +109,12 @@ def normalize_hs(value: str | int | None) -> HsCode:
 
 def normalize_hs_array(values: ArrayLike) -> HsColumns:
     """A string or dictionary column of commodity codes -> HsColumns, on the unique values then `take`."""
-    dictionary, indexes = split_unique(values)
-    results = [normalize_hs(v) for v in dictionary.to_pylist()]
-    return HsColumns(
-        code=gather(pa.array([r.code for r in results], pa.string()), indexes),
-        level=gather(pa.array([r.level for r in results], pa.int8()), indexes),
-        chapter=gather(pa.array([r.chapter for r in results], pa.string()), indexes),
-        reason=gather(reasons_array([r.reason for r in results]), indexes),
-    )
+    rows = CODEBOOK.rows(values)
+    return HsColumns(code=rows.strings("code"), level=rows.plain("level"), chapter=rows.strings("chapter"),
+                     reason=rows.strings("reason"))
+
+
+CODEBOOK = Codebook(normalize_hs, strings=("code", "chapter", "reason"), plain={"level": pa.int8()})
 
 
 def hs_section(code: str | None) -> str | None:

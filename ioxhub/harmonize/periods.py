@@ -19,7 +19,7 @@ Years are four digits. Anything else (`2024-Q5`, `2024-13`, `2024-W53` in a year
 gives nulls with no reason.
 
 Scalar: `parse_period(value) -> Period`. Vectorized: `parse_period_array(values) -> PeriodColumns`
-(freq string, start date32, end date32, label string, reason string), on the unique values then `take`.
+(freq, start date32, end date32 inclusive, label, reason), on the unique values then `take`.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 import pyarrow as pa
 
-from ioxhub.harmonize.columns import ArrayLike, gather, reasons_array, split_unique
+from ioxhub.harmonize.columns import ArrayLike, Codebook
 
 BAD = "bad-period"
 FREQUENCIES = ("A", "S", "Q", "M", "W", "D")
@@ -60,7 +60,10 @@ class Period(NamedTuple):
 
 
 class PeriodColumns(NamedTuple):
-    """Vectorized result: freq (string), start and end (date32, end inclusive), label, reason."""
+    """Vectorized result: freq, start and end (date32, end inclusive), label, reason (null = ok).
+
+    The string columns are dictionary<int32, string>.
+    """
 
     freq: pa.Array
     start: pa.Array
@@ -135,12 +138,10 @@ def parse_period(value: str | int | None) -> Period:
 
 def parse_period_array(values: ArrayLike) -> PeriodColumns:
     """A string or dictionary column of periods -> PeriodColumns, on the unique values then `take`."""
-    dictionary, indexes = split_unique(values)
-    results = [parse_period(v) for v in dictionary.to_pylist()]
-    return PeriodColumns(
-        freq=gather(pa.array([r.freq for r in results], pa.string()), indexes),
-        start=gather(pa.array([r.start for r in results], pa.date32()), indexes),
-        end=gather(pa.array([r.end for r in results], pa.date32()), indexes),
-        label=gather(pa.array([r.label for r in results], pa.string()), indexes),
-        reason=gather(reasons_array([r.reason for r in results]), indexes),
-    )
+    rows = CODEBOOK.rows(values)
+    return PeriodColumns(freq=rows.strings("freq"), start=rows.plain("start"), end=rows.plain("end"),
+                         label=rows.strings("label"), reason=rows.strings("reason"))
+
+
+CODEBOOK = Codebook(parse_period, strings=("freq", "label", "reason"),
+                    plain={"start": pa.date32(), "end": pa.date32()})

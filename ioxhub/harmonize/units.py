@@ -46,15 +46,15 @@ from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pycountry
 
-from ioxhub.harmonize.columns import ArrayLike, gather, reasons_array, split_unique
+from ioxhub.harmonize.columns import DICT_STRING, ArrayLike, Codebook
 
 UNKNOWN = "unknown-unit"
 MISSING = "missing-unit"
 BAD_MULT = "bad-unit-mult"
 MAX_UNIT_MULT = 18
+_REASON_CODE = {None: 0, MISSING: 1, UNKNOWN: 2, BAD_MULT: 3}
 
 
 class UnitFactor(NamedTuple):
@@ -65,6 +65,11 @@ class UnitFactor(NamedTuple):
     num: int
     den: int
     reason: str | None
+
+    @property
+    def reason_code(self) -> int:
+        """0 = fine, 1 = missing, 2 = unknown (codes of the vectorized path)."""
+        return _REASON_CODE[self.reason]
 
 
 # canonical unit, 10^exp10, num, den  <- accepted spellings (see the module docstring)
@@ -147,7 +152,7 @@ def normalize_value(value: float | None, unit: str | None, unit_mult: int = 0
 
 
 class UnitColumns(NamedTuple):
-    """Vectorized `canonical_unit`: unit (string), exp10 (int16), num and den (int32), reason."""
+    """Vectorized `canonical_unit`: unit, exp10 (int16), num and den (int32), reason (strings: dictionary)."""
 
     unit: pa.Array
     exp10: pa.Array
@@ -157,7 +162,7 @@ class UnitColumns(NamedTuple):
 
 
 class NormalizedValues(NamedTuple):
-    """Vectorized `normalize_value`: value (float64, canonical unit), unit (string), reason (string)."""
+    """Vectorized `normalize_value`: value (float64, canonical unit), unit, reason (strings: dictionary)."""
 
     value: pa.Array
     unit: pa.Array
@@ -170,59 +175,69 @@ class NormalizedValues(NamedTuple):
 
 def canonical_unit_array(units: ArrayLike) -> UnitColumns:
     """A string or dictionary column of units -> UnitColumns (absent units: reason "missing-unit")."""
-    dictionary, indexes = split_unique(units)
-    found = [canonical_unit(u) for u in dictionary.to_pylist()] + [canonical_unit(None)]
-    idx = indexes.fill_null(len(found) - 1)
-    return UnitColumns(
-        unit=gather(pa.array([f.unit for f in found], pa.string()), idx),
-        exp10=gather(pa.array([f.exp10 for f in found], pa.int16()), idx),
-        num=gather(pa.array([f.num for f in found], pa.int32()), idx),
-        den=gather(pa.array([f.den for f in found], pa.int32()), idx),
-        reason=gather(reasons_array([f.reason for f in found]), idx),
-    )
+    rows = CODEBOOK.rows(units)
+    return UnitColumns(unit=rows.strings("unit"), exp10=rows.plain("exp10").cast(pa.int16()),
+                       num=rows.plain("num").cast(pa.int32()), den=rows.plain("den").cast(pa.int32()),
+                       reason=rows.strings("reason"))
 
 
-_REASONS = pa.array([None, MISSING, UNKNOWN, BAD_MULT], pa.string())
-_REASON_CODE = {None: 0, MISSING: 1, UNKNOWN: 2, BAD_MULT: 3}
+_REASONS = pa.array([MISSING, UNKNOWN, BAD_MULT], pa.string())  # dictionary of the reason column (code - 1)
 
 
-def normalize_values(values: pa.Array | np.ndarray, units: ArrayLike,
+CODEBOOK = Codebook(canonical_unit, strings=("unit", "reason"),
+                    plain={"exp10": pa.int64(), "num": pa.float64(), "den": pa.float64(), "reason_code": pa.int8()})
+
+
+def _float_column(values: pa.Array | pa.ChunkedArray | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(float64 values with 0.0 where missing, present mask)."""
+    if isinstance(values, np.ndarray):
+        v = values.astype(np.float64, copy=False)
+        return v, np.ones(len(v), bool)
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    values = values.cast(pa.float64())
+    if values.null_count == 0:
+        return values.to_numpy(), np.ones(len(values), bool)
+    return values.fill_null(0.0).to_numpy(), values.is_valid().to_numpy(zero_copy_only=False)
+
+
+def normalize_values(values: pa.Array | pa.ChunkedArray | np.ndarray, units: ArrayLike,
                      unit_mult: pa.Array | np.ndarray | int = 0) -> NormalizedValues:
     """Rescale a value column to canonical units: `value x 10^unit_mult x factor(unit)`.
 
-    `values`: float64 (nulls = missing values); `units`: string or dictionary column (null = absent);
-    `unit_mult`: int column or one int for all. Units are resolved once per unique value; the rest is
-    numpy over the rows.
+    `values`: float64 (nulls = missing values; a numpy array has none); `units`: string or dictionary
+    column (null = absent); `unit_mult`: int column or one int for all. Units are resolved once per
+    distinct value; the rest is numpy over the rows. The unit and reason columns are dictionary<int32,
+    string>.
     """
-    dictionary, indexes = split_unique(units)
-    found = [canonical_unit(u) for u in dictionary.to_pylist()] + [canonical_unit(None)]
-    idx = indexes.fill_null(len(found) - 1).to_numpy(zero_copy_only=False)
-    exp10 = np.array([f.exp10 for f in found], np.int64)[idx]
-    num = np.array([f.num for f in found], np.float64)[idx]
-    den = np.array([f.den for f in found], np.float64)[idx]
-    code = np.array([_REASON_CODE[f.reason] for f in found], np.int8)[idx]
-
-    if isinstance(values, np.ndarray):
-        value_arr = pa.array(values, pa.float64(), from_pandas=False)
-    else:
-        value_arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-    present = value_arr.is_valid().to_numpy(zero_copy_only=False)
-    v = value_arr.cast(pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False)
+    rows = CODEBOOK.rows(units)
+    v, present = _float_column(values)
     if isinstance(unit_mult, (pa.Array, pa.ChunkedArray)):
         unit_mult = unit_mult.fill_null(0).to_numpy()
     mult = np.broadcast_to(np.asarray(unit_mult, dtype=np.int64), v.shape)
 
+    code = rows.numbers("reason_code")
     nothing = (code == 1) & ~present  # an absent unit on a missing value: nothing to harmonize
     code[nothing] = 0
     code[(code == 0) & ~nothing & (np.abs(mult) > MAX_UNIT_MULT)] = 3
-    e = np.clip(exp10 + mult, -MAX_UNIT_MULT * 2, MAX_UNIT_MULT * 2)
-    power = 10.0 ** np.abs(e)
-    scaled = np.where(e >= 0, v * power, v / power) * num / den
     ok = code == 0
-    unit_col = gather(pa.array([f.unit for f in found], pa.string()), pa.array(idx, pa.int32()))
-    return NormalizedValues(
-        value=pa.array(scaled, pa.float64(), mask=~(ok & present)),
-        unit=pc.if_else(pa.array(ok), unit_col, pa.scalar(None, pa.string())),
-        reason=gather(_REASONS, pa.array(code, pa.int8())),
-    )
 
+    # The same float operations as the scalar `_scale`; steps that are exact no-ops are skipped.
+    e = np.clip(rows.numbers("exp10") + mult, -40, 40)
+    scaled = v
+    if e.any():
+        power = 10.0 ** np.abs(e)
+        scaled = np.where(e >= 0, v * power, v / power)
+    num, den = rows.numbers("num"), rows.numbers("den")
+    if (num != 1).any() or (den != 1).any():
+        scaled = scaled * num / den
+    valid = ok & present
+    if code.any():
+        reason = pa.DictionaryArray.from_arrays(pa.array(code.astype(np.int32) - 1, pa.int32(), mask=ok), _REASONS)
+    else:
+        reason = pa.nulls(len(code), DICT_STRING)
+    return NormalizedValues(
+        value=pa.array(scaled, pa.float64(), mask=None if valid.all() else ~valid),
+        unit=rows.strings("unit", null_where=~ok),
+        reason=reason,
+    )

@@ -7,6 +7,7 @@ traceback.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 
@@ -140,7 +141,63 @@ def samples_generate(
 
 
 # ---------------------------------------------------------------------------------------- status (issue 4)
+@app.command("status")
+def status_cmd() -> None:
+    """The last run of each DAG with its counts, and the lag of each topic."""
+    from ioxhub.console import print_status
+    from ioxhub.status import hub_status
+
+    print_status(hub_status())
+
+
+@app.command("ingest")
+def ingest_cmd(kind: str = typer.Argument(..., help="datasets or policies"),
+               max_records: int | None = typer.Option(None, help="Most records to read (default: settings).")) -> None:
+    """Run one ingest outside Airflow (the DAGs call the same function)."""
+    from ioxhub.console import print_counts
+    from ioxhub.ingest.run import ingest
+
+    if kind not in ("datasets", "policies"):
+        raise typer.BadParameter("datasets or policies", param_hint="KIND")
+    print_counts(f"ingest {kind}", ingest(kind, max_records=max_records, run_id="cli"))
+
+
 # ---------------------------------------------------------------------------------------- datasets, pull, report (issue 5)
+@app.command("datasets")
+def datasets_cmd() -> None:
+    """The catalog: every dataset with its publishers, rows, coverage, snapshot and update time."""
+    from ioxhub.consumers.pull import list_datasets
+    from ioxhub.console import print_datasets
+
+    print_datasets(list_datasets())
+
+
+@app.command("pull")
+def pull_cmd(
+    dataset: str = typer.Argument(..., help="Dataset name (see `ioxhub datasets`)."),
+    where: list[str] = typer.Option([], "--where", help="COLUMN=VALUE filter (repeat: same column = OR, columns = AND)."),
+    columns: str | None = typer.Option(None, "--columns", help="Comma-separated columns to keep."),
+    as_of: str | None = typer.Option(None, "--as-of", help="Snapshot number or ISO date/time."),
+    fmt: str = typer.Option("csv", "--format", help="csv, parquet or json (JSON Lines)."),
+    out: Path | None = typer.Option(None, "-o", "--output", help="Output file (default: stdout for csv/json)."),
+) -> None:
+    """Pull a dataset, filtered and projected with predicate pushdown."""
+    from ioxhub.consumers.pull import pull_table, write_pull
+
+    result = pull_table(dataset, where, columns.split(",") if columns else None, as_of)
+    written = write_pull(result, fmt, out)
+    if written is not None:
+        typer.echo(f"{result.table.num_rows} rows of {dataset} snapshot {result.snapshot} -> {written} "
+                   f"(read {result.bytes_read:,} of {result.dataset_bytes:,} bytes)", err=True)
+
+
+@app.command("derive")
+def derive_cmd(force: bool = typer.Option(False, help="Derive even when inputs did not change.")) -> None:
+    """Derive the evidence datasets now (the derive_evidence DAG calls the same function)."""
+    from ioxhub.console import print_counts
+    from ioxhub.consumers.evidence import derive_evidence
+
+    print_counts("derive evidence", derive_evidence(force=force))
 # ---------------------------------------------------------------------------------------- demo (issue 5)
 
 

@@ -166,7 +166,7 @@ def ingest_cmd(kind: str = typer.Argument(..., help="datasets or policies"),
 @app.command("datasets")
 def datasets_cmd() -> None:
     """The catalog: every dataset with its publishers, rows, coverage, snapshot and update time."""
-    from ioxhub.consumers.pull import list_datasets
+    from ioxhub.consumers.access import list_datasets
     from ioxhub.console import print_datasets
 
     print_datasets(list_datasets())
@@ -182,7 +182,7 @@ def pull_cmd(
     out: Path | None = typer.Option(None, "-o", "--output", help="Output file (default: stdout for csv/json)."),
 ) -> None:
     """Pull a dataset, filtered and projected with predicate pushdown."""
-    from ioxhub.consumers.pull import pull_table, write_pull
+    from ioxhub.consumers.access import pull_table, write_pull
 
     result = pull_table(dataset, where, columns.split(",") if columns else None, as_of)
     written = write_pull(result, fmt, out)

@@ -9,7 +9,7 @@ Mapping file format (YAML or JSON; every key optional except where noted)::
     commodity: HS_CODE              # HS 2022 code (2, 4 or 6 digits; dots/spaces allowed)
     period: TIME_PERIOD             # required: SDMX period (2024, 2024-Q1, 2024-M03, 2024-03, 2024-W05, ...)
     value: OBS_VALUE                # required: a number; an empty cell = missing (null)
-    unit: {const: KG}               # required where a value is present (ingest rescales by unit)
+    unit: {const: KG}               # checked by ingest (it rescales values by unit), not here
     unit_mult: UNIT_MULT            # integer power of ten
     obs_status: OBS_STATUS          # SDMX observation status (A, E, P, ...)
     attributes:                     # free attributes: name -> column or {const: ...};
@@ -41,7 +41,7 @@ import yaml
 from ioxhub.errors import IoxhubError
 
 FIELDS = ("indicator", "ref_area", "counterpart_area", "commodity", "period", "value", "unit", "unit_mult", "obs_status")
-REQUIRED = ("indicator", "ref_area", "period", "value", "unit")
+REQUIRED = ("indicator", "ref_area", "period", "value")
 STRING_FIELDS = tuple(f for f in FIELDS if f not in ("value", "unit_mult"))
 SDMX_CONCEPTS = {
     "indicator": "INDICATOR",

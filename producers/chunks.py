@@ -1,0 +1,217 @@
+"""Size-bounded release chunks in the columnar, dictionary-encoded wire layout, and the manifest.
+
+A chunk holds up to `max_observations` rows and at most `max_bytes` of framed Avro (default 900 kB,
+under Kafka's default 1 MB `message.max.bytes` with room for headers and signature). Rows are cut in
+arrival order; the size of the previous chunk sets how many rows the next one takes, and a chunk that
+comes out too big is cut shorter and encoded again, so the bound is exact.
+
+Each chunk has its own string table: the *used* entries of every text column's dictionary (found with
+`np.bincount`, no per-row Python), de-duplicated and **sorted**, so a chunk's bytes depend only on its
+rows, not on how the reader happened to batch them; indexes are remapped with `pc.index_in` on the
+dictionaries and one numpy gather per column.
+
+Identifiers (deterministic, so republishing creates nothing new downstream):
+- `event_id` of chunk k = sha256("<org>/<dataset>/<release>/<k>"), of the manifest
+  sha256("<org>/<dataset>/<release>/manifest"), as lowercase hex;
+- `checksum` = "sha256:" + hex over the chunks' Avro bodies (no 10-byte frame) in chunk_seq order.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ioxhub.contracts import codec
+from ioxhub.contracts.registry import get_registry
+from ioxhub.producers import wire
+from ioxhub.producers.mapping import STRING_FIELDS
+from ioxhub.producers.validate import Observations
+
+DEFAULT_MAX_BYTES = 900_000
+DEFAULT_MAX_OBSERVATIONS = 250_000
+_SLACK = 0.92                 # aim under the byte bound: the next chunk's rows are estimated
+_MAX_INT = 2**31 - 1
+
+
+def chunk_event_id(org: str, dataset_id: str, release_id: str, seq: int) -> str:
+    return hashlib.sha256(f"{org}/{dataset_id}/{release_id}/{seq}".encode()).hexdigest()
+
+
+def manifest_event_id(org: str, dataset_id: str, release_id: str) -> str:
+    return hashlib.sha256(f"{org}/{dataset_id}/{release_id}/manifest".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ReleaseInfo:
+    org: str
+    dataset_id: str
+    release_id: str
+    produced_at: int            # epoch milliseconds, the same on every chunk and the manifest
+    licence: str | None = None
+    source_url: str | None = None
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class Chunk:
+    seq: int
+    event_id: str
+    value: bytes                # framed: C3 01 + fingerprint + body
+    observations: int
+
+    @property
+    def body(self) -> memoryview:
+        return memoryview(self.value)[codec.SINGLE_OBJECT_HEADER_LEN:]
+
+
+class ChunkBuilder:
+    """Feed validated observations with `add`; it yields full chunks; `finish` yields the last one."""
+
+    def __init__(self, info: ReleaseInfo, *, max_bytes: int = DEFAULT_MAX_BYTES,
+                 max_observations: int = DEFAULT_MAX_OBSERVATIONS):
+        if max_bytes < 1000 or max_observations < 1:
+            raise ValueError("chunk bounds too small")
+        self.info = info
+        self.max_bytes = max_bytes
+        self.max_observations = max_observations
+        self.frame = codec.SINGLE_OBJECT_MAGIC + get_registry().get(wire.CHUNK_SCHEMA, wire.CHUNK_SCHEMA_VERSION).fingerprint
+        self.chunk_count = 0
+        self.observation_count = 0
+        self.bytes = 0
+        self._digest = hashlib.sha256()
+        self._pending: list[Observations] = []
+        self._pending_rows = 0
+        self._target = max_observations
+
+    def add(self, observations: Observations) -> Iterator[Chunk]:
+        if len(observations):
+            self._pending.append(observations)
+            self._pending_rows += len(observations)
+        while self._pending_rows >= self._target:
+            yield self._cut(self._target)
+
+    def finish(self) -> Iterator[Chunk]:
+        while self._pending_rows:
+            yield self._cut(min(self._target, self._pending_rows))
+
+    @property
+    def checksum(self) -> str:
+        return "sha256:" + self._digest.hexdigest()
+
+    def manifest(self, rejected_at_source: int = 0) -> dict:
+        """The release manifest record (schemas/release_manifest), after `finish`."""
+        i = self.info
+        return {
+            "event_id": manifest_event_id(i.org, i.dataset_id, i.release_id), "org": i.org,
+            "dataset_id": i.dataset_id, "release_id": i.release_id, "chunk_count": self.chunk_count,
+            "observation_count": self.observation_count, "checksum": self.checksum,
+            "produced_at": i.produced_at, "title": i.title, "licence": i.licence, "source_url": i.source_url,
+            "rejected_at_source": rejected_at_source,
+        }
+
+    # ------------------------------------------------------------------------------------------------
+    def _take(self, rows: int) -> list[Observations]:
+        """The first `rows` pending rows, as pieces (without removing them)."""
+        pieces, left = [], rows
+        for obs in self._pending:
+            if left == 0:
+                break
+            piece = obs if len(obs) <= left else obs.slice(0, left)
+            pieces.append(piece)
+            left -= len(piece)
+        return pieces
+
+    def _drop(self, rows: int) -> None:
+        while rows:
+            head = self._pending[0]
+            if len(head) <= rows:
+                self._pending.pop(0)
+                rows -= len(head)
+                self._pending_rows -= len(head)
+            else:
+                self._pending[0] = head.slice(rows, len(head))
+                self._pending_rows -= rows
+                rows = 0
+
+    def _cut(self, rows: int) -> Chunk:
+        seq = self.chunk_count
+        event_id = chunk_event_id(self.info.org, self.info.dataset_id, self.info.release_id, seq)
+        while True:
+            body = encode_chunk(self.info, seq, event_id, self._take(rows))
+            size = len(body) + len(self.frame)
+            if size <= self.max_bytes or rows == 1:
+                break
+            rows = max(1, int(rows * self.max_bytes * _SLACK / size))
+        if size > self.max_bytes:
+            raise ValueError(f"one observation alone encodes to {size} bytes, over the chunk bound {self.max_bytes}")
+        self._drop(rows)
+        self._target = max(1, min(self.max_observations, int(self.max_bytes * _SLACK * rows / size)))
+        self._digest.update(body)
+        self.chunk_count += 1
+        self.observation_count += rows
+        self.bytes += size
+        return Chunk(seq, event_id, self.frame + body, rows)
+
+
+def encode_chunk(info: ReleaseInfo, seq: int, event_id: str, pieces: list[Observations]) -> bytes:
+    """The Avro body of one chunk made of `pieces` (consecutive observations)."""
+    names = list(STRING_FIELDS)
+    attr_names = list(dict.fromkeys(a for p in pieces for a in p.attributes))
+    # used dictionary entries of every text column of every piece, plus the file names
+    used: list[list[pa.Array]] = []
+    tables = []
+    for p in pieces:
+        per_piece = []
+        for col in [*(p.text[n] for n in names), *(p.attributes.get(a) for a in attr_names)]:
+            if col is None or len(col.dictionary) == 0:
+                per_piece.append(None)
+                continue
+            idx = col.indices
+            hit = np.bincount(idx[idx >= 0], minlength=len(col.dictionary)) > 0
+            per_piece.append(col.dictionary.filter(pa.array(hit)))
+        used.append(per_piece)
+        tables.extend(d for d in per_piece if d is not None)
+    tables.append(pa.array(sorted({p.file for p in pieces}), pa.string()))
+    table = pc.unique(pa.concat_arrays(tables))
+    table = table.take(pc.sort_indices(table))
+
+    def remap(col) -> np.ndarray:
+        if col is None:
+            return None
+        if len(col.dictionary) == 0:
+            return col.indices
+        positions = pc.index_in(col.dictionary, value_set=table).fill_null(-1).to_numpy(zero_copy_only=False)
+        positions = np.append(positions.astype(np.int32), np.int32(-1))   # index -1 -> -1
+        return positions[col.indices]
+
+    columns: dict[str, np.ndarray] = {}
+    for name in names:
+        columns[name] = _concat([remap(p.text[name]) for p in pieces])
+    attributes = []
+    for a in attr_names:
+        parts = [remap(p.attributes[a]) if a in p.attributes else np.full(len(p), -1, np.int32) for p in pieces]
+        attributes.append((a, _concat(parts)))
+    strings = table.to_pylist()
+    position = {s: i for i, s in enumerate(strings)}
+    file_index = {p.file: position[p.file] for p in pieces}
+    columns["source_file"] = _concat([np.full(len(p), file_index[p.file], np.int32) for p in pieces])
+    lines = _concat([p.lines for p in pieces])
+    if len(lines) and lines.max() > _MAX_INT:
+        raise ValueError("source line beyond 2**31-1")
+    columns["source_line"] = lines
+    columns["unit_mult"] = _concat([p.unit_mult for p in pieces])
+    value = np.concatenate([p.value for p in pieces]) if pieces else np.zeros(0)
+    missing = np.flatnonzero(np.concatenate([p.missing for p in pieces])) if pieces else np.zeros(0, np.int64)
+    return wire.chunk_body(
+        event_id=event_id, org=info.org, dataset_id=info.dataset_id, release_id=info.release_id,
+        chunk_seq=seq, chunk_count=None, produced_at=info.produced_at, licence=info.licence,
+        source_url=info.source_url, strings=strings, columns=columns, value=value,
+        missing_values=missing, attributes=attributes)
+
+
+def _concat(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if len(parts) != 1 else parts[0]

@@ -230,6 +230,7 @@ def _one(series: _Series, adopt: np.ndarray, adoption_dates: dict, *, instrument
                     for w in windows[sname].values() if len(w.treated) and len(w.controls))
         att = _att(stacks, len(series.countries))
         note = ("ok" if not math.isnan(att["se"]) else
+                "no adopting member" if not cohorts else
                 "no adopter with data in both windows" if att["n_treated"] == 0 else
                 "no clean control country with data" if att["n_controls"] == 0 else
                 "fewer than 2 adopters or controls: no standard error")

@@ -26,6 +26,7 @@ import json
 import os
 import secrets
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -612,6 +613,10 @@ def _provision_storage(s: Settings, spec: OrgsSpec, bucket: str, changes: list[C
             still, _ = plan_seaweed(bucket, identities, _seaweed_identities(s))
             if still:
                 raise ProvisionError("SeaweedFS did not apply: " + "; ".join(f"{c.target} {c.action}" for c in still))
+            changed = {c.target for c in id_changes}
+            for ident in identities:
+                if ident.name in changed:
+                    _wait_identity_live(s, ident, bucket)
         notes.append(f"S3 roles on SeaweedFS: {', '.join(i.name for i in identities)}; keys of roles other than hub "
                      f"are in {s.local_secrets_file}")
         return f"SeaweedFS (local, {s.s3_endpoint})"
@@ -693,8 +698,8 @@ def _minio_observe(s: Settings, madmin, identities: list[RoleIdentity], bucket: 
 
 
 def _secret_accepted(s: Settings, ident: RoleIdentity, bucket: str) -> bool:
-    """Whether MinIO accepts the expected secret of an existing user (a signed request; any answer but a
-    signature/key error means yes, e.g. AccessDenied before the policy is attached)."""
+    """Whether the S3 server accepts these keys (a signed request; any answer but a signature/key error
+    means yes, e.g. AccessDenied on a prefix the role may not list)."""
     from minio.error import S3Error
 
     from ioxhub.s3 import make_client
@@ -704,6 +709,17 @@ def _secret_accepted(s: Settings, ident: RoleIdentity, bucket: str) -> bool:
     except S3Error as exc:
         return exc.code not in ("SignatureDoesNotMatch", "InvalidAccessKeyId")
     return True
+
+
+def _wait_identity_live(s: Settings, ident: RoleIdentity, bucket: str, timeout_s: float = 15.0) -> None:
+    """The S3 gateway reloads identities from the filer about a second after `-apply`: wait until it
+    accepts the new keys, so whoever provisioned can use them at once."""
+    deadline = time.monotonic() + timeout_s
+    while not _secret_accepted(s, ident, bucket):
+        if time.monotonic() > deadline:
+            raise ProvisionError(f"the S3 gateway at {s.s3_endpoint} still refuses the keys of {ident.name!r} "
+                                 f"{timeout_s:.0f} s after they were applied")
+        time.sleep(0.25)
 
 
 def _safe(exc: BaseException, s: Settings) -> str:

@@ -30,6 +30,7 @@ from ioxhub.harmonize.columns import wire_column
 COUNTRIES = ["FRA", "DEU", "USA", "CHN", "BRA", "IND", "NGA", "KEN", "JPN", "MEX", "ZAF", "EGY", "IDN", "TUR",
              "ARG", "CAN", "AUS", "GBR", "ITA", "ESP", "KOR", "VNM", "PAK", "BGD", "ETH", "PHL", "COL", "MAR",
              "PER", "CHL"]
+WIRE = ("ref_area", "counterpart_area", "commodity", "period", "unit")
 UNITS = [("USD", 0), ("thousand USD", 0), ("USD", 6), ("KG", 0), ("T", 0), ("thousand KG", 0), ("KGM", 3)]
 
 
@@ -155,8 +156,7 @@ def main() -> None:
 
     strings = {id(c): pa.array(c["strings"], pa.string()) for c in chunks}
     rows = [
-        ("wire -> dictionary columns (x5)", rule(lambda c: [wire_column(strings[id(c)], c[k]) for k in
-                                                             ("ref_area", "counterpart_area", "commodity", "period", "unit")])),
+        ("wire -> dictionary columns (x5)", rule(lambda c: [wire_column(strings[id(c)], c[k]) for k in WIRE])),
         ("countries (ref + partner)", rule(lambda c: [countries.to_iso3_array(wire_column(strings[id(c)], c[k]))
                                                       for k in ("ref_area", "counterpart_area")])),
         ("hs", rule(lambda c: hs.normalize_hs_array(wire_column(strings[id(c)], c["commodity"])))),

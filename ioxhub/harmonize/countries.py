@@ -22,7 +22,8 @@ Deliberate choices:
   (e.g. counterpart_area -1); whether a column may be absent is the caller's rule.
 
 Scalar: `harmonize_country(value) -> Country(iso3, reason)`, `to_iso3(value) -> iso3 | None`.
-Vectorized: `to_iso3_array(values) -> Harmonized(value, reason)`, on the unique values then `take`.
+Vectorized: `to_iso3_array(values) -> Harmonized(value, reason)`: each distinct value harmonized once
+(`CODEBOOK`), then gathered; outputs are dictionary<int32, string> (see `ioxhub.harmonize.columns`).
 """
 from __future__ import annotations
 
@@ -154,6 +155,6 @@ CODEBOOK = Codebook(harmonize_country, strings=("iso3", "reason"), plain={})
 
 
 def to_iso3_array(values: ArrayLike) -> Harmonized:
-    """A string or dictionary column of reference areas -> Harmonized(alpha-3, reason), both dictionary<int32, string>."""
+    """A string or dictionary column of areas -> Harmonized(alpha-3, reason), dictionary<int32, string>."""
     rows = CODEBOOK.rows(values)
     return Harmonized(rows.strings("iso3"), rows.strings("reason"))

@@ -108,7 +108,7 @@ def normalize_hs(value: str | int | None) -> HsCode:
 
 
 def normalize_hs_array(values: ArrayLike) -> HsColumns:
-    """A string or dictionary column of commodity codes -> HsColumns, on the unique values then `take`."""
+    """A string or dictionary column of commodity codes -> HsColumns (distinct values once, then gathers)."""
     rows = CODEBOOK.rows(values)
     return HsColumns(code=rows.strings("code"), level=rows.plain("level"), chapter=rows.strings("chapter"),
                      reason=rows.strings("reason"))

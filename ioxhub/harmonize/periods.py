@@ -19,7 +19,7 @@ Years are four digits. Anything else (`2024-Q5`, `2024-13`, `2024-W53` in a year
 gives nulls with no reason.
 
 Scalar: `parse_period(value) -> Period`. Vectorized: `parse_period_array(values) -> PeriodColumns`
-(freq, start date32, end date32 inclusive, label, reason), on the unique values then `take`.
+(freq, start date32, end date32 inclusive, label, reason): each distinct value parsed once, then gathered.
 """
 from __future__ import annotations
 
@@ -137,7 +137,7 @@ def parse_period(value: str | int | None) -> Period:
 
 
 def parse_period_array(values: ArrayLike) -> PeriodColumns:
-    """A string or dictionary column of periods -> PeriodColumns, on the unique values then `take`."""
+    """A string or dictionary column of periods -> PeriodColumns (distinct values once, then gathers)."""
     rows = CODEBOOK.rows(values)
     return PeriodColumns(freq=rows.strings("freq"), start=rows.plain("start"), end=rows.plain("end"),
                          label=rows.strings("label"), reason=rows.strings("reason"))

@@ -5,7 +5,8 @@
 The hub layout is `schemas/dataset_chunk` (columnar, dictionary-encoded strings), decoded with
 `ioxhub.contracts.codec.decode` (framing, registry lookup and resolution included). The baseline is the
 row layout: one Avro record per observation inside an array, same chunk size, decoded with
-`fastavro.schemaless_reader`. Medians of --repeat runs; one core.
+`fastavro.schemaless_reader`. Medians of --repeat interleaved runs; one core. A third line decodes the
+hub's bodies with bare fastavro, to show what the codec (framing, registry lookup) adds.
 """
 from __future__ import annotations
 
@@ -87,13 +88,15 @@ def row_decode(value: bytes) -> dict:
     return fastavro.schemaless_reader(io.BytesIO(value), ROW_SCHEMA, return_record_name=False)
 
 
-def timed(fn: Callable[[], object], repeat: int) -> float:
-    times = []
+def timed(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
+    """Median seconds of each function; repetitions are interleaved so a busy machine skews all alike."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def main() -> None:
@@ -110,10 +113,16 @@ def main() -> None:
 
     hub_values = [codec.encode("dataset_chunk", c) for c in chunks]
     row_values = [row_encode(r) for r in rows]
-    t_hub_enc = timed(lambda: [codec.encode("dataset_chunk", c) for c in chunks], args.repeat)
-    t_row_enc = timed(lambda: [row_encode(r) for r in rows], args.repeat)
-    t_hub_dec = timed(lambda: [codec.decode(v) for v in hub_values], args.repeat)
-    t_row_dec = timed(lambda: [row_decode(v) for v in row_values], args.repeat)
+    writer = get_registry().latest("dataset_chunk").parsed
+    t = timed({
+        "hub_enc": lambda: [codec.encode("dataset_chunk", c) for c in chunks],
+        "row_enc": lambda: [row_encode(r) for r in rows],
+        "hub_dec": lambda: [codec.decode(v) for v in hub_values],
+        "bare_dec": lambda: [fastavro.schemaless_reader(io.BytesIO(v[10:]), writer, None) for v in hub_values],
+        "row_dec": lambda: [row_decode(v) for v in row_values],
+    }, args.repeat)
+    t_hub_enc, t_row_enc, t_hub_dec, t_bare_dec, t_row_dec = (
+        t[k] for k in ("hub_enc", "row_enc", "hub_dec", "bare_dec", "row_dec"))
     assert sum(len(codec.decode(v).record["value"]) for v in hub_values) == n
 
     hub_bytes, row_bytes = sum(map(len, hub_values)), sum(map(len, row_values))
@@ -121,6 +130,8 @@ def main() -> None:
     print(f"{'layout':<34}{'bytes/obs':>10}{'encode obs/s':>15}{'decode obs/s':>15}")
     print(f"{'row (array of records), fastavro':<34}{row_bytes / n:>10.1f}{n / t_row_enc:>15,.0f}{n / t_row_dec:>15,.0f}")
     print(f"{'hub dataset_chunk, codec':<34}{hub_bytes / n:>10.1f}{n / t_hub_enc:>15,.0f}{n / t_hub_dec:>15,.0f}")
+    print(f"{'hub dataset_chunk, bare fastavro':<34}{'':>10}{'':>15}{n / t_bare_dec:>15,.0f}"
+          f"   (codec framing+lookup overhead: {100 * (t_hub_dec / t_bare_dec - 1):+.0f}%)")
     ratio = t_row_dec / t_hub_dec
     print(f"decode speed-up hub / row: {ratio:.1f}x (issue 7 target >= 3x: {'met' if ratio >= 3 else 'NOT met'})")
 

@@ -148,6 +148,12 @@ def record_headers(org: str, fingerprint: bytes, event_id: str) -> list[tuple[st
     ]
 
 
+def encode_event(name: str, record: dict[str, Any], *, registry: Registry | None = None) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """Value and identifying headers of an event whose record carries `org` and `event_id` (then sign them)."""
+    value = encode(name, record, registry=registry)
+    return value, record_headers(record["org"], value[2:SINGLE_OBJECT_HEADER_LEN], record["event_id"])
+
+
 def header_map(headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str, bytes]:
     """Kafka headers (a list of pairs, as kafka-python gives them) as a dict; the first of a name wins."""
     out: dict[str, bytes] = {}

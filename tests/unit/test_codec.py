@@ -129,3 +129,11 @@ def test_apache_avro_python_fingerprints_are_accepted_as_aliases():
     value = b"\xc3\x01" + theirs + bytes(codec.body(encode("dataset_chunk", chunk(), registry=reg)))
     d = decode(value, registry=reg)
     assert (d.name, d.fingerprint, d.record) == ("dataset_chunk", sv.fingerprint, chunk())
+
+
+def test_encode_event_gives_value_and_identifying_headers():
+    reg = Registry.load(PROJECT_ROOT / "schemas")
+    value, headers = codec.encode_event("dataset_chunk", chunk(), registry=reg)
+    assert decode(value, registry=reg).record == chunk()
+    assert codec.header_map(headers) == codec.header_map(
+        codec.record_headers("WCO", reg.latest("dataset_chunk").fingerprint, "e1"))

@@ -182,3 +182,17 @@ def get_settings() -> Settings:
 def reset_settings_cache() -> None:
     """Forget the cached settings (tests, or after the local stack generated its secrets)."""
     get_settings.cache_clear()
+
+
+def reference_markdown() -> str:
+    """The configuration reference table of README.md (a test keeps the two identical)."""
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    for f in dataclasses.fields(Settings):
+        default = f.default
+        if isinstance(default, Path):
+            default = default.relative_to(PROJECT_ROOT) if default.is_absolute() and default.is_relative_to(PROJECT_ROOT) else default
+        shown = "–" if default is None else f"`{str(default).lower() if isinstance(default, bool) else default}`"
+        secret = " (secret)" if f.metadata["secret"] else ""
+        lines.append(f"| `{env_name(f.name)}` | {shown} | {f.metadata['help']}{secret} |")
+    lines.append(f"| `{ENV_PREFIX}CONFIG` | `ioxhub.toml` if present | A TOML file with any of the settings above (keys: the names without the prefix, lower case). |")
+    return "\n".join(lines)

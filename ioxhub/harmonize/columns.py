@@ -147,7 +147,7 @@ class Codebook(Generic[R]):
     """
 
     def __init__(self, fn: Callable[[str | None], R], strings: Sequence[str], plain: dict[str, pa.DataType],
-                 max_size: int = 1_000_000):
+                 max_size: int = 100_000):
         self.fn, self.string_fields, self.plain_fields = fn, tuple(strings), dict(plain)
         self.max_size = max_size
         self.lock = threading.Lock()

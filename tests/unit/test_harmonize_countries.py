@@ -112,3 +112,10 @@ def test_vectorized_empty_and_all_null():
     result = to_iso3_array(pa.array([None, None]))
     assert result.value.to_pylist() == [None, None]
     assert result.reason.to_pylist() == [None, None]
+
+
+def test_vectorized_accepts_numeric_columns():
+    result = to_iso3_array(pa.array([4, 840, None, 0], pa.int64()))
+    assert result.value.to_pylist() == ["AFG", "USA", None, None]
+    assert result.reason.to_pylist() == [None, None, None, AGGREGATE]
+    assert result.value.type == pa.dictionary(pa.int32(), pa.string())

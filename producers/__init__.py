@@ -1,1 +1,10 @@
-"""Producer SDK: read partner files, validate, chunk, sign and publish to Kafka."""
+"""Producer SDK: read partner files, validate, chunk, sign and publish to Kafka.
+
+    from ioxhub.producers import publish_dataset, publish_policy
+    summary = publish_dataset("WCO", "WCO-HAZWASTE", ["seizures.csv"], "seizures.csv.mapping.yaml")
+    summary.exit_code   # 1 when rows were rejected (see summary.rejects_path)
+"""
+from ioxhub.producers.mapping import ColumnMapping
+from ioxhub.producers.publish import PublishError, PublishSummary, publish_dataset, publish_policy
+
+__all__ = ["ColumnMapping", "PublishError", "PublishSummary", "publish_dataset", "publish_policy"]

@@ -140,6 +140,42 @@ def samples_generate(
     generate_and_report(out_dir, seed, scale)
 
 
+publish_app = typer.Typer(no_args_is_help=True, help="Publish datasets and policy updates to the org's Kafka topics.")
+app.add_typer(publish_app, name="publish")
+
+
+@publish_app.command("dataset")
+def publish_dataset_cmd(
+        files: list[str] = typer.Argument(..., help="Data files of one release (CSV, JSON Lines, SDMX-CSV, SDMX-ML 2.1)."),
+        org: str = typer.Option(..., "--org", help="Publishing org id, e.g. WCO."),
+        dataset: str = typer.Option(..., "--dataset", help="Dataset id, e.g. WCO-HAZWASTE-SEIZURES."),
+        fmt: str | None = typer.Option(None, "--format", help="csv, jsonl, sdmx-csv or sdmx-ml (default: from the extension)."),
+        mapping: str | None = typer.Option(None, "--mapping", help="Column mapping file, YAML or JSON (default: FILE.mapping.yaml if present)."),
+        maps: list[str] = typer.Option([], "--map", help="FIELD=COLUMN (fields: indicator, ref_area, counterpart_area, commodity, period, value, unit, unit_mult, obs_status, attributes.NAME)."),
+        consts: list[str] = typer.Option([], "--const", help="FIELD=VALUE for every row."),
+        defaults: list[str] = typer.Option([], "--default", help="FIELD=VALUE where the cell is empty."),
+        strict: bool = typer.Option(False, "--strict", help="Refuse the whole release if any row is rejected (nothing sent)."),
+        rejects: str | None = typer.Option(None, "--rejects", help="Rejects CSV (default: FILE.rejects.csv)."),
+        release_id: str | None = typer.Option(None, "--release-id", help="Name the release (default: a hash of its content)."),
+) -> None:
+    """Validate, chunk and send one dataset release; exit 1 if any row was rejected."""
+    from ioxhub.producers.console import run_publish_dataset
+    raise typer.Exit(run_publish_dataset(org, dataset, files, fmt=fmt, mapping_file=mapping, maps=maps, consts=consts,
+                                         defaults=defaults, strict=strict, rejects=rejects, release_id=release_id))
+
+
+@publish_app.command("policy")
+def publish_policy_cmd(
+        file: str = typer.Argument(..., help="YAML or JSON file: one policy update or a list of them."),
+        org: str = typer.Option(..., "--org", help="Publishing org id, e.g. WCO."),
+        strict: bool = typer.Option(False, "--strict", help="Refuse the whole file if any update is invalid."),
+        rejects: str | None = typer.Option(None, "--rejects", help="Rejects CSV (default: FILE.rejects.csv)."),
+) -> None:
+    """Validate and send policy updates; exit 1 if any update was rejected."""
+    from ioxhub.producers.console import run_publish_policy
+    raise typer.Exit(run_publish_policy(org, file, strict=strict, rejects=rejects))
+
+
 # ---------------------------------------------------------------------------------------- status (issue 4)
 @app.command("status")
 def status_cmd() -> None:

@@ -111,20 +111,21 @@ class _State:
 class Rows(NamedTuple):
     """The result id of each row of a column, and the codebook state the ids refer to."""
 
-    ids: np.ndarray  # int32
+    ids: np.ndarray       # int32, one per row
+    distinct: np.ndarray  # the distinct ids among them (a superset is fine): decides the fast paths
     state: _State
 
     def strings(self, field: str, null_where: np.ndarray | None = None) -> pa.DictionaryArray:
         """One string field for the rows, as dictionary<int32, string> (null also where `null_where`)."""
         codes, dictionary = self.state.column(field)
+        nulls = codes[self.distinct] < 0
+        if nulls.all():
+            return pa.nulls(len(self.ids), DICT_STRING)
         rows = codes[self.ids]
-        mask = rows < 0
-        if null_where is not None:
-            mask |= null_where
-        if mask.all():
-            return pa.nulls(len(rows), DICT_STRING)
-        return pa.DictionaryArray.from_arrays(pa.array(rows, pa.int32(), mask=mask if mask.any() else None),
-                                              dictionary)
+        mask = rows < 0 if nulls.any() else None
+        if null_where is not None and null_where.any():
+            mask = null_where if mask is None else mask | null_where
+        return pa.DictionaryArray.from_arrays(pa.array(rows, pa.int32(), mask=mask), dictionary)
 
     def plain(self, field: str) -> pa.Array:
         """One non-string field for the rows, as a plain array."""
@@ -177,4 +178,5 @@ class Codebook(Generic[R]):
                          for i, t in zip(found, texts)]
         table = np.zeros(n + 1, np.int32)
         table[used] = found
-        return Rows(table[idx], state)
+        distinct = np.array(found + [0] if indexes.null_count else found, np.int32)
+        return Rows(table[idx], distinct, state)

@@ -15,12 +15,13 @@ Canonical units and the spellings accepted for them (any case; blanks and `_` se
 | PERSONS   | PERSON(S), PEOPLE, PAX, PASSENGER(S)                                     | 1          |
 | DOSES     | DOSE(S)                                                                  | 1          |
 | HOURS     | HOUR(S), H, HR, HRS, HUR                                                 | 1          |
-| HOURS     | DAY(S), D, DAYS                                                          | 24         |
+| HOURS     | DAY(S), D                                                                | 24         |
 | HOURS     | MINUTE(S), MIN, MINS                                                     | 1/60       |
 | PERCENT   | PERCENT, PER CENT, PC, PCT, %                                            | 1          |
 | TEU       | TEU, TEUS, TWENTY-FOOT EQUIVALENT UNIT(S)                                | 1          |
 | INDEX     | INDEX, IX, IDX (index points)                                            | 1          |
 
+ISO 4217 codes win over look-alikes: `KGS` is the Kyrgyzstani som, not kilograms.
 Durations are harmonized to HOURS (one unit per quantity, as mass to KG) so clearance times published in
 days and in hours compare directly; a day is 24 hours (calendar time, not working days).
 
@@ -29,10 +30,11 @@ A scale word before or after any accepted unit multiplies it: THOUSAND(S), '000,
 and parentheses are ignored: `thousand KG`, `1000 KG`, `USD million`, `thousands of USD`, `USD (thousands)`.
 
 Reasons (value null): "unknown-unit" (unit not in the table), "missing-unit" (unit absent on a present
-value), "bad-unit-mult" (unit_mult outside -18..18). A missing value stays null without reason.
+value), "bad-unit-mult" (unit_mult outside -18..18). A missing value stays null; it carries a reason only
+for an unknown unit or a bad multiplier, never for an absent unit.
 Arithmetic: 10^e is exact in float64 for |e| <= 22, negative powers divide (x / 1000, not x * 0.001) and
-fractional factors are `x * num / den`, so results are correctly rounded and identical in the scalar and
-the vectorized path.
+fractional factors are `x * num / den`: each step is one correctly rounded operation, and the scalar and
+the vectorized path give bit-identical results (tested).
 
 Scalar: `canonical_unit(unit) -> UnitFactor`, `normalize_value(value, unit, unit_mult) -> (value, unit,
 reason)`. Vectorized: `canonical_unit_array(units) -> UnitColumns`,

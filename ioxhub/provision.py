@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ioxhub.errors import IoxhubError
-from ioxhub.orgs import OrgsSpec, RoleSpec, TopicSpec, WHOLE_BUCKET, load_orgs
+from ioxhub.orgs import WHOLE_BUCKET, OrgsSpec, RoleSpec, load_orgs
 from ioxhub.settings import Settings, get_settings
 
 KAFKA_USERS_FILE = "kafka-users.json"

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import os
 import shutil
+import signal
 import sys
 import urllib.request
 from pathlib import Path
@@ -57,6 +58,8 @@ def ioxhub_env(settings: Settings) -> dict[str, str]:
 def airflow_env(settings: Settings, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The full environment of a local Airflow process."""
     env = dict(os.environ if base is None else base)
+    # `airflow standalone` starts its components as `airflow ...` from PATH: this environment's first.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.update(ioxhub_env(settings))
     env.update(airflow_config(settings))
     return env
@@ -75,11 +78,18 @@ def url(settings: Settings) -> str:
     return f"http://127.0.0.1:{settings.airflow_port}"
 
 
+def ports(settings: Settings) -> list[Port]:
+    return [Port(settings.airflow_port, "IOXHUB_AIRFLOW_PORT")]
+
+
 def spec(settings: Settings) -> ServiceSpec:
     binary = process.check_binary(NAME, airflow_binary(), PACKAGE)
     return ServiceSpec(name=NAME, argv=[binary, "standalone"], env=airflow_env(settings),
-                       ports=[Port(settings.airflow_port, "IOXHUB_AIRFLOW_PORT")], cwd=settings.data_dir,
-                       package=PACKAGE, stop_grace=20.0, extra={"endpoint": url(settings)})
+                       ports=ports(settings), cwd=settings.data_dir,
+                       package=PACKAGE, extra={"endpoint": url(settings)},
+                       # SIGINT is how `airflow standalone` shuts down: it terminates its components, which
+                       # stop their own workers (SIGTERM to the whole tree leaves the scheduler waiting).
+                       stop_signal=signal.SIGINT, stop_grace=30.0)
 
 
 def probe(settings: Settings) -> dict:
@@ -101,5 +111,4 @@ def start(settings: Settings) -> process.PidRecord:
 
 
 def stop(settings: Settings) -> int | None:
-    # `airflow standalone` and its scheduler/api-server/dag-processor/triggerer stop on SIGTERM.
-    return process.stop(settings.data_dir, NAME, grace=20.0)
+    return process.stop(settings.data_dir, NAME)

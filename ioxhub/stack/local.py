@@ -15,6 +15,7 @@ from ioxhub.stack.process import StackError
 from ioxhub.stack.tansu import Storage
 
 SERVICES = (seaweedfs.NAME, tansu.NAME, airflow.NAME)
+PORTS = {seaweedfs.NAME: seaweedfs.ports, tansu.NAME: tansu.ports, airflow.NAME: airflow.ports}
 
 
 @dataclass(frozen=True)
@@ -45,13 +46,13 @@ def up(settings: Settings, *, with_airflow: bool = False, broker_storage: Storag
     """Start what is not running yet and wait until each answers; on failure stop what this call started."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     started: list[str] = []
-    already: list[str] = []
     wanted = [seaweedfs.NAME, tansu.NAME] + ([airflow.NAME] if with_airflow else [])
+    missing = [name for name in wanted if not process.running(settings.data_dir, name)]
+    already = [name for name in wanted if name not in missing]
+    for name in missing:  # every port before any start: a taken one fails fast and starts nothing
+        process.check_ports(name, PORTS[name](settings))
     try:
-        for name in wanted:
-            if process.running(settings.data_dir, name):
-                already.append(name)
-                continue
+        for name in missing:
             if name == seaweedfs.NAME:
                 seaweedfs.start(settings)
                 settings = with_stack_keys(settings)
@@ -127,3 +128,35 @@ def logs(settings: Settings, service: str | None, lines: int) -> list[tuple[str,
             raise StackError(f"{name} has no log yet ({path}); start it with `ioxhub stack up`")
     return out
 
+
+
+# ------------------------------------------------------------------------------------ what to print
+def up_report(result: UpResult) -> list[str]:
+    """What `ioxhub stack up` prints: what it did, the endpoints, where the keys are (never their values)."""
+    s = result.settings
+    lines = [f"{name}: already running" for name in result.already_running]
+    lines += [f"{name}: started" for name in result.started]
+    lines += [
+        f"Kafka bootstrap:  {tansu.bootstrap_address(s)}",
+        f"S3 endpoint:      http://{s.s3_endpoint}  (bucket {s.bucket})",
+        f"S3 keys:          {s.local_secrets_file}  (hub: s3_access_key/s3_secret_key, admin: s3_admin_*; "
+        f"ioxhub commands read them from there)",
+        f"data, logs, pids: {s.data_dir}",
+    ]
+    if process.running(s.data_dir, airflow.NAME):
+        lines += [f"Airflow UI:       {airflow.url(s)}  (user admin, password in {airflow.passwords_file(s)})"]
+    return lines
+
+
+def down_report(stopped: dict[str, int | None]) -> list[str]:
+    return [f"{name}: stopped (pid {pid})" if pid else f"{name}: was not running" for name, pid in stopped.items()]
+
+
+def status_table(states: list[ServiceState]):
+    from rich.table import Table
+
+    table = Table("service", "state", "pid", "endpoint", "health")
+    for st in states:
+        table.add_row(st.name, "running" if st.running else "stopped", str(st.pid or "-"), st.endpoint,
+                      st.health if st.running else "-")
+    return table

@@ -8,6 +8,7 @@ psutil reads /proc portably and gives the process tree (airflow standalone forks
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -23,6 +24,9 @@ from typing import Callable, Mapping
 import psutil
 
 from ioxhub.errors import IoxhubError
+
+
+ORPHAN_GRACE_S = 2.0  # after the server exited, how long the rest of its session may take
 
 
 class StackError(IoxhubError):
@@ -52,19 +56,22 @@ class ServiceSpec:
 
 @dataclass(frozen=True)
 class PidRecord:
+    """What the pid file holds: which process, and how to stop it."""
     pid: int
     create_time: float
     cmdline: list[str]
-    extra: dict
+    stop_signal: int = signal.SIGTERM
+    stop_grace: float = 10.0
+    extra: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps({"pid": self.pid, "create_time": self.create_time, "cmdline": self.cmdline,
-                           "extra": self.extra}, indent=1)
+        return json.dumps(dataclasses.asdict(self), indent=1)
 
     @classmethod
     def from_json(cls, text: str) -> "PidRecord":
         raw = json.loads(text)
-        return cls(int(raw["pid"]), float(raw["create_time"]), [str(a) for a in raw["cmdline"]], dict(raw.get("extra") or {}))
+        return cls(int(raw["pid"]), float(raw["create_time"]), [str(a) for a in raw["cmdline"]],
+                   int(raw["stop_signal"]), float(raw["stop_grace"]), dict(raw.get("extra") or {}))
 
 
 def log_path(data_dir: Path, name: str) -> Path:
@@ -81,7 +88,7 @@ def read_record(data_dir: Path, name: str) -> PidRecord | None:
         return PidRecord.from_json(path.read_text())
     except FileNotFoundError:
         return None
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):  # ValueError covers bad JSON
         raise StackError(f"{path}: not a pid file written by ioxhub; remove it if no server of ours is running") from None
 
 
@@ -177,7 +184,7 @@ def start(spec: ServiceSpec, data_dir: Path) -> PidRecord:
                                 start_new_session=True, close_fds=True)
     ps = psutil.Process(proc.pid)
     # The command line as the kernel reports it (a script's shebang interpreter comes first).
-    record = PidRecord(proc.pid, ps.create_time(), ps.cmdline(), dict(spec.extra))
+    record = PidRecord(proc.pid, ps.create_time(), ps.cmdline(), int(spec.stop_signal), spec.stop_grace, dict(spec.extra))
     tmp = pid_path(data_dir, spec.name).with_suffix(".tmp")
     tmp.write_text(record.to_json())
     tmp.replace(pid_path(data_dir, spec.name))
@@ -213,7 +220,7 @@ def wait_ready(spec: ServiceSpec, record: PidRecord, data_dir: Path, probe: Call
         except Exception as exc:  # any failure of the probe means "not ready yet"
             last = exc
         if time.monotonic() > deadline:
-            stop(data_dir, spec.name, grace=2.0)
+            stop(data_dir, spec.name)
             raise StackError(f"{spec.name} did not become ready within {timeout:.0f} s (last probe error: {last}); "
                              f"last lines of {log_path(data_dir, spec.name)}:\n{tail(log_path(data_dir, spec.name))}")
         time.sleep(interval)
@@ -223,31 +230,64 @@ def remove_record(data_dir: Path, name: str) -> None:
     pid_path(data_dir, name).unlink(missing_ok=True)
 
 
-def stop(data_dir: Path, name: str, *, sig: int = signal.SIGTERM, grace: float = 10.0) -> int | None:
-    """Stop the recorded server of `name` and its child processes; returns its pid, None if not running.
+def stop(data_dir: Path, name: str) -> int | None:
+    """Stop the recorded server of `name` and every process of its session; returns its pid, None if none ran.
 
-    Sends `sig` to the process tree, then SIGKILL to what is left after `grace` seconds. The pid file
-    is removed in every case (a stale one describes nothing that runs).
+    The recorded stop signal goes to the server itself (it stops its own children its own way); whatever
+    of its session is left after the recorded grace gets SIGKILL. The pid file is removed in every case.
     """
     record = read_record(data_dir, name)
-    proc = live_process(record)
-    if proc is None:
+    if record is None:
+        return None
+    sig, grace = record.stop_signal, record.stop_grace
+    leader = live_process(record)
+    members = session_members(record, leader)
+    if not members:
         remove_record(data_dir, name)
         return None
-    try:
-        tree = [proc, *proc.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        tree = [proc]
-    _signal_all(tree, sig)
-    alive = _wait_gone(tree, grace if sig != signal.SIGKILL else 5.0)
-    if alive:
-        _signal_all(alive, signal.SIGKILL)
-        alive = _wait_gone(alive, 5.0)
+    if leader is not None and sig != signal.SIGKILL:
+        _signal_all([leader], sig)
+        # Wait for the server itself; once it has exited, what is left of its session is orphaned.
+        _wait_gone([leader], grace)
+        _wait_gone(members, ORPHAN_GRACE_S)
+    alive = [p for p in session_members(record, leader) if _is_alive(p)]
+    _signal_all(alive, signal.SIGKILL)
+    alive = _wait_gone(alive, 5.0)
     _children.pop(record.pid, None)
     if alive:
         raise StackError(f"{name}: processes {[p.pid for p in alive]} survived SIGKILL")
     remove_record(data_dir, name)
     return record.pid
+
+
+def session_members(record: PidRecord, leader: psutil.Process | None) -> list[psutil.Process]:
+    """The live processes of the session a recorded server leads, plus its descendants.
+
+    Each server is started as the leader of a new session, so the session id is its pid. If the leader
+    is gone (or a zombie) but members remain, the pid cannot have been reused (Linux keeps a pid while it
+    names a live session), so they are ours. If another process now has that pid, nothing is ours.
+    """
+    sid = record.pid
+    if leader is None and psutil.pid_exists(sid):
+        try:
+            other = psutil.Process(sid)
+            if other.status() != psutil.STATUS_ZOMBIE or abs(other.create_time() - record.create_time) >= 0.05:
+                return []
+        except psutil.Error:
+            pass
+    members = {leader.pid: leader} if leader is not None else {}
+    if leader is not None:
+        try:
+            members.update((p.pid, p) for p in leader.children(recursive=True))
+        except psutil.Error:
+            pass
+    for p in psutil.process_iter():
+        try:
+            if p.pid not in members and os.getsid(p.pid) == sid:
+                members[p.pid] = p
+        except (OSError, psutil.Error):
+            continue
+    return [p for p in members.values() if _is_alive(p)]
 
 
 def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:

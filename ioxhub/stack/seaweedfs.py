@@ -173,7 +173,7 @@ def start(settings: Settings) -> process.PidRecord:
 
 def stop(settings: Settings) -> int | None:
     record = process.read_record(settings.data_dir, NAME)
-    pid = process.stop(settings.data_dir, NAME, sig=signal.SIGKILL, grace=0.0)
+    pid = process.stop(settings.data_dir, NAME)
     if pid is not None and record is not None:
         remove_stale_sockets(record.cmdline)
     return pid

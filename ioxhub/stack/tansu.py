@@ -43,6 +43,10 @@ def bootstrap_port(settings: Settings) -> int:
     return loopback_port(first, "IOXHUB_KAFKA_BOOTSTRAP")
 
 
+def bootstrap_address(settings: Settings) -> str:
+    return f"127.0.0.1:{bootstrap_port(settings)}"
+
+
 def command(settings: Settings, binary: str, storage: Storage) -> list[str]:
     url = f"tcp://127.0.0.1:{bootstrap_port(settings)}"
     engine = f"s3://{settings.broker_bucket}/" if storage == "s3" else "memory://tansu/"
@@ -60,10 +64,14 @@ def environment(settings: Settings, storage: Storage, keys: dict[str, str] | Non
     return env
 
 
+def ports(settings: Settings) -> list[Port]:
+    return [Port(bootstrap_port(settings), "IOXHUB_KAFKA_BOOTSTRAP")]
+
+
 def spec(settings: Settings, storage: Storage, keys: dict[str, str] | None = None) -> ServiceSpec:
     binary = process.check_binary(NAME, tansu_binary(), PACKAGE)
     port = bootstrap_port(settings)
-    return ServiceSpec(name=NAME, argv=command(settings, binary, storage), ports=[Port(port, "IOXHUB_KAFKA_BOOTSTRAP")],
+    return ServiceSpec(name=NAME, argv=command(settings, binary, storage), ports=ports(settings),
                        env=environment(settings, storage, keys), package=PACKAGE, stop_grace=5.0,
                        extra={"endpoint": f"127.0.0.1:{port}", "storage": storage})
 
@@ -86,5 +94,5 @@ def start(settings: Settings, storage: Storage, keys: dict[str, str] | None = No
 
 
 def stop(settings: Settings) -> int | None:
-    return process.stop(settings.data_dir, NAME, grace=5.0)
+    return process.stop(settings.data_dir, NAME)
 

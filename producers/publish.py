@@ -38,6 +38,7 @@ import json
 import queue
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -49,7 +50,7 @@ from ioxhub import names
 from ioxhub.contracts import codec
 from ioxhub.contracts.registry import get_registry
 from ioxhub.errors import IoxhubError
-from ioxhub.harmonize import countries
+from ioxhub.harmonize import countries, hs
 from ioxhub.producers import rejects as rejects_mod
 from ioxhub.producers.chunks import DEFAULT_MAX_BYTES, DEFAULT_MAX_OBSERVATIONS, Chunk, ChunkBuilder, ReleaseInfo
 from ioxhub.producers.mapping import ColumnMapping
@@ -124,26 +125,34 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
     summary = PublishSummary("dataset", org, topic, [str(p) for p in paths], dataset_id=dataset_id,
                              mapping=column_mapping.origin, strict=strict,
                              rejects_path=Path(rejects_path) if rejects_path else _default_rejects_path(paths[0]))
-    release_id = release_id or compute_release_id(org, dataset_id, sources, column_mapping,
-                                                  (max_chunk_bytes, max_chunk_observations))
-    summary.release_id = release_id
-    ledger = _Ledger(settings, org, dataset_id, release_id)
-    info = ReleaseInfo(org, dataset_id, release_id, ledger.produced_at(), licence=column_mapping.licence,
-                       source_url=column_mapping.source_url, title=column_mapping.title)
-    total_bytes = sum(s.size for s in sources)
-
-    with rejects_mod.RejectsWriter(summary.rejects_path) as rejected, _progress(progress, total_bytes) as bar:
-        if strict:
-            _validate_only(sources, resolved, rejected, summary, bar)
-            if rejected.rows:
-                _finish_rejects(summary, rejected)
-                summary.notes.append("strict: the release was refused, nothing was sent")
-                summary.seconds = time.perf_counter() - started
-                return summary
-            summary.rows_read = 0
-            bar.reset()
-        builder = ChunkBuilder(info, max_bytes=max_chunk_bytes, max_observations=max_chunk_observations)
-        with _Sender(settings, topic, org) as sender:
+    total_bytes = summary.bytes_read = sum(s.size for s in sources)
+    # Overlap the slow starts: the Kafka connection (~0.2 s of round trips) and the first blocks of
+    # parsing run in background threads while the files are hashed for the release id.
+    background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ioxhub-publish")
+    connecting = background.submit(_Sender, settings, topic, org)
+    background.submit(warm_up)
+    batches = None if strict else _Prefetched(_batches(sources, resolved), depth=2)
+    sender: _Sender | None = None
+    try:
+        release_id = release_id or compute_release_id(org, dataset_id, sources, column_mapping,
+                                                      (max_chunk_bytes, max_chunk_observations))
+        summary.release_id = release_id
+        ledger = _Ledger(settings, org, dataset_id, release_id)
+        info = ReleaseInfo(org, dataset_id, release_id, ledger.produced_at(), licence=column_mapping.licence,
+                           source_url=column_mapping.source_url, title=column_mapping.title)
+        with rejects_mod.RejectsWriter(summary.rejects_path) as rejected, _progress(progress, total_bytes) as bar:
+            if strict:
+                _validate_only(_Prefetched(_batches(sources, resolved), depth=2), rejected, summary, bar)
+                if rejected.rows:
+                    _finish_rejects(summary, rejected)
+                    summary.notes.append("strict: the release was refused, nothing was sent")
+                    summary.seconds = time.perf_counter() - started
+                    return summary
+                summary.rows_read = 0
+                bar.reset()
+                batches = _Prefetched(_batches(sources, resolved), depth=2)
+            builder = ChunkBuilder(info, max_bytes=max_chunk_bytes, max_observations=max_chunk_observations)
+            sender = connecting.result()
             summary.signed_by = sender.key_id
             key = f"{org}/{dataset_id}".encode()
             chunk_fp = builder.frame[2:]
@@ -152,7 +161,7 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
                 sender.send(key, chunk.value, chunk.event_id, chunk_fp)
                 summary.event_ids.append(chunk.event_id)
 
-            for src, resolved_mapping, batch in _batches(sources, resolved):
+            for src, resolved_mapping, batch in batches:
                 checked = validate_batch(batch, resolved_mapping, src.path.name, nan_is_missing=src.nan_is_missing)
                 summary.rows_read += len(batch.lines) + (batch.rejects.num_rows if batch.rejects is not None else 0)
                 if checked.rejects is not None:
@@ -174,10 +183,19 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
                 sender.settle()
                 summary.sent = True
                 summary.bytes_sent = builder.bytes + len(value)
-        summary.rows_sent = builder.observation_count
-        summary.chunks = builder.chunk_count
-        summary.bytes_read = total_bytes
-        _finish_rejects(summary, rejected)
+            summary.rows_sent = builder.observation_count
+            summary.chunks = builder.chunk_count
+            _finish_rejects(summary, rejected)
+    finally:
+        if batches is not None:
+            batches.close()
+        if sender is None and connecting.done() and connecting.exception() is None:
+            sender = connecting.result()
+        elif sender is None:
+            connecting.add_done_callback(lambda f: f.exception() is None and f.result().close())
+        if sender is not None:
+            sender.close()
+        background.shutdown(wait=False)
     if summary.sent:
         previous = ledger.completed()
         if previous:
@@ -186,6 +204,12 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
         ledger.complete()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def warm_up() -> None:
+    """Load the code lists validation needs (HS 2022 nomenclature, ISO 3166 tables) ahead of use."""
+    hs._nomenclature()
+    countries._tables()
 
 
 def compute_release_id(org: str, dataset_id: str, sources: Sequence[SourceFile], mapping: ColumnMapping,
@@ -219,12 +243,10 @@ def _default_rejects_path(first_file: Path) -> Path:
 
 def _batches(sources: Sequence[SourceFile], resolved: Sequence[ColumnMapping]
              ) -> Iterator[tuple[SourceFile, ColumnMapping, SourceBatch]]:
-    """Every batch of every file, read one block ahead in a background thread."""
-    def produce() -> Iterator[tuple[SourceFile, ColumnMapping, SourceBatch]]:
-        for src, m in zip(sources, resolved):
-            for batch in src.batches(m.source_columns(), _value_column(m)):
-                yield src, m, batch
-    return _prefetch(produce(), depth=2)
+    """Every batch of every file, in order."""
+    for src, m in zip(sources, resolved):
+        for batch in src.batches(m.source_columns(), _value_column(m)):
+            yield src, m, batch
 
 
 def _value_column(m: ColumnMapping) -> str | None:
@@ -239,43 +261,60 @@ def _value_column(m: ColumnMapping) -> str | None:
 _DONE = object()
 
 
-def _prefetch(items: Iterator, depth: int) -> Iterator:
-    """Run `items` in a daemon thread, `depth` items ahead; errors are re-raised in the consumer."""
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+class _Prefetched:
+    """Iterate `items` in a daemon thread started at once, `depth` items ahead (pyarrow parses without
+    the GIL, so reading overlaps the consumer's work); errors are re-raised in the consumer."""
 
-    def run() -> None:
+    def __init__(self, items: Iterator, depth: int):
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(items,), name="ioxhub-reader", daemon=True)
+        self._thread.start()
+
+    def _run(self, items: Iterator) -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not self._put(item):
                     return
-            q.put(_DONE)
+            self._put(_DONE)
         except BaseException as exc:  # handed to the consumer, which raises it
-            q.put(exc)
+            self._put(exc)
 
-    worker = threading.Thread(target=run, name="ioxhub-reader", daemon=True)
-    worker.start()
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> "_Prefetched":
+        return self
+
+    def __next__(self):
+        item = self._queue.get()
+        if item is _DONE:
+            self._queue.put(_DONE)
+            raise StopIteration
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+def _validate_only(batches: "_Prefetched", rejected, summary, bar) -> None:
     try:
-        while True:
-            item = q.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+        _validate_all(batches, rejected, summary, bar)
     finally:
-        stop.set()
-        worker.join(timeout=5)
+        batches.close()
 
 
-def _validate_only(sources, resolved, rejected, summary, bar) -> None:
-    for src, m, batch in _batches(sources, resolved):
+def _validate_all(batches, rejected, summary, bar) -> None:
+    for src, m, batch in batches:
         checked = validate_batch(batch, m, src.path.name, nan_is_missing=src.nan_is_missing)
         summary.rows_read += len(batch.lines) + (batch.rejects.num_rows if batch.rejects is not None else 0)
         if checked.rejects is not None:
@@ -549,11 +588,14 @@ class _Sender:
                                    "nothing is visible downstream until the release is published again") from None
         self._pending.clear()
 
+    def close(self) -> None:
+        self.producer.close(timeout=10)
+
     def __enter__(self) -> "_Sender":
         return self
 
     def __exit__(self, *exc) -> None:
-        self.producer.close(timeout=10)
+        self.close()
 
 
 def _signer(org: str, settings: Settings):

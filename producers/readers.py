@@ -107,9 +107,10 @@ class SourceFile:
         with open(self.path, "rb") as fh:
             fh.seek(self._data_offset)
             for block, consumed in _record_blocks(fh, self.block_size):
+                newlines = block.count(b"\n")
                 table, invalid = self._parse_csv_block(block, line, columns, value_column)
-                lines, refused = _csv_lines(block, line, table.num_rows, invalid, self.name)
-                line += block.count(b"\n")
+                lines, refused = _csv_lines(block, newlines, line, table.num_rows, invalid, self.name)
+                line += newlines
                 yield SourceBatch(table, lines, refused, self._data_offset + consumed)
 
     def _parse_csv_block(self, block: bytes, first_line: int, columns: list[str], value_column: str | None
@@ -293,7 +294,7 @@ def _record_blocks(fh: BinaryIO, size: int) -> Iterator[tuple[bytes, int]]:
             return
         buf = rest + data if rest else data
         cut = buf.rfind(b"\n") + 1
-        quotes = buf.count(b'"', 0, cut)
+        quotes = buf.count(b'"', 0, cut) if b'"' in buf else 0
         while cut > 0 and quotes % 2:
             prev = buf.rfind(b"\n", 0, cut - 1) + 1
             quotes -= buf.count(b'"', prev, cut)
@@ -307,10 +308,10 @@ def _record_blocks(fh: BinaryIO, size: int) -> Iterator[tuple[bytes, int]]:
         yield buf[:cut], consumed - len(rest)
 
 
-def _csv_lines(block: bytes, first_line: int, n_rows: int, invalid: list[tuple[int, int, str]], file: str
-               ) -> tuple[np.ndarray, pa.Table | None]:
+def _csv_lines(block: bytes, newlines: int, first_line: int, n_rows: int, invalid: list[tuple[int, int, str]],
+               file: str) -> tuple[np.ndarray, pa.Table | None]:
     """The line of each parsed row of a block, and the rows pyarrow skipped as malformed (as rejects)."""
-    records = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+    records = newlines + (0 if block.endswith(b"\n") else 1)
     if not invalid and records == n_rows:
         return np.arange(first_line, first_line + n_rows, dtype=np.int64), None
     # Exact path: find record boundaries (newlines outside quotes), drop empty records (pyarrow ignores

@@ -150,7 +150,7 @@ def _dict_column(table: pa.Table, source: Source | None, n: int, default: str | 
         dictionary = col.dictionary
         if not pa.types.is_string(dictionary.type):
             dictionary = dictionary.cast(pa.string())
-        indices = col.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+        indices = _indices(col.indices)
         blank = pc.equal(pc.utf8_trim_whitespace(dictionary), "").to_numpy(zero_copy_only=False)
         if blank.any():
             drop = np.flatnonzero(blank)
@@ -163,6 +163,16 @@ def _dict_column(table: pa.Table, source: Source | None, n: int, default: str | 
             base = DictColumn(pa.concat_arrays([base.dictionary, pa.array([default], pa.string())]),
                               np.where(absent, position, base.indices).astype(np.int32))
     return base
+
+
+def _indices(indices: pa.Array) -> np.ndarray:
+    """Dictionary indexes as a writable int32 numpy array, -1 where null."""
+    out = indices.cast(pa.int32()) if indices.type != pa.int32() else indices
+    if out.null_count == 0:
+        return out.to_numpy(zero_copy_only=False).copy() if out.offset else np.array(out.to_numpy(), copy=True)
+    values = np.frombuffer(out.buffers()[1], dtype=np.int32, count=len(out) + out.offset)[out.offset:].copy()
+    values[out.is_null().to_numpy(zero_copy_only=False)] = -1
+    return values
 
 
 def _values(table: pa.Table, source: Source, n: int, nan_is_missing: bool

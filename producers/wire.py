@@ -18,33 +18,38 @@ import numpy as np
 
 CHUNK_SCHEMA = "dataset_chunk"
 CHUNK_SCHEMA_VERSION = 1
-_SHIFTS = np.arange(0, 70, 7, dtype=np.uint64)
-
-
-def zigzag(values: np.ndarray) -> np.ndarray:
-    v = np.asarray(values, dtype=np.int64)
-    return ((v << 1) ^ (v >> 63)).view(np.uint64)
 
 
 def varints(values: np.ndarray) -> bytes:
-    """Zigzag varints of a signed integer array, concatenated (Avro int/long encoding)."""
-    z = zigzag(values)
-    if len(z) == 0:
+    """Zigzag varints of a signed integer array, concatenated (Avro int/long encoding).
+
+    Vectorized: an (n, width) byte matrix holds every 7-bit group with its continuation bit, and one
+    boolean-mask compaction keeps each value's needed bytes in row order.
+    """
+    v = np.asarray(values)
+    if len(v) == 0:
         return b""
+    if v.dtype.kind not in "iu":
+        v = v.astype(np.int64)
+    if v.dtype.itemsize <= 4 or (-2**31 <= int(v.min()) and int(v.max()) < 2**31):
+        v32 = v.astype(np.int32, copy=False)
+        z = ((v32 << 1) ^ (v32 >> 31)).view(np.uint32)
+    else:
+        v64 = v.astype(np.int64, copy=False)
+        z = ((v64 << 1) ^ (v64 >> 63)).view(np.uint64)
     top = int(z.max())
     if top < 0x80:
         return z.astype(np.uint8).tobytes()
     width = (top.bit_length() + 6) // 7
-    shifts = _SHIFTS[:width]
-    groups = ((z[:, None] >> shifts) & np.uint64(0x7F)).astype(np.uint8)
-    # bytes needed per value: 1 + number of 7-bit groups above the first that are still non-zero
-    length = np.ones(len(z), dtype=np.int64)
-    for k in range(1, width):
-        length += z >= (np.uint64(1) << np.uint64(7 * k))
-    used = np.arange(width) < length[:, None]
-    more = np.arange(width) < (length - 1)[:, None]
-    groups[more] |= 0x80
-    return groups[used].tobytes()
+    groups = np.empty((len(z), width), dtype=np.uint8)
+    keep = np.empty((len(z), width), dtype=bool)
+    keep[:, 0] = True
+    for k in range(width):
+        more = (z >> (7 * (k + 1))) != 0
+        groups[:, k] = ((z >> (7 * k)) & 0x7F) | (more.astype(np.uint8) << 7)
+        if k + 1 < width:
+            keep[:, k + 1] = more
+    return groups[keep].tobytes()
 
 
 def long(value: int) -> bytes:

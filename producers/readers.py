@@ -144,7 +144,7 @@ class SourceFile:
                     types[value_column] = pa.string()   # some value is not a number: validation reports it
                     continue
                 if "UTF8" in message or "UTF-8" in message:
-                    raise SourceError(f"{self.name}: {_utf8_error(block, first_line)}; CSV must be UTF-8 text "
+                    raise SourceError(f"{self.name}: {_utf8_error(block, first_line)}; CSV text must be UTF-8 "
                                       f"(convert it, e.g. iconv -f latin1 -t utf-8)") from None
                 last = first_line + block.count(b"\n")
                 raise SourceError(f"{self.name}: lines {first_line}-{last}: not readable as CSV ({message})") from None
@@ -191,6 +191,9 @@ def open_source(path: str | Path, fmt: str | None = None, *, block_size: int = D
     expected = {"csv": "CSV text", "sdmx-csv": "SDMX-CSV text", "jsonl": "JSON Lines", "sdmx-ml": "an SDMX-ML 2.1 XML message"}[fmt]
     if looks == "empty":
         raise SourceError(f"{path}: the file is empty (expected {expected})")
+    if looks == "not-utf8":
+        raise SourceError(f"{path}: {_utf8_error(head, 1)}; {expected} must be UTF-8 "
+                          f"(convert it, e.g. iconv -f latin1 -t utf-8)")
     wanted = {"csv": "text", "sdmx-csv": "text", "jsonl": "JSON", "sdmx-ml": "XML"}[fmt]
     if looks != wanted:
         raise SourceError(f"{path}: expected {expected}, but the file looks like {_DESCRIBE[looks]}")
@@ -212,7 +215,8 @@ def _looks_like(head: bytes) -> str:
         text = head.decode("utf-8")
     except UnicodeDecodeError as exc:
         if exc.start < len(head) - 4:   # not just a character cut at the end of the sample
-            return "binary"
+            control = sum(b < 9 or 13 < b < 32 for b in head[:4096])
+            return "binary" if control > 8 else "not-utf8"
         text = head[:exc.start].decode("utf-8")
     text = text.lstrip("\ufeff \t\r\n")
     if not text:

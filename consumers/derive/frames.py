@@ -70,24 +70,60 @@ def decode(idx: np.ndarray, dictionary: pa.Array) -> pa.Array:
     return pc.take(dictionary, pa.array(idx, pa.int32(), mask=idx < 0))
 
 
-def group_ids(*keys: np.ndarray) -> tuple[np.ndarray, int]:
-    """Dense group ids (0..n-1, first-seen order) for rows keyed by several non-negative int arrays.
+def _compact(combined: np.ndarray, size: int, limit: int) -> tuple[np.ndarray, int]:
+    """Dense ids (in key order) for int64 keys in [0, size): a bincount when the range is small, else a hash."""
+    if size <= limit:
+        present = np.bincount(combined, minlength=size) > 0
+        remap = np.cumsum(present) - 1
+        return remap[combined], int(present.sum())
+    ids, uniques = pd.factorize(combined)
+    return ids.astype(np.int64, copy=False), len(uniques)
 
-    Keys are combined into one int64 per row (re-compacted with a hash factorize whenever the next
-    multiplication could overflow), so a multi-column group-by costs one or two hash passes.
+
+def group_ids(*keys: np.ndarray) -> tuple[np.ndarray, int]:
+    """Dense group ids (0..n-1) for rows keyed by several non-negative int arrays.
+
+    Keys are combined into one int64 per row; whenever the combined range would exceed a few times the
+    row count, it is compacted first (a bincount over the range, or a hash factorize for huge ranges),
+    so a multi-column group-by costs a few linear passes and rarely a hash.
     """
-    combined = np.zeros(len(keys[0]), dtype=np.int64)
+    n = len(keys[0])
+    limit = max(4 * n, 1 << 20)
+    combined = np.zeros(n, dtype=np.int64)
     size = 1
     for key in keys:
         key = np.asarray(key, dtype=np.int64)
-        span = int(key.max()) + 1 if len(key) else 1
-        if size * span >= 2**62:
-            combined, uniques = pd.factorize(combined)
-            size = len(uniques)
+        span = int(key.max()) + 1 if n else 1
+        if size * span > limit and size > 1:
+            combined, size = _compact(combined, size, limit)
         combined = combined * span + key
         size *= span
-    ids, uniques = pd.factorize(combined)
-    return ids.astype(np.int64, copy=False), len(uniques)
+    return _compact(combined, size, limit)
+
+
+def latest_per_group(gid: np.ndarray, n_groups: int, order: np.ndarray, *tiebreaks: np.ndarray) -> np.ndarray:
+    """Row index of the largest `order` value in each group (gid dense: every id has rows); ties go
+    to the largest of each `tiebreaks` array in turn (no NaN), then to the last row."""
+    candidates = None                                # None = every row (no gather on the first pass)
+    for key in (order, *tiebreaks):
+        g, k = (gid, key) if candidates is None else (gid[candidates], key[candidates])
+        low = np.iinfo(key.dtype).min if key.dtype.kind in "iu" else -np.inf
+        top = np.full(n_groups, low, dtype=key.dtype)
+        np.maximum.at(top, g, k)
+        hit = np.flatnonzero(k == top[g])
+        candidates = hit if candidates is None else candidates[hit]
+        if len(candidates) == n_groups:              # one candidate per group: no tie left
+            break
+    pick = np.full(n_groups, -1, dtype=np.int64)
+    np.maximum.at(pick, gid[candidates], candidates)
+    return pick
+
+
+def string_rank(idx: np.ndarray, dictionary: pa.Array) -> np.ndarray:
+    """For codes from `codes`, the rank of their string in sorted order (null -> -1)."""
+    names = np.asarray(dictionary.to_pylist(), dtype=object)
+    ranks = np.append(np.argsort(np.argsort(names, kind="stable")), -1)
+    return ranks[idx]
 
 
 def day_numbers(column: pa.ChunkedArray | pa.Array) -> np.ndarray:

@@ -29,7 +29,9 @@ Rules (all vectorized: integer codes + numpy/pandas group-bys, no per-row Python
   `min_coverage` rule decides), and a missing native value leaves the period out.
 - **Revisions and sources.** Repeated observations of one series and period keep the latest
   `published_at`. If two datasets give the same indicator for the same country and period, the most
-  recently published one wins (`n_sources` says how many competed).
+  recently published one wins (`n_sources` says how many competed). Ties in `published_at` go to the
+  greater (dataset_id, release_id), then (conflicting values in one release) to the greater value,
+  so the output never depends on the input's row order.
 
 Provenance columns: org (publisher), dataset_id, release_id, schema_version, published_at (of the most
 recently published contributing observation), unit, source_freq, source_level, n_obs, coverage.
@@ -44,7 +46,7 @@ import pyarrow as pa
 
 from ioxhub.errors import IoxhubError
 
-from .frames import TableLike, arrow_table, codes, day_numbers, decode, epoch_ns, group_ids
+from .frames import TableLike, arrow_table, codes, day_numbers, decode, epoch_ns, group_ids, latest_per_group, string_rank
 
 log = logging.getLogger(__name__)
 
@@ -65,24 +67,6 @@ OBSERVATION_COLUMNS = ("org", "dataset_id", "release_id", "schema_version", "ind
 LONG_COLUMNS = ["indicator", "ref_area", "freq", "period", "period_start", "period_end", "year", "value",
                 "unit", "org", "dataset_id", "release_id", "schema_version", "published_at", "source_freq",
                 "source_level", "n_obs", "coverage", "n_sources"]
-
-
-def _target_start(days: np.ndarray, freq: str) -> np.ndarray:
-    """First day (days since epoch) of the `freq` period holding each day."""
-    d = days.astype("datetime64[D]")
-    if freq == "A":
-        return d.astype("datetime64[Y]").astype("datetime64[D]").astype(np.int64)
-    months = d.astype("datetime64[M]").astype(np.int64)
-    step = {"S": 6, "Q": 3, "M": 1}[freq]
-    return (months - months % step).astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
-
-
-def _next_start(starts: np.ndarray, freq: str) -> np.ndarray:
-    d = starts.astype("datetime64[D]")
-    if freq == "A":
-        return (d.astype("datetime64[Y]") + 1).astype("datetime64[D]").astype(np.int64)
-    step = {"S": 6, "Q": 3, "M": 1}[freq]
-    return (d.astype("datetime64[M]") + step).astype("datetime64[D]").astype(np.int64)
 
 
 def period_labels(starts: np.ndarray, freq: str) -> np.ndarray:
@@ -108,11 +92,45 @@ def _unit_class(units: pa.Array) -> np.ndarray:
     return np.array([1 if u in FLOW_UNITS else 2 if u in RATE_UNITS else 0 for u in names], dtype=np.int8)
 
 
-def _first_per_group(gid: np.ndarray, n: int, order_key: np.ndarray) -> np.ndarray:
-    """Row index of the max `order_key` in each group (ties: the later row)."""
-    order = np.lexsort((order_key, gid))
-    last = np.r_[np.flatnonzero(np.diff(gid[order])), len(order) - 1] if len(order) else order
-    return order[last]
+_MONTHS = {"A": 12, "S": 6, "Q": 3, "M": 1}
+
+
+def _ordinal_start(ordinals: np.ndarray, freq: str) -> np.ndarray:
+    """First day (days since epoch) of the target periods numbered `ordinals` (see `_periods`)."""
+    return (ordinals * _MONTHS[freq]).astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
+
+
+def _periods(ps: np.ndarray, freq: str, freq_rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(target period ordinal, position inside it) of each source period starting on day `ps`.
+
+    Ordinal: months since 1970-01 // months per target period. Position: month offset for S/Q/M
+    sources, 12 + day offset for W/D sources, so key ranges stay small and the two never collide.
+    One calendar conversion (days -> months) for the whole column.
+    """
+    months = ps.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+    tord = months // _MONTHS[freq]
+    sub = months - tord * _MONTHS[freq]
+    day_based = freq_rank + FREQS.index(freq) > FREQS.index("M")
+    if day_based.any():
+        sub = np.where(day_based, 12 + ps - _ordinal_start(tord, freq), sub)
+    return tord, sub
+
+
+def _aggregate(series: np.ndarray, n_series: int, use: np.ndarray, value: np.ndarray, ps: np.ndarray,
+               pe: np.ndarray, n_src: np.ndarray, fields: dict) -> dict:
+    """Per series: sum, count and covered days of the used, present values, observations used, and
+    the `fields` of its latest published used row."""
+    present = use & ~np.isnan(value)             # missing sub-periods add nothing and cover nothing
+    out = {
+        "sums": np.bincount(series, weights=np.where(present, value, 0.0), minlength=n_series),
+        "counts": np.bincount(series, weights=present, minlength=n_series),
+        "covered": np.bincount(series, weights=np.where(present, pe - ps + 1, 0).astype(np.float64),
+                               minlength=n_series),
+        "n_obs": np.bincount(series, weights=np.where(use, n_src, 0.0), minlength=n_series),
+    }
+    pick = latest_per_group(series, n_series, np.where(use, fields["pub"], np.iinfo(np.int64).min), fields["tb"])
+    out.update({k: v[pick] for k, v in fields.items()})
+    return out
 
 
 def indicator_panel(observations: TableLike, freq: str = "A", *, breakdown: str = "fill",
@@ -126,145 +144,140 @@ def indicator_panel(observations: TableLike, freq: str = "A", *, breakdown: str 
     if breakdown not in ("fill", "totals"):
         raise IoxhubError(f"indicator panel: breakdown must be 'fill' or 'totals', got {breakdown!r}")
     t = arrow_table(observations, OBSERVATION_COLUMNS, "observations")
+    col = {name: codes(t[name]) for name in ("freq", "unit", "counterpart_area", "commodity", "org", "dataset_id",
+                                             "indicator", "ref_area", "release_id", "schema_version")}
+    freq_code, freq_dict = col["freq"]
+    freq_pos = np.array([FREQS.find(f) if isinstance(f, str) else -1 for f in freq_dict.to_pylist()] + [-1], np.int64)
+    freq_rank = freq_pos[freq_code] - FREQS.index(freq)           # code -1 (null) hits the trailing -1
+    unit_code, unit_dict = col["unit"]
+    unit_cls = np.append(_unit_class(unit_dict), 0)[unit_code]
+    cm_dict = col["commodity"][1]
+    cm_len = np.array([len(c) for c in cm_dict.to_pylist()] + [0], np.int64)[col["commodity"][0]]
+    level = (col["counterpart_area"][0] >= 0).astype(np.int64) * 2 + (col["commodity"][0] >= 0)
 
-    freq_code, freq_dict = codes(t["freq"])
-    freq_pos = np.array([FREQS.find(f) if isinstance(f, str) else -1 for f in freq_dict.to_pylist()], np.int64)
-    src_pos = np.where(freq_code >= 0, freq_pos[freq_code], -1)
-    target_pos = FREQS.index(freq)
-    unit_code, unit_dict = codes(t["unit"])
-    unit_cls = np.where(unit_code >= 0, _unit_class(unit_dict)[unit_code], 0)
-    cp_code, cp_dict = codes(t["counterpart_area"])
-    cm_code, cm_dict = codes(t["commodity"])
-    cm_len_dict = np.array([len(c) for c in cm_dict.to_pylist()] or [0], np.int64)
-    level = (cp_code >= 0).astype(np.int64) * 2 + (cm_code >= 0)
-
-    freq_rank = src_pos - target_pos
     keep = (freq_rank >= 0) & ((freq_rank == 0) | (unit_cls > 0)) & ((level == 0) | (unit_cls == 1))
     if breakdown == "totals":
         keep &= level == 0
-    dropped_units = sorted({unit_dict[int(u)].as_py() for u in np.unique(unit_code[(freq_rank > 0) & (unit_cls == 0)])
-                            if u >= 0})
-    if dropped_units:
+    unknown = np.unique(unit_code[(freq_rank > 0) & (unit_cls == 0) & (unit_code >= 0)])
+    if len(unknown):
         log.warning("indicator panel: units %s have no aggregation rule; their sub-%s observations are not used",
-                    dropped_units, freq)
-    rows = np.flatnonzero(keep)
-    t = t.take(pa.array(rows))
-    freq_rank, unit_code, unit_cls, cp_code, cm_code, level = (
-        a[rows] for a in (freq_rank, unit_code, unit_cls, cp_code, cm_code, level))
-    cm_len = np.where(cm_code >= 0, cm_len_dict[np.maximum(cm_code, 0)], 0)
+                    sorted(unit_dict.take(pa.array(unknown)).to_pylist()), freq)
+    rows = None if keep.all() else np.flatnonzero(keep)
 
-    org, org_dict = codes(t["org"])
-    ds, ds_dict = codes(t["dataset_id"])
-    ind, ind_dict = codes(t["indicator"])
-    area, area_dict = codes(t["ref_area"])
+    def kept(a: np.ndarray) -> np.ndarray:
+        return a if rows is None else a[rows]
+
+    org, ds, ind, area = (kept(col[c][0]) for c in ("org", "dataset_id", "indicator", "ref_area"))
     if (area < 0).any() or (ind < 0).any():
         raise IoxhubError("observations: indicator and ref_area must not be null")
-    ps = day_numbers(t["period_start"])
-    pe = day_numbers(t["period_end"])
-    pub = epoch_ns(t["published_at"])
-    value = t["value"].to_numpy(zero_copy_only=False).astype(np.float64, copy=False)   # null -> NaN
-    tstart = _target_start(ps, freq)
+    ps, pe = kept(day_numbers(t["period_start"])), kept(day_numbers(t["period_end"]))
+    pub = kept(epoch_ns(t["published_at"]))
+    value = kept(t["value"].to_numpy(zero_copy_only=False).astype(np.float64, copy=False))   # null -> NaN
+    freq_rank, unit_cls, level, cm_len = (kept(a) for a in (freq_rank, unit_cls, level, cm_len))
+    cp, cm, unit = (kept(col[c][0]) for c in ("counterpart_area", "commodity", "unit"))
+    row_of = np.arange(t.num_rows) if rows is None else rows       # back to the input row (provenance)
+    tord, sub = _periods(ps, freq, freq_rank)
+    # Ties in published_at go to the greater (dataset_id, release_id), whatever the input order.
+    n_rel = len(col["release_id"][1]) + 1
+    tb = kept(string_rank(col["dataset_id"][0], col["dataset_id"][1]) * n_rel
+              + string_rank(col["release_id"][0], col["release_id"][1]))
 
     # One source level per series and target period: native before aggregated, coarse before fine,
-    # total before breakdowns, coarsest HS level first.
-    series, n_series = group_ids(org, ds, ind, area, unit_code + 1, tstart - tstart.min() if len(tstart) else tstart)
+    # total before breakdowns, coarsest HS level first. A series is then all totals or all breakdowns.
+    series, n_series = group_ids(org + 1, ds + 1, ind, area, unit + 1, tord - (tord.min() if len(tord) else 0))
     rank = freq_rank * 1000 + level * 100 + cm_len
-    best = pd.Series(rank).groupby(series, sort=False).transform("min").to_numpy()
-    sel = np.flatnonzero(rank == best)
-    if len(sel) < len(rank):
-        series, n_series = series[sel], n_series
-        rank = rank[sel]
-        ps, pe, pub, value, level, freq_rank, cp_code, cm_code, unit_cls = (
-            a[sel] for a in (ps, pe, pub, value, level, freq_rank, cp_code, cm_code, unit_cls))
-        row_of = sel
-    else:
-        row_of = np.arange(len(rank))
+    best = np.full(n_series, np.iinfo(np.int64).max)
+    np.minimum.at(best, series, rank)
+    sel = rank == best[series]
+    if not sel.all():
+        sel = np.flatnonzero(sel)
+        series, sub, ps, pe, pub, value, level, freq_rank, unit_cls, cp, cm, row_of, tord, tb = (
+            a[sel] for a in (series, sub, ps, pe, pub, value, level, freq_rank, unit_cls, cp, cm, row_of, tord, tb))
+    fields = {"cls": unit_cls, "level": level, "rank": freq_rank, "tord": tord, "pub": pub, "src": row_of, "tb": tb}
 
-    # Revisions: one observation per series, source period and breakdown cell (latest published).
-    cell, n_cell = group_ids(series, ps - ps.min() if len(ps) else ps, cp_code + 1, cm_code + 1)
+    # Totals, aggregated in place (masks, not copies). Revisions: the latest published per sub-period.
+    use = level == 0
+    cell, n_cell = group_ids(series, sub)
     if n_cell < len(cell):
-        pick = _first_per_group(cell, n_cell, pub)
-        series, ps, pe, pub, value, level, freq_rank, unit_cls, row_of = (
-            a[pick] for a in (series, ps, pe, pub, value, level, freq_rank, unit_cls, row_of))
+        per_cell = np.bincount(cell, weights=use, minlength=n_cell)
+        if (per_cell > 1).any():
+            latest = latest_per_group(cell, n_cell, np.where(use, pub, np.iinfo(np.int64).min), tb,
+                                      np.nan_to_num(value, nan=-np.inf))
+            chosen = np.zeros(len(cell), bool)
+            chosen[latest[per_cell > 0]] = True
+            use &= chosen
+    g = _aggregate(series, n_series, use, value, ps, pe, np.ones(len(series)), fields)
 
-    # Breakdowns -> one value per series and source period (sum; flow units only by construction).
-    if (level > 0).any():
-        sub, n_sub = group_ids(series, ps - ps.min())
-        missing = np.isnan(value)
+    # Breakdowns (flow units only by construction): latest per cell, summed per sub-period, then
+    # aggregated like totals; their series are disjoint from the totals' series.
+    bd = np.flatnonzero(level > 0)
+    if len(bd):
+        b = {"series": series[bd], "sub": sub[bd], "ps": ps[bd], "pe": pe[bd], "value": value[bd],
+             **{k: v[bd] for k, v in fields.items()}}
+        bcell, n_bcell = group_ids(b["series"], b["sub"], cp[bd] + 1, cm[bd] + 1)
+        if n_bcell < len(bcell):
+            keep_b = latest_per_group(bcell, n_bcell, b["pub"], b["tb"], np.nan_to_num(b["value"], nan=-np.inf))
+            b = {k: v[keep_b] for k, v in b.items()}
+        period, n_period = group_ids(b["series"], b["sub"])
+        missing = np.isnan(b["value"])
         # A sum with a missing cell is not a total: it becomes missing.
-        value = np.where(np.bincount(sub, weights=missing, minlength=n_sub) > 0, np.nan,
-                         np.bincount(sub, weights=np.where(missing, 0.0, value), minlength=n_sub))
-        n_src = np.bincount(sub, minlength=n_sub)
-        pick = _first_per_group(sub, n_sub, pub)     # latest published cell; other fields are constant
-        series, ps, pe, pub, level, freq_rank, unit_cls, row_of = (
-            a[pick] for a in (series, ps, pe, pub, level, freq_rank, unit_cls, row_of))
-    else:
-        n_src = np.ones(len(series), np.int64)
+        sums = np.where(np.bincount(period, weights=missing, minlength=n_period) > 0, np.nan,
+                        np.bincount(period, weights=np.where(missing, 0.0, b["value"]), minlength=n_period))
+        n_cells = np.bincount(period, minlength=n_period).astype(np.float64)
+        one = latest_per_group(period, n_period, b["pub"], b["tb"])
+        b = {k: v[one] for k, v in b.items()}
+        bs, n_bs = group_ids(b["series"])
+        gb = _aggregate(bs, n_bs, np.ones(n_period, bool), sums, b["ps"], b["pe"], n_cells,
+                        {k: b[k] for k in fields})
+        at = np.zeros(n_bs, np.int64)
+        at[bs] = b["series"]
+        for k in g:
+            g[k][at] = gb[k]
 
-    # Sub-periods -> the target period.
-    gid, n_groups = group_ids(series)
-    present = ~np.isnan(value)               # missing sub-periods add nothing and cover nothing
-    sums = np.bincount(gid, weights=np.where(present, value, 0.0), minlength=n_groups)
-    counts = np.bincount(gid, weights=present, minlength=n_groups)
-    covered = np.bincount(gid, weights=np.where(present, pe - ps + 1, 0).astype(np.float64), minlength=n_groups)
-    n_obs = np.bincount(gid, weights=n_src, minlength=n_groups).astype(np.int64)
-    pick = _first_per_group(gid, n_groups, pub)
-    src_row = row_of[pick]
-    g_cls, g_level, g_rank = unit_cls[pick], level[pick], freq_rank[pick]
+    g_start = _ordinal_start(g["tord"], freq)
+    g_end = _ordinal_start(g["tord"] + 1, freq) - 1
     with np.errstate(invalid="ignore", divide="ignore"):
-        g_value = np.where(counts == 0, np.nan, np.where(g_cls == 2, sums / counts, sums))
-    g_start = tstart[src_row]
-    g_end = _next_start(g_start, freq) - 1
-    coverage = np.where(g_rank == 0, 1.0, np.minimum(covered / (g_end - g_start + 1), 1.0))
-    ok = (coverage >= min_coverage) & (counts > 0)
-    if not ok.all():
-        g_value, g_start, g_end, coverage, n_obs, src_row, g_level, pub_g = (
-            a[ok] for a in (g_value, g_start, g_end, coverage, n_obs, src_row, g_level, pub[pick]))
-    else:
-        pub_g = pub[pick]
+        g_value = np.where(g["counts"] == 0, np.nan,
+                           np.where(g["cls"] == 2, g["sums"] / np.maximum(g["counts"], 1), g["sums"]))
+        coverage = np.where(g["rank"] == 0, 1.0, np.minimum(g["covered"] / (g_end - g_start + 1), 1.0))
+    ok = np.flatnonzero((coverage >= min_coverage) & (g["counts"] > 0))
+    g_value, g_start, g_end, coverage, n_obs, src, g_level, g_pub, g_tord, g_tb = (
+        a[ok] for a in (g_value, g_start, g_end, coverage, g["n_obs"].astype(np.int64), g["src"], g["level"],
+                        g["pub"], g["tord"], g["tb"]))
 
-    out = pd.DataFrame({
-        "ind": ind[src_row], "area": area[src_row], "start": g_start, "pub": pub_g, "row": src_row,
-        "value": g_value, "end": g_end, "coverage": coverage, "n_obs": n_obs, "level": g_level,
-    })
-    # Competing sources for the same indicator, country and period: the most recently published wins.
-    out = out.sort_values(["ind", "area", "start", "pub"], kind="stable")
-    n_sources = out.groupby(["ind", "area", "start"], sort=False)["pub"].transform("size").to_numpy()
-    last = ~out.duplicated(["ind", "area", "start"], keep="last").to_numpy()
-    out, n_sources = out[last], n_sources[last]
+    # Competing sources for one indicator, country and period: the most recently published wins.
+    ind_code, area_code = col["indicator"][0][src], col["ref_area"][0][src]
+    key, n_keys = group_ids(ind_code, area_code, g_tord - (g_tord.min() if len(g_tord) else 0))
+    n_sources = np.bincount(key, minlength=n_keys)[key]
+    if n_keys < len(key):
+        win = latest_per_group(key, n_keys, g_pub, g_tb)
+        g_value, g_start, g_end, coverage, n_obs, src, g_level, g_pub, n_sources, ind_code, area_code = (
+            a[win] for a in (g_value, g_start, g_end, coverage, n_obs, src, g_level, g_pub, n_sources,
+                             ind_code, area_code))
     # Deterministic order: by indicator id, country code, period.
-    ind_names = np.asarray(ind_dict.to_pylist(), dtype=object)
-    area_names = np.asarray(area_dict.to_pylist(), dtype=object)
-    order = np.lexsort((out["start"].to_numpy(), np.argsort(np.argsort(area_names))[out["area"].to_numpy()],
-                        np.argsort(np.argsort(ind_names))[out["ind"].to_numpy()]))
-    out, n_sources = out.iloc[order], n_sources[order]
-    src = out["row"].to_numpy()
-    start = out["start"].to_numpy()
+    ind_rank = np.argsort(np.argsort(np.asarray(col["indicator"][1].to_pylist(), dtype=object)))
+    area_rank = np.argsort(np.argsort(np.asarray(col["ref_area"][1].to_pylist(), dtype=object)))
+    order = np.lexsort((g_start, area_rank[area_code], ind_rank[ind_code]))
+    src, start = src[order], g_start[order]
+
+    def strings(name: str) -> pd.Series:
+        c, d = col[name]
+        return decode(c[src], d).to_pandas().astype("str")
 
     result = pd.DataFrame({
-        "indicator": pd.array(ind_names[out["ind"].to_numpy()], dtype="str"),
-        "ref_area": pd.array(area_names[out["area"].to_numpy()], dtype="str"),
-        "freq": freq,
+        "indicator": strings("indicator"), "ref_area": strings("ref_area"), "freq": freq,
         "period": pd.array(period_labels(start, freq), dtype="str"),
         "period_start": start.astype("datetime64[D]").astype("datetime64[s]"),
-        "period_end": out["end"].to_numpy().astype("datetime64[D]").astype("datetime64[s]"),
-        "year": (start.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970),
-        "value": out["value"].to_numpy(),
-        "unit": decode(unit_code[src], unit_dict).to_pandas(),
-        "org": decode(org[src], org_dict).to_pandas(),
-        "dataset_id": decode(ds[src], ds_dict).to_pandas(),
-        "release_id": t["release_id"].take(pa.array(src)).to_pandas(),
-        "schema_version": t["schema_version"].take(pa.array(src)).to_pandas(),
-        "published_at": pd.to_datetime(out["pub"].to_numpy(), unit="ns", utc=True),
-        "source_freq": decode(np.asarray(freq_code)[rows][src], freq_dict).to_pandas(),
-        "source_level": np.asarray(LEVELS, dtype=object)[out["level"].to_numpy()],
-        "n_obs": out["n_obs"].to_numpy(),
-        "coverage": out["coverage"].to_numpy(),
-        "n_sources": n_sources,
+        "period_end": g_end[order].astype("datetime64[D]").astype("datetime64[s]"),
+        "year": start.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970,
+        "value": g_value[order], "unit": strings("unit"), "org": strings("org"), "dataset_id": strings("dataset_id"),
+        "release_id": strings("release_id"), "schema_version": strings("schema_version"),
+        "published_at": pd.to_datetime(g_pub[order], unit="ns", utc=True),
+        "source_freq": decode(freq_code[src], freq_dict).to_pandas().astype("str"),
+        "source_level": pd.array(np.asarray(LEVELS, dtype=object)[g_level[order]], dtype="str"),
+        "n_obs": n_obs[order], "coverage": coverage[order], "n_sources": n_sources[order],
     })
-    for col in ("unit", "org", "dataset_id", "release_id", "schema_version", "source_freq", "source_level"):
-        result[col] = result[col].astype("str")
-    return result.reset_index(drop=True)[LONG_COLUMNS]
+    return result[LONG_COLUMNS]
 
 
 def panel_wide(long: pd.DataFrame) -> pd.DataFrame:

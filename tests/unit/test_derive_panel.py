@@ -161,3 +161,23 @@ def test_missing_values_never_become_smaller_totals():
     assert p["value"].notna().all()
     loose = indicator_panel(obs, "A", min_coverage=0.9)
     assert row(loose, "W.H", "ITA", "2024").value == 1.0 and row(loose, "W.H", "ITA", "2024").n_obs == 12
+
+
+def test_row_order_never_changes_the_panel():
+    """Ties in published_at (same day, two releases or datasets) resolve the same way in any row order."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for i in range(3000):
+        y, m = int(rng.integers(2020, 2023)), int(rng.integers(1, 13))
+        (s, e), = months(y, m, m)
+        rows.append({"indicator": str(rng.choice(["W.KG", "W.H"])), "ref_area": str(rng.choice(["FRA", "DEU"])),
+                     "freq": "M", "start": s, "end": e, "value": float(i), "unit": "KG",
+                     "dataset_id": str(rng.choice(["d1", "d2"])), "release_id": str(rng.choice(["r1", "r2"])),
+                     "counterpart_area": rng.choice([None, "USA"]),
+                     "published_at": str(rng.choice(["2025-01-01", "2025-01-02"]))})
+    obs = observations(rows)
+    expect = indicator_panel(obs, "A", min_coverage=0.0)
+    assert (expect["n_sources"] == 2).any()
+    for seed in range(3):
+        shuffled = obs.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+        pd.testing.assert_frame_equal(indicator_panel(shuffled, "A", min_coverage=0.0), expect)

@@ -38,6 +38,14 @@ os.environ.update(stack_airflow.airflow_config(load_settings()))
 reset_settings_cache()
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    """tmp_path under this session's own directory: pytest prunes /tmp/pytest-of-<user>/ to the last
+    3 runs, so with several pytest sessions at once another run deletes a running session's tmp_path."""
+    if config.option.basetemp is None:
+        config.option.basetemp = str(_BASE / "pytest")
+
+
 def _stack_ports_env() -> dict[str, str]:
     s3, master, volume, filer, kafka = process.free_ports(5, offsets=(0, seaweedfs.GRPC_OFFSET))
     return {

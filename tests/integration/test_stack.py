@@ -2,13 +2,24 @@
 from __future__ import annotations
 
 import io
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
+import psutil
 import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from minio import Minio
 from minio.error import S3Error
 
 from ioxhub.kafka import make_admin, make_consumer, make_producer
 from ioxhub.s3 import make_client
+from ioxhub.stack import process
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +31,6 @@ def test_fixture_stack_serves_kafka_and_s3(stack_settings):
     producer.send(topic, key=b"k", value=b"hello", headers=[("h", b"1")]).get(timeout=10)
     producer.close()
     consumer = make_consumer(None, stack_settings, consumer_timeout_ms=5000)
-    from kafka import TopicPartition
     consumer.assign([TopicPartition(topic, 0)])
     consumer.seek_to_beginning()
     got = [(m.key, m.value, m.headers) for m in consumer]
@@ -101,3 +111,150 @@ def test_airflow_dag_test_task_sees_the_stack(stack_settings, airflow_db, tmp_pa
     response = hub.get_object(stack_settings.bucket, key)
     assert response.read() == b"from-airflow"
     response.close()
+
+
+# ------------------------------------------------------------------------------- `ioxhub stack` as a user runs it
+IOXHUB = str(Path(sys.executable).parent / "ioxhub")
+
+
+def cli_env(data_dir: Path) -> dict[str, str]:
+    """The caller's environment without IOXHUB_*, plus a data dir and free ports of its own."""
+    s3, master, volume, filer, kafka, airflow = process.free_ports(6, offsets=(0, 10000))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IOXHUB_", "AIRFLOW"))}
+    env.update(IOXHUB_DATA_DIR=str(data_dir), IOXHUB_S3_ENDPOINT=f"127.0.0.1:{s3}", IOXHUB_S3_MASTER_PORT=str(master),
+               IOXHUB_S3_VOLUME_PORT=str(volume), IOXHUB_S3_FILER_PORT=str(filer),
+               IOXHUB_KAFKA_BOOTSTRAP=f"127.0.0.1:{kafka}", IOXHUB_AIRFLOW_PORT=str(airflow))
+    return env
+
+
+def ioxhub(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([IOXHUB, *args], env=env, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, cwd=Path(env["IOXHUB_DATA_DIR"]).parent)
+
+
+def printed(output: str, label: str) -> str:
+    match = re.search(rf"^{label}:\s+(\S+)", output, re.M)
+    assert match, f"`stack up` did not print {label!r}:\n{output}"
+    return match.group(1)
+
+
+def recorded_pids(data_dir: Path) -> list[int]:
+    pids = []
+    for pid_file in (data_dir / "run").glob("*.pid"):
+        record = process.PidRecord.from_json(pid_file.read_text())
+        leader = psutil.Process(record.pid)
+        pids += [record.pid, *(c.pid for c in leader.children(recursive=True))]
+    return pids
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE  # exited; only the reaping is left
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.fixture
+def cli_stack(tmp_path):
+    env = cli_env(tmp_path / "data")
+    yield env
+    ioxhub(env, "stack", "down")
+
+
+def test_stack_up_down_up_keeps_kafka_messages_and_objects(cli_stack):
+    env, data_dir = cli_stack, Path(cli_stack["IOXHUB_DATA_DIR"])
+    up = ioxhub(env, "stack", "up")
+    assert up.returncode == 0, up.stderr
+    assert "seaweedfs: started" in up.stdout and "tansu: started" in up.stdout
+    bootstrap, endpoint = printed(up.stdout, "Kafka bootstrap"), printed(up.stdout, "S3 endpoint")
+    bucket = re.search(r"\(bucket (\S+)\)", up.stdout).group(1)
+    keys_file = Path(printed(up.stdout, "S3 keys"))
+    keys = json.loads(keys_file.read_text())
+    assert not any(secret in up.stdout + up.stderr for secret in keys.values()), "stack up printed a key"
+    assert oct(keys_file.stat().st_mode & 0o777) == "0o600"
+
+    # A plain kafka-python client and a plain minio client against what was printed.
+    topic, values = f"stack-{uuid.uuid4().hex[:8]}", [f"message {i}".encode() for i in range(5)]
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    for value in values:
+        producer.send(topic, value)
+    producer.flush(timeout=30)
+    producer.close()
+
+    def read_topic() -> list[bytes]:
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, consumer_timeout_ms=5000)
+        consumer.assign([TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)])
+        consumer.seek_to_beginning()
+        got = sorted(m.value for m in consumer)
+        consumer.close()
+        return got
+
+    assert read_topic() == values
+    s3 = Minio(endpoint.removeprefix("http://"), access_key=keys["s3_access_key"], secret_key=keys["s3_secret_key"],
+               secure=False)
+    s3.put_object(bucket, "stack-test/object.bin", io.BytesIO(b"survives restarts"), 17)
+    assert s3.get_object(bucket, "stack-test/object.bin").read() == b"survives restarts"
+
+    again = ioxhub(env, "stack", "up")
+    assert again.returncode == 0 and "seaweedfs: already running" in again.stdout and "tansu: already running" in again.stdout
+
+    status = ioxhub(env, "stack", "status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    for service in ("seaweedfs", "tansu"):
+        assert re.search(rf"{service}\s.*running\s.*\bok\b", status.stdout), status.stdout
+    assert re.search(r"airflow\s.*stopped", status.stdout)
+
+    pids = recorded_pids(data_dir)
+    assert len(pids) >= 2
+    down = ioxhub(env, "stack", "down")
+    assert down.returncode == 0, down.stderr
+    assert [pid for pid in pids if not gone(pid)] == [], "stack down left processes running"
+    assert list((data_dir / "run").glob("*.pid")) == []
+    stopped = ioxhub(env, "stack", "status")
+    assert re.search(r"seaweedfs\s.*stopped", stopped.stdout) and re.search(r"tansu\s.*stopped", stopped.stdout)
+
+    up2 = ioxhub(env, "stack", "up")
+    assert up2.returncode == 0, up2.stderr
+    assert read_topic() == values, "Kafka messages did not survive down + up"
+    assert s3.get_object(bucket, "stack-test/object.bin").read() == b"survives restarts"
+
+    logs = ioxhub(env, "stack", "logs", "tansu", "-n", "50")
+    assert logs.returncode == 0 and "tansu broker" in logs.stdout
+
+
+def test_stack_up_with_a_taken_port_says_which_and_starts_nothing(tmp_path):
+    env = cli_env(tmp_path / "data")
+    port = int(env["IOXHUB_KAFKA_BOOTSTRAP"].rsplit(":", 1)[1])
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        result = ioxhub(env, "stack", "up")
+    assert result.returncode != 0
+    assert result.stderr.strip().count("\n") == 0, "expected one line, not a traceback"
+    assert f"port {port}" in result.stderr and "IOXHUB_KAFKA_BOOTSTRAP" in result.stderr
+    assert not list((tmp_path / "data" / "run").glob("*.pid"))
+
+
+def test_stack_logs_of_an_unknown_service_is_a_clear_error(tmp_path):
+    result = ioxhub(cli_env(tmp_path / "data"), "stack", "logs", "kafka")
+    assert result.returncode == 2 and "unknown service 'kafka'" in result.stderr
+
+
+@pytest.mark.airflow
+def test_stack_up_airflow_serves_the_ui_and_down_stops_all_of_it(cli_stack):
+    env, data_dir = cli_stack, Path(cli_stack["IOXHUB_DATA_DIR"])
+    up = ioxhub(env, "stack", "up", "--airflow", timeout=600)
+    assert up.returncode == 0, up.stderr
+    url = printed(up.stdout, "Airflow UI")
+    assert url == f"http://127.0.0.1:{env['IOXHUB_AIRFLOW_PORT']}"
+    passwords = data_dir / "airflow" / "simple_auth_manager_passwords.json.generated"
+    assert str(passwords) in up.stdout and passwords.is_file()
+    assert not any(pw in up.stdout for pw in json.loads(passwords.read_text()).values()), "stack up printed the password"
+    status = ioxhub(env, "stack", "status")
+    assert re.search(r"airflow\s.*running\s.*\bok\b", status.stdout), status.stdout
+
+    pids = recorded_pids(data_dir)
+    assert len(pids) > 5  # standalone forks scheduler, api-server, dag-processor, triggerer, workers
+    down = ioxhub(env, "stack", "down", timeout=120)
+    assert down.returncode == 0, down.stderr
+    assert [pid for pid in pids if not gone(pid)] == [], f"stack down left Airflow processes running:\n{down.stdout}"

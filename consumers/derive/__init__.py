@@ -1,0 +1,21 @@
+"""Evidence datasets derived from the harmonized zone: pure functions, tables in, tables out.
+
+- `instruments_compendium(instrument_versions, adoptions)`, `instrument_history(instrument_versions)`
+- `indicator_panel(observations, freq="A")` (long), `panel_wide(long)`
+- `instrument_impact(annual_panel, instruments, adoptions)` -> `Impact(country_changes, did, event_study)`
+- `data_coverage(observations, countries=None)` -> `Coverage(detail, by_org)`
+
+Inputs are pandas DataFrames or pyarrow Tables; outputs are pandas DataFrames with a fixed column
+order and a deterministic row order (the column lists are exported next to each function).
+"""
+from .compendium import COMPENDIUM_COLUMNS, HISTORY_COLUMNS, instrument_history, instruments_compendium
+from .coverage import Coverage, data_coverage
+from .impact import COUNTRY_COLUMNS, DID_COLUMNS, EVENT_COLUMNS, Impact, instrument_impact
+from .panel import FLOW_UNITS, LONG_COLUMNS, RATE_UNITS, indicator_panel, panel_wide
+
+__all__ = [
+    "COMPENDIUM_COLUMNS", "HISTORY_COLUMNS", "instrument_history", "instruments_compendium",
+    "Coverage", "data_coverage",
+    "COUNTRY_COLUMNS", "DID_COLUMNS", "EVENT_COLUMNS", "Impact", "instrument_impact",
+    "FLOW_UNITS", "LONG_COLUMNS", "RATE_UNITS", "indicator_panel", "panel_wide",
+]

@@ -353,18 +353,18 @@ def publish_policy(org: str, file: str | Path, *, strict: bool = False, rejects_
     enums = {f["name"]: f["type"]["symbols"] for f in schema.schema["fields"]
              if isinstance(f["type"], dict) and f["type"].get("type") == "enum"}
     produced_at = int(time.time() * 1000)
-    records, problems = [], []
+    records, problems, bad_entries = [], [], 0
     for line, entry, lines in entries:
         record, why = _policy_record(org, entry, lines, line, enums, produced_at)
         if why:
             problems.extend(why)
+            bad_entries += 1
         else:
             records.append(record)
     with rejects_mod.RejectsWriter(summary.rejects_path) as rejected:
         if problems:
-            rows = len({p[0] for p in problems})
             table = pa.concat_tables([rejects_mod.make(path.name, [ln], fld, [val], reason) for ln, fld, val, reason in problems])
-            rejected.write(table, rows)
+            rejected.write(table, bad_entries)
         _finish_rejects(summary, rejected)
     if strict and problems:
         summary.notes.append("strict: the file was refused, nothing was sent")
@@ -404,8 +404,8 @@ def _policy_entries(path: Path) -> list[tuple[int, Any, dict[str, int]]]:
     except (OSError, UnicodeDecodeError) as exc:
         raise PublishError(f"{path}: cannot be read as UTF-8 text ({exc})") from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=_PolicyLoader)
+        data = yaml.load(text, Loader=_PolicyLoader)
     except yaml.YAMLError as exc:
         try:   # JSON that YAML cannot take (e.g. tab indentation)
             data, node = json.loads(text), None
@@ -429,6 +429,17 @@ def _policy_entries(path: Path) -> list[tuple[int, Any, dict[str, int]]]:
             fields = {k.value: v.start_mark.line + 1 for k, v in n.value if isinstance(k, yaml.ScalarNode)}
         out.append((line, item, fields))
     return out
+
+
+class _PolicyLoader(yaml.SafeLoader):
+    """Safe YAML without implicit timestamps: dates stay text and are checked here (PyYAML's own
+    conversion raises a bare ValueError on a date such as 2019-13-01)."""
+
+
+_PolicyLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
 def _mapping_value(node, key: str):

@@ -71,6 +71,7 @@ def stack_settings():
             if "already in use" not in str(exc) or attempt == 2:
                 raise
     settings = result.settings
+    local.start_guard(settings, os.getpid())  # stops the servers if this session dies before teardown
     for field in ("s3_access_key", "s3_secret_key", "s3_admin_access_key", "s3_admin_secret_key"):
         os.environ[env_name(field)] = getattr(settings, field)
     reset_settings_cache()

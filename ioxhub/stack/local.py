@@ -9,6 +9,8 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from ioxhub.settings import Settings, reset_settings_cache
 from ioxhub.stack import airflow, process, seaweedfs, tansu
 from ioxhub.stack.process import StackError
@@ -128,6 +130,38 @@ def logs(settings: Settings, service: str | None, lines: int) -> list[tuple[str,
             raise StackError(f"{name} has no log yet ({path}); start it with `ioxhub stack up`")
     return out
 
+
+
+def start_guard(settings: Settings, owner_pid: int) -> None:
+    """A detached watcher that stops this data directory's servers once `owner_pid` is gone.
+
+    For throwaway stacks (the test session): if their owner is killed before it can run `down`,
+    nothing is left running. The guard exits by itself once no server of the directory runs.
+    """
+    import subprocess
+    import sys
+
+    owner = psutil.Process(owner_pid)
+    code = "import sys; from ioxhub.stack.local import guard; guard(int(sys.argv[1]), float(sys.argv[2]), sys.argv[3])"
+    subprocess.Popen([sys.executable, "-c", code, str(owner_pid), repr(owner.create_time()), str(settings.data_dir)],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     start_new_session=True, close_fds=True)
+
+
+def guard(owner_pid: int, owner_create_time: float, data_dir: str, interval: float = 1.0) -> None:
+    import time
+
+    root = Path(data_dir)
+    while any(process.running(root, name) for name in SERVICES):
+        try:
+            alive = abs(psutil.Process(owner_pid).create_time() - owner_create_time) < 0.05
+        except psutil.NoSuchProcess:
+            alive = False
+        if not alive:
+            for name in reversed(SERVICES):
+                process.stop(root, name)
+            return
+        time.sleep(interval)
 
 
 # ------------------------------------------------------------------------------------ what to print

@@ -130,8 +130,16 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
-def free_ports(count: int, *, offsets: tuple[int, ...] = (0,), low: int = 20000, high: int = 45000) -> list[int]:
-    """`count` distinct random ports in [low, high) that are free on loopback, each also at port + offset."""
+def free_ports(count: int, *, offsets: tuple[int, ...] = (0,), low: int = 12000) -> list[int]:
+    """`count` distinct random ports free on loopback, each also at port + offset (throwaway stacks).
+
+    Chosen below the kernel's ephemeral range, so a client connection cannot take one in between.
+    """
+    try:
+        ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768
+    high = ephemeral_low - max(offsets)
     rng = random.SystemRandom()
     chosen: list[int] = []
     for _ in range(count * 200):

@@ -33,6 +33,7 @@ from __future__ import annotations
 import csv as pycsv
 import io
 import json
+import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -507,10 +508,15 @@ def _open_sdmx_ml(path: Path, size: int) -> SourceFile:
     import sdmx
     from sdmx.message import DataMessage
 
+    quiet = logging.getLogger("sdmx")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)      # sdmx1 warns on every structure-specific message read without its DSD
     try:
         message = sdmx.read_sdmx(path, format="XML")
     except Exception as exc:  # sdmx1 raises many types on a non-SDMX document (KeyError, ValueError, XMLSyntaxError...)
         raise SourceError(f"{path}: not an SDMX-ML 2.1 data message ({type(exc).__name__}: {exc})") from None
+    finally:
+        quiet.setLevel(level)
     if not isinstance(message, DataMessage):
         raise SourceError(f"{path}: an SDMX-ML {type(message).__name__}, not a data message (expected GenericData or StructureSpecificData)")
     if not message.data:

@@ -31,7 +31,6 @@ empty file) raises one `SourceError` naming the file and what was expected.
 from __future__ import annotations
 
 import csv as pycsv
-import io
 import json
 import logging
 import threading
@@ -41,7 +40,6 @@ from typing import BinaryIO, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 

@@ -25,7 +25,7 @@ harmonization, and raw/ keeps what partners said), with defaults and constants f
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np

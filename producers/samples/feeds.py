@@ -117,7 +117,7 @@ def wco_hazwaste(out: Path, seed: int) -> list[SampleFile]:
     # Four values not available (empty OBS_VALUE, OBS_STATUS M): valid observations with a null value.
     for i in rng.choice(np.flatnonzero(year < 2025), size=4, replace=False).tolist():
         rows[i] = {**rows[i], "OBS_VALUE": None, "OBS_STATUS": "M"}
-    spoils = [Spoil("commodity", "COMMODITY", "9999", "unknown-hs-code"),
+    spoils = [Spoil("commodity", "COMMODITY", "7799", "unknown-hs-code"),
               Spoil("value", "OBS_VALUE", "approx. 1200", "bad-value"),
               Spoil("ref_area", "REF_AREA", "XXX", "unknown-country")]
     mapping = {"title": "WCO seizures of hazardous waste", "indicator": "INDICATOR", "ref_area": "REF_AREA",
@@ -159,7 +159,7 @@ def who_shipments(out: Path, seed: int) -> list[SampleFile]:
         rows += [{"country": ALPHA3[ci], "indicator": indicator, "hs_code": hs, "month": p,
                   "value": number(v, dgp.decimals), "unit": unit}
                  for ci, p, v in zip(c.tolist(), _periods(year, m, "M-"), vals.tolist())]
-    spoils = [Spoil("commodity", "hs_code", "9999", "unknown-hs-code"),
+    spoils = [Spoil("commodity", "hs_code", "7799", "unknown-hs-code"),
               Spoil("period", "month", MISSING, "missing-field"),
               Spoil("value", "value", "n/a", "bad-value"),
               Spoil("ref_area", "country", "XXX", "unknown-country")]

@@ -1,0 +1,191 @@
+"""Ingest end to end with the real broker, the real S3 server and real Airflow (issue 4).
+
+Every test first drains what earlier tests left on the shared session broker, so its counts are its own.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from kafka import KafkaConsumer
+
+from ioxhub.contracts import codec
+from ioxhub.demo import ensure_keys, publish_samples
+from ioxhub.ingest.run import ingest
+from ioxhub.kafka import common_config, make_producer
+from ioxhub.names import DEAD_LETTER_TOPIC, datasets_topic
+from ioxhub.producers import publish_dataset
+from ioxhub.producers.samples.manifest import SampleManifest
+from ioxhub.signing import load_signer
+from ioxhub.storage import ObjectStore, harmonized_dataset_prefix
+
+
+pytestmark = [pytest.mark.integration, pytest.mark.airflow]
+ORGS = ["WCO", "WHO", "ICAO", "WTO", "UPU", "IMO"]
+
+
+@pytest.fixture(scope="module")
+def hub(provisioned_settings, airflow_db):
+    ensure_keys(ORGS + ["ICC"], provisioned_settings)
+    return provisioned_settings
+
+
+def drain():
+    ingest("datasets", idle_ms=1500)
+    ingest("policies", idle_ms=1500)
+
+
+def harmonized_rows(store: ObjectStore, org: str, dataset_id: str):
+    keys = [k for k in store.list(harmonized_dataset_prefix(org, dataset_id)) if k.endswith(".parquet")]
+    tables = [store.read_parquet(k) for k in keys]
+    return sum(t.num_rows for t in tables), tables
+
+
+def test_sample_feeds_through_airflow_reconcile_exactly(hub, run_dag, tmp_path):
+    drain()
+    published = publish_samples(tmp_path / "samples", hub)
+    manifest = SampleManifest.load(tmp_path / "samples")
+    state, tasks, run = run_dag("ingest_datasets")
+    assert state == "success" and tasks["ingest"] == "success" and tasks["announce"] == "success"
+
+    events = run["events"]
+    sent_chunks = sum(p["chunks"] for p in published if p["file"].endswith((".csv", ".jsonl", ".xml")))
+    assert events["consumed"] == events["applied"] + events["staged"] + events["duplicate"] + events["quarantined"]
+    assert events["quarantined"] == 0 and events["staged"] == 0
+    datasets = manifest.datasets()
+    sent_rows = sum(p["rows_sent"] for p in published if p["org"] and p.get("chunks"))
+    assert run["observations_received"] == sent_rows
+    assert run["observations_received"] == (run["observations_harmonized"] + run["observations_refused"]
+                                            + run["observations_duplicate"])
+    ingest_stage_bad = [b for f in datasets for b in f.bad if b.stage == "ingest"]
+    assert run["observations_refused"] == len(ingest_stage_bad)
+    assert run["observations_duplicate"] == sum(f.duplicates for f in datasets)
+
+    # pyarrow reads the harmonized Parquet back: one row per good observation, revisions replacing.
+    store = ObjectStore()
+    for f in datasets:
+        if f.revision_of:
+            continue
+        rows, tables = harmonized_rows(store, f.org, f.dataset_id)
+        assert rows == f.good, f.path
+        assert all(pc.all(pc.is_valid(t["ref_area"])).as_py() for t in tables)
+    revised = [f for f in datasets if f.revision_of]
+    assert revised and run["revisions_applied"] >= sum(f.revised_values for f in revised)
+
+    state, tasks, policies = run_dag("ingest_policies")
+    assert state == "success"
+    assert policies["events"]["applied"] == sum(f.rows for f in manifest.policies())
+    assert store.read_parquet("harmonized/instruments/adoptions.parquet").num_rows > 0
+
+    # Publishing the same feeds again doubles nothing.
+    publish_samples(tmp_path / "samples", hub)
+    state, tasks, again = run_dag("ingest_datasets")
+    assert again["events"]["applied"] == 0 and again["events"]["duplicate"] == again["events"]["consumed"] > 0
+    assert tasks["announce"] == "skipped"
+    for f in datasets:
+        if not f.revision_of:
+            assert harmonized_rows(store, f.org, f.dataset_id)[0] == f.good
+
+
+def _small_csv(path, rows):
+    path.write_text("indicator,ref_area,period,value,unit\n" + "".join(f"{r}\n" for r in rows))
+    return path
+
+
+def test_fault_between_write_and_commit_then_rerun(hub, run_dag, tmp_path):
+    drain()
+    csv = _small_csv(tmp_path / "fault.csv", [f"WCO.FAULT_TEST,FRA,{y},{y - 2000},KG" for y in range(2015, 2025)])
+    publish_dataset("WCO", "fault_test", [csv], {"indicator": "indicator", "ref_area": "ref_area", "period": "period",
+                                                 "value": "value", "unit": "unit"}, settings=hub, progress=False)
+    state, tasks, first = run_dag("ingest_datasets", fail_before_commit=True)
+    assert state == "failed" and tasks["ingest"] == "failed"
+    store = ObjectStore()
+    before = {k: store.get_bytes(k) for k in store.list(harmonized_dataset_prefix("WCO", "fault_test"))}
+    assert sum(pq.read_table(__import__("io").BytesIO(v)).num_rows for v in before.values()) == 10
+
+    state, tasks, rerun = run_dag("ingest_datasets", fail_before_commit=False)
+    assert state == "success"
+    assert rerun["events"]["consumed"] == first["events"]["consumed"]   # the offsets were not committed
+    after = {k: store.get_bytes(k) for k in store.list(harmonized_dataset_prefix("WCO", "fault_test"))}
+    assert after == before                                                # identical harmonized data
+    rows, tables = harmonized_rows(store, "WCO", "fault_test")
+    periods = [p for t in tables for p in t["period"].to_pylist()]
+    assert rows == 10 and len(set(periods)) == 10                          # no duplicate rows
+
+
+def _signed_send(producer, org: str, value: bytes, event_id: str):
+    signer = load_signer(org)
+    headers = codec.record_headers(org, bytes(8), event_id)
+    topic = datasets_topic(org)
+    return producer.send(topic, key=f"{org}/bad".encode(), value=value, headers=signer.sign(value, headers, topic))
+
+
+def test_bad_events_quarantined_good_ones_harmonized(hub, run_dag, tmp_path):
+    drain()
+    csv = _small_csv(tmp_path / "good.csv", [f"WHO.GOOD_TEST,DEU,{y},1.5,KG" for y in range(2020, 2025)])
+    publish_dataset("WHO", "good_test", [csv], {"indicator": "indicator", "ref_area": "ref_area", "period": "period",
+                                               "value": "value", "unit": "unit"}, settings=hub, progress=False)
+    good_chunk = next(iter(_published_values("WHO")))
+    producer = make_producer()
+    unknown_fp = b"\xc3\x01" + bytes(range(8)) + good_chunk[10:]
+    truncated = good_chunk[: len(good_chunk) // 2]
+    for value, event_id in ((b"\x17garbage bytes", "bad-1"), (unknown_fp, "bad-2"), (truncated, "bad-3")):
+        _signed_send(producer, "WHO", value, event_id)
+    producer.flush()
+    # A valid release whose rows have an unknown country and an unknown HS code (the producer refuses
+    # those rows itself, so this one is built with the producer's own encoder but skips its validation).
+    _publish_unvalidated_release(tmp_path)
+
+    state, tasks, run = run_dag("ingest_datasets")
+    assert state == "success"
+    reasons = run["quarantined_by_reason"]
+    assert reasons.get("not-avro") == 1 and reasons.get("unknown-schema") == 1 and reasons.get("truncated") == 1
+    assert run["observations_refused_by_reason"] == {"unknown-country": 1, "unknown-hs-code": 1}
+    store = ObjectStore()
+    assert harmonized_rows(store, "WHO", "good_test")[0] == 5
+    assert harmonized_rows(store, "WHO", "mixed_test")[0] == 2
+
+    dlq = KafkaConsumer(DEAD_LETTER_TOPIC, **common_config(), auto_offset_reset="earliest", consumer_timeout_ms=3000)
+    letters = [codec.decode(m.value).record for m in dlq]
+    dlq.close()
+    seen = {(l["reason"], l["event_id"] or l["detail"][:0]) for l in letters}
+    for reason in ("not-avro", "unknown-schema", "truncated", "unknown-country", "unknown-hs-code"):
+        assert any(r == reason for r, _ in seen), reason
+    assert any(k.startswith("quarantine/observations/org=WHO/dataset=mixed_test/") for k in store.list("quarantine/"))
+
+
+def _published_values(org: str):
+    consumer = KafkaConsumer(datasets_topic(org), **common_config(), auto_offset_reset="earliest", consumer_timeout_ms=3000)
+    values = [m.value for m in consumer if m.value[:2] == b"\xc3\x01" and codec.decode(m.value).name == "dataset_chunk"]
+    consumer.close()
+    return values
+
+
+def _publish_unvalidated_release(tmp_path):
+    """A release with 4 rows: 2 good, one unknown country, one unknown HS code, signed and complete."""
+    produced = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    strings = ["WHO.MIXED_TEST", "FRA", "Atlantis", "3002", "7799", "2024", "KG", "t.csv"]
+    chunk = {
+        "event_id": "mixed-0", "org": "WHO", "dataset_id": "mixed_test", "release_id": "mixed-r1", "chunk_seq": 0,
+        "chunk_count": 1, "produced_at": produced, "licence": None, "source_url": None, "strings": strings,
+        "indicator": [0, 0, 0, 0], "ref_area": [1, 1, 2, 1], "counterpart_area": [-1] * 4, "commodity": [3, -1, -1, 4],
+        "period": [5] * 4, "value": [1.0, 2.0, 3.0, 4.0], "missing_values": [], "unit": [6] * 4, "unit_mult": [0] * 4,
+        "obs_status": [-1] * 4, "attributes": [], "source_file": [7] * 4, "source_line": [2, 3, 4, 5],
+    }
+    value = codec.encode("dataset_chunk", chunk)
+    manifest = codec.encode("release_manifest", {
+        "event_id": "mixed-m", "org": "WHO", "dataset_id": "mixed_test", "release_id": "mixed-r1", "chunk_count": 1,
+        "observation_count": 4, "checksum": "sha256:" + hashlib.sha256(codec.body(value)).hexdigest(),
+        "produced_at": produced})
+    producer = make_producer()
+    signer = load_signer("WHO")
+    topic = datasets_topic("WHO")
+    for v, eid in ((value, "mixed-0"), (manifest, "mixed-m")):
+        fp = codec.writer_of(v)[0].fingerprint
+        headers = signer.sign(v, codec.record_headers("WHO", fp, eid), topic)
+        producer.send(topic, key=b"WHO/mixed_test", value=v, headers=headers)
+    producer.flush()
+    producer.close()

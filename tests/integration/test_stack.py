@@ -210,6 +210,8 @@ def test_stack_up_down_up_keeps_kafka_messages_and_objects(cli_stack):
     assert down.returncode == 0, down.stderr
     assert [pid for pid in pids if not gone(pid)] == [], "stack down left processes running"
     assert list((data_dir / "run").glob("*.pid")) == []
+    s3_port = endpoint.rsplit(":", 1)[1]
+    assert not Path(f"/tmp/seaweedfs-s3-{s3_port}.sock").exists(), "SeaweedFS sockets left in /tmp"
     stopped = ioxhub(env, "stack", "status")
     assert re.search(r"seaweedfs\s.*stopped", stopped.stdout) and re.search(r"tansu\s.*stopped", stopped.stdout)
 

@@ -28,6 +28,8 @@ def test_weed_command_binds_loopback_and_uses_the_settings_ports(settings):
                  "-s3.port.lance=0", f"-s3.config={settings.data_dir / 'seaweedfs' / 's3.json'}"):
         assert flag in argv
     assert {p.number for p in seaweedfs.ports(settings)} == {31001, 31002, 31003, 31004, 41001, 41002, 41003, 41004}
+    assert "/tmp/seaweedfs-s3-grpc-41004.sock" in seaweedfs.unix_sockets(settings)
+    assert seaweedfs.spec(settings).extra["remove_after_stop"] == seaweedfs.unix_sockets(settings)
 
 
 def test_only_loopback_addresses_are_served(settings, tmp_path):

@@ -122,3 +122,12 @@ def test_free_ports_are_free_at_every_offset():
     ports = process.free_ports(4, offsets=(0, 10000))
     assert len(set(ports)) == 4
     assert not any(process.port_in_use(p + o) for p in ports for o in (0, 10000))
+
+
+def test_stop_removes_what_the_record_says_is_left_behind(tmp_path):
+    leftover = tmp_path / "server.sock"
+    leftover.write_text("")
+    process.start(spec(extra={"remove_after_stop": [str(leftover)]}), tmp_path)
+    assert leftover.exists()
+    process.stop(tmp_path, "sleeper")
+    assert not leftover.exists()

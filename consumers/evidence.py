@@ -70,6 +70,8 @@ def derive_evidence(settings: Settings | None = None, *, force: bool = False) ->
     if versions is not None:
         outputs["instruments_compendium"] = instruments_compendium(versions, adoptions).reset_index()
         outputs["instrument_history"] = instrument_history(versions)
+    if adoptions is not None:
+        outputs["instrument_adoptions"] = adoptions.to_pandas()
     if observations is not None:
         for label, freq in PANEL_FREQS.items():
             long = indicator_panel(observations, freq)

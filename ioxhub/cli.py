@@ -234,7 +234,24 @@ def derive_cmd(force: bool = typer.Option(False, help="Derive even when inputs d
     from ioxhub.consumers.evidence import derive_evidence
 
     print_counts("derive evidence", derive_evidence(force=force))
+@app.command("report")
+def report_cmd(instrument: str = typer.Argument(..., help="Instrument id, e.g. WCO-FOS-ECOM."),
+               out: Path | None = typer.Option(None, "-o", "--output", help="Output .html or .png (default: reports/<id>.html).")) -> None:
+    """Write an instrument's impact report: adopters vs non-adopters, adoption dates, DiD and event study."""
+    from ioxhub.demo import write_report_for
+
+    path = write_report_for(instrument, out or Path("reports") / f"{instrument}.html")
+    typer.echo(f"report written to {path}")
+
+
 # ---------------------------------------------------------------------------------------- demo (issue 5)
+@app.command("demo")
+def demo_cmd() -> None:
+    """The main job: stack up, provision, publish the sample feeds, run the DAGs through Airflow, summarize."""
+    from ioxhub.console import print_demo
+    from ioxhub.demo import run_demo
+
+    print_demo(run_demo(progress=lambda text: typer.echo(f"* {text}")))
 
 
 def main() -> None:

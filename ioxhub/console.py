@@ -60,3 +60,45 @@ def print_datasets(datasets: list[dict]) -> None:
                       str(len(countries)) if countries else "", f"{first}..{last}" if first else "",
                       str(d.get("snapshot", "")), d.get("updated_at", ""))
     console.print(table if datasets else "the catalog is empty: publish and ingest first")
+
+
+def print_demo(result) -> None:
+    """The closing summary of `ioxhub demo`."""
+    ingest = result.runs.get("ingest_datasets", {})
+    policies = result.runs.get("ingest_policies", {})
+    events = ingest.get("events", {})
+    sent = sum(p["rows_sent"] for p in result.published)
+    rejected = sum(p["rows_rejected"] for p in result.published)
+    table = Table(title="ioxhub demo: summary", show_header=False)
+    table.add_row("files published", f"{len(result.published)} ({sent:,} rows sent, {rejected:,} rows rejected "
+                  "at the source, see the *.rejects.csv files)")
+    table.add_row("dataset events (last ingest run)", ", ".join(f"{k} {v:,}" for k, v in events.items()))
+    table.add_row("observations harmonized", f"{ingest.get('observations_harmonized', 0):,} "
+                  f"(duplicates dropped {ingest.get('observations_duplicate', 0):,}, "
+                  f"revisions applied {ingest.get('revisions_applied', 0):,})")
+    refused = {**ingest.get("quarantined_by_reason", {}), **ingest.get("observations_refused_by_reason", {})}
+    table.add_row("quarantined by reason", ", ".join(f"{k} {v:,}" for k, v in sorted(refused.items())) or "none")
+    table.add_row("policy updates", ", ".join(f"{k} {v:,}" for k, v in policies.get("events", {}).items()))
+    table.add_row("datasets in the catalog", f"{len(result.datasets)}: " + ", ".join(d["name"] for d in result.datasets))
+    table.add_row("seconds per step", ", ".join(f"{k} {v}" for k, v in result.seconds.items()))
+    console.print(table)
+    if result.impact:
+        impact = Table(title="headline impact estimates (difference-in-differences, primary scale)")
+        for col in ("instrument", "indicator", "effect", "95% interval", "p", "adopters / controls"):
+            impact.add_column(col)
+        for row in sorted(result.impact, key=lambda r: (r["instrument_id"], r["indicator"])):
+            if row["estimate"] != row["estimate"]:  # NaN: no estimate (e.g. every country adopted at once)
+                impact.add_row(row["instrument_id"], row["indicator"], "-", row.get("note") or "no estimate", "", "")
+                continue
+            if row["scale"] == "log":
+                effect = f"{row['pct_estimate']:+.1f}%"
+                ci = f"{row['pct_ci_low']:+.1f}% .. {row['pct_ci_high']:+.1f}%"
+            else:
+                effect = f"{row['estimate']:+.2f} {row['unit']}"
+                ci = f"{row['ci_low']:+.2f} .. {row['ci_high']:+.2f}"
+            impact.add_row(row["instrument_id"], row["indicator"], effect, ci,
+                           f"{row['p_value']:.3f}" if row["p_value"] == row["p_value"] else "",
+                           f"{row['n_treated_countries']} / {row['n_control_countries']}")
+        console.print(impact)
+    if result.report:
+        console.print(f"report: {result.report}")

@@ -46,7 +46,6 @@ def with_stack_keys(settings: Settings) -> Settings:
 
 def up(settings: Settings, *, with_airflow: bool = False, broker_storage: Storage = "s3") -> UpResult:
     """Start what is not running yet and wait until each answers; on failure stop what this call started."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     started: list[str] = []
     wanted = [seaweedfs.NAME, tansu.NAME] + ([airflow.NAME] if with_airflow else [])
     missing = [name for name in wanted if not process.running(settings.data_dir, name)]
@@ -54,6 +53,7 @@ def up(settings: Settings, *, with_airflow: bool = False, broker_storage: Storag
     for name in missing:  # every port before any start: a taken one fails fast and starts nothing
         process.check_ports(name, PORTS[name](settings))
     try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
         for name in missing:
             if name == seaweedfs.NAME:
                 seaweedfs.start(settings)
@@ -64,9 +64,11 @@ def up(settings: Settings, *, with_airflow: bool = False, broker_storage: Storag
             else:
                 airflow.start(with_stack_keys(settings))
             started.append(name)
-    except BaseException:
+    except BaseException as exc:
         for name in reversed(started):
             _stop_one(settings, name)
+        if isinstance(exc, OSError):  # the data directory cannot be prepared (a file in the way, rights)
+            raise StackError(f"local stack: {exc.strerror or exc}: {exc.filename or settings.data_dir}") from None
         raise
     return UpResult(with_stack_keys(settings), started, already)
 

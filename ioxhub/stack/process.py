@@ -176,6 +176,10 @@ def tail(path: Path, lines: int = 20) -> str:
         return "(no log)"
 
 
+# Servers started by this process, by pid: polled so that one dying during its start is reaped.
+_children: dict[int, subprocess.Popen] = {}
+
+
 def start(spec: ServiceSpec, data_dir: Path) -> PidRecord:
     """Start `spec` detached and record it. Raises StackError on a taken port or a missing binary."""
     check_binary(spec.name, spec.argv[0], spec.package)
@@ -190,9 +194,13 @@ def start(spec: ServiceSpec, data_dir: Path) -> PidRecord:
         proc = subprocess.Popen(spec.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 env=dict(spec.env) if spec.env is not None else None, cwd=spec.cwd,
                                 start_new_session=True, close_fds=True)
-    ps = psutil.Process(proc.pid)
-    # The command line as the kernel reports it (a script's shebang interpreter comes first).
-    record = PidRecord(proc.pid, ps.create_time(), ps.cmdline(), int(spec.stop_signal), spec.stop_grace, dict(spec.extra))
+    try:
+        # The command line as the kernel reports it (a script's shebang interpreter comes first).
+        ps = psutil.Process(proc.pid)
+        create_time, cmdline = ps.create_time(), ps.cmdline()
+    except psutil.Error:  # died at once: recorded anyway, wait_ready reports it with its log
+        create_time, cmdline = time.time(), list(spec.argv)
+    record = PidRecord(proc.pid, create_time, cmdline, int(spec.stop_signal), spec.stop_grace, dict(spec.extra))
     tmp = pid_path(data_dir, spec.name).with_suffix(".tmp")
     tmp.write_text(record.to_json())
     tmp.replace(pid_path(data_dir, spec.name))
@@ -200,9 +208,6 @@ def start(spec: ServiceSpec, data_dir: Path) -> PidRecord:
     # while we still run (the readiness wait) so it does not linger as a zombie.
     _children[proc.pid] = proc
     return record
-
-
-_children: dict[int, subprocess.Popen] = {}
 
 
 def exited(record: PidRecord) -> bool:
@@ -219,7 +224,7 @@ def wait_ready(spec: ServiceSpec, record: PidRecord, data_dir: Path, probe: Call
     last: Exception | None = None
     while True:
         if exited(record):
-            remove_record(data_dir, spec.name)
+            stop(data_dir, spec.name)  # whatever it forked, and its leftovers
             raise StackError(f"{spec.name} exited during start; last lines of {log_path(data_dir, spec.name)}:\n"
                              f"{tail(log_path(data_dir, spec.name))}")
         try:
@@ -264,9 +269,12 @@ def stop(data_dir: Path, name: str) -> int | None:
     _children.pop(record.pid, None)
     if alive:
         raise StackError(f"{name}: processes {[p.pid for p in alive]} survived SIGKILL")
-    for leftover in record.extra.get("remove_after_stop", []):  # e.g. Unix sockets a SIGKILL leaves
-        Path(leftover).unlink(missing_ok=True)
     remove_record(data_dir, name)
+    for leftover in record.extra.get("remove_after_stop", []):  # e.g. Unix sockets a SIGKILL leaves
+        try:
+            Path(leftover).unlink(missing_ok=True)
+        except OSError:  # not ours to force (a directory, no rights): leave it
+            pass
     return record.pid
 
 

@@ -25,6 +25,7 @@ from ioxhub.contracts import codec
 from ioxhub.ingest.harmonized import apply_release
 from ioxhub.ingest.observations import HARMONIZED_SCHEMA, REFUSED_SCHEMA, harmonize_chunk
 from ioxhub.ingest.quarantine import DeadLetters
+from ioxhub.names import InvalidName, check_id
 from ioxhub.storage import ObjectStore, quarantine_rows_key, staging_key, staging_prefix
 
 CHUNK, MANIFEST = "dataset_chunk", "release_manifest"
@@ -99,6 +100,13 @@ class DatasetIngest:
             self.dead.refuse(record, "wrong-event-type",
                              f"{decoded.name} v{decoded.version} event on a datasets topic (expected {CHUNK} or {MANIFEST})",
                              org=rec.get("org"), event_id=rec.get("event_id"))
+            return
+        try:  # these become object keys: refuse path tricks and control characters before anything else
+            check_id(rec["dataset_id"], "dataset_id")
+            check_id(rec["release_id"], "release_id")
+            check_id(rec["event_id"], "event_id")
+        except InvalidName as exc:
+            self.dead.refuse(record, "bad-name", f"{record.topic}@{record.offset}: {exc}", org=rec.get("org"))
             return
         if rec["event_id"] in self.seen_events:
             self.counts.events_duplicate += 1

@@ -32,7 +32,7 @@ from ioxhub.ingest.datasets import DatasetIngest
 from ioxhub.ingest.policies import PolicyIngest
 from ioxhub.ingest.quarantine import DeadLetters
 from ioxhub.ingest.raw import write_raw
-from ioxhub.names import org_of_topic
+from ioxhub.names import InvalidName, check_org, org_of_topic
 from ioxhub.orgs import load_orgs
 from ioxhub.settings import Settings, get_settings
 from ioxhub.signing import SignatureError, TrustStore, load_trust_store, verify
@@ -110,6 +110,11 @@ def _accept(record, dead: DeadLetters, trust: TrustStore | None) -> codec.Decode
         dead.refuse(record, exc.reason, f"{record.topic}[{record.partition}]@{record.offset}: {exc.detail}", org=header_org)
         return None
     rec = decoded.record
+    try:
+        check_org(str(rec.get("org")), "org")
+    except InvalidName as exc:
+        dead.refuse(record, "bad-name", f"{record.topic}@{record.offset}: {exc}", org=header_org)
+        return None
     topic_org = org_of_topic(record.topic)
     payload_org = rec.get("org")
     if payload_org != topic_org:

@@ -71,7 +71,7 @@ def publish_samples(out_dir: Path, settings: Settings) -> list[dict]:
             s = publish_policy(f.org, path, settings=settings)
         summaries.append({"file": f.path, "org": f.org, "release_id": s.release_id, "rows_read": s.rows_read,
                           "rows_sent": s.rows_sent, "rows_rejected": s.rows_rejected, "chunks": s.chunks,
-                          "rejected_by_reason": s.rejected_by_reason})
+                          "rejected_by_reason": s.rejected_by_reason, "event_ids": s.event_ids})
     return summaries
 
 

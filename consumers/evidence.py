@@ -53,7 +53,7 @@ def _inputs_fingerprint(catalog: Catalog) -> str:
     return hashlib.sha256(json.dumps(harmonized, sort_keys=True).encode()).hexdigest()
 
 
-def derive_evidence(settings: Settings | None = None, *, force: bool = False) -> dict:
+def derive_evidence(settings: Settings | None = None, *, force: bool = False, run_id: str = "manual") -> dict:
     """Derive every evidence dataset; returns what was written (rows per dataset, snapshot numbers)."""
     started = time.monotonic()
     store = ObjectStore(settings or get_settings())
@@ -61,7 +61,10 @@ def derive_evidence(settings: Settings | None = None, *, force: bool = False) ->
     fingerprint = _inputs_fingerprint(catalog)
     state = store.get_json(STATE_KEY) or {}
     if not force and state.get("fingerprint") == fingerprint:
-        return {"changed": False, "reason": "harmonized inputs unchanged since the last derivation", "datasets": {}}
+        summary = {"changed": False, "reason": "harmonized inputs unchanged since the last derivation", "datasets": {},
+                   "seconds": round(time.monotonic() - started, 3)}
+        catalog.record_run("derive_evidence", run_id, summary)
+        return summary
 
     observations = read_observations(store)
     versions = store.read_parquet(instruments_key("instrument_versions"))
@@ -89,6 +92,7 @@ def derive_evidence(settings: Settings | None = None, *, force: bool = False) ->
         written[name] = _write_curated(store, catalog, name, frame, observations)
     store.put_json(STATE_KEY, {"fingerprint": fingerprint, "snapshots": {n: w["snapshot"] for n, w in written.items()}})
     summary = {"changed": True, "datasets": written, "seconds": round(time.monotonic() - started, 3)}
+    catalog.record_run("derive_evidence", run_id, summary)
     log.info("derive evidence: %s", summary)
     return summary
 

@@ -68,12 +68,12 @@ def derive_dag() -> DAG:
     )
     def derive_evidence():
         @task(outlets=[CURATED])
-        def derive(params=None) -> dict:
+        def derive(params=None, run_id=None) -> dict:
             from airflow.sdk.exceptions import AirflowSkipException
 
             from ioxhub.consumers.evidence import derive_evidence as run_derive
 
-            summary = run_derive(force=params["force"])
+            summary = run_derive(force=params["force"], run_id=run_id)
             if not summary["changed"]:
                 raise AirflowSkipException(summary["reason"])
             return summary

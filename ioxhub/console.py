@@ -28,22 +28,21 @@ def print_counts(title: str, counts: dict) -> None:
 
 def print_status(status: dict) -> None:
     runs = Table(title="last run of each DAG")
-    for col in ("dag", "run", "finished", "consumed", "applied", "staged", "duplicate", "quarantined", "rows", "seconds"):
+    for col in ("dag", "finished (UTC)", "events: consumed / applied / staged / dup / quarantined", "rows", "s"):
         runs.add_column(col)
     for dag_id, run in sorted(status["runs"].items()):
         events = run.get("events", {})
+        counts = " / ".join(str(events.get(k, "-")) for k in ("consumed", "applied", "staged", "duplicate", "quarantined"))
         rows = run.get("observations_harmonized", sum(d.get("rows", 0) for d in run.get("datasets", {}).values()))
-        runs.add_row(dag_id, run.get("run_id", ""), run.get("finished_at", ""),
-                     *(str(events.get(k, "")) for k in ("consumed", "applied", "staged", "duplicate", "quarantined")),
-                     f"{rows:,}", str(run.get("seconds", "")))
+        runs.add_row(dag_id, run.get("finished_at", "")[:19].replace("T", " "), counts, f"{rows:,}",
+                     str(run.get("seconds", "")))
     console.print(runs if status["runs"] else "no DAG run recorded yet")
-    lag = Table(title="lag per topic (records not yet ingested; a lower bound on the local broker)")
-    lag.add_column("ingest")
+    lag = Table(title="lag per topic (not yet ingested; a lower bound on the local broker)")
     lag.add_column("topic")
     lag.add_column("lag", justify="right")
     for kind, topics in status["lag"].items():
         for topic, n in sorted(topics.items()):
-            lag.add_row(kind, topic, f"{n:,}")
+            lag.add_row(topic, f"{n:,}")
     console.print(lag)
 
 

@@ -112,8 +112,19 @@ def keys_generate(
     valid_from: str | None = typer.Option(None, "--valid-from", help="ISO time the key becomes valid (default: now)."),
 ) -> None:
     """Write a new private key (owner-only) and print the public key for infra/orgs.yaml."""
-    from ioxhub.signing import generate_org_key, parse_valid_from, print_generated
-    print_generated(generate_org_key(org, key_id, valid_from=parse_valid_from(valid_from)))
+    from ioxhub.signing import generate_org_key, parse_time_option, print_generated
+    print_generated(generate_org_key(org, key_id, valid_from=parse_time_option(valid_from)))
+
+
+@keys_app.command("retire")
+def keys_retire(
+    key_id: str = typer.Argument(..., help="Key id of the local keyring (see `ioxhub keys list`)."),
+    at: str | None = typer.Option(None, "--at", help="ISO time the key stops being valid (default: now)."),
+) -> None:
+    """Rotation: end a key's validity window; records it signs from then on are quarantined as expired-key."""
+    from ioxhub.signing import parse_time_option, retire_key
+    retired = retire_key(key_id, parse_time_option(at, "--at"))
+    typer.echo(f"key {retired.key.key_id} of {retired.org} is valid until {retired.key.valid_until.isoformat()}")
 
 
 @keys_app.command("list")

@@ -23,7 +23,9 @@ on the topics it is the broker's clock, which a producer holding a rotated-out k
 
 Trust store = the `signing_keys` of infra/orgs.yaml + the local keyring `<data_dir>/keys/public-keys.yaml`
 that `ioxhub keys generate` appends to (same entry shape, per org), so the local stack trusts keys
-generated on this machine without editing orgs.yaml.
+generated on this machine without editing orgs.yaml. Rotation: generate the new key, then
+`ioxhub keys retire OLD_ID` closes the old key's window (`valid_until`); producers sign with the newest key
+still valid, and ingest refuses later records signed with the old one as expired-key.
 """
 from __future__ import annotations
 
@@ -242,6 +244,35 @@ def add_to_keyring(keyring: Path, generated: GeneratedKey) -> None:
     doc = _read_keyring_doc(keyring)
     doc.setdefault(generated.org, []).append({"key_id": generated.key_id, "public_key": generated.public_key_b64,
                                               "valid_from": _iso(generated.valid_from)})
+    _write_keyring(keyring, doc)
+
+
+def retire_key(key_id: str, at: datetime | None = None, settings=None) -> TrustedKey:
+    """Rotation: end a key's validity window in the local keyring at `at` (default: now).
+
+    Records signed with it and stamped at or after `at` are then refused as expired-key; older ones still
+    verify. A key declared in infra/orgs.yaml is retired there (its `valid_until`), not here."""
+    if settings is None:
+        from ioxhub.settings import get_settings
+        settings = get_settings()
+    at = (at or datetime.now(timezone.utc)).replace(microsecond=0)
+    if at.tzinfo is None:
+        raise KeyFileError(f"retire {key_id}: the time {at.isoformat()} has no timezone")
+    keyring = keys_dir(settings.data_dir) / KEYRING_FILE
+    doc = _read_keyring_doc(keyring)
+    for entries in doc.values():
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict) and entry.get("key_id") == key_id:
+                entry["valid_until"] = _iso(at)
+                keys = _keyring_keys(keyring, doc)          # validates the new window before writing it
+                _write_keyring(keyring, doc)
+                return next(k for k in keys if k.key.key_id == key_id)
+    if settings.orgs_file.is_file() and _orgs_declare(settings.orgs_file, key_id):
+        raise KeyFileError(f"key {key_id!r} is declared in {settings.orgs_file}: set its valid_until there")
+    raise KeyFileError(f"no key {key_id!r} in the local keyring {keyring}")
+
+
+def _write_keyring(keyring: Path, doc: dict) -> None:
     keyring.parent.mkdir(parents=True, exist_ok=True)
     tmp = keyring.with_suffix(".tmp")
     tmp.write_text("# Local keyring written by `ioxhub keys generate`: public keys only, trusted by ingest on\n"
@@ -252,8 +283,12 @@ def add_to_keyring(keyring: Path, generated: GeneratedKey) -> None:
 
 def load_keyring(keyring: Path) -> list[TrustedKey]:
     """The keys of a local keyring file (none if it does not exist)."""
+    return _keyring_keys(keyring, _read_keyring_doc(keyring))
+
+
+def _keyring_keys(keyring: Path, doc: dict) -> list[TrustedKey]:
     out = []
-    for org, entries in _read_keyring_doc(keyring).items():
+    for org, entries in doc.items():
         for i, e in enumerate(entries if isinstance(entries, list) else [None]):
             where = f"{keyring}: orgs.{org}[{i}]"
             try:
@@ -261,8 +296,11 @@ def load_keyring(keyring: Path) -> list[TrustedKey]:
                 public = base64.b64decode(e["public_key"], validate=True)
                 if len(public) != 32:
                     raise ValueError(f"public_key decodes to {len(public)} bytes, not 32")
+                valid_from = _parse_time(e["valid_from"])
                 valid_until = _parse_time(e["valid_until"]) if e.get("valid_until") else None
-                key = SigningKey(names.check_id(e["key_id"], "key_id"), public, _parse_time(e["valid_from"]), valid_until)
+                if valid_until is not None and valid_until <= valid_from:
+                    raise ValueError(f"valid_until {_iso(valid_until)} is not after valid_from {_iso(valid_from)}")
+                key = SigningKey(names.check_id(e["key_id"], "key_id"), public, valid_from, valid_until)
             except (TypeError, KeyError, ValueError, binascii.Error, IoxhubError) as exc:
                 raise KeyFileError(f"{where}: malformed entry ({exc})") from None
             out.append(TrustedKey(org, key, str(keyring)))
@@ -295,8 +333,15 @@ def load_signer(org: str, key_id: str | None = None, settings=None) -> Signer:
         files = list(org_dir.glob("*.key")) if org_dir.is_dir() else []
         if not files:
             raise KeyFileError(f"no signing key for {org} in {org_dir}: run `ioxhub keys generate --org {org}`")
-        since = {k.key.key_id: k.key.valid_from for k in load_keyring(keys_dir(settings.data_dir) / KEYRING_FILE)}
-        path = max(files, key=lambda p: (since.get(p.stem, datetime.fromtimestamp(p.stat().st_mtime, timezone.utc)), p.stem))
+        known = {k.key.key_id: k.key for k in load_keyring(keys_dir(settings.data_dir) / KEYRING_FILE)}
+        now = datetime.now(timezone.utc)
+        # A retired key (validity window closed) would only get the org's records quarantined as expired-key.
+        usable = [p for p in files if p.stem not in known or known[p.stem].valid_until is None
+                  or known[p.stem].valid_until > now]
+        if not usable:
+            raise KeyFileError(f"every signing key of {org} in {org_dir} is retired: run `ioxhub keys generate --org {org}`")
+        path = max(usable, key=lambda p: (known[p.stem].valid_from if p.stem in known
+                                          else datetime.fromtimestamp(p.stat().st_mtime, timezone.utc), p.stem))
     return Signer(org, path.stem, load_private_key(path))
 
 
@@ -348,14 +393,15 @@ def _iso(t: datetime) -> str:
 
 
 # ------------------------------------------------------------------------------------------- CLI views
-def parse_valid_from(text: str | None) -> datetime | None:
+def parse_time_option(text: str | None, option: str = "--valid-from") -> datetime | None:
     if text is None:
         return None
     try:
         return _parse_time(text)
     except ValueError:
-        raise KeyFileError(f"--valid-from {text!r}: expected an ISO 8601 time with a timezone, "
+        raise KeyFileError(f"{option} {text!r}: expected an ISO 8601 time with a timezone, "
                            "e.g. 2026-01-01T00:00:00Z") from None
+
 
 
 def print_generated(g: GeneratedKey) -> None:

@@ -24,10 +24,9 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 from minio import Minio
-from minio.error import S3Error
 
 from ioxhub.errors import IoxhubError
-from ioxhub.s3 import make_client
+from ioxhub.s3 import S3_ERRORS, explain, make_client
 from ioxhub.settings import Settings, get_settings
 
 ZONES = ("raw", "staging", "harmonized", "quarantine", "curated", "catalog")
@@ -117,12 +116,15 @@ class RangedObject(io.RawIOBase):
         return self.position
 
     def _fetch(self, start: int, length: int) -> bytes:
-        response = self.client.get_object(self.bucket, self.key, offset=start, length=length)
         try:
-            data = response.read()
-        finally:
-            response.close()
-            response.release_conn()
+            response = self.client.get_object(self.bucket, self.key, offset=start, length=length)
+            try:
+                data = response.read()
+            finally:
+                response.close()
+                response.release_conn()
+        except S3_ERRORS as exc:
+            raise StorageError(explain(exc, "get", f"s3://{self.bucket}/{self.key}", self.client)) from None
         self.bytes_read += len(data)
         self.requests += 1
         return data
@@ -157,8 +159,9 @@ class ObjectStore:
         self.client = client or make_client(self.settings)
         self.bucket = bucket or self.settings.bucket
 
-    def _fail(self, action: str, key: str, exc: S3Error) -> StorageError:
-        return StorageError(f"S3 {action} s3://{self.bucket}/{key} failed: {exc.code} ({exc.message})")
+    def _fail(self, action: str, key: str, exc: Exception) -> StorageError:
+        """A StorageError in one sentence (refused keys, a denied zone, an unreachable server), no secret."""
+        return StorageError(explain(exc, action, f"s3://{self.bucket}/{key}", self.client, self.settings.s3_endpoint))
 
     # --- bytes ------------------------------------------------------------------------------------
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream",
@@ -166,28 +169,28 @@ class ObjectStore:
         try:
             self.client.put_object(self.bucket, key, io.BytesIO(data), len(data), content_type=content_type,
                                    metadata=metadata)
-        except S3Error as exc:
+        except S3_ERRORS as exc:
             raise self._fail("put", key, exc) from None
 
     def get_bytes(self, key: str) -> bytes | None:
         """The object's bytes, or None when it does not exist."""
         try:
             response = self.client.get_object(self.bucket, key)
-        except S3Error as exc:
-            if exc.code in ("NoSuchKey", "NoSuchObject"):
+            try:
+                return response.read()
+            finally:
+                response.close()
+                response.release_conn()
+        except S3_ERRORS as exc:
+            if getattr(exc, "code", None) in ("NoSuchKey", "NoSuchObject"):
                 return None
             raise self._fail("get", key, exc) from None
-        try:
-            return response.read()
-        finally:
-            response.close()
-            response.release_conn()
 
     def size(self, key: str) -> int | None:
         try:
             return self.client.stat_object(self.bucket, key).size
-        except S3Error as exc:
-            if exc.code in ("NoSuchKey", "NoSuchObject", "ResourceNotFound"):
+        except S3_ERRORS as exc:
+            if getattr(exc, "code", None) in ("NoSuchKey", "NoSuchObject", "ResourceNotFound"):
                 return None
             raise self._fail("stat", key, exc) from None
 
@@ -198,13 +201,13 @@ class ObjectStore:
         try:
             for obj in self.client.list_objects(self.bucket, prefix=prefix, recursive=recursive):
                 yield obj.object_name
-        except S3Error as exc:
+        except S3_ERRORS as exc:
             raise self._fail("list", prefix, exc) from None
 
     def delete(self, key: str) -> None:
         try:
             self.client.remove_object(self.bucket, key)
-        except S3Error as exc:
+        except S3_ERRORS as exc:
             raise self._fail("delete", key, exc) from None
 
     # --- JSON -------------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ def _trend(ax, rows: pd.DataFrame, adopters: dict, log_scale: bool, indicator: s
         ax.set_yscale("log")
     ax.set_title(f"{indicator}: {'geometric ' if log_scale else ''}mean by year", fontsize=9, pad=12)
     ax.set_ylabel(unit, fontsize=8)
-    ax.tick_params(labelsize=7)
+    ax.tick_params(which="both", labelsize=7)   # "both": a log axis labels some minor ticks too
     ax.legend(fontsize=7, frameon=False)
 
 
@@ -93,8 +93,10 @@ def _figure(instrument_id: str, panel: pd.DataFrame, impact: Impact, adopters: d
         _trend(ax_trend, data, adopters, d["scale"] == "log", ind, d["unit"] or "")
         es = impact.event_study[(impact.event_study["instrument_id"] == instrument_id)
                                 & (impact.event_study["indicator"] == ind) & impact.event_study["primary"]]
-        if es.empty:
-            ax_event.text(0.5, 0.5, "no event study (too little data)", ha="center", va="center",
+        no_estimate = _fmt_effect(d) == "n/a"
+        if no_estimate or es["estimate"].notna().sum() < 2:   # the reference year alone shows nothing
+            reason = d["note"] if no_estimate and isinstance(d["note"], str) and d["note"] else "too little data"
+            ax_event.text(0.5, 0.5, f"no event study ({reason})", ha="center", va="center",
                           transform=ax_event.transAxes)
             ax_event.set_axis_off()
         else:
@@ -142,7 +144,8 @@ def _html(instrument_id: str, title: str, png: bytes, impact: Impact, adopters: 
 <style>{_CSS}</style></head><body>
 <h1>{html.escape(title)}</h1>
 <p class="note">Stacked difference-in-differences by adoption cohort against clean controls; {html.escape(windows)}.
-Estimates on the log scale read as % (100 (exp(b) - 1)). 95 % intervals use Welch-Satterthwaite t.</p>
+Estimates on the log scale read as % (100 (exp(b) - 1)). 95 % intervals use Welch-Satterthwaite t.
+In the trend charts the vertical lines mark the adoption years (+n: members adopting that year).</p>
 <img alt="trends and event studies" src="data:image/png;base64,{base64.b64encode(png).decode()}">
 <h2>Impact (difference-in-differences)</h2>
 {_table(did[cols])}

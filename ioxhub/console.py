@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich import box
 from rich.console import Console
+from rich.padding import Padding
 from rich.table import Table
 
 console = Console()
@@ -46,58 +48,123 @@ def print_status(status: dict) -> None:
     console.print(lag)
 
 
+def _periods(cov: dict) -> str:
+    """"2015..2025" for whole years of dates, else the first and last labels ("2015-Q1..2025-Q4")."""
+    first = cov.get("first_period_start") or cov.get("first_period") or ""
+    last = cov.get("last_period_end") or cov.get("last_period") or ""
+    if not first:
+        return ""
+    if len(first) == len(last) == 10 and first.endswith("-01-01") and last.endswith("-12-31"):
+        first, last = first[:4], last[:4]
+    return f"{first}..{last}"
+
+
 def print_datasets(datasets: list[dict]) -> None:
-    table = Table(title="catalog")
-    for col in ("name", "kind", "publishers", "rows", "countries", "periods", "snapshot", "updated"):
-        table.add_column(col)
-    for d in datasets:
-        cov = d.get("coverage", {})
-        countries = cov.get("countries", [])
-        first = cov.get("first_period_start") or cov.get("first_period") or ""
-        last = cov.get("last_period_end") or cov.get("last_period") or ""
-        table.add_row(d["name"], d.get("kind", ""), ",".join(d.get("publishers", [])), f"{d.get('rows', 0):,}",
-                      str(len(countries)) if countries else "", f"{first}..{last}" if first else "",
-                      str(d.get("snapshot", "")), d.get("updated_at", ""))
-    console.print(table if datasets else "the catalog is empty: publish and ingest first")
+    """The catalog in 80 columns: one row per dataset (full name, publishers under it), harmonized then curated."""
+    if not datasets:
+        console.print("the catalog is empty: publish and ingest first")
+        return
+    table = Table(title="catalog (times in UTC; ioxhub pull NAME)", box=box.SIMPLE_HEAD, padding=0, show_edge=False)
+    table.add_column("dataset / publishers", no_wrap=True)
+    table.add_column("rows", justify="right", no_wrap=True)
+    table.add_column("ctry", justify="right")
+    table.add_column("periods")
+    table.add_column("snap", justify="right")
+    table.add_column("updated")
+    kinds = {"harmonized": "harmonized: partner releases", "curated": "curated: derived evidence, snapshots"}
+    order = list(kinds)
+    for kind in sorted({d.get("kind", "") for d in datasets}, key=lambda k: (order.index(k) if k in order else 9, k)):
+        table.add_row(f"[bold]{kinds.get(kind, kind or 'other')}[/]", end_section=False)
+        for d in (d for d in datasets if d.get("kind", "") == kind):
+            cov = d.get("coverage", {})
+            publishers = d.get("publishers") or ([d["org"]] if d.get("org") else [])
+            table.add_row(f"{d['name']}\n  [dim]{','.join(publishers)}[/]", f"{d.get('rows', 0):,}",
+                          str(len(cov["countries"])) if cov.get("countries") else "", _periods(cov),
+                          str(d.get("snapshot", "")), d.get("updated_at", "")[:16].replace("T", "\n"))
+        table.add_section()
+    console.print(table)
+
+
+def _counts(counts: dict) -> str:
+    return ", ".join(f"{k} {v:,}" for k, v in counts.items()) or "none"
+
+
+def _events(events: dict) -> str:
+    """"consumed 19: applied 19, staged 0, duplicate 0, quarantined 0" (every consumed event in one count)."""
+    rest = {k: v for k, v in events.items() if k != "consumed"}
+    return f"consumed {events.get('consumed', 0):,}: {_counts(rest)}" if events else "none"
+
+
+def _p(p: float) -> str:
+    return "" if p != p else "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _estimate(row: dict) -> tuple[str, str]:
+    """(effect, 95 % interval) of one impact_did row: % on the log scale, the unit on the level scale."""
+    if row["scale"] == "log":
+        return (f"{row['pct_estimate']:+.1f}%",
+                f"{row['pct_ci_low']:+.1f} .. {row['pct_ci_high']:+.1f}%")
+    unit = {"HOURS": "h", "DAYS": "d", "PERCENT": "pp"}.get(row["unit"], f" {row['unit']}")
+    return f"{row['estimate']:+.2f}{unit}", f"{row['ci_low']:+.2f} .. {row['ci_high']:+.2f}{unit}"
+
+
+def print_impact(rows: list[dict]) -> None:
+    """The headline impact estimates, one line per instrument x indicator, 80 columns wide."""
+    rows = sorted(rows, key=lambda r: (r["instrument_id"], r["indicator"]))
+    estimated = [r for r in rows if r["estimate"] == r["estimate"]]       # NaN: no estimate
+    table = Table(title="headline impact estimates (difference-in-differences)", box=box.SIMPLE_HEAD,
+                  show_edge=False, padding=(0, 1), pad_edge=False)
+    table.add_column("instrument / indicator", no_wrap=True)
+    table.add_column("effect", justify="right", no_wrap=True)
+    table.add_column("95% interval", justify="right", no_wrap=True)
+    table.add_column("p", justify="right", no_wrap=True)
+    table.add_column("n", justify="right", no_wrap=True)
+    previous = None
+    for row in estimated:
+        if row["instrument_id"] != previous:
+            table.add_row(f"[bold]{row['instrument_id']}[/]")
+            previous = row["instrument_id"]
+        effect, interval = _estimate(row)
+        p = row["p_value"]
+        table.add_row(f"  {row['indicator']}", effect, interval, _p(p),
+                      f"{row['n_treated_countries']}/{row['n_control_countries']}")
+    if estimated:
+        console.print(table)
+        console.print(Padding("n: adopting / control countries; log-scale effects in %, level effects in the "
+                              "indicator's unit", (0, 0, 0, 2)), style="dim")
+    missing: dict[str, list[str]] = {}
+    for row in rows:
+        if row["estimate"] != row["estimate"]:
+            missing.setdefault(row.get("note") or "no estimate", []).append(row["instrument_id"])
+    for note, instruments in missing.items():
+        console.print(Padding(f"no estimate ({note}): {', '.join(sorted(set(instruments)))}", (0, 0, 0, 2)))
 
 
 def print_demo(result) -> None:
-    """The closing summary of `ioxhub demo`."""
+    """The closing summary of `ioxhub demo` (80 columns)."""
     ingest = result.runs.get("ingest_datasets", {})
     policies = result.runs.get("ingest_policies", {})
-    events = ingest.get("events", {})
     sent = sum(p["rows_sent"] for p in result.published)
     rejected = sum(p["rows_rejected"] for p in result.published)
-    table = Table(title="ioxhub demo: summary", show_header=False)
-    table.add_row("files published", f"{len(result.published)} ({sent:,} rows sent, {rejected:,} rows rejected "
-                  "at the source, see the *.rejects.csv files)")
-    table.add_row("dataset events (last ingest run)", ", ".join(f"{k} {v:,}" for k, v in events.items()))
-    table.add_row("observations harmonized", f"{ingest.get('observations_harmonized', 0):,} "
-                  f"(duplicates dropped {ingest.get('observations_duplicate', 0):,}, "
-                  f"revisions applied {ingest.get('revisions_applied', 0):,})")
+    harmonized = [d for d in result.datasets if d.get("kind") == "harmonized"
+                  and str(d.get("location", "")).startswith("harmonized/observations/")]
+    curated = [d["name"] for d in result.datasets if d.get("kind") == "curated"]
+    table = Table(title="ioxhub demo: summary", show_header=False, box=box.SIMPLE, show_edge=False)
+    table.add_column(no_wrap=True)
+    table.add_column()
+    table.add_row("files published", f"{len(result.published)}: {sent:,} rows sent, {rejected:,} rejected at the "
+                  "source (*.rejects.csv)")
+    table.add_row("dataset events", _events(ingest.get("events", {})))
+    table.add_row("harmonized rows", f"{sum(d.get('rows', 0) for d in harmonized):,} in {len(harmonized)} datasets "
+                  f"(this run: +{ingest.get('observations_harmonized', 0):,}, duplicates dropped "
+                  f"{ingest.get('observations_duplicate', 0):,}, revised {ingest.get('revisions_applied', 0):,})")
     refused = {**ingest.get("quarantined_by_reason", {}), **ingest.get("observations_refused_by_reason", {})}
-    table.add_row("quarantined by reason", ", ".join(f"{k} {v:,}" for k, v in sorted(refused.items())) or "none")
-    table.add_row("policy updates", ", ".join(f"{k} {v:,}" for k, v in policies.get("events", {}).items()))
-    table.add_row("datasets in the catalog", f"{len(result.datasets)}: " + ", ".join(d["name"] for d in result.datasets))
-    table.add_row("seconds per step", ", ".join(f"{k} {v}" for k, v in result.seconds.items()))
+    table.add_row("quarantined", f"{_counts(dict(sorted(refused.items())))} (this run)")
+    table.add_row("policy updates", _events(policies.get("events", {})))
+    table.add_row("catalog", f"{len(result.datasets)} datasets, {len(curated)} curated: {', '.join(curated)}")
+    table.add_row("seconds", ", ".join(f"{k} {v}" for k, v in result.seconds.items()))
     console.print(table)
     if result.impact:
-        impact = Table(title="headline impact estimates (difference-in-differences, primary scale)")
-        for col in ("instrument", "indicator", "effect", "95% interval", "p", "adopters / controls"):
-            impact.add_column(col)
-        for row in sorted(result.impact, key=lambda r: (r["instrument_id"], r["indicator"])):
-            if row["estimate"] != row["estimate"]:  # NaN: no estimate (e.g. every country adopted at once)
-                impact.add_row(row["instrument_id"], row["indicator"], "-", row.get("note") or "no estimate", "", "")
-                continue
-            if row["scale"] == "log":
-                effect = f"{row['pct_estimate']:+.1f}%"
-                ci = f"{row['pct_ci_low']:+.1f}% .. {row['pct_ci_high']:+.1f}%"
-            else:
-                effect = f"{row['estimate']:+.2f} {row['unit']}"
-                ci = f"{row['ci_low']:+.2f} .. {row['ci_high']:+.2f}"
-            impact.add_row(row["instrument_id"], row["indicator"], effect, ci,
-                           f"{row['p_value']:.3f}" if row["p_value"] == row["p_value"] else "",
-                           f"{row['n_treated_countries']} / {row['n_control_countries']}")
-        console.print(impact)
+        print_impact(result.impact)
     if result.report:
         console.print(f"report: {result.report}")

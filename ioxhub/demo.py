@@ -160,7 +160,9 @@ def write_report_for(instrument_id: str, out: Path, settings: Settings | None = 
     impact = Impact(*(pull(name, where=where, settings=settings)
                       for name in ("impact_country_changes", "impact_did", "impact_event_study")))
     if impact.did.empty:
-        raise DemoError(f"no impact estimate for instrument {instrument_id!r} (see `ioxhub pull instruments_compendium`)")
+        known = sorted(set(pull("impact_did", columns=["instrument_id"], settings=settings)["instrument_id"]))
+        raise DemoError(f"report: no impact estimate for instrument {instrument_id!r} "
+                        f"(known instruments: {', '.join(known) or 'none yet'})")
     indicators = sorted(set(impact.did["indicator"]))
     panel = pull("indicator_panel_annual", where=[f"indicator={i}" for i in indicators], settings=settings)
     adoptions = pull("instrument_adoptions", where=where, settings=settings)

@@ -71,7 +71,7 @@ def print_datasets(datasets: list[dict]) -> None:
     table.add_column("periods")
     table.add_column("snap", justify="right")
     table.add_column("updated")
-    kinds = {"harmonized": "harmonized: partner releases", "curated": "curated: derived evidence, snapshots"}
+    kinds = {"harmonized": "harmonized (partner data)", "curated": "curated (derived evidence)"}   # <= 31 wide
     order = list(kinds)
     for kind in sorted({d.get("kind", "") for d in datasets}, key=lambda k: (order.index(k) if k in order else 9, k)):
         table.add_row(f"[bold]{kinds.get(kind, kind or 'other')}[/]", end_section=False)
@@ -167,4 +167,4 @@ def print_demo(result) -> None:
     if result.impact:
         print_impact(result.impact)
     if result.report:
-        console.print(f"report: {result.report}")
+        console.print(f"report: {result.report}", soft_wrap=True)   # a long path stays one copyable line

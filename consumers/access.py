@@ -87,6 +87,18 @@ def _partition_values(key: str) -> dict[str, str]:
     return dict(part.split("=", 1) for part in key.split("/")[:-1] if "=" in part)
 
 
+def _typed(value: str, field_type: pa.DataType) -> pa.Scalar:
+    """The filter value as a scalar of the column's type (timestamps from ISO text, UTC when no zone is given)."""
+    if pa.types.is_string(field_type):
+        return pa.scalar(value)
+    if pa.types.is_timestamp(field_type):
+        when = dt.datetime.fromisoformat(value)
+        if field_type.tz is not None and when.tzinfo is None:
+            when = when.replace(tzinfo=dt.timezone.utc)
+        return pa.scalar(when, field_type)
+    return pa.scalar(value).cast(field_type)
+
+
 def _expression(where: list[tuple[str, str]], schema: pa.Schema) -> pads.Expression | None:
     by_column: dict[str, list] = {}
     for column, value in where:
@@ -94,8 +106,8 @@ def _expression(where: list[tuple[str, str]], schema: pa.Schema) -> pads.Express
             raise PullError(f"--where {column}=...: no column {column!r} (columns: {', '.join(schema.names)})")
         field_type = schema.field(column).type
         try:
-            typed = pa.scalar(value).cast(field_type) if not pa.types.is_string(field_type) else pa.scalar(value)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            typed = _typed(value, field_type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
             raise PullError(f"--where {column}={value!r}: not a valid {field_type}") from None
         by_column.setdefault(column, []).append(typed)
     expression = None

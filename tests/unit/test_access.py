@@ -133,6 +133,9 @@ def test_pull_filters_are_typed(curated):
         "value": [10.0, 50.0], "ref_area": ["DEU", "USA"]}
     assert pull_table(name, ["value=30"], ["ref_area"], store=store).table["ref_area"].to_pylist() == ["FRA"]
     assert pull_table(name, ["ref_area=ZZZ"], store=store).table.num_rows == 0
+    for stamp in ("2026-01-01", "2026-01-01T00:00:00", "2026-01-01T01:00:00+01:00"):   # ISO, UTC without zone
+        assert pull_table(name, [f"published_at={stamp}"], store=store).table.num_rows == 5
+    assert pull_table(name, ["published_at=2026-01-02"], store=store).table.num_rows == 0
 
 
 @pytest.mark.integration
@@ -151,6 +154,8 @@ def test_pull_errors_are_clear(curated):
         pull_table(name, ["country=FRA"], store=store)
     with pytest.raises(PullError, match=r"--where year='20x1': not a valid int32"):
         pull_table(name, ["year=20x1"], store=store)
+    with pytest.raises(PullError, match=r"--where published_at='yesterday': not a valid timestamp"):
+        pull_table(name, ["published_at=yesterday"], store=store)
     with pytest.raises(PullError, match=r"--where primary='maybe': not a valid bool"):
         pull_table(name, ["primary=maybe"], store=store)
     with pytest.raises(PullError, match=rf"no column\(s\) country, gdp in {name}"):

@@ -1,7 +1,9 @@
 """Consume one bounded batch from a set of topics, and commit it once its results are durable.
 
 The batch ends when `max_records` were read or nothing arrived for `idle_ms`; end offsets are never
-used to decide "caught up" (tansu under-reports them, platform-facts). Partitions are assigned
+used to decide "caught up" (tansu under-reports them, platform-facts). Records are handed to the
+caller poll by poll (at most ROUND_RECORDS at a time, fetches capped at FETCH_BYTES) and not kept:
+memory does not grow with the batch; the batch keeps only the offset range of each partition. Partitions are assigned
 explicitly (no group join: ~3 s saved per run, and the DAG allows one active run) while offsets are
 committed to the consumer group, so runs resume where the last committed run stopped.
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from kafka import KafkaConsumer
 from kafka.consumer.fetcher import ConsumerRecord
@@ -18,25 +21,28 @@ from ioxhub.kafka import make_consumer
 from ioxhub.settings import Settings
 
 
+ROUND_RECORDS = 16           # records handed over per poll (a dataset chunk is up to ~1 MB)
+FETCH_BYTES = 8 << 20        # fetched but not yet handed over, per request / partition: 8 MB / 4 MB
+
+
 @dataclass
 class Batch:
-    """The records of one run, in offset order per partition."""
+    """The offset range of each partition read in one run."""
 
-    records: dict[TopicPartition, list[ConsumerRecord]] = field(default_factory=dict)
-
-    @property
-    def count(self) -> int:
-        return sum(len(r) for r in self.records.values())
+    first: dict[TopicPartition, int] = field(default_factory=dict)
+    last: dict[TopicPartition, int] = field(default_factory=dict)
+    count: int = 0
 
     def next_offsets(self) -> dict[TopicPartition, int]:
-        return {tp: recs[-1].offset + 1 for tp, recs in self.records.items() if recs}
+        return {tp: last + 1 for tp, last in self.last.items()}
 
 
 class BatchConsumer:
     """A consumer over every partition of `topics`, committing to `group_id`."""
 
     def __init__(self, settings: Settings, group_id: str, topics: list[str]):
-        self.consumer: KafkaConsumer = make_consumer(group_id, settings, max_poll_records=5000)
+        self.consumer: KafkaConsumer = make_consumer(group_id, settings, max_poll_records=ROUND_RECORDS,
+                                                     fetch_max_bytes=FETCH_BYTES, max_partition_fetch_bytes=FETCH_BYTES // 2)
         partitions = []
         for topic in topics:
             for p in sorted(self.consumer.partitions_for_topic(topic) or ()):
@@ -50,18 +56,24 @@ class BatchConsumer:
             else:
                 self.consumer.seek(tp, offset)
 
-    def poll_batch(self, max_records: int, idle_ms: int) -> Batch:
+    def poll_batch(self, max_records: int, idle_ms: int,
+                   take: Callable[[dict[TopicPartition, list[ConsumerRecord]]], None]) -> Batch:
+        """Poll until `max_records` or `idle_ms` of silence; each poll's records go to `take` (by partition,
+        in offset order) and are not kept."""
         batch = Batch()
         last_data = time.monotonic()
         while batch.count < max_records:
-            polled = self.consumer.poll(timeout_ms=200, max_records=min(5000, max_records - batch.count))
+            polled = self.consumer.poll(timeout_ms=200, max_records=min(ROUND_RECORDS, max_records - batch.count))
             if not polled:
                 if (time.monotonic() - last_data) * 1000 >= idle_ms:
                     break
                 continue
             last_data = time.monotonic()
             for tp, recs in polled.items():
-                batch.records.setdefault(tp, []).extend(recs)
+                batch.first.setdefault(tp, recs[0].offset)
+                batch.last[tp] = recs[-1].offset
+                batch.count += len(recs)
+            take(polled)
         return batch
 
     def commit(self, batch: Batch) -> None:

@@ -9,22 +9,32 @@ Every event ends in exactly one bucket of `DatasetCounts`: applied (part of a re
 run), staged (waiting for the rest of its release), duplicate (an event id seen before, or a release
 already applied) or quarantined (with its reason, see DeadLetters). Observations of the releases applied
 in this run end in one of: harmonized, refused (bad rows), duplicate rows.
+
+Memory stays bounded whatever the size of a release: each chunk is harmonized as it arrives and its
+rows go to a local spill (ioxhub.ingest.spill) in key order; the event bytes go to a local file (for
+the checksum, staging and dead letters). Nothing of a release is durable before the release is
+complete: the spill lives in the run's temporary directory, the harmonized zone is written by
+`apply_release` once the manifest and every chunk are here.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pyarrow as pa
 from kafka.consumer.fetcher import ConsumerRecord
 
 from ioxhub.catalog import Catalog
 from ioxhub.contracts import codec
+from ioxhub.ingest import chunkwire
 from ioxhub.ingest.harmonized import apply_release
-from ioxhub.ingest.observations import HARMONIZED_SCHEMA, REFUSED_SCHEMA, harmonize_chunk
+from ioxhub.ingest.observations import REFUSED_SCHEMA, harmonize_chunk
 from ioxhub.ingest.quarantine import DeadLetters
+from ioxhub.ingest.spill import ReleaseSpill
 from ioxhub.names import InvalidName, check_id
 from ioxhub.storage import ObjectStore, quarantine_rows_key, staging_key, staging_prefix
 
@@ -49,7 +59,7 @@ class DatasetCounts:
 
 @dataclass(frozen=True)
 class StagedRecord:
-    """The Kafka coordinates of an event read back from staging/ (kept in its object name)."""
+    """The Kafka coordinates of an event (read back from staging/, or of this run without its bytes)."""
 
     topic: str
     partition: int
@@ -59,14 +69,40 @@ class StagedRecord:
     value: bytes | None = None
 
 
+class EventBytes:
+    """The bytes of this run's dataset events, in one local file: (offset, length) refers to one."""
+
+    def __init__(self, path: Path):
+        self.file = open(path, "w+b")
+        self.end = 0
+
+    def put(self, value: bytes) -> tuple[int, int]:
+        self.file.seek(self.end)
+        self.file.write(value)
+        ref = (self.end, len(value))
+        self.end += len(value)
+        return ref
+
+    def get(self, ref: tuple[int, int]) -> bytes:
+        self.file.seek(ref[0])
+        return self.file.read(ref[1])
+
+    def close(self) -> None:
+        self.file.close()
+
+
 @dataclass
 class Part:
-    """One event of a release: where it came from, its bytes and its decoded record."""
+    """One event of a release: where it came from, where its bytes are, what it holds."""
 
     event_id: str
-    value: bytes
-    record: ConsumerRecord | StagedRecord
-    decoded: codec.Decoded
+    source: StagedRecord
+    name: str                          # CHUNK or MANIFEST
+    version: int                       # the writer's schema version
+    ref: tuple[int, int]               # its bytes in EventBytes
+    seq: int | None = None             # chunks
+    rows: int = 0                      # chunks: observations
+    manifest: dict | None = None       # manifests: the record
     staged: bool = False
 
 
@@ -78,6 +114,9 @@ class Release:
     chunks: dict[int, Part] = field(default_factory=dict)
     manifest: Part | None = None
     new_parts: list[Part] = field(default_factory=list)   # consumed in this run
+    applied_before: bool = False
+    spill: ReleaseSpill | None = None
+    refused: dict[int, pa.Table] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -85,13 +124,18 @@ class Release:
 
 
 class DatasetIngest:
-    """Collects the dataset events of a batch, then applies the releases they complete."""
+    """Collects the dataset events of a batch, then applies the releases they complete.
 
-    def __init__(self, store: ObjectStore, catalog: Catalog, dead: DeadLetters):
+    `workdir`: a local directory for this run's spills (the caller removes it)."""
+
+    def __init__(self, store: ObjectStore, catalog: Catalog, dead: DeadLetters, workdir: Path):
         self.store, self.catalog, self.dead = store, catalog, dead
+        self.workdir = workdir
         self.releases: dict[tuple[str, str, str], Release] = {}
         self.seen_events: set[str] = set()
         self.counts = DatasetCounts()
+        self.bytes = EventBytes(workdir / "events.bin")
+        self._spills = 0
 
     def add(self, record: ConsumerRecord, decoded: codec.Decoded) -> None:
         """Take one decoded, verified event of a datasets topic."""
@@ -112,79 +156,108 @@ class DatasetIngest:
             self.counts.events_duplicate += 1
             return
         self.seen_events.add(rec["event_id"])
-        key = (rec["org"], rec["dataset_id"], rec["release_id"])
-        release = self.releases.get(key) or self.releases.setdefault(key, Release(*key))
-        part = Part(rec["event_id"], record.value, record, decoded)
-        if decoded.name == CHUNK:
-            if rec["chunk_seq"] in release.chunks:
-                self.counts.events_duplicate += 1
-                return
-            release.chunks[rec["chunk_seq"]] = part
+        release = self._release((rec["org"], rec["dataset_id"], rec["release_id"]))
+        source = StagedRecord(record.topic, record.partition, record.offset, record.timestamp or 0,
+                              tuple(record.headers or ()))
+        part = self._take(release, source, decoded, record.value, staged=False)
+        if part is None:
+            self.counts.events_duplicate += 1
         else:
-            if release.manifest is not None:
-                self.counts.events_duplicate += 1
-                return
+            release.new_parts.append(part)
+
+    def _release(self, key: tuple[str, str, str]) -> Release:
+        """The release of `key`; on first sight, whether it was applied before and its staged events."""
+        release = self.releases.get(key)
+        if release is None:
+            release = self.releases[key] = Release(*key)
+            release.applied_before = self.catalog.release_applied(*key) is not None
+            if not release.applied_before:
+                self._load_staged(release)
+        return release
+
+    def _take(self, release: Release, source: StagedRecord, decoded: codec.Decoded, value: bytes,
+              staged: bool) -> Part | None:
+        """Hold one event in its release (a new event replaces a staged copy); None if a duplicate."""
+        rec = decoded.record
+        held = release.chunks.get(rec["chunk_seq"]) if decoded.name == CHUNK else release.manifest
+        if held is not None and (staged or not held.staged):
+            return None           # a duplicate in this run, or a second staged copy (the first stays)
+        ref = (0, 0) if release.applied_before else self.bytes.put(value)   # bytes: checksum, staging, dead letters
+        part = Part(rec["event_id"], source, decoded.name, decoded.version, ref, staged=staged)
+        if decoded.name == CHUNK:
+            part.seq, part.rows = rec["chunk_seq"], len(rec["indicator"])
+            release.chunks[part.seq] = part
+            if not release.applied_before:
+                self._harmonize(release, part, rec)
+        else:
+            part.manifest = rec
             release.manifest = part
-        release.new_parts.append(part)
+        return part
+
+    def _harmonize(self, release: Release, part: Part, record: dict) -> None:
+        result = harmonize_chunk(record, f"{CHUNK}/v{part.version}", _published_at(record["produced_at"]))
+        if release.spill is None:
+            self._spills += 1
+            release.spill = ReleaseSpill(self.workdir / f"release-{self._spills:06d}")
+        release.spill.add(part.seq, result.harmonized)
+        if result.refused.num_rows:
+            release.refused[part.seq] = result.refused
+        else:
+            release.refused.pop(part.seq, None)
 
     # ------------------------------------------------------------------------------------------ finish
     def finish(self) -> DatasetCounts:
         """Apply every release completed by this batch; stage the rest. Writes everything but offsets."""
-        for release in sorted(self.releases.values(), key=_release_order):
-            if self.catalog.release_applied(*release.key):
-                self.counts.events_duplicate += len(release.new_parts)
-                continue
-            self._load_staged(release)
-            problem = _completeness(release)
-            if problem == "incomplete":
-                self._stage(release)
-            elif problem:
-                self._refuse_release(release, "bad-release", problem)
-            else:
-                self._apply(release)
+        try:
+            for release in sorted(self.releases.values(), key=_release_order):
+                if release.applied_before:
+                    self.counts.events_duplicate += len(release.new_parts)
+                    continue
+                problem = self._completeness(release)
+                if problem == "incomplete":
+                    self._stage(release)
+                elif problem:
+                    self._refuse_release(release, "bad-release", problem)
+                else:
+                    self._apply(release)
+                if release.spill is not None:
+                    release.spill.close()
+        finally:
+            self.bytes.close()
         return self.counts
 
     def _load_staged(self, release: Release) -> None:
         for key in self.store.list(staging_prefix(*release.key)):
             value = self.store.get_bytes(key)
-            decoded = codec.decode(value)
-            rec = decoded.record
-            part = Part(rec["event_id"], value, _staged_record(key, value), decoded, staged=True)
-            if decoded.name == MANIFEST:
-                release.manifest = release.manifest or part
-            else:
-                release.chunks.setdefault(rec["chunk_seq"], part)
+            self._take(release, _staged_record(key), chunkwire.decode(value), value, staged=True)
 
     def _stage(self, release: Release) -> None:
         for part in release.new_parts:
-            rec = part.decoded.record
-            kind = "manifest" if part.decoded.name == MANIFEST else f"chunk-{rec['chunk_seq']:06d}"
-            source = part.record
+            kind = "manifest" if part.name == MANIFEST else f"chunk-{part.seq:06d}"
+            source = part.source
             name = f"{kind}@{source.topic}@{source.partition}@{source.offset}.avro"
-            self.store.put_bytes(staging_key(*release.key, name), part.value, "avro/binary")
+            self.store.put_bytes(staging_key(*release.key, name), self.bytes.get(part.ref), "avro/binary")
         self.counts.events_staged += len(release.new_parts)
         self.counts.releases_pending += 1
 
     def _refuse_release(self, release: Release, reason: str, detail: str) -> None:
         where = f"release {release.release_id} of {release.org}/{release.dataset_id}: {detail}"
         for part in release.new_parts:
-            self.dead.refuse(part.record, reason, where, org=release.org, event_id=part.event_id)
+            self.dead.refuse(dataclasses.replace(part.source, value=self.bytes.get(part.ref)), reason, where,
+                             org=release.org, event_id=part.event_id)
         for key in list(self.store.list(staging_prefix(*release.key))):
             self.store.delete(key)
 
     def _apply(self, release: Release) -> None:
-        manifest = release.manifest.decoded.record
-        harmonized, refused = [], []
-        for seq in range(manifest["chunk_count"]):
-            part = release.chunks[seq]
-            result = harmonize_chunk(part.decoded.record, f"{CHUNK}/v{part.decoded.version}",
-                                     _published_at(part.decoded.record["produced_at"]))
-            harmonized.append(result.harmonized)
-            refused.append(result.refused)
-        rows = pa.concat_tables(harmonized) if harmonized else HARMONIZED_SCHEMA.empty_table()
+        manifest = release.manifest.manifest
+        count = manifest["chunk_count"]
+        refused = [release.refused[seq] for seq in range(count) if seq in release.refused]
         bad = pa.concat_tables(refused) if refused else REFUSED_SCHEMA.empty_table()
-        meta = {**manifest, "schema_version": f"{CHUNK}/v{release.chunks[0].decoded.version}" if release.chunks else None}
-        counts = apply_release(self.store, self.catalog, *release.key, rows, meta) if rows.num_rows else None
+        rows = release.spill.rows_total if release.spill is not None else 0
+        meta = {**manifest, "schema_version": f"{CHUNK}/v{release.chunks[0].version}" if release.chunks else None}
+        workdir = self.workdir / "apply"
+        workdir.mkdir(exist_ok=True)
+        counts = apply_release(self.store, self.catalog, *release.key, release.spill, meta, workdir) if rows else None
         if bad.num_rows:
             self.store.put_parquet(quarantine_rows_key(*release.key), bad)
             self._letters_for_refused_rows(release, bad)
@@ -192,7 +265,7 @@ class DatasetIngest:
         c = self.counts
         c.events_applied += len(release.new_parts)
         c.releases_applied += 1
-        c.observations_received += rows.num_rows + bad.num_rows
+        c.observations_received += rows + bad.num_rows
         c.observations_refused += bad.num_rows
         if counts:
             c.observations_harmonized += counts.harmonized
@@ -217,44 +290,43 @@ class DatasetIngest:
             detail = (f"{row['source_line_count']} observation(s) of release {release.release_id}: field "
                       f"{row['field']} {row['reason']} (e.g. {row['value_min']!r} at {row['source_file_min']} line "
                       f"{row['source_line_min']}); all rows in {quarantine_rows_key(*release.key)}")
-            self.dead.refuse(part.record, row["reason"], detail, org=release.org, event_id=part.event_id,
+            self.dead.refuse(part.source, row["reason"], detail, org=release.org, event_id=part.event_id,
                              observations=row["source_line_count"], keep_payload=False)
+
+    def _completeness(self, release: Release) -> str | None:
+        """None when complete and consistent, "incomplete", or what is inconsistent."""
+        if release.manifest is None:
+            return "incomplete"
+        manifest = release.manifest.manifest
+        expected = manifest["chunk_count"]
+        if any(seq >= expected or seq < 0 for seq in release.chunks):
+            return f"chunk_seq {max(release.chunks)} beyond the manifest's chunk_count {expected}"
+        if len(release.chunks) < expected:
+            return "incomplete"
+        digest = hashlib.sha256()
+        observations = 0
+        for seq in range(expected):
+            part = release.chunks[seq]
+            digest.update(codec.body(self.bytes.get(part.ref)))
+            observations += part.rows
+        if f"sha256:{digest.hexdigest()}" != manifest["checksum"]:
+            return f"checksum mismatch: manifest says {manifest['checksum']}, chunks give sha256:{digest.hexdigest()}"
+        if observations != manifest["observation_count"]:
+            return f"manifest announces {manifest['observation_count']} observations, chunks hold {observations}"
+        return None
 
 
 def _release_order(release: Release) -> tuple:
-    first = min((p.record.offset for p in release.new_parts), default=0)
+    first = min((p.source.offset for p in release.new_parts), default=0)
     return (release.org, release.dataset_id, first)
 
 
-def _staged_record(key: str, value: bytes) -> StagedRecord:
+def _staged_record(key: str) -> StagedRecord:
     _, topic, partition, offset = key.rsplit("/", 1)[-1].removesuffix(".avro").split("@")
-    return StagedRecord(topic, int(partition), int(offset), value=value)
+    return StagedRecord(topic, int(partition), int(offset))
 
 
 def _published_at(produced_at) -> dt.datetime:
     if isinstance(produced_at, dt.datetime):
         return produced_at if produced_at.tzinfo else produced_at.replace(tzinfo=dt.timezone.utc)
     return dt.datetime.fromtimestamp(produced_at / 1000, dt.timezone.utc)
-
-
-def _completeness(release: Release) -> str | None:
-    """None when complete and consistent, "incomplete", or what is inconsistent."""
-    if release.manifest is None:
-        return "incomplete"
-    manifest = release.manifest.decoded.record
-    expected = manifest["chunk_count"]
-    if any(seq >= expected or seq < 0 for seq in release.chunks):
-        return f"chunk_seq {max(release.chunks)} beyond the manifest's chunk_count {expected}"
-    if len(release.chunks) < expected:
-        return "incomplete"
-    digest = hashlib.sha256()
-    observations = 0
-    for seq in range(expected):
-        part = release.chunks[seq]
-        digest.update(codec.body(part.value))
-        observations += len(part.decoded.record["indicator"])
-    if f"sha256:{digest.hexdigest()}" != manifest["checksum"]:
-        return f"checksum mismatch: manifest says {manifest['checksum']}, chunks give sha256:{digest.hexdigest()}"
-    if observations != manifest["observation_count"]:
-        return f"manifest announces {manifest['observation_count']} observations, chunks hold {observations}"
-    return None

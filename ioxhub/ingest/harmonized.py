@@ -7,18 +7,38 @@
   key, the row of the newest release (published_at, then release id). Re-applying the same release (a
   rerun after a crash) rewrites the same rows: idempotent, nothing counted twice.
 - Each year partition is rewritten in one PUT, so readers never see a half-written partition.
+
+Bounded memory, whatever the size of a release or a partition: a year is processed one key range
+(consecutive (indicator, ref_area) keys, about SLICE_ROWS rows of new and current rows) at a time.
+Every copy of a series lies in one range, so duplicates and revisions are settled range by range; the
+rows of each range are written, sorted by (indicator, ref_area, period), as row groups of a local
+Parquet file that is uploaded once complete. The current partition is read back range by range too
+(its key columns first, then only the row groups a range needs).
+
+Parquet files are written from dictionary-encoded columns without the Arrow schema in their metadata,
+so readers get exactly HARMONIZED_SCHEMA (plain strings, date32, timestamp[ms, UTC]).
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from ioxhub.catalog import Catalog
+from ioxhub.harmonize.columns import DICT_STRING
 from ioxhub.ingest.observations import HARMONIZED_SCHEMA, SERIES_KEY
+from ioxhub.ingest.spill import Key, ReleaseSpill, _sortable, ranked, row_keys
 from ioxhub.storage import ObjectStore, harmonized_dataset_prefix, harmonized_key, history_key
+
+SLICE_ROWS = 128 * 1024      # rows (new + current) per key range; also the row group size
+STRING_COLUMNS = [f.name for f in HARMONIZED_SCHEMA if pa.types.is_string(f.type)]
+INTERNAL_SCHEMA = pa.schema([pa.field(f.name, DICT_STRING if pa.types.is_string(f.type) else f.type)
+                             for f in HARMONIZED_SCHEMA])
 
 
 @dataclass
@@ -34,79 +54,218 @@ def dataset_name(org: str, dataset_id: str) -> str:
     return f"{org}.{dataset_id}"
 
 
+def internal(table: pa.Table) -> pa.Table:
+    """HARMONIZED_SCHEMA's columns with dictionary-encoded strings, one chunk per column."""
+    table = table.select(HARMONIZED_SCHEMA.names)
+    if not table.schema.equals(INTERNAL_SCHEMA):
+        table = table.cast(INTERNAL_SCHEMA)
+    return table.unify_dictionaries().combine_chunks()
+
+
 def keep_last(table: pa.Table, keys: tuple[str, ...] = SERIES_KEY) -> pa.Table:
-    """One row per key: the last in table order (a stable, vectorized group-by on the row position)."""
-    if table.num_rows == 0:
+    """One row per key: the last in table order (rows kept in table order)."""
+    n = table.num_rows
+    if n == 0:
         return table
+    combined = np.zeros(n, np.int64)
+    span = 1
+    for name in keys:
+        ranks, values = ranked(table[name])
+        span *= len(values)
+        if span >= 1 << 62:      # too many distinct keys for one int64: let Arrow group
+            return _keep_last_grouped(table, keys)
+        combined = combined * len(values) + ranks
+    order = np.argsort(combined, kind="stable")
+    ordered = combined[order]
+    last = np.ones(n, bool)
+    last[:-1] = ordered[1:] != ordered[:-1]
+    if last.all():
+        return table
+    return table.take(pa.array(np.sort(order[last])))
+
+
+def _keep_last_grouped(table: pa.Table, keys: tuple[str, ...]) -> pa.Table:
     positioned = table.select(list(keys)).append_column("_pos", pa.array(np.arange(table.num_rows)))
     last = positioned.group_by(list(keys), use_threads=False).aggregate([("_pos", "max")])
-    positions = pc.sort_indices(last["_pos_max"])
-    return table.take(pc.take(last["_pos_max"], positions))
+    return table.take(pa.array(np.sort(last["_pos_max"].to_numpy())))
 
 
 def merge_current(existing: pa.Table | None, new: pa.Table, release_id: str) -> tuple[pa.Table, int, int]:
-    """Merge a release's rows of one partition into its current rows.
+    """Merge a release's rows of one key range into its current rows.
 
     Returns (current rows, revisions = older rows replaced by this release, superseded = rows of this
     release that lose against a newer release).
     """
     if existing is None or existing.num_rows == 0:
         return new, 0, 0
-    existing = existing.select(HARMONIZED_SCHEMA.names).cast(HARMONIZED_SCHEMA)
-    both = pa.concat_tables([existing, new])
-    order = pc.sort_indices(both, sort_keys=[("published_at", "ascending"), ("release_id", "ascending")])
-    ordered = both.take(order)
-    merged = keep_last(ordered)
-    winners = pc.is_in(merged["release_id"], value_set=pa.array([release_id]))
-    new_kept = pc.sum(winners).as_py() or 0
+    both = internal(pa.concat_tables([existing, new]))
+    releases, values = ranked(both["release_id"])
+    published = both["published_at"].cast(pa.int64()).to_numpy()
+    order = np.lexsort((releases, published))           # by published_at, then release id; stable
+    merged = keep_last(both.take(pa.array(order)))
+    mine = values.index(release_id)
+    merged_releases, merged_values = ranked(merged["release_id"])
+    new_kept = int(np.count_nonzero(merged_releases == merged_values.index(release_id))) \
+        if release_id in merged_values else 0
     superseded = new.num_rows - new_kept
     # Existing rows not kept and not of this release were replaced by a newer row of this release.
-    existing_other = pc.sum(pc.invert(pc.is_in(existing["release_id"], value_set=pa.array([release_id])))).as_py() or 0
+    existing_other = int(np.count_nonzero(releases[:existing.num_rows] != mine))
     kept_other = merged.num_rows - new_kept
-    revisions = existing_other - kept_other
-    return merged, revisions, superseded
+    return merged, existing_other - kept_other, superseded
+
+
+def sort_rows(table: pa.Table) -> pa.Table:
+    """Sorted by (indicator, ref_area, period), stable."""
+    if table.num_rows < 2:
+        return table
+    order = np.lexsort(tuple(ranked(table[c])[0] for c in ("period", "ref_area", "indicator")))
+    return table.take(pa.array(order))
+
+
+class _ParquetFile:
+    """A Parquet file written on local disk, row group by row group."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.writer = pq.ParquetWriter(str(path), INTERNAL_SCHEMA, compression="zstd", write_statistics=True,
+                                       store_schema=False)
+        self.rows = 0
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows:
+            self.writer.write_table(internal(table), row_group_size=SLICE_ROWS)
+            self.rows += table.num_rows
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class _CurrentPartition:
+    """The current rows of one year partition, read key range by key range."""
+
+    def __init__(self, store: ObjectStore, key: str):
+        self.file = pq.ParquetFile(store.open(key), read_dictionary=STRING_COLUMNS)
+        meta = self.file.metadata
+        self.group_starts = np.cumsum([0] + [meta.row_group(i).num_rows for i in range(meta.num_row_groups)])
+        keys = self.file.read(columns=["indicator", "ref_area"])
+        codes, self.keys = row_keys(keys)
+        self.codes = codes
+        used, counts = np.unique(codes, return_counts=True)
+        self.counts = Counter({self.keys[int(c)]: int(n) for c, n in zip(used, counts)})
+        self._cache: dict[int, pa.Table] = {}
+
+    def rows(self, lo: Key, hi: Key) -> pa.Table | None:
+        inside = np.array([_sortable(lo) <= _sortable(k) <= _sortable(hi) for k in self.keys], bool)
+        positions = np.flatnonzero(inside[self.codes])
+        if len(positions) == 0:
+            return None
+        found = np.searchsorted(self.group_starts, positions, side="right") - 1
+        groups = np.arange(found.min(), found.max() + 1)     # contiguous (one group or a few when sorted)
+        self._cache = {g: self._cache[g] if g in self._cache else self.file.read_row_group(int(g)) for g in groups}
+        table = pa.concat_tables([internal(self._cache[g]) for g in groups]).unify_dictionaries().combine_chunks()
+        return table.take(pa.array(positions - self.group_starts[groups[0]]))
+
+
+class _Stats:
+    """Catalog statistics of a partition, accumulated range by range."""
+
+    def __init__(self):
+        self.rows = 0
+        self.countries: set = set()
+        self.indicators: set = set()
+        self.freqs: set = set()
+        self.periods: list = []
+        self.starts: list = []
+        self.ends: list = []
+
+    def add(self, table: pa.Table) -> None:
+        self.rows += table.num_rows
+        self.countries |= {c for c in _distinct(table["ref_area"]) if c}
+        self.indicators |= set(_distinct(table["indicator"]))
+        self.freqs |= set(_distinct(table["freq"]))
+        periods = [p for p in _distinct(table["period"]) if p is not None]
+        self.periods += [min(periods), max(periods)] if periods else []
+        self.starts.append(pc.min(table["period_start"]).as_py())
+        self.ends.append(pc.max(table["period_end"]).as_py())
+
+    def result(self) -> dict:
+        starts = [s for s in self.starts if s is not None]
+        ends = [e for e in self.ends if e is not None]
+        return {
+            "rows": self.rows,
+            "countries": sorted(self.countries),
+            "indicators": sorted(self.indicators, key=lambda v: (v is None, v or "")),
+            "freqs": sorted(self.freqs, key=lambda v: (v is None, v or "")),
+            "first_period": min(self.periods) if self.periods else None,
+            "last_period": max(self.periods) if self.periods else None,
+            "first_start": str(min(starts) if starts else None),
+            "last_end": str(max(ends) if ends else None),
+        }
+
+
+def _distinct(column) -> list:
+    ranks, values = ranked(column)
+    return [values[i] for i in np.unique(ranks)]
+
+
+def key_ranges(counts: Counter) -> list[tuple[Key, Key]]:
+    """Consecutive keys grouped into ranges of at most SLICE_ROWS rows (a bigger key is a range alone)."""
+    ranges, first, rows = [], None, 0
+    keys = sorted(counts, key=_sortable)
+    for i, key in enumerate(keys):
+        if first is not None and rows + counts[key] > SLICE_ROWS:
+            ranges.append((first, keys[i - 1]))
+            first, rows = None, 0
+        if first is None:
+            first = key
+        rows += counts[key]
+    if first is not None:
+        ranges.append((first, keys[-1]))
+    return ranges
 
 
 def apply_release(store: ObjectStore, catalog: Catalog, org: str, dataset_id: str, release_id: str,
-                  rows: pa.Table, manifest: dict) -> ApplyCounts:
-    """Write one complete release (its harmonized rows) to the harmonized zone and the catalog."""
+                  spill: ReleaseSpill, manifest: dict, workdir: Path) -> ApplyCounts:
+    """Write one complete release (its harmonized rows, spilled) to the harmonized zone and the catalog."""
     counts = ApplyCounts()
-    deduped = keep_last(rows)
-    counts.duplicates = rows.num_rows - deduped.num_rows
-    counts.harmonized = deduped.num_rows
-    store.put_parquet(history_key(org, dataset_id, release_id), deduped)
-
     name = dataset_name(org, dataset_id)
     entry = catalog.dataset(name) or {}
     partitions = dict(entry.get("partitions", {}))
-    years = pc.year(deduped["period_start"])
-    for year in sorted(pc.unique(years).to_pylist()):
-        part = deduped.filter(pc.equal(years, year))
+    present = set(store.list(harmonized_dataset_prefix(org, dataset_id)))
+    history = _ParquetFile(workdir / "history.parquet")
+    for year in spill.years():
         key = harmonized_key(org, dataset_id, year)
-        current, revisions, superseded = merge_current(store.read_parquet(key), part, release_id)
-        counts.revisions += revisions
-        counts.superseded += superseded
-        current = current.sort_by([("indicator", "ascending"), ("ref_area", "ascending"), ("period", "ascending")])
-        store.put_parquet(key, current)
-        partitions[str(year)] = _partition_stats(current)
+        current = _CurrentPartition(store, key) if key in present else None
+        wanted = spill.key_counts(year) + (current.counts if current else Counter())
+        out, stats = _ParquetFile(workdir / f"year-{year}.parquet"), _Stats()
+        for lo, hi in key_ranges(wanted):
+            new = spill.rows(year, lo, hi)
+            old = current.rows(lo, hi) if current else None
+            if new is None:
+                merged = old
+            else:
+                deduped = keep_last(new)
+                counts.duplicates += new.num_rows - deduped.num_rows
+                counts.harmonized += deduped.num_rows
+                history.write(deduped)
+                merged, revisions, superseded = merge_current(old, deduped, release_id)
+                counts.revisions += revisions
+                counts.superseded += superseded
+            merged = sort_rows(merged)
+            out.write(merged)
+            stats.add(merged)
+        out.close()
+        store.put_file(key, out.path, "application/vnd.apache.parquet")
+        out.path.unlink()
+        partitions[str(year)] = stats.result()
         counts.years.append(year)
+    history.close()
+    store.put_file(history_key(org, dataset_id, release_id), history.path, "application/vnd.apache.parquet")
+    history.path.unlink()
 
-    catalog.publish_snapshot(name, _dataset_entry(org, dataset_id, release_id, manifest, partitions, rows.schema),
+    catalog.publish_snapshot(name, _dataset_entry(org, dataset_id, release_id, manifest, partitions, HARMONIZED_SCHEMA),
                              harmonized_dataset_prefix(org, dataset_id))
     return counts
-
-
-def _partition_stats(table: pa.Table) -> dict:
-    return {
-        "rows": table.num_rows,
-        "countries": sorted(c for c in pc.unique(table["ref_area"]).to_pylist() if c),
-        "indicators": sorted(pc.unique(table["indicator"]).to_pylist()),
-        "freqs": sorted(pc.unique(table["freq"]).to_pylist()),
-        "first_period": pc.min(table["period"]).as_py(),
-        "last_period": pc.max(table["period"]).as_py(),
-        "first_start": str(pc.min(table["period_start"]).as_py()),
-        "last_end": str(pc.max(table["period_end"]).as_py()),
-    }
 
 
 def _dataset_entry(org: str, dataset_id: str, release_id: str, manifest: dict, partitions: dict,

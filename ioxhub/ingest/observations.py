@@ -62,12 +62,14 @@ REFUSED_SCHEMA = pa.schema([
 
 @dataclass(frozen=True)
 class ChunkResult:
-    harmonized: pa.Table   # HARMONIZED_SCHEMA
+    harmonized: pa.Table   # HARMONIZED_SCHEMA's columns, strings dictionary-encoded
     refused: pa.Table      # REFUSED_SCHEMA
 
 
 def chunk_columns(record: dict) -> dict[str, pa.Array]:
-    """The published columns of a decoded chunk record, as Arrow arrays (strings dictionary-encoded)."""
+    """The published columns of a decoded chunk record, as Arrow arrays (strings dictionary-encoded).
+
+    The index and value columns may be lists (fastavro) or numpy arrays (`ioxhub.ingest.chunkwire`)."""
     strings = pa.array(record["strings"], pa.string())
     n = len(record["indicator"])
     lengths = {name: len(record[name]) for name in
@@ -78,8 +80,9 @@ def chunk_columns(record: dict) -> dict[str, pa.Array]:
         raise ValueError("columns of unequal length: indicator has %d, %s" % (
             n, ", ".join(f"{k} has {v}" for k, v in sorted(bad.items()))))
     values = np.asarray(record["value"], dtype=np.float64)
-    missing = np.zeros(n, dtype=bool)
-    if record["missing_values"]:
+    missing = None
+    if len(record["missing_values"]):
+        missing = np.zeros(n, dtype=bool)
         missing[np.asarray(record["missing_values"], dtype=np.int64)] = True
     columns = {name: wire_column(strings, record[name]) for name in
                ("indicator", "ref_area", "counterpart_area", "commodity", "period", "unit", "obs_status",
@@ -90,8 +93,18 @@ def chunk_columns(record: dict) -> dict[str, pa.Array]:
     return columns
 
 
+def constant(value, n: int, type_: pa.DataType = pa.string()) -> pa.Array:
+    """`n` copies of one value: a dictionary array over one entry for strings (no per-row objects)."""
+    if pa.types.is_string(type_):
+        return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([value], pa.string()))
+    return pa.array(np.full(n, value), type_)
+
+
 def harmonize_chunk(record: dict, schema_version: str, published_at: dt.datetime) -> ChunkResult:
-    """Harmonize one decoded dataset chunk."""
+    """Harmonize one decoded dataset chunk.
+
+    The harmonized table has the columns of HARMONIZED_SCHEMA; its string columns are kept
+    dictionary<int32, string> (cast with `as_output` where plain strings are wanted)."""
     cols = chunk_columns(record)
     n = len(cols["indicator"])
     ref = to_iso3_array(cols["ref_area"])
@@ -114,16 +127,18 @@ def harmonize_chunk(record: dict, schema_version: str, published_at: dt.datetime
     reason = pa.nulls(n, pa.string())
     field = pa.nulls(n, pa.string())
     for name, check in checks:
+        if check.null_count == len(check):
+            continue
         first = pc.and_(reason.is_null(), check.is_valid())
         reason = pc.if_else(first, check, reason)
         field = pc.if_else(first, pa.scalar(name), field)
-    ok = reason.is_null()
+    all_ok = reason.null_count == n
 
-    release = pa.array(np.full(n, record["release_id"], dtype=object), pa.string())
+    release = constant(record["release_id"], n)
     table = pa.table({
         "release_id": release,
-        "schema_version": pa.array(np.full(n, schema_version, dtype=object), pa.string()),
-        "indicator": cols["indicator"].cast(pa.string()),
+        "schema_version": constant(schema_version, n),
+        "indicator": cols["indicator"],
         "ref_area": ref.value,
         "counterpart_area": counterpart.value,
         "commodity": hs.code,
@@ -133,22 +148,27 @@ def harmonize_chunk(record: dict, schema_version: str, published_at: dt.datetime
         "period_end": period.end,
         "value": units.value,
         "unit": units.unit,
-        "obs_status": cols["obs_status"].cast(pa.string()),
-        "published_at": pa.array(np.full(n, int(published_at.timestamp() * 1000), dtype=np.int64),
-                                 pa.timestamp("ms", tz="UTC")),
-    }, schema=HARMONIZED_SCHEMA)
-
-    refused_mask = pc.invert(ok)
+        "obs_status": cols["obs_status"],
+        "published_at": constant(int(published_at.timestamp() * 1000), n, pa.timestamp("ms", tz="UTC")),
+    })
+    if all_ok:
+        return ChunkResult(table, REFUSED_SCHEMA.empty_table())
+    ok = reason.is_null()
     refused = pa.table({
-        "release_id": release,
-        "event_id": pa.array(np.full(n, record["event_id"], dtype=object), pa.string()),
+        "release_id": release.cast(pa.string()),
+        "event_id": constant(record["event_id"], n).cast(pa.string()),
         "source_file": cols["source_file"].cast(pa.string()),
         "source_line": cols["source_line"],
         "field": field,
         "value": _field_values(cols, field),
         "reason": reason,
-    }, schema=REFUSED_SCHEMA).filter(refused_mask)
+    }, schema=REFUSED_SCHEMA).filter(pc.invert(ok))
     return ChunkResult(table.filter(ok), refused)
+
+
+def as_output(table: pa.Table) -> pa.Table:
+    """A harmonized table with plain string columns (exactly HARMONIZED_SCHEMA)."""
+    return table.select(HARMONIZED_SCHEMA.names).cast(HARMONIZED_SCHEMA)
 
 
 def _field_values(cols: dict[str, pa.Array], field: pa.Array) -> pa.Array:

@@ -2,13 +2,14 @@
 
 The object name carries the offset range, so a rerun over the same offsets overwrites the same object;
 an earlier attempt that started at the same offset but read a different range (a crashed run) is removed,
-so raw/ never holds the same offsets twice.
+so raw/ never holds the same offsets twice. `RawZone` appends the records to local container files as
+they are polled (bounded memory) and uploads each once the batch is complete.
 """
 from __future__ import annotations
 
-import io
+from pathlib import Path
 
-import fastavro
+from fastavro.write import Writer
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import TopicPartition
 
@@ -29,16 +30,37 @@ def raw_event(record: ConsumerRecord) -> dict:
     }
 
 
-def write_raw(store: ObjectStore, tp: TopicPartition, records: list[ConsumerRecord]) -> str:
-    """Write one partition's records of this batch; returns the object key."""
-    schema = get_registry().latest("raw_event").parsed
-    first, last = records[0].offset, records[-1].offset
-    org = org_of_topic(tp.topic) or "HUB"
-    key = raw_key(org, tp.topic, tp.partition, first, last)
-    sink = io.BytesIO()
-    fastavro.writer(sink, schema, (raw_event(r) for r in records), codec="deflate", sync_interval=1 << 20)
-    store.put_bytes(key, sink.getvalue(), "avro/binary")
-    for stale in store.list(raw_prefix_from(org, tp.topic, tp.partition, first)):
-        if stale != key:
-            store.delete(stale)
-    return key
+class RawZone:
+    """This run's raw objects, one per partition, written to local files as records arrive."""
+
+    def __init__(self, store: ObjectStore, directory: Path):
+        self.store, self.directory = store, directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self.schema = get_registry().latest("raw_event").parsed
+        self.files: dict[TopicPartition, tuple] = {}      # tp -> (file, writer, first, last)
+
+    def add(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+        if tp not in self.files:
+            handle = open(self.directory / f"{tp.topic}-{tp.partition}.avro", "w+b")
+            self.files[tp] = (handle, Writer(handle, self.schema, codec="deflate", sync_interval=1 << 20),
+                              records[0].offset, records[0].offset)
+        handle, writer, first, _ = self.files[tp]
+        for record in records:
+            writer.write(raw_event(record))
+        self.files[tp] = (handle, writer, first, records[-1].offset)
+
+    def write(self) -> list[str]:
+        """Upload every partition's object (and remove a crashed attempt's); returns the keys."""
+        keys = []
+        for tp, (handle, writer, first, last) in sorted(self.files.items()):
+            writer.flush()
+            handle.close()
+            org = org_of_topic(tp.topic) or "HUB"
+            key = raw_key(org, tp.topic, tp.partition, first, last)
+            self.store.put_file(key, handle.name, "avro/binary")
+            for stale in self.store.list(raw_prefix_from(org, tp.topic, tp.partition, first)):
+                if stale != key:
+                    self.store.delete(stale)
+            keys.append(key)
+        self.files.clear()
+        return keys

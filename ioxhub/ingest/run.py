@@ -2,7 +2,9 @@
 
 This is what the ingest DAGs call. The order of the steps is the exactly-once argument:
 
-1. raw/ gets every record as received (deterministic object names: a rerun overwrites);
+1. raw/ gets every record as received (deterministic object names: a rerun overwrites), uploaded once
+   the batch is read (records are appended to local files as they are polled, so memory does not grow
+   with the batch);
 2. each record's signature is verified against the trust store (unless IOXHUB_REQUIRE_SIGNATURES is
    off), then it is decoded, its org claims checked (topic owner = header org = payload org), and handed
    to the dataset or policy handler; or it is refused into the dead-letter path with its reason;
@@ -20,7 +22,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import tempfile
 import time
+from pathlib import Path
 from collections import Counter
 from typing import Literal
 
@@ -31,7 +35,8 @@ from ioxhub.ingest.consume import BatchConsumer
 from ioxhub.ingest.datasets import DatasetIngest
 from ioxhub.ingest.policies import PolicyIngest
 from ioxhub.ingest.quarantine import DeadLetters
-from ioxhub.ingest.raw import write_raw
+from ioxhub.ingest import chunkwire
+from ioxhub.ingest.raw import RawZone
 from ioxhub.names import InvalidName, check_org, org_of_topic
 from ioxhub.orgs import load_orgs
 from ioxhub.settings import Settings, get_settings
@@ -65,19 +70,25 @@ def ingest(kind: Kind, settings: Settings | None = None, *, max_records: int | N
     store = ObjectStore(settings)
     catalog = Catalog(store)
     dead = DeadLetters()
-    handler = DatasetIngest(store, catalog, dead) if kind == "datasets" else PolicyIngest(store, catalog, dead)
-
     trust = load_trust_store(settings, spec) if settings.require_signatures else None
     consumer = BatchConsumer(settings, f"{settings.consumer_group}-{kind}", topics)
     try:
-        batch = consumer.poll_batch(max_records or settings.ingest_max_records, idle_ms or settings.ingest_idle_ms)
-        for tp, records in sorted(batch.records.items()):
-            write_raw(store, tp, records)
-            for record in records:
-                decoded = _accept(record, dead, trust)
-                if decoded is not None:
-                    handler.add(record, decoded)
-        handled = handler.finish()
+        with tempfile.TemporaryDirectory(prefix=f"ioxhub-ingest-{kind}-") as tmp:
+            work = Path(tmp)
+            handler = DatasetIngest(store, catalog, dead, work) if kind == "datasets" else PolicyIngest(store, catalog, dead)
+            raw = RawZone(store, work / "raw")
+
+            def take(polled) -> None:
+                for tp, records in sorted(polled.items()):
+                    raw.add(tp, records)
+                    for record in records:
+                        decoded = _accept(record, dead, trust)
+                        if decoded is not None:
+                            handler.add(record, decoded)
+
+            batch = consumer.poll_batch(max_records or settings.ingest_max_records, idle_ms or settings.ingest_idle_ms, take)
+            raw.write()
+            handled = handler.finish()
         letters = dead.write(store, settings)
         summary = _summary(kind, batch.count, handled, dead, letters)
         reconcile(summary)
@@ -105,7 +116,7 @@ def _accept(record, dead: DeadLetters, trust: TrustStore | None) -> codec.Decode
             dead.refuse(record, exc.reason, f"{record.topic}[{record.partition}]@{record.offset}: {exc}", org=header_org)
             return None
     try:
-        decoded = codec.decode(record.value)
+        decoded = chunkwire.decode(record.value)
     except codec.DecodeError as exc:
         dead.refuse(record, exc.reason, f"{record.topic}[{record.partition}]@{record.offset}: {exc.detail}", org=header_org)
         return None

@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterator
 
 import pyarrow as pa
@@ -171,6 +172,15 @@ class ObjectStore:
                                    metadata=metadata)
         except S3_ERRORS as exc:
             raise self._fail("put", key, exc) from None
+
+    def put_file(self, key: str, path: str | Path, content_type: str = "application/octet-stream") -> int:
+        """Upload a local file as one object (streamed: multipart when large, still atomic for readers);
+        returns its size. For objects too big to hold in memory (the ingest writes them to disk first)."""
+        try:
+            self.client.fput_object(self.bucket, key, str(path), content_type=content_type)
+        except S3_ERRORS as exc:
+            raise self._fail("put", key, exc) from None
+        return Path(path).stat().st_size
 
     def get_bytes(self, key: str) -> bytes | None:
         """The object's bytes, or None when it does not exist."""

@@ -6,6 +6,7 @@ auto-commit: the ingest engine commits only after its objects are durable.
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -15,6 +16,36 @@ from ioxhub.settings import Settings, get_settings
 # Against tansu, kafka-python's default 45 s session makes a group join wait ~23 s (platform-facts).
 SESSION_TIMEOUT_MS = 6000
 HEARTBEAT_INTERVAL_MS = 2000
+
+
+class _MaskSecrets(logging.Filter):
+    """kafka-python logs a client's whole configuration, SASL password included, at DEBUG (e.g. "Starting
+    KafkaAdminClient with configuration: {...}"): mask every password a client was given, in any record of
+    its loggers. Costs nothing at INFO: records below a logger's level are never built."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(secret in message for secret in self.secrets):
+            for secret in self.secrets:
+                message = message.replace(secret, "***")
+            record.msg, record.args = message, None
+        return True
+
+
+_MASK = _MaskSecrets()
+
+
+def _mask_in_kafka_logs(*secrets: str | None) -> None:
+    """Mask these values in every kafka-python logger (filters do not propagate to child loggers)."""
+    _MASK.secrets.update(s for s in secrets if s)
+    for name in [n for n in logging.Logger.manager.loggerDict if n == "kafka" or n.startswith("kafka.")]:
+        logger = logging.getLogger(name)
+        if _MASK not in logger.filters:
+            logger.addFilter(_MASK)
 
 
 def common_config(settings: Settings | None = None, *, admin: bool = False) -> dict[str, Any]:
@@ -28,6 +59,7 @@ def common_config(settings: Settings | None = None, *, admin: bool = False) -> d
         user, password = (s.kafka_admin_username, s.kafka_admin_password) if admin else (s.kafka_username, s.kafka_password)
         config.update(sasl_mechanism=s.kafka_sasl_mechanism or "SCRAM-SHA-512",
                       sasl_plain_username=user, sasl_plain_password=password)
+        _mask_in_kafka_logs(password)
     return config
 
 

@@ -34,7 +34,8 @@ class SettingsError(IoxhubError, ValueError):
 
 
 def _setting(default: Any, help: str, *, secret: bool = False) -> Any:
-    return field(default=default, metadata={"help": help, "secret": secret})
+    # Secrets stay out of repr(): a Settings object in a log line, a traceback or a test failure shows none.
+    return field(default=default, repr=not secret, metadata={"help": help, "secret": secret})
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,12 @@ headers stops them from being swapped. Two headers are added: `ioxhub-key-id` an
 A payload that names another org than its headers is `check_payload_org`'s "org-mismatch" (ingest calls
 it after decoding).
 
-`at` is the caller's choice: the record's Kafka timestamp. With `message.timestamp.type=LogAppendTime`
-on the topics it is the broker's clock, which a producer holding a rotated-out key cannot backdate.
+`at` is the caller's choice; `verification_time` gives the one ingest must use: the record's Kafka
+timestamp only when the broker stamped it (LogAppendTime topics), else the verifier's own clock. A
+CreateTime timestamp is the producer's to choose, so a producer holding a rotated-out key could backdate
+its records into the key's old window (the local tansu broker ignores `message.timestamp.type` and keeps
+producer timestamps). Cost of the clock: a record signed just before a rotation but consumed after it is
+quarantined as expired-key (with its payload; the producer re-signs and re-publishes it).
 
 Trust store = the `signing_keys` of infra/orgs.yaml + the local keyring `<data_dir>/keys/public-keys.yaml`
 that `ioxhub keys generate` appends to (same entry shape, per org), so the local stack trusts keys
@@ -192,6 +196,17 @@ def verify(record_value: bytes, headers: Iterable[tuple[str, bytes | None]] | No
         raise SignatureError("bad-signature", f"signature of key {key_id!r} ({org}) does not match the record "
                                               f"on {topic}") from None
     return trusted
+
+
+LOG_APPEND_TIME = 1   # Kafka's timestamp type of a record stamped by the broker (0: CreateTime, the producer's)
+
+
+def verification_time(timestamp_ms: int | None, timestamp_type: int | None, now: datetime | None = None) -> datetime:
+    """The time a record's key must be valid at: the broker's stamp if it has one, else `now` (the verifier's
+    clock), never a time the producer chose."""
+    if timestamp_type == LOG_APPEND_TIME and timestamp_ms is not None and timestamp_ms >= 0:
+        return datetime.fromtimestamp(timestamp_ms / 1000, timezone.utc)
+    return now or datetime.now(timezone.utc)
 
 
 def check_payload_org(record_org: str | None, header_org: str) -> None:

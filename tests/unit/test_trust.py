@@ -69,6 +69,16 @@ def test_cli_keys_retire(tmp_path):
     assert bad.returncode == 2 and bad.stderr.startswith("error: --at 'yesterday'") and "Traceback" not in bad.stderr
 
 
+def test_verification_time_is_never_the_producers_choice():
+    now = datetime(2026, 6, 1, tzinfo=timezone.utc)
+    backdated_ms = int(T0.timestamp() * 1000)
+    assert signing.verification_time(backdated_ms, 0, now) == now                 # CreateTime: the producer's
+    assert signing.verification_time(backdated_ms, signing.LOG_APPEND_TIME, now) == T0   # the broker's stamp
+    assert signing.verification_time(None, None, now) == now
+    assert signing.verification_time(-1, signing.LOG_APPEND_TIME, now) == now
+    assert signing.verification_time(None, 0).tzinfo is not None
+
+
 # ------------------------------------------------------------------------------------------ safe names
 BAD_IDS = {
     "dot-dot": "../x",

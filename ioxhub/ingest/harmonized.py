@@ -31,12 +31,15 @@ import pyarrow.parquet as pq
 
 from ioxhub.catalog import Catalog
 from ioxhub.harmonize.columns import DICT_STRING
+from ioxhub.ingest.background import Background
 from ioxhub.ingest.observations import HARMONIZED_SCHEMA, SERIES_KEY
 from ioxhub.ingest.spill import Key, ReleaseSpill, _sortable, ranked, row_keys
 from ioxhub.storage import ObjectStore, harmonized_dataset_prefix, harmonized_key, history_key
 
 SLICE_ROWS = 128 * 1024      # rows (new + current) per key range; also the row group size
 STRING_COLUMNS = [f.name for f in HARMONIZED_SCHEMA if pa.types.is_string(f.type)]
+# Parquet dictionary pages where values repeat (not for the observation values themselves).
+DICTIONARY_COLUMNS = STRING_COLUMNS + ["period_start", "period_end", "published_at"]
 INTERNAL_SCHEMA = pa.schema([pa.field(f.name, DICT_STRING if pa.types.is_string(f.type) else f.type)
                              for f in HARMONIZED_SCHEMA])
 
@@ -128,7 +131,7 @@ class _ParquetFile:
     def __init__(self, path: Path):
         self.path = path
         self.writer = pq.ParquetWriter(str(path), INTERNAL_SCHEMA, compression="zstd", write_statistics=True,
-                                       store_schema=False)
+                                       store_schema=False, use_dictionary=DICTIONARY_COLUMNS)
         self.rows = 0
 
     def write(self, table: pa.Table) -> None:
@@ -138,6 +141,11 @@ class _ParquetFile:
 
     def close(self) -> None:
         self.writer.close()
+
+    def upload(self, store: ObjectStore, key: str) -> None:
+        self.writer.close()
+        store.put_file(key, self.path, "application/vnd.apache.parquet")
+        self.path.unlink()
 
 
 class _CurrentPartition:
@@ -204,8 +212,17 @@ class _Stats:
 
 
 def _distinct(column) -> list:
-    ranks, values = ranked(column)
-    return [values[i] for i in np.unique(ranks)]
+    """The distinct values of a string column (None included when there are nulls)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.unify_dictionaries().combine_chunks() if pa.types.is_dictionary(column.type) \
+            else column.combine_chunks()
+    if not pa.types.is_dictionary(column.type):
+        column = pc.dictionary_encode(column)
+    indices = column.indices
+    used = np.flatnonzero(np.bincount(indices.fill_null(0).to_numpy() if indices.null_count else indices.to_numpy(),
+                                      minlength=len(column.dictionary)))
+    values = set(column.dictionary.take(pa.array(used)).to_pylist()) if len(used) else set()
+    return list(values | ({None} if indices.null_count else set()))
 
 
 def key_ranges(counts: Counter) -> list[tuple[Key, Key]]:
@@ -233,35 +250,36 @@ def apply_release(store: ObjectStore, catalog: Catalog, org: str, dataset_id: st
     partitions = dict(entry.get("partitions", {}))
     present = set(store.list(harmonized_dataset_prefix(org, dataset_id)))
     history = _ParquetFile(workdir / "history.parquet")
-    for year in spill.years():
-        key = harmonized_key(org, dataset_id, year)
-        current = _CurrentPartition(store, key) if key in present else None
-        wanted = spill.key_counts(year) + (current.counts if current else Counter())
-        out, stats = _ParquetFile(workdir / f"year-{year}.parquet"), _Stats()
-        for lo, hi in key_ranges(wanted):
-            new = spill.rows(year, lo, hi)
-            old = current.rows(lo, hi) if current else None
-            if new is None:
-                merged = old
-            else:
-                deduped = keep_last(new)
-                counts.duplicates += new.num_rows - deduped.num_rows
-                counts.harmonized += deduped.num_rows
-                history.write(deduped)
-                merged, revisions, superseded = merge_current(old, deduped, release_id)
-                counts.revisions += revisions
-                counts.superseded += superseded
-            merged = sort_rows(merged)
-            out.write(merged)
-            stats.add(merged)
-        out.close()
-        store.put_file(key, out.path, "application/vnd.apache.parquet")
-        out.path.unlink()
-        partitions[str(year)] = stats.result()
-        counts.years.append(year)
-    history.close()
-    store.put_file(history_key(org, dataset_id, release_id), history.path, "application/vnd.apache.parquet")
-    history.path.unlink()
+    writes = Background("write")     # Parquet encoding and uploads overlap with the next key range
+    try:
+        for year in spill.years():
+            key = harmonized_key(org, dataset_id, year)
+            current = _CurrentPartition(store, key) if key in present else None
+            wanted = spill.key_counts(year) + (current.counts if current else Counter())
+            out, stats = _ParquetFile(workdir / f"year-{year}.parquet"), _Stats()
+            for lo, hi in key_ranges(wanted):
+                new = spill.rows(year, lo, hi)
+                old = current.rows(lo, hi) if current else None
+                if new is None:
+                    merged = old
+                else:
+                    deduped = keep_last(new)
+                    counts.duplicates += new.num_rows - deduped.num_rows
+                    counts.harmonized += deduped.num_rows
+                    writes.submit(history.write, deduped)
+                    merged, revisions, superseded = merge_current(old, deduped, release_id)
+                    counts.revisions += revisions
+                    counts.superseded += superseded
+                merged = sort_rows(merged)
+                writes.submit(out.write, merged)
+                stats.add(merged)
+            writes.submit(out.upload, store, key)
+            partitions[str(year)] = stats.result()
+            counts.years.append(year)
+        writes.submit(history.upload, store, history_key(org, dataset_id, release_id))
+        writes.wait()
+    finally:
+        writes.close()
 
     catalog.publish_snapshot(name, _dataset_entry(org, dataset_id, release_id, manifest, partitions, HARMONIZED_SCHEMA),
                              harmonized_dataset_prefix(org, dataset_id))

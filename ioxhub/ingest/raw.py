@@ -3,7 +3,8 @@
 The object name carries the offset range, so a rerun over the same offsets overwrites the same object;
 an earlier attempt that started at the same offset but read a different range (a crashed run) is removed,
 so raw/ never holds the same offsets twice. `RawZone` appends the records to local container files as
-they are polled (bounded memory) and uploads each once the batch is complete.
+they are polled (bounded memory; encoding and deflate in a background thread) and uploads each once
+the batch is complete.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import TopicPartition
 
 from ioxhub.contracts.registry import get_registry
+from ioxhub.ingest.background import Background
 from ioxhub.names import org_of_topic
 from ioxhub.storage import ObjectStore, raw_key, raw_prefix_from
 
@@ -38,19 +40,28 @@ class RawZone:
         directory.mkdir(parents=True, exist_ok=True)
         self.schema = get_registry().latest("raw_event").parsed
         self.files: dict[TopicPartition, tuple] = {}      # tp -> (file, writer, first, last)
+        self.background = Background("raw")
 
     def add(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
         if tp not in self.files:
             handle = open(self.directory / f"{tp.topic}-{tp.partition}.avro", "w+b")
-            self.files[tp] = (handle, Writer(handle, self.schema, codec="deflate", sync_interval=1 << 20),
+            self.files[tp] = (handle, Writer(handle, self.schema, codec="deflate", sync_interval=1 << 20,
+                                             compression_level=1),   # level 1: 2x faster, ~1% bigger
                               records[0].offset, records[0].offset)
         handle, writer, first, _ = self.files[tp]
-        for record in records:
-            writer.write(raw_event(record))
+        self.background.submit(_append, writer, records)
         self.files[tp] = (handle, writer, first, records[-1].offset)
+
+    def close(self) -> None:
+        """Stop the background writer (after `write`, or on an error path)."""
+        self.background.close()
 
     def write(self) -> list[str]:
         """Upload every partition's object (and remove a crashed attempt's); returns the keys."""
+        try:
+            self.background.wait()
+        finally:
+            self.background.close()
         keys = []
         for tp, (handle, writer, first, last) in sorted(self.files.items()):
             writer.flush()
@@ -64,3 +75,8 @@ class RawZone:
             keys.append(key)
         self.files.clear()
         return keys
+
+
+def _append(writer: Writer, records: list[ConsumerRecord]) -> None:
+    for record in records:
+        writer.write(raw_event(record))

@@ -86,8 +86,12 @@ def ingest(kind: Kind, settings: Settings | None = None, *, max_records: int | N
                         if decoded is not None:
                             handler.add(record, decoded)
 
-            batch = consumer.poll_batch(max_records or settings.ingest_max_records, idle_ms or settings.ingest_idle_ms, take)
-            raw.write()
+            try:
+                batch = consumer.poll_batch(max_records or settings.ingest_max_records,
+                                            idle_ms or settings.ingest_idle_ms, take)
+                raw.write()
+            finally:
+                raw.close()
             handled = handler.finish()
         letters = dead.write(store, settings)
         summary = _summary(kind, batch.count, handled, dead, letters)

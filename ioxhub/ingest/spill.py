@@ -2,8 +2,8 @@
 applied in bounded memory (ioxhub.ingest.harmonized reads it back one key range at a time).
 
 Each harmonized chunk is sorted (stably: the publisher's order survives among equal keys) by
-(year of period_start, indicator, ref_area) and written as one Arrow IPC file per (chunk, year), with an
-index of where each (indicator, ref_area) key starts. `rows(year, lo, hi)` returns the rows of one year
+(year of period_start, indicator, ref_area) and written as one Arrow IPC file, one record batch per
+year, with an index of where each (indicator, ref_area) key starts. `rows(year, lo, hi)` returns the rows of one year
 whose key lies in [lo, hi], chunk after chunk in chunk_seq order, read through memory maps (only the
 pages of that range are touched, and they are released with the returned table).
 
@@ -28,6 +28,7 @@ Key = tuple[str, str]            # (indicator, ref_area)
 @dataclass(frozen=True)
 class _ChunkYear:
     path: Path
+    batch: int                   # the year's record batch in the file
     keys: list[Key]              # sorted
     starts: np.ndarray           # first row of each key in the file
     counts: np.ndarray
@@ -82,23 +83,21 @@ class ReleaseSpill:
         order = np.argsort(combined, kind="stable")
         ordered = table.take(pa.array(order))
         distinct, starts, counts = np.unique(combined[order], return_index=True, return_counts=True)
-        for y in np.unique(year):
-            y = int(y)
-            lo, hi = np.searchsorted(distinct // len(keys), [y - first, y - first + 1])
-            if lo == hi:
-                continue
-            begin = int(starts[lo])
-            end = int(starts[hi - 1] + counts[hi - 1])
-            path = self.directory / f"{seq:06d}-{y}.arrow"
-            part = ordered.slice(begin, end - begin)
-            with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, part.schema) as writer:
-                writer.write_table(part)
-            years[y] = _ChunkYear(path, [keys[int(k) % len(keys)] for k in distinct[lo:hi]],
-                                  starts[lo:hi] - begin, counts[lo:hi])
+        path = self.directory / f"{seq:06d}.arrow"
+        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, ordered.schema) as writer:
+            for batch, y in enumerate(np.unique(year)):
+                y = int(y)
+                lo, hi = np.searchsorted(distinct // len(keys), [y - first, y - first + 1])
+                begin = int(starts[lo])
+                end = int(starts[hi - 1] + counts[hi - 1])
+                # one batch per year; every batch shares the chunk's dictionaries (no replacement)
+                writer.write_batch(ordered.slice(begin, end - begin).combine_chunks().to_batches()[0])
+                years[y] = _ChunkYear(path, batch, [keys[int(k) % len(keys)] for k in distinct[lo:hi]],
+                                      starts[lo:hi] - begin, counts[lo:hi])
 
     def drop(self, seq: int) -> None:
-        for cy in self.index.pop(seq, {}).values():
-            cy.path.unlink(missing_ok=True)
+        if self.index.pop(seq, None) is not None:
+            (self.directory / f"{seq:06d}.arrow").unlink(missing_ok=True)
 
     def years(self) -> list[int]:
         return sorted({y for years in self.index.values() for y in years})
@@ -124,10 +123,11 @@ class ReleaseSpill:
                 continue
             begin, end = int(cy.starts[a]), int(cy.starts[b - 1] + cy.counts[b - 1])
             # Zero-copy: the pieces point into the mapping, unmapped when the last of them is released.
-            pieces.append(pa.ipc.open_file(pa.memory_map(str(cy.path))).read_all().slice(begin, end - begin))
+            batch = pa.ipc.open_file(pa.memory_map(str(cy.path))).get_batch(cy.batch)
+            pieces.append(batch.slice(begin, end - begin))
         if not pieces:
             return None
-        return pa.concat_tables(pieces).unify_dictionaries().combine_chunks()
+        return pa.Table.from_batches(pieces).unify_dictionaries().combine_chunks()
 
     def close(self) -> None:
         self.index.clear()

@@ -32,8 +32,8 @@ from ioxhub.contracts import codec
 from ioxhub.demo import ensure_keys
 from ioxhub.ingest.run import ingest
 from ioxhub.kafka import common_config, make_producer
-from ioxhub.names import DEAD_LETTER_TOPIC, datasets_topic
-from ioxhub.producers import publish_dataset
+from ioxhub.names import DEAD_LETTER_TOPIC, datasets_topic, policies_topic
+from ioxhub.producers import publish_dataset, publish_policy
 from ioxhub.s3 import make_client
 from ioxhub.signing import Signer, generate_key, generate_org_key, load_private_key, load_signer, retire_key
 from ioxhub.storage import ObjectStore, StorageError, curated_prefix, harmonized_dataset_prefix
@@ -225,6 +225,37 @@ def test_a_backdated_record_signed_with_a_rotated_out_key_is_still_refused(hub, 
     letters = dead_letters_of(ObjectStore(hub), topic, {eid for _, _, eid in records})
     assert {eid: l["reason"] for eid, l in letters.items()} == {eid: "expired-key" for _, _, eid in records}
     assert harmonized_row_count(ObjectStore(hub), "WHO", f"trust_backdated_{tag}") == 0
+
+
+def _policy_file(path: Path, instrument_id: str, issuing_org: str, updates: list[tuple[str, str, list[str]]]) -> Path:
+    entries = [{"instrument_id": instrument_id, "issuing_org": issuing_org, "title": "Trust probe instrument",
+                "instrument_type": "STANDARD", "binding": False, "action": action, "version": "1",
+                "effective_date": date, "member_countries": members} for action, date, members in updates]
+    path.write_text(json.dumps(entries))
+    return path
+
+
+@pytest.mark.xfail(strict=True, reason="ingest lane: a policy update is not checked against the instrument's "
+                   "issuing org, so any org can rewrite another org's instrument (see the report)")
+def test_an_org_cannot_rewrite_another_orgs_instrument(hub, run_dag, tmp_path):
+    drain()
+    instrument = f"WCO-TRUST-{uuid.uuid4().hex[:8].upper()}"
+    publish_policy("WCO", _policy_file(tmp_path / "wco.json", instrument, "WCO", [
+        ("ADOPTED", "2020-01-01", []), ("ADOPTED_BY_MEMBER", "2021-06-01", ["FRA"])]), settings=hub)
+    # WHO, with its own valid key on its own topic, backdates FRA's adoption of WCO's instrument: once
+    # naming WCO as the issuer, once claiming the instrument id as its own.
+    forged = [publish_policy("WHO", _policy_file(tmp_path / f"who-{issuer}.json", instrument, issuer, [
+        ("ADOPTED_BY_MEMBER", date, ["FRA"])]), settings=hub) for issuer, date in (("WCO", "2018-01-01"), ("WHO", "2017-01-01"))]
+    forged_ids = {eid for summary in forged for eid in summary.event_ids}
+    assert len(forged_ids) == 2
+
+    state, _, run = run_dag("ingest_policies")
+    assert state == "success"
+    letters = dead_letters_of(ObjectStore(hub), policies_topic("WHO"), forged_ids)
+    assert {eid: l["reason"] for eid, l in letters.items()} == {eid: "org-mismatch" for eid in forged_ids}
+    adoptions = ObjectStore(hub).read_parquet("harmonized/instruments/adoptions.parquet")
+    mine = [r for r in adoptions.to_pylist() if r["instrument_id"] == instrument]
+    assert [(r["country"], r["adoption_date"].isoformat()) for r in mine] == [("FRA", "2021-06-01")]
 
 
 # ------------------------------------------------------------------------------------------ storage roles

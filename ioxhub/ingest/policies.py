@@ -51,6 +51,31 @@ class PolicyIngest:
         self.store, self.catalog, self.dead = store, catalog, dead
         self.rows: list[dict] = []
         self.counts = PolicyCounts()
+        self._existing: pa.Table | None = None
+        self._owners: dict[str, tuple[str, set[str]]] | None = None
+
+    def existing(self) -> pa.Table | None:
+        """The instrument_versions table as stored before this run (read once)."""
+        if self._owners is None:
+            self._existing = self.store.read_parquet(instruments_key("instrument_versions"))
+            self._owners = {}
+            for row in (self._existing.select(["instrument_id", "issuing_org", "partner_orgs"]).to_pylist()
+                        if self._existing is not None else []):
+                self._owners.setdefault(row["instrument_id"], (row["issuing_org"], set(row["partner_orgs"] or ())))
+        return self._existing
+
+    def _owner_problem(self, rec: dict) -> str | None:
+        """An org may publish updates only of instruments it issues or co-issues, and never re-issue one."""
+        self.existing()
+        issuer, partners = self._owners.get(rec["instrument_id"], (rec["issuing_org"], set(rec["partner_orgs"])))
+        if rec["issuing_org"] != issuer:
+            return (f"instrument {rec['instrument_id']} is issued by {issuer}; {rec['org']} cannot publish it "
+                    f"as issued by {rec['issuing_org']}")
+        if rec["org"] != issuer and rec["org"] not in partners:
+            return (f"{rec['org']} is neither the issuer ({issuer}) nor a co-issuer of instrument "
+                    f"{rec['instrument_id']}")
+        self._owners.setdefault(rec["instrument_id"], (issuer, partners))
+        return None
 
     def add(self, record: SourceRecord, decoded: codec.Decoded) -> None:
         rec = decoded.record
@@ -60,6 +85,8 @@ class PolicyIngest:
                              org=rec.get("org"), event_id=rec.get("event_id"))
             return
         problem = _check(rec)
+        if problem is None and (owner := self._owner_problem(rec)):
+            problem = ("org-mismatch", owner)
         if problem:
             reason, detail = problem
             self.dead.refuse(record, reason, f"policy update {rec.get('event_id')}: {detail}",
@@ -75,7 +102,7 @@ class PolicyIngest:
         })
 
     def finish(self) -> PolicyCounts:
-        existing = self.store.read_parquet(instruments_key("instrument_versions"))
+        existing = self.existing()
         known = set(existing["event_id"].to_pylist()) if existing is not None else set()
         fresh, seen = [], set()
         for row in self.rows:

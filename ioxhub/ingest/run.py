@@ -20,7 +20,6 @@ checks it before anything is committed.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import logging
 import tempfile
 import time
@@ -40,7 +39,7 @@ from ioxhub.ingest.raw import RawZone
 from ioxhub.names import InvalidName, check_org, org_of_topic
 from ioxhub.orgs import load_orgs
 from ioxhub.settings import Settings, get_settings
-from ioxhub.signing import SignatureError, TrustStore, load_trust_store, verify
+from ioxhub.signing import SignatureError, TrustStore, load_trust_store, verification_time, verify
 from ioxhub.storage import ObjectStore
 
 log = logging.getLogger("ioxhub.ingest")
@@ -115,7 +114,7 @@ def _accept(record, dead: DeadLetters, trust: TrustStore | None) -> codec.Decode
     if trust is not None:
         try:
             verify(record.value or b"", record.headers, record.topic, trust,
-                   dt.datetime.fromtimestamp(max(0, record.timestamp or 0) / 1000, dt.timezone.utc))
+                   verification_time(record.timestamp, record.timestamp_type))
         except SignatureError as exc:
             dead.refuse(record, exc.reason, f"{record.topic}[{record.partition}]@{record.offset}: {exc}", org=header_org)
             return None

@@ -1,0 +1,135 @@
+"""`ioxhub demo`, the main job, as a user runs it: a subprocess with its own data directory and free ports.
+
+From a clean data dir it completes and prints the summary; a second run doubles nothing (harmonized rows
+and curated snapshot numbers unchanged, every event of the second ingest a duplicate). Then `ioxhub
+datasets` and `ioxhub report` against the same stack, all readable in an 80-column terminal.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import os
+import re
+import subprocess
+import sys
+
+import matplotlib.image
+import pytest
+
+from ioxhub.catalog import Catalog
+from ioxhub.producers.samples.effects import PLANTED_EFFECTS
+from ioxhub.settings import load_settings
+from ioxhub.stack import process, seaweedfs
+from ioxhub.storage import ObjectStore
+
+pytestmark = [pytest.mark.integration, pytest.mark.airflow]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _env(data_dir) -> dict[str, str]:
+    """The caller's environment without the session's IOXHUB_*/AIRFLOW_* settings, with fresh free ports
+    (as tests/conftest.py `_stack_ports_env` picks them) and an 80-column terminal."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IOXHUB_", "AIRFLOW_"))}
+    s3, master, volume, filer, kafka, airflow = process.free_ports(6, offsets=(0, seaweedfs.GRPC_OFFSET))
+    env.update(IOXHUB_DATA_DIR=str(data_dir), IOXHUB_S3_ENDPOINT=f"127.0.0.1:{s3}", IOXHUB_S3_MASTER_PORT=str(master),
+               IOXHUB_S3_VOLUME_PORT=str(volume), IOXHUB_S3_FILER_PORT=str(filer),
+               IOXHUB_KAFKA_BOOTSTRAP=f"127.0.0.1:{kafka}", IOXHUB_AIRFLOW_PORT=str(airflow), COLUMNS="80")
+    return env
+
+
+def _ioxhub(env, *args, cwd, timeout=600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ioxhub.cli", *args], env=env, cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def _failure(done: subprocess.CompletedProcess, data_dir) -> str:
+    """What a failed demo printed, with the end of its DAG logs (the session's tmp dir is removed at exit)."""
+    logs = "".join(f"\n--- {log.name}\n" + log.read_text(errors="replace")[-3000:]
+                   for log in sorted((data_dir / "logs").glob("demo-*.log")))
+    return done.stdout[-3000:] + done.stderr[-3000:] + logs
+
+
+def _state(env) -> tuple[dict, dict, dict]:
+    """(rows of each harmonized dataset read from its Parquet objects, curated snapshot numbers, last runs)."""
+    store = ObjectStore(load_settings(env))
+    catalog = Catalog(store)
+    rows, snapshots = {}, {}
+    for entry in catalog.datasets():
+        if entry["kind"] == "curated":
+            snapshots[entry["name"]] = entry["snapshot"]
+        elif entry["location"].startswith("harmonized/observations/"):
+            keys = [k for k in store.list(entry["location"]) if k.endswith(".parquet")]
+            rows[entry["name"]] = sum(store.read_parquet(k, columns=["value"]).num_rows for k in keys)
+    return rows, snapshots, catalog.last_runs()
+
+
+def _assert_fits_80_columns(text: str) -> None:
+    wide = [line for line in text.splitlines() if len(line) > 80 and not line.startswith("report: ")]
+    assert not wide, wide
+    assert "…" not in text                                   # rich truncated nothing
+
+
+def test_demo_twice_then_datasets_and_report(tmp_path):
+    env = _env(tmp_path / "data")
+    try:
+        first = _ioxhub(env, "demo", cwd=tmp_path, timeout=900)
+        assert first.returncode == 0, _failure(first, tmp_path / "data")
+        out = first.stdout
+        assert "ioxhub demo: summary" in out and "headline impact estimates" in out
+        _assert_fits_80_columns(out)
+        for effect in PLANTED_EFFECTS:                         # full names, one line per estimate
+            assert re.search(rf"^  {re.escape(effect.indicator)} +[-+]\d", out, re.M), effect.indicator
+            assert re.search(rf"^{re.escape(effect.instrument_id)} *$", out, re.M), effect.instrument_id
+        report = tmp_path / "data" / "reports" / "WCO-FOS-ECOM.html"
+        assert f"\nreport: {report}\n" in out and report.is_file()       # not wrapped: copyable
+        rows, snapshots, runs = _state(env)
+        assert len(rows) == 8 and all(n > 0 for n in rows.values())
+        assert {"impact_did", "indicator_panel_annual", "instruments_compendium", "coverage"} <= set(snapshots)
+        assert set(snapshots.values()) == {1}
+        assert runs["ingest_datasets"]["events"]["applied"] > 0
+
+        second = _ioxhub(env, "demo", cwd=tmp_path, timeout=900)
+        assert second.returncode == 0, _failure(second, tmp_path / "data")
+        rows2, snapshots2, runs2 = _state(env)
+        assert rows2 == rows                                   # nothing doubled
+        assert snapshots2 == snapshots                         # no new snapshot: the inputs did not change
+        for dag_id in ("ingest_datasets", "ingest_policies"):
+            events = runs2[dag_id]["events"]
+            assert events["applied"] == 0 and events["duplicate"] == events["consumed"] > 0, (dag_id, events)
+        assert runs2["ingest_datasets"]["observations_harmonized"] == 0
+        consumed = runs2["ingest_datasets"]["events"]["consumed"]
+        assert f"consumed {consumed}: applied 0, " in second.stdout
+
+        datasets = _ioxhub(env, "datasets", cwd=tmp_path)
+        assert datasets.returncode == 0, datasets.stderr
+        _assert_fits_80_columns(datasets.stdout)
+        for name in [*rows, *snapshots]:
+            assert re.search(rf"^{re.escape(name)} ", datasets.stdout, re.M), name
+
+        page = tmp_path / "x.html"
+        done = _ioxhub(env, "report", "WCO-FOS-ECOM", "-o", str(page), cwd=tmp_path)
+        assert done.returncode == 0 and done.stdout.strip() == f"report written to {page}", done.stderr
+        text = page.read_text(encoding="utf-8")
+        assert "<title>Impact of WCO-FOS-ECOM</title>" in text and "<h1>Impact of WCO-FOS-ECOM</h1>" in text
+        assert "vertical lines mark the adoption years" in text
+        assert "<h2>Impact (difference-in-differences)</h2>" in text
+        planted = [e for e in PLANTED_EFFECTS if e.instrument_id == "WCO-FOS-ECOM"]
+        assert all(f"<td>{e.indicator}</td>" in text for e in planted)
+        adopters = sorted(planted[0].adopters.items(), key=lambda kv: (kv[1], kv[0]))
+        assert f"Adopting members ({len(adopters)})" in text
+        assert "".join(f"<tr><td>{c}</td><td>{y}-01-01</td></tr>" for c, y in adopters) in text
+        [png_b64] = re.findall(r'src="data:image/png;base64,([^"]+)"', text)
+        png = base64.b64decode(png_b64)
+        assert png.startswith(PNG_MAGIC)
+        height, width, _ = matplotlib.image.imread(io.BytesIO(png)).shape
+        assert width > 1000 and height > 600                    # two indicator rows of trend + event study
+        (tmp_path / "report.png").write_bytes(png)              # kept for a look: pytest's tmp dir
+
+        unknown = _ioxhub(env, "report", "NOPE-X", "-o", str(tmp_path / "nope.html"), cwd=tmp_path)
+        assert unknown.returncode == 2 and unknown.stdout == ""
+        [line] = unknown.stderr.strip().splitlines()
+        assert line.startswith("error: report: no impact estimate for instrument 'NOPE-X' (known instruments: ")
+        assert "WCO-FOS-ECOM" in line and not (tmp_path / "nope.html").exists()
+    finally:
+        down = _ioxhub(env, "stack", "down", cwd=tmp_path, timeout=120)
+        assert down.returncode == 0, down.stderr

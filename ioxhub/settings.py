@@ -169,7 +169,11 @@ def _with_local_stack_secrets(settings: Settings) -> Settings:
     path = settings.local_secrets_file
     if not path.is_file():
         return settings
-    generated = json.loads(path.read_text())
+    try:
+        generated = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SettingsError(f"{path}: the local stack's secrets file cannot be read ({exc}); "
+                            "remove it and run `ioxhub stack up` to generate new keys") from None
     fill = {k: generated[k] for k in ("s3_access_key", "s3_secret_key", "s3_admin_access_key", "s3_admin_secret_key")
             if getattr(settings, k) is None and k in generated}
     return dataclasses.replace(settings, **fill) if fill else settings

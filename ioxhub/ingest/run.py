@@ -116,7 +116,8 @@ def _accept(record, dead: DeadLetters, trust: TrustStore | None) -> codec.Decode
             verify(record.value or b"", record.headers, record.topic, trust,
                    verification_time(record.timestamp, record.timestamp_type))
         except SignatureError as exc:
-            dead.refuse(record, exc.reason, f"{record.topic}[{record.partition}]@{record.offset}: {exc}", org=header_org)
+            dead.refuse(record, exc.reason, f"{record.topic}[{record.partition}]@{record.offset}: {exc}", org=header_org,
+                        event_id=headers.get(codec.HEADER_EVENT_ID, b"").decode(errors="replace") or None)
             return None
     try:
         decoded = chunkwire.decode(record.value)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import secrets
 import shutil
 import signal
 import sys
@@ -102,8 +103,23 @@ def probe(settings: Settings) -> dict:
     return health
 
 
+def ensure_admin_password(settings: Settings) -> Path:
+    """Generate the admin password ourselves (owner-only file) before the first start.
+
+    Left to itself, `airflow standalone` generates it and prints it to its stdout, i.e. into our log;
+    with the file already there it only says where the password is."""
+    path = passwords_file(settings)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump({"admin": secrets.token_urlsafe(18)}, out)
+    return path
+
+
 def start(settings: Settings) -> process.PidRecord:
     settings.resolved_airflow_home.mkdir(parents=True, exist_ok=True)
+    ensure_admin_password(settings)
     service = spec(settings)
     record = process.start(service, settings.data_dir)
     process.wait_ready(service, record, settings.data_dir, lambda: probe(settings), READY_TIMEOUT_S, interval=1.0)

@@ -137,11 +137,4 @@ def test_no_secret_in_stack_up_demo_output_or_task_logs(tmp_path):
     # The searched texts are the real ones: the DAGs ran and logged their counts.
     assert "ingest_datasets" in "".join(outputs[k] for k in outputs if "demo-" in k)
     assert "ingest policies:" in "".join(outputs[str(p.relative_to(tmp_path))] for p in task_logs)
-    # Known, reported to the stack lane: on its first start `airflow standalone` generates the admin
-    # password and prints it to its stdout, i.e. <data_dir>/logs/airflow.log. Fix: ioxhub.stack.airflow.start
-    # writes the passwords file (0600) with a generated password before the first start; standalone then
-    # says "previously generated ... Not echoing it here". Any other leak fails here.
-    known = {"airflow password of admin in data/logs/airflow.log"}
-    assert not set(leaks) - known, leaks
-    if leaks:
-        pytest.xfail(f"known leak, fix pending in ioxhub/stack/airflow.py: {leaks}")
+    assert not leaks, leaks

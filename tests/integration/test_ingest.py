@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import uuid
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -13,7 +14,7 @@ import pytest
 from kafka import KafkaConsumer
 
 from ioxhub.contracts import codec
-from ioxhub.demo import ensure_keys, publish_samples
+from ioxhub.demo import ensure_keys
 from ioxhub.ingest.run import ingest
 from ioxhub.kafka import common_config, make_producer
 from ioxhub.names import DEAD_LETTER_TOPIC, datasets_topic
@@ -44,15 +45,41 @@ def harmonized_rows(store: ObjectStore, org: str, dataset_id: str):
     return sum(t.num_rows for t in tables), tables
 
 
+def publish_fresh_samples(out_dir, settings, tag: str) -> tuple[list[dict], SampleManifest]:
+    """The sample feeds under dataset and instrument ids of their own (suffix `tag`), so that this test's
+    releases are new even when other tests of the session already ingested the plain sample feeds."""
+    import yaml
+
+    from ioxhub.producers import publish_policy
+    from ioxhub.producers.mapping import ColumnMapping
+    from ioxhub.producers.samples import generate
+
+    manifest = generate(out_dir)
+    published = []
+    for f in manifest.files:
+        f.dataset_id = f"{f.dataset_id}-{tag}" if f.dataset_id else None
+        path = out_dir / f.path
+        if f.kind == "dataset":
+            s = publish_dataset(f.org, f.dataset_id, [path], ColumnMapping.from_file(out_dir / f.mapping),
+                                settings=settings, progress=False)
+        else:
+            doc = yaml.safe_load(path.read_text())
+            for update in doc if isinstance(doc, list) else [doc]:
+                update["instrument_id"] = f"{update['instrument_id']}-{tag}"
+            path.write_text(yaml.safe_dump(doc, sort_keys=False))
+            s = publish_policy(f.org, path, settings=settings)
+        published.append({"file": f.path, "org": f.org, "rows_sent": s.rows_sent, "chunks": s.chunks})
+    return published, manifest
+
+
 def test_sample_feeds_through_airflow_reconcile_exactly(hub, run_dag, tmp_path):
     drain()
-    published = publish_samples(tmp_path / "samples", hub)
-    manifest = SampleManifest.load(tmp_path / "samples")
+    tag = uuid.uuid4().hex[:6]
+    published, manifest = publish_fresh_samples(tmp_path / "samples", hub, tag)
     state, tasks, run = run_dag("ingest_datasets")
     assert state == "success" and tasks["ingest"] == "success" and tasks["announce"] == "success"
 
     events = run["events"]
-    sent_chunks = sum(p["chunks"] for p in published if p["file"].endswith((".csv", ".jsonl", ".xml")))
     assert events["consumed"] == events["applied"] + events["staged"] + events["duplicate"] + events["quarantined"]
     assert events["quarantined"] == 0 and events["staged"] == 0
     datasets = manifest.datasets()
@@ -81,7 +108,9 @@ def test_sample_feeds_through_airflow_reconcile_exactly(hub, run_dag, tmp_path):
     assert store.read_parquet("harmonized/instruments/adoptions.parquet").num_rows > 0
 
     # Publishing the same feeds again doubles nothing.
-    publish_samples(tmp_path / "samples", hub)
+    for f in datasets:
+        publish_dataset(f.org, f.dataset_id, [tmp_path / "samples" / f.path], tmp_path / "samples" / f.mapping,
+                        settings=hub, progress=False)
     state, tasks, again = run_dag("ingest_datasets")
     assert again["events"]["applied"] == 0 and again["events"]["duplicate"] == again["events"]["consumed"] > 0
     assert tasks["announce"] == "skipped"

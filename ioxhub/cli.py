@@ -224,7 +224,7 @@ def pull_cmd(
     dataset: str = typer.Argument(..., help="Dataset name (see `ioxhub datasets`)."),
     where: list[str] = typer.Option([], "--where", help="COLUMN=VALUE filter (repeat: same column = OR, columns = AND)."),
     columns: str | None = typer.Option(None, "--columns", help="Comma-separated columns to keep."),
-    as_of: str | None = typer.Option(None, "--as-of", help="Snapshot number or ISO date/time."),
+    as_of: str | None = typer.Option(None, "--as-of", help="Snapshot number, or an ISO date (the end of that day, UTC) or date-time (UTC when no zone)."),
     fmt: str = typer.Option("csv", "--format", help="csv, parquet or json (JSON Lines)."),
     out: Path | None = typer.Option(None, "-o", "--output", help="Output file (default: stdout for csv/json)."),
 ) -> None:

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 
 class Background:
-    def __init__(self, name: str, depth: int = 4):
+    def __init__(self, name: str, depth: int = 2):
         self.pool = ThreadPoolExecutor(1, thread_name_prefix=f"ioxhub-{name}")
         self.depth = depth
         self.pending: deque[Future] = deque()

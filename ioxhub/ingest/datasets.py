@@ -34,7 +34,7 @@ from ioxhub.ingest import chunkwire
 from ioxhub.ingest.harmonized import apply_release
 from ioxhub.ingest.observations import REFUSED_SCHEMA, harmonize_chunk
 from ioxhub.ingest.quarantine import DeadLetters
-from ioxhub.ingest.spill import ReleaseSpill
+from ioxhub.ingest.spill import MemoryBudget, ReleaseSpill
 from ioxhub.names import InvalidName, check_id
 from ioxhub.storage import ObjectStore, quarantine_rows_key, staging_key, staging_prefix
 
@@ -136,6 +136,7 @@ class DatasetIngest:
         self.counts = DatasetCounts()
         self.bytes = EventBytes(workdir / "events.bin")
         self._spills = 0
+        self.budget = MemoryBudget()
 
     def add(self, record: ConsumerRecord, decoded: codec.Decoded) -> None:
         """Take one decoded, verified event of a datasets topic."""
@@ -198,7 +199,7 @@ class DatasetIngest:
         result = harmonize_chunk(record, f"{CHUNK}/v{part.version}", _published_at(record["produced_at"]))
         if release.spill is None:
             self._spills += 1
-            release.spill = ReleaseSpill(self.workdir / f"release-{self._spills:06d}")
+            release.spill = ReleaseSpill(self.workdir / f"release-{self._spills:06d}", self.budget)
         release.spill.add(part.seq, result.harmonized)
         if result.refused.num_rows:
             release.refused[part.seq] = result.refused

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -65,32 +66,40 @@ def internal(table: pa.Table) -> pa.Table:
     return table.unify_dictionaries().combine_chunks()
 
 
-def keep_last(table: pa.Table, keys: tuple[str, ...] = SERIES_KEY) -> pa.Table:
-    """One row per key: the last in table order (rows kept in table order)."""
+def last_positions(table: pa.Table, keys: tuple[str, ...] = SERIES_KEY) -> np.ndarray:
+    """The positions of the last row of each key, ascending."""
     n = table.num_rows
-    if n == 0:
-        return table
     combined = np.zeros(n, np.int64)
     span = 1
     for name in keys:
         ranks, values = ranked(table[name])
         span *= len(values)
         if span >= 1 << 62:      # too many distinct keys for one int64: let Arrow group
-            return _keep_last_grouped(table, keys)
+            return _last_grouped(table, keys)
         combined = combined * len(values) + ranks
-    order = np.argsort(combined, kind="stable")
-    ordered = combined[order]
-    last = np.ones(n, bool)
-    last[:-1] = ordered[1:] != ordered[:-1]
-    if last.all():
+    repeated = pd.Series(combined).duplicated(keep="last").to_numpy()   # a hash table: no sort needed
+    return np.flatnonzero(~repeated)
+
+
+def keep_last(table: pa.Table, keys: tuple[str, ...] = SERIES_KEY) -> pa.Table:
+    """One row per key: the last in table order (rows kept in table order)."""
+    if table.num_rows == 0:
         return table
-    return table.take(pa.array(np.sort(order[last])))
+    positions = last_positions(table, keys)
+    return table if len(positions) == table.num_rows else table.take(pa.array(positions))
 
 
-def _keep_last_grouped(table: pa.Table, keys: tuple[str, ...]) -> pa.Table:
+def deduplicated_sorted(table: pa.Table) -> pa.Table:
+    """`sort_rows(keep_last(table))` with one gather."""
+    positions = last_positions(table)
+    ranks = tuple(ranked(table[c])[0][positions] for c in ("period", "ref_area", "indicator"))
+    return table.take(pa.array(positions[np.lexsort(ranks)]))
+
+
+def _last_grouped(table: pa.Table, keys: tuple[str, ...]) -> np.ndarray:
     positioned = table.select(list(keys)).append_column("_pos", pa.array(np.arange(table.num_rows)))
     last = positioned.group_by(list(keys), use_threads=False).aggregate([("_pos", "max")])
-    return table.take(pa.array(np.sort(last["_pos_max"].to_numpy())))
+    return np.sort(last["_pos_max"].to_numpy())
 
 
 def merge_current(existing: pa.Table | None, new: pa.Table, release_id: str) -> tuple[pa.Table, int, int]:
@@ -257,20 +266,21 @@ def apply_release(store: ObjectStore, catalog: Catalog, org: str, dataset_id: st
             current = _CurrentPartition(store, key) if key in present else None
             wanted = spill.key_counts(year) + (current.counts if current else Counter())
             out, stats = _ParquetFile(workdir / f"year-{year}.parquet"), _Stats()
-            for lo, hi in key_ranges(wanted):
-                new = spill.rows(year, lo, hi)
+            ranges = key_ranges(wanted)
+            for (lo, hi), new in zip(ranges, spill.rows_by_range(year, ranges)):
                 old = current.rows(lo, hi) if current else None
                 if new is None:
                     merged = old
                 else:
-                    deduped = keep_last(new)
+                    deduped = deduplicated_sorted(new)
                     counts.duplicates += new.num_rows - deduped.num_rows
                     counts.harmonized += deduped.num_rows
                     writes.submit(history.write, deduped)
                     merged, revisions, superseded = merge_current(old, deduped, release_id)
                     counts.revisions += revisions
                     counts.superseded += superseded
-                merged = sort_rows(merged)
+                if old is not None:
+                    merged = sort_rows(merged)
                 writes.submit(out.write, merged)
                 stats.add(merged)
             writes.submit(out.upload, store, key)

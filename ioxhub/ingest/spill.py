@@ -2,10 +2,11 @@
 applied in bounded memory (ioxhub.ingest.harmonized reads it back one key range at a time).
 
 Each harmonized chunk is sorted (stably: the publisher's order survives among equal keys) by
-(year of period_start, indicator, ref_area) and written as one Arrow IPC file, one record batch per
-year, with an index of where each (indicator, ref_area) key starts. `rows(year, lo, hi)` returns the rows of one year
-whose key lies in [lo, hi], chunk after chunk in chunk_seq order, read through memory maps (only the
-pages of that range are touched, and they are released with the returned table).
+(year of period_start, indicator, ref_area) into one record batch per year, with an index of where each
+(indicator, ref_area) key starts. The batches stay in memory while the run's `MemoryBudget` allows
+(MEMORY_ROWS rows over all releases of the run: small releases never touch the disk), the rest goes
+to one Arrow IPC file per chunk. `rows_by_range(year, ranges)` gives
+the rows of one year range by range (key ranges [lo, hi]), chunk after chunk in chunk_seq order.
 
 Rows with the same series key share year, indicator and ref_area, so a key range holds every copy of
 its series: duplicates and revisions are settled inside one range.
@@ -17,21 +18,45 @@ import shutil
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 Key = tuple[str, str]            # (indicator, ref_area)
+MEMORY_ROWS = 1 << 20            # harmonized rows a run keeps in memory before spilling to disk (~64 MB)
+
+
+class MemoryBudget:
+    """Harmonized rows held in memory by all the spills of one run."""
+
+    def __init__(self, rows: int | None = None):
+        self.rows = MEMORY_ROWS if rows is None else rows
+
+    def take(self, rows: int) -> bool:
+        if rows > self.rows:
+            return False
+        self.rows -= rows
+        return True
+
+    def give_back(self, rows: int) -> None:
+        self.rows += rows
 
 
 @dataclass(frozen=True)
 class _ChunkYear:
-    path: Path
-    batch: int                   # the year's record batch in the file
+    path: Path | None            # the chunk's IPC file, or None when held in memory
+    batch: int | pa.RecordBatch  # the year's record batch: its number in the file, or itself
     keys: list[Key]              # sorted
-    starts: np.ndarray           # first row of each key in the file
+    starts: np.ndarray           # first row of each key in the batch
     counts: np.ndarray
+
+    def load(self) -> pa.RecordBatch:
+        if self.path is None:
+            return self.batch
+        with pa.OSFile(str(self.path)) as source:
+            return pa.ipc.open_file(source).get_batch(self.batch)
 
 
 def ranked(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, list]:
@@ -59,12 +84,15 @@ def row_keys(table: pa.Table) -> tuple[np.ndarray, list[Key]]:
 
 
 class ReleaseSpill:
-    """The harmonized rows of one release, by chunk_seq, on disk under `directory`."""
+    """The harmonized rows of one release, by chunk_seq: in memory within `budget`, else on disk
+    under `directory`."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, budget: MemoryBudget):
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
+        self.budget = budget
         self.index: dict[int, dict[int, _ChunkYear]] = {}
+        self.held: dict[int, int] = {}           # seq -> rows held in memory
 
     @property
     def rows_total(self) -> int:
@@ -83,20 +111,28 @@ class ReleaseSpill:
         order = np.argsort(combined, kind="stable")
         ordered = table.take(pa.array(order))
         distinct, starts, counts = np.unique(combined[order], return_index=True, return_counts=True)
-        path = self.directory / f"{seq:06d}.arrow"
-        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, ordered.schema) as writer:
-            for batch, y in enumerate(np.unique(year)):
-                y = int(y)
-                lo, hi = np.searchsorted(distinct // len(keys), [y - first, y - first + 1])
-                begin = int(starts[lo])
-                end = int(starts[hi - 1] + counts[hi - 1])
-                # one batch per year; every batch shares the chunk's dictionaries (no replacement)
-                writer.write_batch(ordered.slice(begin, end - begin).combine_chunks().to_batches()[0])
-                years[y] = _ChunkYear(path, batch, [keys[int(k) % len(keys)] for k in distinct[lo:hi]],
-                                      starts[lo:hi] - begin, counts[lo:hi])
+        batches = []
+        for y in np.unique(year):
+            y = int(y)
+            lo, hi = np.searchsorted(distinct // len(keys), [y - first, y - first + 1])
+            begin, end = int(starts[lo]), int(starts[hi - 1] + counts[hi - 1])
+            # every batch of a chunk shares its dictionaries (an IPC file allows no replacement)
+            batches.append((y, ordered.slice(begin, end - begin).combine_chunks().to_batches()[0],
+                            [keys[int(k) % len(keys)] for k in distinct[lo:hi]], starts[lo:hi] - begin, counts[lo:hi]))
+        path = None
+        if self.budget.take(table.num_rows):
+            self.held[seq] = table.num_rows
+        else:
+            path = self.directory / f"{seq:06d}.arrow"
+            with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, ordered.schema) as writer:
+                for _, batch, *_ in batches:
+                    writer.write_batch(batch)
+        for i, (y, batch, year_keys, year_starts, year_counts) in enumerate(batches):
+            years[y] = _ChunkYear(path, batch if path is None else i, year_keys, year_starts, year_counts)
 
     def drop(self, seq: int) -> None:
         if self.index.pop(seq, None) is not None:
+            self.budget.give_back(self.held.pop(seq, 0))
             (self.directory / f"{seq:06d}.arrow").unlink(missing_ok=True)
 
     def years(self) -> list[int]:
@@ -110,28 +146,71 @@ class ReleaseSpill:
                 counts.update(dict(zip(cy.keys, cy.counts.tolist())))
         return counts
 
-    def rows(self, year: int, lo: Key, hi: Key) -> pa.Table | None:
-        """The rows of `year` with lo <= (indicator, ref_area) <= hi, in chunk_seq order (None if none)."""
-        pieces = []
-        for seq in sorted(self.index):
-            cy = self.index[seq].get(year)
-            if cy is None:
+    def rows_by_range(self, year: int, ranges: list[tuple[Key, Key]]) -> Iterator[pa.Table | None]:
+        """For each key range [lo, hi] in turn, the rows of `year` in it, in chunk_seq order (None if none).
+
+        With several ranges, the year's rows are first regrouped, one pass over the chunks, into one
+        file per range, so each range then reads only its own rows (plain reads, no memory maps: their
+        pages would stay counted in RSS)."""
+        if len(ranges) == 1:
+            yield self._read([self._piece(seq, year, *ranges[0]) for seq in sorted(self.index)])
+            return
+        paths = [self.directory / f"range-{year}-{i:05d}.arrows" for i in range(len(ranges))]
+        sinks: dict[int, tuple] = {}
+        try:
+            for seq in sorted(self.index):
+                cy = self.index[seq].get(year)
+                if cy is None:
+                    continue
+                batch = cy.load()
+                for i, (lo, hi) in enumerate(ranges):
+                    span = _span(cy, lo, hi)
+                    if span is None:
+                        continue
+                    if i not in sinks:
+                        sink = pa.OSFile(str(paths[i]), "wb")
+                        sinks[i] = (sink, pa.ipc.new_stream(sink, batch.schema))
+                    sinks[i][1].write_batch(batch.slice(span[0], span[1] - span[0]))
+        finally:
+            for sink, writer in sinks.values():
+                writer.close()
+                sink.close()
+        for i in range(len(ranges)):
+            if i not in sinks:
+                yield None
                 continue
-            a = bisect.bisect_left(cy.keys, _sortable(lo), key=_sortable)
-            b = bisect.bisect_right(cy.keys, _sortable(hi), key=_sortable)
-            if a >= b:
-                continue
-            begin, end = int(cy.starts[a]), int(cy.starts[b - 1] + cy.counts[b - 1])
-            # Zero-copy: the pieces point into the mapping, unmapped when the last of them is released.
-            batch = pa.ipc.open_file(pa.memory_map(str(cy.path))).get_batch(cy.batch)
-            pieces.append(batch.slice(begin, end - begin))
+            with pa.OSFile(str(paths[i])) as source:
+                table = pa.ipc.open_stream(source).read_all()
+            paths[i].unlink()
+            yield table.unify_dictionaries().combine_chunks()
+
+    def _piece(self, seq: int, year: int, lo: Key, hi: Key) -> pa.RecordBatch | None:
+        cy = self.index[seq].get(year)
+        span = _span(cy, lo, hi) if cy is not None else None
+        if span is None:
+            return None
+        return cy.load().slice(span[0], span[1] - span[0])
+
+    @staticmethod
+    def _read(pieces: list) -> pa.Table | None:
+        pieces = [p for p in pieces if p is not None]
         if not pieces:
             return None
         return pa.Table.from_batches(pieces).unify_dictionaries().combine_chunks()
 
     def close(self) -> None:
-        self.index.clear()
+        for seq in list(self.index):
+            self.drop(seq)
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _span(cy: _ChunkYear, lo: Key, hi: Key) -> tuple[int, int] | None:
+    """The rows [begin, end) of a chunk's year batch whose keys lie in [lo, hi]."""
+    a = bisect.bisect_left(cy.keys, _sortable(lo), key=_sortable)
+    b = bisect.bisect_right(cy.keys, _sortable(hi), key=_sortable)
+    if a >= b:
+        return None
+    return int(cy.starts[a]), int(cy.starts[b - 1] + cy.counts[b - 1])
 
 
 def _sortable(key: Key) -> tuple:

@@ -26,7 +26,7 @@ from ioxhub.harmonize.countries import harmonize_country
 from ioxhub.harmonize.hs import normalize_hs
 from ioxhub.harmonize.periods import parse_period
 from ioxhub.harmonize.units import normalize_value
-from ioxhub.ingest import harmonized
+from ioxhub.ingest import harmonized, spill
 from ioxhub.ingest.observations import SERIES_KEY
 from ioxhub.ingest.run import ingest
 from ioxhub.kafka import make_producer
@@ -205,10 +205,12 @@ def hub(provisioned_settings):
 
 @pytest.mark.parametrize("dataset, slice_rows", [("equivalence_a", None), ("equivalence_b", 300)])
 def test_ingest_output_equals_row_by_row_harmonization(hub, dataset, slice_rows, monkeypatch):
-    """`slice_rows`: the engine's key ranges (and row groups) made tiny, so a release and the current
-    partitions it revises are processed in many ranges: the output must not change."""
+    """`slice_rows`: the engine's key ranges (and row groups) made tiny and nothing held in memory, so
+    a release is spilled to disk and it and the current partitions it revises are processed in many
+    ranges: the output must not change."""
     if slice_rows:
         monkeypatch.setattr(harmonized, "SLICE_ROWS", slice_rows)
+        monkeypatch.setattr(spill, "MEMORY_ROWS", 0)
     ingest("datasets", idle_ms=1500)      # drain what earlier tests left on the shared broker
     releases = workload(dataset)
     send(releases)

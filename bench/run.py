@@ -277,8 +277,8 @@ def memory_figures(mode: Mode, stack, work: Path, peaks: dict, res: Results) -> 
     for name, big, small in (("publish", pub, peaks["publish"]), ("ingest", ing, peaks["ingest"])):
         ratio = big["rss_mb"] / small["rss_mb"]
         res.figures.append(Figure(
-            f"memory: {name} peak RSS at {rows / 1e6:.0f}M obs", f"{big['rss_mb']:.0f} MB ({big['seconds']:.1f} s)",
-            f"{small['rss_mb']:.0f} MB at 1/10", ratio, "<= 1.2", ratio <= 1.2))
+            f"memory: {name} peak RSS at {rows / 1e6:.1f}M obs", f"{big['rss_mb']:.0f} MB ({big['seconds']:.1f} s)",
+            f"{small['rss_mb']:.0f} MB at {rows / 10 / 1e6:.1f}M obs", ratio, "<= 1.2", ratio <= 1.2))
     res.raw["memory"] = {"publish": pub, "ingest": ing}
 
 

@@ -259,7 +259,9 @@ def apply_release(store: ObjectStore, catalog: Catalog, org: str, dataset_id: st
     partitions = dict(entry.get("partitions", {}))
     present = set(store.list(harmonized_dataset_prefix(org, dataset_id)))
     history = _ParquetFile(workdir / "history.parquet")
-    writes = Background("write")     # Parquet encoding and uploads overlap with the next key range
+    # Parquet encoding and uploads overlap with the next key range: the partitions in one thread, the
+    # history in another (they hold the same rows for a new dataset: two encodings, in parallel).
+    writes, history_writes = Background("write"), Background("history")
     try:
         for year in spill.years():
             key = harmonized_key(org, dataset_id, year)
@@ -275,7 +277,7 @@ def apply_release(store: ObjectStore, catalog: Catalog, org: str, dataset_id: st
                     deduped = deduplicated_sorted(new)
                     counts.duplicates += new.num_rows - deduped.num_rows
                     counts.harmonized += deduped.num_rows
-                    writes.submit(history.write, deduped)
+                    history_writes.submit(history.write, deduped)
                     merged, revisions, superseded = merge_current(old, deduped, release_id)
                     counts.revisions += revisions
                     counts.superseded += superseded
@@ -286,10 +288,12 @@ def apply_release(store: ObjectStore, catalog: Catalog, org: str, dataset_id: st
             writes.submit(out.upload, store, key)
             partitions[str(year)] = stats.result()
             counts.years.append(year)
-        writes.submit(history.upload, store, history_key(org, dataset_id, release_id))
+        history_writes.submit(history.upload, store, history_key(org, dataset_id, release_id))
         writes.wait()
+        history_writes.wait()
     finally:
         writes.close()
+        history_writes.close()
 
     catalog.publish_snapshot(name, _dataset_entry(org, dataset_id, release_id, manifest, partitions, HARMONIZED_SCHEMA),
                              harmonized_dataset_prefix(org, dataset_id))

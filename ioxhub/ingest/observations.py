@@ -113,21 +113,28 @@ def harmonize_chunk(record: dict, schema_version: str, published_at: dt.datetime
     period = parse_period_array(cols["period"])
     units = normalize_values(cols["value"], cols["unit"], cols["unit_mult"])
 
-    # Checks in field order: the first failing field names the row's refusal.
-    missing = lambda name: pc.if_else(cols[name].is_null(), pa.scalar("missing-" + name.replace("_", "-")),  # noqa: E731
-                                      pa.scalar(None, pa.string()))
+    # Checks in field order: the first failing field names the row's refusal (None: nothing fails).
+    def missing(name: str) -> pa.Array | None:
+        column = cols[name]
+        if not column.null_count:
+            return None
+        return pc.if_else(column.is_null(), pa.scalar("missing-" + name.replace("_", "-")), pa.scalar(None, pa.string()))
+
+    def either(first: pa.Array | None, second: pa.Array) -> pa.Array:
+        return second if first is None else pc.coalesce(first, second)
+
     checks = [
         ("indicator", missing("indicator")),
-        ("ref_area", pc.coalesce(missing("ref_area"), ref.reason)),
+        ("ref_area", either(missing("ref_area"), ref.reason)),
         ("counterpart_area", counterpart.reason),
         ("commodity", hs.reason),
-        ("period", pc.coalesce(missing("period"), period.reason)),
+        ("period", either(missing("period"), period.reason)),
         ("unit", units.reason),
     ]
     reason = pa.nulls(n, pa.string())
     field = pa.nulls(n, pa.string())
     for name, check in checks:
-        if check.null_count == len(check):
+        if check is None or check.null_count == len(check):
             continue
         first = pc.and_(reason.is_null(), check.is_valid())
         reason = pc.if_else(first, check, reason)

@@ -148,9 +148,6 @@ class _ParquetFile:
             self.writer.write_table(internal(table), row_group_size=SLICE_ROWS)
             self.rows += table.num_rows
 
-    def close(self) -> None:
-        self.writer.close()
-
     def upload(self, store: ObjectStore, key: str) -> None:
         self.writer.close()
         store.put_file(key, self.path, "application/vnd.apache.parquet")

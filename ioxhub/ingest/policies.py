@@ -9,7 +9,6 @@ already present is a duplicate) and rewrites them whole: a rerun gives the same 
 """
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 
 import pyarrow as pa

@@ -45,12 +45,14 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import pyarrow as pa
 import yaml
+from kafka.errors import KafkaError
 
-from ioxhub import names
+from ioxhub import names, signing
 from ioxhub.contracts import codec
 from ioxhub.contracts.registry import get_registry
 from ioxhub.errors import IoxhubError
 from ioxhub.harmonize import countries, hs
+from ioxhub.kafka import make_producer
 from ioxhub.producers import rejects as rejects_mod
 from ioxhub.producers.chunks import DEFAULT_MAX_BYTES, DEFAULT_MAX_OBSERVATIONS, Chunk, ChunkBuilder, ReleaseInfo
 from ioxhub.producers.mapping import ColumnMapping
@@ -551,14 +553,11 @@ class _Sender:
     """One Kafka producer for a publish: sends with headers (+ signature), then checks every future."""
 
     def __init__(self, settings: Settings, topic: str, org: str):
-        from kafka.errors import KafkaError
-
         self.topic, self.org, self.settings = topic, org, settings
         self.signer = _signer(org, settings)
         self.key_id = self.signer.key_id if self.signer else None
         self._pending: list[tuple[str, Any]] = []
         try:
-            from ioxhub.kafka import make_producer
             self.producer = make_producer(settings, max_block_ms=MAX_BLOCK_MS)
         except KafkaError as exc:
             raise PublishError(f"cannot connect to Kafka at {settings.kafka_bootstrap} "
@@ -572,8 +571,6 @@ class _Sender:
                                f"(provisioned? `ioxhub provision`): {type(exc).__name__}") from None
 
     def send(self, key: bytes, value: bytes, event_id: str, fingerprint: bytes) -> None:
-        from kafka.errors import KafkaError
-
         headers = codec.record_headers(self.org, fingerprint, event_id)
         if self.signer is not None:
             headers = self.signer.sign(value, headers, self.topic)
@@ -585,8 +582,6 @@ class _Sender:
 
     def settle(self) -> None:
         """Wait until every event sent so far is acknowledged; raise on the first failure."""
-        from kafka.errors import KafkaError
-
         try:
             self.producer.flush(timeout=SEND_TIMEOUT_S)
         except KafkaError as exc:
@@ -611,10 +606,6 @@ class _Sender:
 
 def _signer(org: str, settings: Settings):
     """The org's newest signing key under <data_dir>/keys/<ORG>/, or None when it has none."""
-    try:
-        from ioxhub import signing
-    except ImportError:
-        return None
     org_dir = signing.keys_dir(settings.data_dir) / org
     if not org_dir.is_dir() or not any(org_dir.glob("*.key")):
         return None

@@ -3,7 +3,8 @@
 `publish_dataset(org, dataset_id, files, mapping)`:
   read (bounded batches) -> validate (vectorized) -> chunk (columnar, dictionary-encoded Avro) -> send,
   then the manifest once every chunk is acknowledged. Reading and parsing run one block ahead in a
-  background thread (pyarrow releases the GIL), so parsing overlaps validation, encoding and sending.
+  background thread (pyarrow releases the GIL), and chunks are signed and handed to the producer in
+  order by another (Ed25519 releases the GIL), so parsing and signing overlap validation and encoding.
 
 Release id (unless `release_id` is given): the first 32 hex digits of sha256 over the layout version,
 org, dataset, mapping, release metadata, chunk bounds, and each file's name, format and sha256 of its
@@ -135,6 +136,7 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
     background.submit(warm_up)
     batches = None if strict else _Prefetched(_batches(sources, resolved), depth=2)
     sender: _Sender | None = None
+    sends: _OrderedSends | None = None
     try:
         release_id = release_id or compute_release_id(org, dataset_id, sources, column_mapping,
                                                       (max_chunk_bytes, max_chunk_observations))
@@ -155,12 +157,13 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
                 batches = _Prefetched(_batches(sources, resolved), depth=2)
             builder = ChunkBuilder(info, max_bytes=max_chunk_bytes, max_observations=max_chunk_observations)
             sender = connecting.result()
+            sends = _OrderedSends(sender)
             summary.signed_by = sender.key_id
             key = f"{org}/{dataset_id}".encode()
             chunk_fp = builder.frame[2:]
 
             def send(chunk: Chunk) -> None:
-                sender.send(key, chunk.value, chunk.event_id, chunk_fp)
+                sends.send(key, chunk.value, chunk.event_id, chunk_fp)
                 summary.event_ids.append(chunk.event_id)
 
             for src, resolved_mapping, batch in batches:
@@ -173,6 +176,7 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
                 bar.update(src, batch.bytes_read)
             for chunk in builder.finish():
                 send(chunk)
+            sends.wait()
             if builder.observation_count == 0:
                 summary.notes.append("no valid observation: nothing was sent")
             else:
@@ -191,6 +195,8 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
     finally:
         if batches is not None:
             batches.close()
+        if sends is not None:
+            sends.close()
         if sender is None and connecting.done() and connecting.exception() is None:
             sender = connecting.result()
         elif sender is None:
@@ -209,9 +215,11 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
 
 
 def warm_up() -> None:
-    """Load the code lists validation needs (HS 2022 nomenclature, ISO 3166 tables) ahead of use."""
+    """Load the code lists validation needs (HS 2022 nomenclature, ISO 3166 tables) and the schema
+    registry ahead of use."""
     hs._nomenclature()
     countries._tables()
+    get_registry()
 
 
 def compute_release_id(org: str, dataset_id: str, sources: Sequence[SourceFile], mapping: ColumnMapping,
@@ -602,6 +610,49 @@ class _Sender:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class _OrderedSends:
+    """`_Sender.send` (sign, then hand to the producer) run in one thread of its own, in submission
+    order, at most `depth` chunks behind the caller: Ed25519 hashes each ~1 MB value twice and releases
+    the GIL meanwhile, so signing overlaps the encoding of the next chunks. After a failure nothing more
+    is sent; the first error is raised in the caller (at the next `send` or at `wait`)."""
+
+    def __init__(self, sender: _Sender, depth: int = 4):
+        self._sender = sender
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ioxhub-sign")
+        self._slots = threading.Semaphore(depth)
+        self._futures: list = []
+        self._failed = threading.Event()
+
+    def send(self, key: bytes, value: bytes, event_id: str, fingerprint: bytes) -> None:
+        self._raise_done()
+        self._slots.acquire()
+        future = self._pool.submit(self._send, key, value, event_id, fingerprint)
+        future.add_done_callback(lambda _: self._slots.release())
+        self._futures.append(future)
+
+    def _send(self, key: bytes, value: bytes, event_id: str, fingerprint: bytes) -> None:
+        if self._failed.is_set():
+            return
+        try:
+            self._sender.send(key, value, event_id, fingerprint)
+        except BaseException:
+            self._failed.set()
+            raise
+
+    def _raise_done(self) -> None:
+        while self._futures and self._futures[0].done():
+            self._futures.pop(0).result()
+
+    def wait(self) -> None:
+        """Until every chunk submitted so far is handed to the producer; raises the first error."""
+        while self._futures:
+            self._futures.pop(0).result()
+
+    def close(self) -> None:
+        self._failed.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _signer(org: str, settings: Settings):

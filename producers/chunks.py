@@ -6,7 +6,7 @@ arrival order; the size of the previous chunk sets how many rows the next one ta
 comes out too big is cut shorter and encoded again, so the bound is exact.
 
 Each chunk has its own string table: the *used* entries of every text column's dictionary (found with
-`np.bincount`, no per-row Python), columns with fewer distinct values first and each column's values
+one numpy scatter of the indexes, no per-row Python), columns with fewer distinct values first and each column's values
 sorted, so low-cardinality columns get one-byte indexes and a chunk's bytes depend only on its rows,
 not on how the reader happened to batch them; indexes are remapped with `pc.index_in` on the
 dictionaries and one numpy gather per column.
@@ -162,7 +162,7 @@ def encode_chunk(info: ReleaseInfo, seq: int, event_id: str, pieces: list[Observ
     """The Avro body of one chunk made of `pieces` (consecutive observations)."""
     names = list(STRING_FIELDS)
     attr_names = list(dict.fromkeys(a for p in pieces for a in p.attributes))
-    # Per column, the used entries of its dictionaries (np.bincount over the indexes: no per-row Python).
+    # Per column, the used entries of its dictionaries (one numpy scatter of the indexes: no per-row Python).
     per_column: list[list[pa.Array]] = []
     for getter in [*(lambda p, n=n: p.text[n] for n in names), *(lambda p, a=a: p.attributes.get(a) for a in attr_names)]:
         used = []
@@ -170,9 +170,9 @@ def encode_chunk(info: ReleaseInfo, seq: int, event_id: str, pieces: list[Observ
             col = getter(p)
             if col is None or len(col.dictionary) == 0:
                 continue
-            idx = col.indices
-            hit = np.bincount(idx[idx >= 0], minlength=len(col.dictionary)) > 0
-            used.append(col.dictionary.filter(pa.array(hit)))
+            hit = np.zeros(len(col.dictionary) + 1, dtype=bool)
+            hit[col.indices] = True             # index -1 (absent) marks the extra last slot
+            used.append(col.dictionary.filter(pa.array(hit[:-1])))
         per_column.append(used)
     per_column.append([pa.array(sorted({p.file for p in pieces}), pa.string())])
     # String table: columns with fewer distinct values first, each sorted: small indexes (one varint

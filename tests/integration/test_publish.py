@@ -45,9 +45,9 @@ def dataset_records(settings, org, dataset_id):
     return [r for r in consume(settings, names.datasets_topic(org)) if r.key == key]
 
 
-def test_publish_dataset_end_to_end(stack_settings, tmp_path):
+def test_publish_dataset_end_to_end(provisioned_settings, tmp_path):
     path = write_csv(tmp_path / "seizures.csv", ROWS)
-    summary = publish_dataset("WCO", "IT-SEIZ", [path], MAPPING, settings=stack_settings, progress=False,
+    summary = publish_dataset("WCO", "IT-SEIZ", [path], MAPPING, settings=provisioned_settings, progress=False,
                               max_chunk_observations=2)
     assert (summary.rows_read, summary.rows_sent, summary.rows_rejected, summary.chunks) == (5, 3, 2, 2)
     assert summary.exit_code == 1 and summary.sent
@@ -57,7 +57,7 @@ def test_publish_dataset_end_to_end(stack_settings, tmp_path):
         '"seizures.csv",4,"ref_area","Atlantis","unknown-country"',
         '"seizures.csv",5,"period","2024-M13","bad-period"']
 
-    records = dataset_records(stack_settings, "WCO", "IT-SEIZ")
+    records = dataset_records(provisioned_settings, "WCO", "IT-SEIZ")
     assert len(records) == 3 and len({r.partition for r in records}) == 1      # one partition per dataset
     decoded = [codec.decode(r.value) for r in records]
     assert [d.name for d in decoded] == ["dataset_chunk", "dataset_chunk", "release_manifest"]
@@ -77,33 +77,33 @@ def test_publish_dataset_end_to_end(stack_settings, tmp_path):
     assert chunk["missing_values"] == [1] and chunk["source_line"] == [2, 3]
     assert summary.event_ids == [d.record["event_id"] for d in decoded]
 
-    again = publish_dataset("WCO", "IT-SEIZ", [path], MAPPING, settings=stack_settings, progress=False,
+    again = publish_dataset("WCO", "IT-SEIZ", [path], MAPPING, settings=provisioned_settings, progress=False,
                             max_chunk_observations=2)
     assert again.release_id == summary.release_id and again.event_ids == summary.event_ids
     assert any("already published" in n for n in again.notes)
-    resent = dataset_records(stack_settings, "WCO", "IT-SEIZ")[3:]
+    resent = dataset_records(provisioned_settings, "WCO", "IT-SEIZ")[3:]
     assert [r.value for r in resent] == [r.value for r in records]            # byte-identical retry
 
 
-def test_strict_sends_nothing(stack_settings, tmp_path):
+def test_strict_sends_nothing(provisioned_settings, tmp_path):
     path = write_csv(tmp_path / "strict.csv", ROWS)
-    summary = publish_dataset("WCO", "IT-STRICT", [path], MAPPING, strict=True, settings=stack_settings, progress=False)
+    summary = publish_dataset("WCO", "IT-STRICT", [path], MAPPING, strict=True, settings=provisioned_settings, progress=False)
     assert not summary.sent and summary.rows_rejected == 2 and summary.exit_code == 1 and summary.event_ids == []
     assert summary.rejects_path.is_file()
-    assert dataset_records(stack_settings, "WCO", "IT-STRICT") == []
+    assert dataset_records(provisioned_settings, "WCO", "IT-STRICT") == []
     clean = write_csv(tmp_path / "clean.csv", [ROWS[0], ROWS[1]])
-    ok = publish_dataset("WCO", "IT-STRICT", [clean], MAPPING, strict=True, settings=stack_settings, progress=False)
+    ok = publish_dataset("WCO", "IT-STRICT", [clean], MAPPING, strict=True, settings=provisioned_settings, progress=False)
     assert ok.sent and ok.exit_code == 0 and ok.rows_sent == 2 and ok.rejects_path is None
-    assert len(dataset_records(stack_settings, "WCO", "IT-STRICT")) == 2      # one chunk + manifest
+    assert len(dataset_records(provisioned_settings, "WCO", "IT-STRICT")) == 2      # one chunk + manifest
 
 
-def test_signed_when_the_org_has_a_key(stack_settings, tmp_path):
-    signing.generate_org_key("UPU", "upu-test-key", settings=stack_settings)
+def test_signed_when_the_org_has_a_key(provisioned_settings, tmp_path):
+    signing.generate_org_key("UPU", "upu-test-key", settings=provisioned_settings)
     path = write_csv(tmp_path / "signed.csv", [ROWS[0]])
-    summary = publish_dataset("UPU", "IT-SIGNED", [path], MAPPING, settings=stack_settings, progress=False)
+    summary = publish_dataset("UPU", "IT-SIGNED", [path], MAPPING, settings=provisioned_settings, progress=False)
     assert summary.signed_by == "upu-test-key"
-    store = signing.load_trust_store(stack_settings)
-    for r in dataset_records(stack_settings, "UPU", "IT-SIGNED"):
+    store = signing.load_trust_store(provisioned_settings)
+    for r in dataset_records(provisioned_settings, "UPU", "IT-SIGNED"):
         key = signing.verify(r.value, r.headers, r.topic, store, at=datetime.now(timezone.utc))  # raises if invalid
         assert key.key.key_id == "upu-test-key"
 
@@ -131,23 +131,23 @@ POLICIES = """
 """
 
 
-def test_publish_policy(stack_settings, tmp_path):
+def test_publish_policy(provisioned_settings, tmp_path):
     path = tmp_path / "wco.policies.yaml"
     path.write_text(POLICIES)
-    summary = publish_policy("WCO", path, settings=stack_settings)
+    summary = publish_policy("WCO", path, settings=provisioned_settings)
     assert (summary.rows_read, summary.rows_sent, summary.rows_rejected, summary.exit_code) == (2, 1, 1, 1)
     assert summary.rejects_path.read_text().splitlines()[1:] == [
         '"wco.policies.yaml",19,"effective_date","2019-13-01","not a date (YYYY-MM-DD)"',
         '"wco.policies.yaml",20,"member_countries","Atlantis","unknown-country"']
     # The topic is shared with other tests of the session: keep the records of this publish (its event id).
     ours = set(summary.event_ids)
-    records = [r for r in consume(stack_settings, names.policies_topic("WCO"))
+    records = [r for r in consume(provisioned_settings, names.policies_topic("WCO"))
                if codec.header_map(r.headers).get(codec.HEADER_EVENT_ID, b"").decode() in ours]
     assert len(records) == 1 and records[0].key == b"WCO-FOS-ECOM"
     rec = codec.decode(records[0].value).record
     assert rec["member_countries"] == ["DEU", "FRA"] and rec["instrument_type"] == "FRAMEWORK"
     assert rec["event_id"] == summary.event_ids[0] == codec.header_map(records[0].headers)[codec.HEADER_EVENT_ID].decode()
-    again = publish_policy("WCO", path, settings=stack_settings)
+    again = publish_policy("WCO", path, settings=provisioned_settings)
     assert again.event_ids == summary.event_ids                                # same update, same id
-    strict = publish_policy("WCO", path, strict=True, settings=stack_settings)
+    strict = publish_policy("WCO", path, strict=True, settings=provisioned_settings)
     assert not strict.sent and strict.exit_code == 1

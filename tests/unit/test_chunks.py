@@ -14,10 +14,10 @@ import pytest
 from ioxhub.contracts import codec
 from ioxhub.producers import wire
 from ioxhub.producers.chunks import ChunkBuilder, ReleaseInfo, chunk_event_id, manifest_event_id
-from ioxhub.producers.mapping import ColumnMapping
+from ioxhub.producers.mapping import STRING_FIELDS, ColumnMapping
 from ioxhub.producers.publish import compute_release_id
 from ioxhub.producers.readers import open_source
-from ioxhub.producers.validate import validate_batch
+from ioxhub.producers.validate import DictColumn, Observations, validate_batch
 from ioxhub.settings import PROJECT_ROOT
 
 SCHEMA = fastavro.parse_schema(json.loads((PROJECT_ROOT / "schemas" / "dataset_chunk" / "v1.avsc").read_text()))
@@ -165,3 +165,79 @@ def test_observations_piece_slices_are_views(tmp_path):
     obs = observations(tmp_path, 100)[0]
     part = obs.slice(10, 20)
     assert part.lines.tolist() == list(range(12, 22)) and isinstance(part.text["ref_area"].dictionary, pa.Array)
+
+
+def dict_column(values: list[str | None], dictionary: list[str]) -> DictColumn:
+    """A DictColumn over `dictionary` (may hold unused entries, and duplicates that rows use); None = absent."""
+    at: dict[str, list[int]] = {}
+    for i, s in enumerate(dictionary):
+        at.setdefault(s, []).append(i)
+    indices = [-1 if v is None else at[v][row % len(at[v])] for row, v in enumerate(values)]
+    return DictColumn(pa.array(dictionary, pa.string()), np.array(indices, np.int32))
+
+
+def piece(rng, file: str, start_line: int, n: int, attributes: dict[str, list[str]]) -> tuple[Observations, dict]:
+    """Random observations and the plain per-row strings they hold."""
+    pools = {"indicator": ["I1", "I2", "I3"], "ref_area": AREAS, "counterpart_area": AREAS[:4] + ["ZZZ"],
+             "commodity": [f"{c:06d}" for c in range(100000, 100300)], "period": [str(y) for y in range(1990, 2030)],
+             "unit": ["KG", "USD"], "obs_status": ["A", "E", "é"]}
+    rows, text = {}, {}
+    for name in STRING_FIELDS:
+        pool = pools[name]
+        values = [pool[i] for i in rng.integers(0, len(pool), n)]
+        if name in ("counterpart_area", "obs_status"):
+            values = [None if rng.random() < 0.3 else v for v in values]
+        if name == "commodity":
+            values[:5000] = [v if v < "100250" else pool[0] for v in values[:5000]]     # late first uses
+        dictionary = pool[::-1] + (["unused", pool[0]] if name in ("ref_area", "commodity", "obs_status") else [])
+        rows[name], text[name] = values, dict_column(values, dictionary)
+    attrs = {}
+    for name, pool in attributes.items():
+        values = [pool[i] if i < len(pool) else None for i in rng.integers(0, len(pool) + 1, n)]
+        rows[name], attrs[name] = values, dict_column(values, pool)
+    value = rng.normal(0, 1e6, n)
+    missing = rng.random(n) < 0.05
+    value[missing] = 0.0
+    obs = Observations(file, text, attrs, value, missing, rng.integers(-3, 4, n).astype(np.int32),
+                       np.arange(start_line, start_line + n, dtype=np.int64))
+    return obs, rows
+
+
+def expected_record(pieces_rows: list[tuple[Observations, dict]], seq: int) -> dict:
+    """The chunk record by the rules in producers/chunks.py, one value at a time."""
+    attr_names = list(dict.fromkeys(a for obs, _ in pieces_rows for a in obs.attributes))
+    columns = list(STRING_FIELDS) + attr_names
+    rows = {c: [v for obs, r in pieces_rows for v in r.get(c, [None] * len(obs))] for c in columns}
+    rows["source_file"] = [obs.file for obs, _ in pieces_rows for _ in range(len(obs))]
+    distinct = [sorted({v for v in rows[c] if v is not None}) for c in columns + ["source_file"]]
+    order = sorted(range(len(distinct)), key=lambda i: (len(distinct[i]), i))
+    strings = list(dict.fromkeys(s for i in order for s in distinct[i]))
+    index = {s: i for i, s in enumerate(strings)}
+    ints = {c: [-1 if v is None else index[v] for v in rows[c]] for c in columns + ["source_file"]}
+    cat = lambda f: np.concatenate([f(obs) for obs, _ in pieces_rows])  # noqa: E731
+    return {
+        "event_id": chunk_event_id("WCO", "WCO-SEIZ", "r1", seq), "org": "WCO", "dataset_id": "WCO-SEIZ",
+        "release_id": "r1", "chunk_seq": seq, "chunk_count": None, "produced_at": INFO.produced_at,
+        "licence": INFO.licence, "source_url": None, "strings": strings,
+        **{c: ints[c] for c in STRING_FIELDS}, "value": cat(lambda o: o.value).tolist(),
+        "missing_values": np.flatnonzero(cat(lambda o: o.missing)).tolist(),
+        "unit_mult": cat(lambda o: o.unit_mult).tolist(),
+        "attributes": [{"name": a, "values": ints[a]} for a in attr_names],
+        "source_file": ints["source_file"], "source_line": cat(lambda o: o.lines).tolist(),
+    }
+
+
+@pytest.mark.parametrize("sizes", [[1], [9000], [3000, 6000], [5000, 1, 4000]])
+def test_chunk_is_fastavro_of_the_record_built_value_by_value(sizes):
+    """Pieces of several files, attributes in some pieces only, unused/duplicate dictionary entries."""
+    rng = np.random.default_rng(sum(sizes))
+    attribute_sets = [{"NOTE": ["n1", "n2", "n3"]}, {}, {"NOTE": ["n3", "x"], "FLAG": ["F"]}]
+    pieces_rows = [piece(rng, f"f{k % 2}.csv", 2 + 10_000 * k, n, attribute_sets[k % 3]) for k, n in enumerate(sizes)]
+    builder = ChunkBuilder(INFO, max_observations=sum(sizes))
+    chunks = [c for obs, _ in pieces_rows for c in builder.add(obs)] + list(builder.finish())
+    assert len(chunks) == 1
+    out = io.BytesIO()
+    fastavro.schemaless_writer(out, SCHEMA, expected_record(pieces_rows, 0))
+    assert bytes(chunks[0].body) == out.getvalue()
+    assert chunks[0].value[:codec.SINGLE_OBJECT_HEADER_LEN] == builder.frame
+    assert builder.checksum == "sha256:" + hashlib.sha256(out.getvalue()).hexdigest()

@@ -1,15 +1,16 @@
 """Publish datasets and policy updates to the org's Kafka topics (the SDK behind `ioxhub publish`).
 
 `publish_dataset(org, dataset_id, files, mapping)`:
-  read (bounded batches) -> validate (vectorized) -> chunk (columnar, dictionary-encoded Avro) -> send,
-  then the manifest once every chunk is acknowledged. Reading and parsing run one block ahead in a
-  background thread (pyarrow releases the GIL), and chunks are signed and handed to the producer in
-  order by another (Ed25519 releases the GIL), so parsing and signing overlap validation and encoding.
+  read (bounded batches) -> validate (vectorized) -> chunk (columnar, dictionary-encoded Avro) -> sign
+  and send, then the manifest once every chunk is acknowledged. Reading and parsing run up to two
+  blocks ahead in a background thread (pyarrow releases the GIL), so parsing overlaps validation and
+  encoding; kafka-python's own I/O thread overlaps the sending.
 
 Release id (unless `release_id` is given): the first 32 hex digits of sha256 over the layout version,
-org, dataset, mapping, release metadata, chunk bounds, and each file's name, format and sha256 of its
-bytes. It is known before the first chunk is sent (the files are hashed first: one fast pass that also
-warms the page cache), deterministic, and changes whenever anything that is sent would change.
+org, dataset, mapping, release metadata, chunk bounds, and each file's name, format and BLAKE3 digest of
+its bytes (BLAKE3: ~7 GB/s here against ~1.2 GB/s for sha256, and as collision-resistant). It is known
+before the first chunk is sent (the files are hashed first: one fast pass that also warms the page
+cache), deterministic, and changes whenever anything that is sent would change.
 `produced_at` is taken on the first attempt at a release and kept in
 `<data_dir>/producer/releases/<ORG>/<DATASET>/<RELEASE>.json`, so a retry after a failure sends
 byte-identical chunks: ingest keeps the first copy of each event id and checks the manifest's checksum
@@ -46,6 +47,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import pyarrow as pa
 import yaml
+from blake3 import blake3
 from kafka.errors import KafkaError
 
 from ioxhub import names, signing
@@ -136,7 +138,6 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
     background.submit(warm_up)
     batches = None if strict else _Prefetched(_batches(sources, resolved), depth=2)
     sender: _Sender | None = None
-    sends: _OrderedSends | None = None
     try:
         release_id = release_id or compute_release_id(org, dataset_id, sources, column_mapping,
                                                       (max_chunk_bytes, max_chunk_observations))
@@ -157,13 +158,12 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
                 batches = _Prefetched(_batches(sources, resolved), depth=2)
             builder = ChunkBuilder(info, max_bytes=max_chunk_bytes, max_observations=max_chunk_observations)
             sender = connecting.result()
-            sends = _OrderedSends(sender)
             summary.signed_by = sender.key_id
             key = f"{org}/{dataset_id}".encode()
             chunk_fp = builder.frame[2:]
 
             def send(chunk: Chunk) -> None:
-                sends.send(key, chunk.value, chunk.event_id, chunk_fp)
+                sender.send(key, chunk.value, chunk.event_id, chunk_fp)
                 summary.event_ids.append(chunk.event_id)
 
             for src, resolved_mapping, batch in batches:
@@ -176,7 +176,6 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
                 bar.update(src, batch.bytes_read)
             for chunk in builder.finish():
                 send(chunk)
-            sends.wait()
             if builder.observation_count == 0:
                 summary.notes.append("no valid observation: nothing was sent")
             else:
@@ -195,8 +194,6 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
     finally:
         if batches is not None:
             batches.close()
-        if sends is not None:
-            sends.close()
         if sender is None and connecting.done() and connecting.exception() is None:
             sender = connecting.result()
         elif sender is None:
@@ -231,8 +228,7 @@ def compute_release_id(org: str, dataset_id: str, sources: Sequence[SourceFile],
             "files": [[s.path.name, s.format] for s in sources]}
     digest.update(json.dumps(head, sort_keys=True).encode())
     for src in sources:
-        with open(src.path, "rb") as fh:
-            digest.update(hashlib.file_digest(fh, "sha256").digest())
+        digest.update(blake3(max_threads=1).update_mmap(src.path).digest())
     return digest.hexdigest()[:32]
 
 
@@ -610,49 +606,6 @@ class _Sender:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-class _OrderedSends:
-    """`_Sender.send` (sign, then hand to the producer) run in one thread of its own, in submission
-    order, at most `depth` chunks behind the caller: Ed25519 hashes each ~1 MB value twice and releases
-    the GIL meanwhile, so signing overlaps the encoding of the next chunks. After a failure nothing more
-    is sent; the first error is raised in the caller (at the next `send` or at `wait`)."""
-
-    def __init__(self, sender: _Sender, depth: int = 4):
-        self._sender = sender
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ioxhub-sign")
-        self._slots = threading.Semaphore(depth)
-        self._futures: list = []
-        self._failed = threading.Event()
-
-    def send(self, key: bytes, value: bytes, event_id: str, fingerprint: bytes) -> None:
-        self._raise_done()
-        self._slots.acquire()
-        future = self._pool.submit(self._send, key, value, event_id, fingerprint)
-        future.add_done_callback(lambda _: self._slots.release())
-        self._futures.append(future)
-
-    def _send(self, key: bytes, value: bytes, event_id: str, fingerprint: bytes) -> None:
-        if self._failed.is_set():
-            return
-        try:
-            self._sender.send(key, value, event_id, fingerprint)
-        except BaseException:
-            self._failed.set()
-            raise
-
-    def _raise_done(self) -> None:
-        while self._futures and self._futures[0].done():
-            self._futures.pop(0).result()
-
-    def wait(self) -> None:
-        """Until every chunk submitted so far is handed to the producer; raises the first error."""
-        while self._futures:
-            self._futures.pop(0).result()
-
-    def close(self) -> None:
-        self._failed.set()
-        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _signer(org: str, settings: Settings):

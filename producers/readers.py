@@ -4,8 +4,10 @@ Formats (`open_source(path, fmt)`; `fmt=None` guesses from the extension and, fo
 
 - **csv**: UTF-8 text, header line, delimiter `,` `;` `|` or tab (the most frequent one in the header).
   The file is cut into record-aligned blocks of `block_size` bytes (a cut is only made at a newline
-  outside quotes, found by quote parity) and each block is parsed by `pyarrow.csv.read_csv`, which
-  uses every core; memory stays at a few blocks whatever the file size. Mapped text columns come out
+  outside quotes, found by quote parity) and `CSV_PARSERS` blocks are parsed at once by
+  `pyarrow.csv.read_csv`, each in one thread (pyarrow's threads within a block cost ~35% more CPU for
+  the same time on 2 cores), batches coming out in file order; memory stays at a few blocks whatever
+  the file size. Mapped text columns come out
   dictionary-encoded straight from the parser (validation works on their unique values), the value
   column as float64 when the whole block parses as numbers, else as text.
 - **sdmx-csv**: the same reader (SDMX-CSV is CSV whose first column is DATAFLOW (1.0) or STRUCTURE
@@ -34,6 +36,8 @@ import csv as pycsv
 import json
 import logging
 import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterator, Sequence
@@ -47,6 +51,7 @@ from ioxhub.errors import IoxhubError
 from ioxhub.producers import rejects
 
 DEFAULT_BLOCK_SIZE = 8 << 20        # bytes of source text per batch
+CSV_PARSERS = 2                     # blocks parsed at once, each by one thread (see the module docstring)
 SDMX_ML_BATCH_ROWS = 100_000
 JSONL_COLUMN_SAMPLE = 1000
 _HEAD = 64 << 10
@@ -102,15 +107,23 @@ class SourceFile:
 
     # ------------------------------------------------------------------------------------------ CSV
     def _csv_batches(self, columns: list[str], value_column: str | None) -> Iterator[SourceBatch]:
+        def parse(block: bytearray, first_line: int, newlines: int, consumed: int) -> SourceBatch:
+            table, invalid = self._parse_csv_block(block, first_line, columns, value_column)
+            lines, refused = _csv_lines(block, newlines, first_line, table.num_rows, invalid, self.name)
+            return SourceBatch(table, lines, refused, self._data_offset + consumed)
+
         line = self._first_line
-        with open(self.path, "rb") as fh:
+        with open(self.path, "rb") as fh, ThreadPoolExecutor(CSV_PARSERS, thread_name_prefix="ioxhub-csv") as pool:
             fh.seek(self._data_offset)
+            parsing: deque = deque()
             for block, consumed in _record_blocks(fh, self.block_size):
                 newlines = count_byte(block, b"\n")
-                table, invalid = self._parse_csv_block(block, line, columns, value_column)
-                lines, refused = _csv_lines(block, newlines, line, table.num_rows, invalid, self.name)
+                parsing.append(pool.submit(parse, block, line, newlines, consumed))
                 line += newlines
-                yield SourceBatch(table, lines, refused, self._data_offset + consumed)
+                if len(parsing) == CSV_PARSERS:
+                    yield parsing.popleft().result()
+            while parsing:
+                yield parsing.popleft().result()
 
     def _parse_csv_block(self, block: bytes, first_line: int, columns: list[str], value_column: str | None
                          ) -> tuple[pa.Table, list[tuple[int, int, str]]]:
@@ -130,7 +143,7 @@ class SourceFile:
             try:
                 return pacsv.read_csv(
                     pa.py_buffer(block),
-                    read_options=pacsv.ReadOptions(column_names=self.columns, block_size=1 << 20),
+                    read_options=pacsv.ReadOptions(column_names=self.columns, use_threads=False),
                     parse_options=pacsv.ParseOptions(delimiter=self._delimiter, newlines_in_values=True,
                                                      invalid_row_handler=on_invalid),
                     convert_options=pacsv.ConvertOptions(column_types=types, include_columns=columns,

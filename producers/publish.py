@@ -40,6 +40,7 @@ import json
 import queue
 import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,7 @@ from ioxhub.settings import Settings, get_settings
 
 LAYOUT_VERSION = 1
 SEND_TIMEOUT_S = 120.0
+MAX_UNACKNOWLEDGED = 8       # chunks (~1 MB each) handed to Kafka before the oldest must be acknowledged
 MAX_BLOCK_MS = 20_000
 
 
@@ -228,8 +230,19 @@ def compute_release_id(org: str, dataset_id: str, sources: Sequence[SourceFile],
             "files": [[s.path.name, s.format] for s in sources]}
     digest.update(json.dumps(head, sort_keys=True).encode())
     for src in sources:
-        digest.update(blake3(max_threads=1).update_mmap(src.path).digest())
+        digest.update(_file_blake3(src.path))
     return digest.hexdigest()[:32]
+
+
+def _file_blake3(path: Path) -> bytes:
+    """BLAKE3 of a file read in 1 MB pieces into one buffer (not `update_mmap`: mapped pages of a large
+    file would count in the process's resident memory)."""
+    hasher = blake3(max_threads=1)
+    buffer = bytearray(1 << 20)
+    with open(path, "rb") as fh, memoryview(buffer) as view:
+        while n := fh.readinto(buffer):
+            hasher.update(view[:n])
+    return hasher.digest()
 
 
 def _load_mapping(mapping: ColumnMapping | str | Path | dict | None, first_file: Path) -> ColumnMapping:
@@ -560,7 +573,7 @@ class _Sender:
         self.topic, self.org, self.settings = topic, org, settings
         self.signer = _signer(org, settings)
         self.key_id = self.signer.key_id if self.signer else None
-        self._pending: list[tuple[str, Any]] = []
+        self._pending: deque[tuple[str, Any]] = deque()
         try:
             self.producer = make_producer(settings, max_block_ms=MAX_BLOCK_MS)
         except KafkaError as exc:
@@ -583,6 +596,8 @@ class _Sender:
         except KafkaError as exc:
             raise PublishError(f"sending event {event_id[:12]} to {self.topic} failed: {exc}") from None
         self._pending.append((event_id, future))
+        while len(self._pending) > MAX_UNACKNOWLEDGED:     # back-pressure: bounded memory
+            self._check(*self._pending.popleft())
 
     def settle(self) -> None:
         """Wait until every event sent so far is acknowledged; raise on the first failure."""
@@ -590,13 +605,15 @@ class _Sender:
             self.producer.flush(timeout=SEND_TIMEOUT_S)
         except KafkaError as exc:
             raise PublishError(f"Kafka did not acknowledge the events within {SEND_TIMEOUT_S:.0f} s: {exc}") from None
-        for event_id, future in self._pending:
-            try:
-                future.get(timeout=SEND_TIMEOUT_S)
-            except KafkaError as exc:
-                raise PublishError(f"event {event_id[:12]} was not stored by Kafka ({self.topic}): {exc!r}; "
-                                   "nothing is visible downstream until the release is published again") from None
-        self._pending.clear()
+        while self._pending:
+            self._check(*self._pending.popleft())
+
+    def _check(self, event_id: str, future) -> None:
+        try:
+            future.get(timeout=SEND_TIMEOUT_S)
+        except KafkaError as exc:
+            raise PublishError(f"event {event_id[:12]} was not stored by Kafka ({self.topic}): {exc!r}; "
+                               "nothing is visible downstream until the release is published again") from None
 
     def close(self) -> None:
         self.producer.close(timeout=10)

@@ -156,7 +156,7 @@ def guard(owner_pid: int, owner_create_time: float, data_dir: str, interval: flo
     root = Path(data_dir)
     while any(process.running(root, name) for name in SERVICES):
         try:
-            alive = abs(psutil.Process(owner_pid).create_time() - owner_create_time) < 0.05
+            alive = process.same_start(psutil.Process(owner_pid).create_time(), owner_create_time)
         except psutil.NoSuchProcess:
             alive = False
         if not alive:

@@ -92,10 +92,25 @@ def read_record(data_dir: Path, name: str) -> PidRecord | None:
         raise StackError(f"{path}: not a pid file written by ioxhub; remove it if no server of ours is running") from None
 
 
+START_TIME_TOLERANCE_S = 1.5
+
+
+def same_start(a: float, b: float) -> bool:
+    """Two readings of one process's start time (epoch seconds, psutil `create_time`).
+
+    psutil adds the kernel's boot time, which /proc/stat gives in whole seconds and which moves when the
+    clock is adjusted (NTP on a VM): a second reading can differ from the first by a whole second. With
+    the exact tolerance that first stood here, `stop` took a running server for another process and left
+    it holding its port (seen once in the benchmark). A pid reused by a process with the same command
+    line within 1.5 s is not a practical concern.
+    """
+    return abs(a - b) < START_TIME_TOLERANCE_S
+
+
 def matches(record: PidRecord, proc: psutil.Process) -> bool:
     """True if `proc` is the process the record describes (same create time and command line)."""
     try:
-        return abs(proc.create_time() - record.create_time) < 0.05 and proc.cmdline() == record.cmdline
+        return same_start(proc.create_time(), record.create_time) and proc.cmdline() == record.cmdline
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return False
 
@@ -289,7 +304,7 @@ def session_members(record: PidRecord, leader: psutil.Process | None) -> list[ps
     if leader is None and psutil.pid_exists(sid):
         try:
             other = psutil.Process(sid)
-            if other.status() != psutil.STATUS_ZOMBIE or abs(other.create_time() - record.create_time) >= 0.05:
+            if other.status() != psutil.STATUS_ZOMBIE or not same_start(other.create_time(), record.create_time):
                 return []
         except psutil.Error:
             pass

@@ -66,6 +66,21 @@ def test_a_recycled_pid_is_not_ours(tmp_path):
         other.wait()
 
 
+def test_stop_still_knows_its_server_after_the_boot_time_moved_a_second(tmp_path):
+    """psutil's create_time = boot time (whole seconds in /proc/stat, moved by clock adjustments) + the
+    start tick: a server recorded before such a move must still be found and stopped."""
+    record = process.start(spec(), tmp_path)
+    try:
+        moved = PidRecord(record.pid, record.create_time - 1.0, record.cmdline, record.stop_signal,
+                          record.stop_grace, record.extra)
+        process.pid_path(tmp_path, "sleeper").write_text(moved.to_json())
+        assert process.running(tmp_path, "sleeper") is not None
+        assert process.stop(tmp_path, "sleeper") == record.pid
+        assert not psutil.pid_exists(record.pid) or psutil.Process(record.pid).status() == psutil.STATUS_ZOMBIE
+    finally:
+        process.stop(tmp_path, "sleeper")
+
+
 def test_stop_reaches_children_of_the_session(tmp_path):
     parent = [sys.executable, "-c",
               "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"]

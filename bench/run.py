@@ -11,7 +11,8 @@ process (imports outside the timing; peak RSS = that process's VmHWM), so peaks 
 
 Figures (each against its baseline, same run):
 - publish: CSV -> validated -> signed chunks -> Kafka (`publish_dataset`, on a broker of its own) vs
-  `pyarrow.csv.read_csv` of the same file; ratio parse/publish, target >= 0.5.
+  `pyarrow.csv.read_csv` of the same file; ratio parse/publish, target >= 0.5. Printed below the table
+  (no target): the same publish with the CSV parsed before the timer, i.e. its cost beyond parsing.
 - wire: decoding the hub's messages (`codec.decode` of every record the ingest consumes) vs the same
   observations in the row layout (one Avro record per observation) with fastavro; target >= 3x.
 - ingest: `ioxhub.ingest.run.ingest("datasets")` (Kafka -> verified, decoded, harmonized -> Parquet on
@@ -86,13 +87,15 @@ def child(kind: str, args: list[str]) -> dict:
         started = time.perf_counter()
         rows = pacsv.read_csv(args[0]).num_rows
         return {"seconds": time.perf_counter() - started, "rows": rows}
-    if kind == "publish":
+    if kind in ("publish", "publish-parsed"):
         from ioxhub.producers import publish_dataset
         from ioxhub.producers.mapping import ColumnMapping
         from ioxhub.settings import get_settings
         file, mapping = args
         settings = get_settings()
         mapping = ColumnMapping.from_file(Path(mapping))
+        if kind == "publish-parsed":
+            parse_before_the_timer(Path(file), mapping)
         started = time.perf_counter()
         s = publish_dataset("WTO", BULK_DATASET, [Path(file)], mapping, settings=settings, progress=False)
         seconds = time.perf_counter() - started
@@ -109,6 +112,17 @@ def child(kind: str, args: list[str]) -> dict:
     if kind == "decode":
         return decode_child(int(args[0]), int(args[1]))
     raise SystemExit(f"unknown child {kind}")
+
+
+def parse_before_the_timer(file: Path, mapping) -> None:
+    """Diagnostic (not a target): `publish_dataset` then takes its batches from a list parsed here, so
+    the figure is what publishing costs beyond parsing the CSV."""
+    from ioxhub.producers import publish as pub
+    from ioxhub.producers.readers import open_source
+
+    src = open_source(file, mapping.format)
+    parsed = list(pub._batches([src], [mapping.resolve(src.columns, src.name)]))
+    pub._batches = lambda sources, resolved: iter(parsed)
 
 
 def consume_all(records: int) -> list:
@@ -217,13 +231,17 @@ def publish_figure(mode: Mode, stack, csv: Path, mapping: Path, rows: int, res: 
             publish.append(q)
             log(f"publish rep {i + 1}: parse {p['seconds']:.3f} s ({p['rss_mb']:.0f} MB), "
                 f"publish {q['seconds']:.3f} s ({q['rss_mb']:.0f} MB)")
+        parsed = [run_child("publish-parsed", [csv, mapping], env) for _ in range(mode.repeat)]
     t_parse, t_pub = median([p["seconds"] for p in parse]), median([q["seconds"] for q in publish])
+    t_parsed = median([q["seconds"] for q in parsed])
     ratio = t_parse / t_pub
     rss = max(q["rss_mb"] for q in publish)
     res.figures.append(Figure(
         "publish (CSV -> validated -> Kafka)", f"{t_pub:.2f} s ({rows / t_pub / 1e6:.2f}M obs/s)",
-        f"read_csv {t_parse:.2f} s", ratio, ">= 0.5", ratio >= 0.5, f"{rss:.0f} MB"))
-    res.raw["publish"] = {"parse": parse, "publish": publish}
+        f"read_csv {t_parse:.2f} s", ratio, ">= 0.5", ratio >= 0.5, f"{rss:.0f} MB",
+        note=f"the same publish with the CSV parsed before the timer takes {t_parsed:.2f} s "
+             f"({t_parsed / t_parse:.1f}x read_csv): what publishing costs beyond parsing"))
+    res.raw["publish"] = {"parse": parse, "publish": publish, "publish_parsed": parsed}
     return {"rss_mb": rss}
 
 
@@ -327,7 +345,11 @@ def print_table(res: Results, mode_name: str, seconds: float) -> None:
         table.add_column(col)
     for f in res.figures:
         table.add_row(f.name, f.measured, f.baseline, f"{f.ratio:.2f}", f.target, "met" if f.met else "NOT met", f.rss)
-    Console(width=200).print(table)
+    console = Console(width=200)
+    console.print(table)
+    for f in res.figures:
+        if f.note:
+            console.print(f"- {f.name}: {f.note}", highlight=False)
 
 
 def main() -> None:

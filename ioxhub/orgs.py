@@ -20,7 +20,7 @@ from typing import Any, Mapping
 import yaml
 
 from ioxhub import names
-from ioxhub.errors import IoxhubError
+from ioxhub.errors import IoxhubError, read_user_text
 
 FILE_VERSION = 1
 WHOLE_BUCKET = "*"
@@ -118,13 +118,7 @@ def load_orgs(path: Path | str | None = None) -> OrgsSpec:
         from ioxhub.settings import get_settings
         path = get_settings().orgs_file
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise OrgsFileError(f"{path}: provisioning file not found (set IOXHUB_ORGS_FILE)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise OrgsFileError(f"{path}: cannot read the provisioning file ({exc})") from None
-    return parse_orgs(text, path)
+    return parse_orgs(read_user_text(path, OrgsFileError, "provisioning file (IOXHUB_ORGS_FILE)"), path)
 
 
 def parse_orgs(text: str, path: Path | str = "<orgs.yaml>") -> OrgsSpec:

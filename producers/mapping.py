@@ -38,7 +38,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
 
-from ioxhub.errors import IoxhubError
+from ioxhub.errors import IoxhubError, read_user_text
 
 FIELDS = ("indicator", "ref_area", "counterpart_area", "commodity", "period", "value", "unit", "unit_mult", "obs_status")
 REQUIRED = ("indicator", "ref_area", "period", "value")
@@ -93,12 +93,7 @@ class ColumnMapping:
     @classmethod
     def from_file(cls, path: str | Path) -> "ColumnMapping":
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise MappingError(f"mapping file {path} does not exist") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise MappingError(f"mapping file {path} cannot be read: {exc}") from None
+        text = read_user_text(path, MappingError, "mapping file")
         try:
             data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
         except (yaml.YAMLError, json.JSONDecodeError) as exc:

@@ -54,7 +54,7 @@ from kafka.errors import KafkaError
 from ioxhub import names, signing
 from ioxhub.contracts import codec
 from ioxhub.contracts.registry import get_registry
-from ioxhub.errors import IoxhubError
+from ioxhub.errors import IoxhubError, read_user_text
 from ioxhub.harmonize import countries, hs
 from ioxhub.kafka import make_producer
 from ioxhub.producers import rejects as rejects_mod
@@ -416,12 +416,7 @@ def policy_event_id(org: str, instrument_id: str, action: str, version: str, eff
 
 def _policy_entries(path: Path) -> list[tuple[int, Any, dict[str, int]]]:
     """(line, entry, {field: line}) for each update in the file; one clear error if it is not YAML/JSON."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PublishError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PublishError(f"{path}: cannot be read as UTF-8 text ({exc})") from None
+    text = read_user_text(path, PublishError, "policy file")
     try:
         node = yaml.compose(text, Loader=_PolicyLoader)
         data = yaml.load(text, Loader=_PolicyLoader)

@@ -254,3 +254,15 @@ def test_missing_file_and_empty_file(tmp_path):
     with pytest.raises(OrgsFileError, match="not found"):
         load_orgs(tmp_path / "nope.yaml")
     assert "is empty" in _error("", tmp_path)
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda p: None, "provisioning file (IOXHUB_ORGS_FILE) not found"),
+    (lambda p: p.mkdir(), "is a directory, not a provisioning file"),
+    (lambda p: p.write_bytes(b"orgs:\n  - id: W\xf4\n"), "cannot read the provisioning file (IOXHUB_ORGS_FILE) as UTF-8"),
+])
+def test_an_unreadable_provisioning_file_is_one_line_naming_it(tmp_path, make, says):
+    path = tmp_path / "orgs.yaml"
+    make(path)
+    with pytest.raises(OrgsFileError, match=re.escape(f"{path}: {says}")):
+        load_orgs(path)

@@ -190,7 +190,7 @@ def publish_policy_cmd(
 # ---------------------------------------------------------------------------------------- status (issue 4)
 @app.command("status")
 def status_cmd() -> None:
-    """The last run of each DAG with its counts, and the lag of each topic."""
+    """The last run of each DAG with its counts, the lag of each topic, and releases waiting in staging/."""
     from ioxhub.console import print_status
     from ioxhub.status import hub_status
 

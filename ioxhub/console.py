@@ -46,6 +46,18 @@ def print_status(status: dict) -> None:
         for topic, n in sorted(topics.items()):
             lag.add_row(topic, f"{n:,}")
     console.print(lag)
+    if not status["staging"]:
+        console.print("no release waiting in staging/")
+        return
+    staging = Table(title="releases waiting in staging/ for chunks or a manifest (publish the file again to "
+                          "complete a release cut off at the producer)")
+    for col in ("org", "dataset", "release", "events", "bytes", "oldest event (UTC)", "waiting (h)"):
+        staging.add_column(col, justify="right" if col in ("events", "bytes", "waiting (h)") else "left")
+    for r in status["staging"]:
+        oldest = r["oldest"].strftime("%Y-%m-%d %H:%M") if r["oldest"] else "-"
+        staging.add_row(r["org"], r["dataset"], r["release"], f"{r['events']:,}", f"{r['bytes']:,}", oldest,
+                        "-" if r["age_hours"] is None else f"{r['age_hours']:,.1f}")
+    console.print(staging)
 
 
 def _periods(cov: dict) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -152,6 +153,13 @@ class RangedObject(io.RawIOBase):
         return len(data)
 
 
+@dataclass(frozen=True)
+class ObjectEntry:
+    key: str
+    size: int
+    modified: datetime | None      # timezone-aware (UTC); None for a prefix
+
+
 class ObjectStore:
     """The hub bucket: bytes, JSON and Parquet objects under deterministic keys."""
 
@@ -208,9 +216,14 @@ class ObjectStore:
         return self.size(key) is not None
 
     def list(self, prefix: str, recursive: bool = True) -> Iterator[str]:
+        for entry in self.entries(prefix, recursive):
+            yield entry.key
+
+    def entries(self, prefix: str, recursive: bool = True) -> Iterator[ObjectEntry]:
+        """The objects under `prefix` with their size and last-modified time."""
         try:
             for obj in self.client.list_objects(self.bucket, prefix=prefix, recursive=recursive):
-                yield obj.object_name
+                yield ObjectEntry(obj.object_name, obj.size or 0, obj.last_modified)
         except S3_ERRORS as exc:
             raise self._fail("list", prefix, exc) from None
 

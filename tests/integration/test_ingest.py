@@ -209,12 +209,54 @@ def _publish_unvalidated_release(tmp_path):
         "event_id": "mixed-m", "org": "WHO", "dataset_id": "mixed_test", "release_id": "mixed-r1", "chunk_count": 1,
         "observation_count": 4, "checksum": "sha256:" + hashlib.sha256(codec.body(value)).hexdigest(),
         "produced_at": produced})
+    _send_signed("WHO", "mixed_test", [(value, "mixed-0"), (manifest, "mixed-m")])
+
+
+def test_status_lists_a_release_waiting_in_staging_until_its_manifest_arrives(hub):
+    from ioxhub.status import hub_status
+
+    drain()
+    release = f"wait-{uuid.uuid4().hex[:8]}"
+    chunk, manifest = _release_events("WHO", "waiting_test", release)
+    _send_signed("WHO", "waiting_test", [(chunk, f"{release}-0")])
+    counts = ingest("datasets", idle_ms=1500)
+    assert counts["events"]["staged"] == 1
+    waiting = [r for r in hub_status()["staging"] if r["release"] == release]
+    assert len(waiting) == 1
+    row = waiting[0]
+    assert (row["org"], row["dataset"], row["events"]) == ("WHO", "waiting_test", 1)
+    assert row["bytes"] == len(chunk) and 0 <= row["age_hours"] < 1
+
+    _send_signed("WHO", "waiting_test", [(manifest, f"{release}-m")])
+    counts = ingest("datasets", idle_ms=1500)
+    assert (counts["events"]["applied"], counts["events"]["staged"]) == (1, 0)   # the manifest completes it
+    assert not [r for r in hub_status()["staging"] if r["release"] == release]
+    assert harmonized_rows(ObjectStore(), "WHO", "waiting_test")[0] == 2
+
+
+def _release_events(org: str, dataset: str, release: str) -> tuple[bytes, bytes]:
+    """One chunk of two observations and its manifest, as a producer would send them."""
+    produced = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    chunk = codec.encode("dataset_chunk", {
+        "event_id": f"{release}-0", "org": org, "dataset_id": dataset, "release_id": release, "chunk_seq": 0,
+        "chunk_count": 1, "produced_at": produced, "licence": None, "source_url": None,
+        "strings": [f"{org}.WAITING_TEST", "FRA", "2024", "2025", "KG", "w.csv"],
+        "indicator": [0, 0], "ref_area": [1, 1], "counterpart_area": [-1, -1], "commodity": [-1, -1],
+        "period": [2, 3], "value": [1.0, 2.0], "missing_values": [], "unit": [4, 4], "unit_mult": [0, 0],
+        "obs_status": [-1, -1], "attributes": [], "source_file": [5, 5], "source_line": [2, 3]})
+    manifest = codec.encode("release_manifest", {
+        "event_id": f"{release}-m", "org": org, "dataset_id": dataset, "release_id": release, "chunk_count": 1,
+        "observation_count": 2, "checksum": "sha256:" + hashlib.sha256(codec.body(chunk)).hexdigest(),
+        "produced_at": produced})
+    return chunk, manifest
+
+
+def _send_signed(org: str, dataset: str, events: list[tuple[bytes, str]]) -> None:
     producer = make_producer()
-    signer = load_signer("WHO")
-    topic = datasets_topic("WHO")
-    for v, eid in ((value, "mixed-0"), (manifest, "mixed-m")):
-        fp = codec.writer_of(v)[0].fingerprint
-        headers = signer.sign(v, codec.record_headers("WHO", fp, eid), topic)
-        producer.send(topic, key=b"WHO/mixed_test", value=v, headers=headers)
+    signer = load_signer(org)
+    topic = datasets_topic(org)
+    for value, event_id in events:
+        headers = signer.sign(value, codec.record_headers(org, codec.writer_of(value)[0].fingerprint, event_id), topic)
+        producer.send(topic, key=f"{org}/{dataset}".encode(), value=value, headers=headers)
     producer.flush()
     producer.close()

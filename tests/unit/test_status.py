@@ -1,0 +1,42 @@
+"""`ioxhub status`'s list of releases waiting in staging/ (grouping and order; the real S3 path is in
+tests/integration/test_ingest.py)."""
+from __future__ import annotations
+
+import datetime as dt
+
+from ioxhub.status import staged_releases
+from ioxhub.storage import ObjectEntry
+
+NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.timezone.utc)
+
+
+class Store:
+    def __init__(self, entries):
+        self._entries = entries
+
+    def entries(self, prefix, recursive=True):
+        return [e for e in self._entries if e.key.startswith(prefix)]
+
+
+def entry(key: str, size: int, hours_ago: float) -> ObjectEntry:
+    return ObjectEntry(key, size, NOW - dt.timedelta(hours=hours_ago))
+
+
+def test_staged_events_are_grouped_by_release_oldest_first():
+    store = Store([
+        entry("staging/org=WHO/dataset=d1/release=r1/p0-o1.avro", 100, 2),
+        entry("staging/org=WHO/dataset=d1/release=r1/p0-o2.avro", 50, 30),
+        entry("staging/org=WCO/dataset=d2/release=r9/p1-o7.avro", 10, 1),
+        entry("staging/_provision-test/run.txt", 3, 0),          # not a staged event
+        entry("raw/org=WHO/x.avro", 999, 99),                   # another zone
+    ])
+    rows = staged_releases(store, now=NOW)
+    assert [(r["org"], r["dataset"], r["release"], r["events"], r["bytes"], r["age_hours"]) for r in rows] == [
+        ("WHO", "d1", "r1", 2, 150, 30.0),
+        ("WCO", "d2", "r9", 1, 10, 1.0),
+    ]
+    assert rows[0]["oldest"] == NOW - dt.timedelta(hours=30)
+
+
+def test_nothing_staged_is_an_empty_list():
+    assert staged_releases(Store([]), now=NOW) == []

@@ -130,16 +130,25 @@ table{border-collapse:collapse;font-size:13px;margin:1em 0}th,td{border:1px soli
 th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}img{max-width:100%}.note{color:#666;font-size:13px}"""
 
 
+# The impact table as analysts read it: column of `Impact.did` -> heading (the Parquet dataset keeps the
+# machine names; see consumers/derive/impact.py for their definitions).
+_DID_COLUMNS = {
+    "indicator": "Indicator", "scale": "Scale", "primary": "Primary", "estimate": "Estimate",
+    "se": "Std. error", "ci_low": "95% CI low", "ci_high": "95% CI high", "p_value": "p-value",
+    "pct_estimate": "Effect (%)", "pct_ci_low": "Effect 95% CI low (%)", "pct_ci_high": "Effect 95% CI high (%)",
+    "n_treated_countries": "Adopting countries", "n_control_countries": "Control countries",
+    "n_cohorts": "Adoption cohorts", "n_obs": "Observations", "note": "Note",
+}
+
+
 def _html(instrument_id: str, title: str, png: bytes, impact: Impact, adopters: dict) -> str:
     did = impact.did[impact.did["instrument_id"] == instrument_id]
-    cols = ["indicator", "scale", "primary", "estimate", "se", "ci_low", "ci_high", "p_value", "pct_estimate",
-            "pct_ci_low", "pct_ci_high", "n_treated_countries", "n_control_countries", "n_cohorts", "n_obs", "note"]
     first = did.iloc[0] if len(did) else None
     windows = (f"pre window: {first['pre_years']} years before the adoption year; post window: the adoption year "
                f"and {first['post_years'] - 1} after; controls: "
                f"{'not-yet-adopted and never-adopting' if first['control'] == 'not_yet' else 'never-adopting'} "
                "countries") if first is not None else ""
-    adopt = pd.DataFrame(sorted(adopters.items(), key=lambda kv: (kv[1], kv[0])), columns=["country", "adoption_date"])
+    adopt = pd.DataFrame(sorted(adopters.items(), key=lambda kv: (kv[1], kv[0])), columns=["Country", "Adoption date"])
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>{_CSS}</style></head><body>
 <h1>{html.escape(title)}</h1>
@@ -148,7 +157,7 @@ Estimates on the log scale read as % (100 (exp(b) - 1)). 95 % intervals use Welc
 In the trend charts the vertical lines mark the adoption years (+n: members adopting that year).</p>
 <img alt="trends and event studies" src="data:image/png;base64,{base64.b64encode(png).decode()}">
 <h2>Impact (difference-in-differences)</h2>
-{_table(did[cols])}
+{_table(did[list(_DID_COLUMNS)].rename(columns=_DID_COLUMNS))}
 <h2>Adopting members ({len(adopt)})</h2>
 {_table(adopt)}
 </body></html>"""

@@ -39,6 +39,8 @@ def test_html_is_self_contained(inputs, tmp_path):
     d = impact.did[(impact.did.indicator == "X.H") & impact.did.primary].iloc[0]
     assert f"<td>{d.estimate:.4g}</td>" in text and "indicator not in the panel" in text
     assert text.count("<td>2013-03-01</td>") == 3 and "Adopting members (7)" in text
+    assert "<th>Effect 95% CI low (%)</th>" in text and "<th>Adoption date</th>" in text   # headings, not column names
+    assert "pct_ci_low" not in text
 
 
 def test_png_is_one_figure_with_a_row_per_indicator(inputs, tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import random
 import signal
@@ -271,6 +272,7 @@ def stop(data_dir: Path, name: str) -> int | None:
     leader = live_process(record)
     members = session_members(record, leader)
     if not members:
+        _warn_if_unmatched(name, record)
         remove_record(data_dir, name)
         return None
     if leader is not None and sig != signal.SIGKILL:
@@ -291,6 +293,22 @@ def stop(data_dir: Path, name: str) -> int | None:
         except OSError:  # not ours to force (a directory, no rights): leave it
             pass
     return record.pid
+
+
+def _warn_if_unmatched(name: str, record: PidRecord) -> None:
+    """Log what differs when the recorded pid runs a process that is not the recorded one (it is left
+    alone: it may be another program that reused the pid). Servers have been seen left running after
+    `stop` in long runs; this says why, next time it happens."""
+    try:
+        proc = psutil.Process(record.pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return
+        created, cmdline = proc.create_time(), proc.cmdline()
+    except psutil.Error:
+        return
+    logging.getLogger(__name__).warning(
+        "%s: pid %d runs but does not match its record, left running: started %.3f (recorded %.3f), "
+        "command %s (recorded %s)", name, record.pid, created, record.create_time, cmdline[:3], record.cmdline[:3])
 
 
 def session_members(record: PidRecord, leader: psutil.Process | None) -> list[psutil.Process]:

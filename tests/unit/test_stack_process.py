@@ -48,8 +48,8 @@ def test_start_records_the_process_and_stop_kills_exactly_it(tmp_path):
         process.stop(tmp_path, "sleeper")
 
 
-def test_a_recycled_pid_is_not_ours(tmp_path):
-    """Same pid, other command line or other start time: never matched, never killed."""
+def test_a_recycled_pid_is_not_ours(tmp_path, caplog):
+    """Same pid, other command line or other start time: never matched, never killed, and said."""
     other = subprocess.Popen(SLEEPER, start_new_session=True)
     try:
         real = psutil.Process(other.pid)
@@ -59,8 +59,10 @@ def test_a_recycled_pid_is_not_ours(tmp_path):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(forged.to_json())
             assert process.running(tmp_path, "forged") is None
+            caplog.clear()
             assert process.stop(tmp_path, "forged") is None
             assert other.poll() is None, "stop() killed a process that was not ours"
+            assert f"forged: pid {other.pid} runs but does not match its record" in caplog.text
     finally:
         other.kill()
         other.wait()

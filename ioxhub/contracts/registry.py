@@ -21,6 +21,7 @@ Versions are immutable once published: the files are the contract between produc
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
@@ -57,7 +58,13 @@ class SchemaVersion:
     canonical: str = field(repr=False)              # Parsing Canonical Form
     fingerprint: bytes                              # 8 bytes, as in the single-object header (little-endian)
     confluent_id: int
-    alias_fingerprints: tuple[bytes, ...] = ()      # other implementations' fingerprints (module docstring)
+    text: str = field(default="", repr=False)      # the file's text, for other implementations' fingerprints
+
+    @functools.cached_property
+    def alias_fingerprints(self) -> tuple[bytes, ...]:
+        """Other implementations' fingerprints of this schema (module docstring), computed on first use:
+        it imports Apache Avro (~25 ms), which a producer never needs."""
+        return tuple(a for a in (_apache_python_fingerprint(self.text),) if a and a != self.fingerprint)
 
     @property
     def fingerprint_hex(self) -> str:
@@ -94,8 +101,7 @@ def load_schema_file(path: Path, name: str, version: int) -> SchemaVersion:
     except (SchemaParseException, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise SchemaFileError(f"{path}: not a valid Avro schema ({exc})") from None
     fp = bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO"))
-    aliases = tuple(a for a in (_apache_python_fingerprint(text),) if a and a != fp)
-    return SchemaVersion(name, version, path, schema, parsed, canonical, fp, confluent_id_of(fp), aliases)
+    return SchemaVersion(name, version, path, schema, parsed, canonical, fp, confluent_id_of(fp), text)
 
 
 def _apache_python_fingerprint(text: str) -> bytes | None:
@@ -135,9 +141,7 @@ class Registry:
                                           "change the schema (e.g. a field name) to get another fingerprint")
                 self._by_fp[v.fingerprint] = v
                 self._by_id[v.confluent_id] = v
-            for v in vs:
-                for alias in v.alias_fingerprints:
-                    self._by_fp.setdefault(alias, v)   # a real fingerprint always wins over an alias
+        self._by_alias: dict[bytes, SchemaVersion] | None = None
 
     @classmethod
     def load(cls, schemas_dir: Path) -> "Registry":
@@ -177,10 +181,24 @@ class Registry:
         return vs[version - 1]
 
     def by_fingerprint(self, fp: bytes) -> SchemaVersion:
-        try:
-            return self._by_fp[bytes(fp)]
-        except KeyError:
-            raise UnknownSchema(f"no schema with fingerprint {bytes(fp).hex()}") from None
+        fp = bytes(fp)
+        found = self._by_fp.get(fp) or self._aliases().get(fp)
+        if found is None:
+            raise UnknownSchema(f"no schema with fingerprint {fp.hex()}")
+        return found
+
+    def _aliases(self) -> dict[bytes, SchemaVersion]:
+        """Other implementations' fingerprints -> version, built at the first unknown fingerprint (a real
+        fingerprint always wins over an alias)."""
+        if self._by_alias is None:
+            aliases: dict[bytes, SchemaVersion] = {}
+            for vs in self._by_name.values():
+                for v in vs:
+                    for alias in v.alias_fingerprints:
+                        if alias not in self._by_fp:
+                            aliases.setdefault(alias, v)
+            self._by_alias = aliases
+        return self._by_alias
 
     def by_confluent_id(self, schema_id: int) -> SchemaVersion:
         try:

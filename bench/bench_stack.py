@@ -13,24 +13,10 @@ from pathlib import Path
 from typing import Iterator
 
 from ioxhub.settings import Settings, env_name, load_settings, reset_settings_cache
-from ioxhub.stack import local, process, seaweedfs, tansu
+from ioxhub.stack import local, process, tansu
 
 CHILD_FIELDS = ("data_dir", "s3_endpoint", "s3_master_port", "s3_volume_port", "s3_filer_port", "kafka_bootstrap",
                 "s3_access_key", "s3_secret_key", "s3_admin_access_key", "s3_admin_secret_key")
-
-
-def ports_env() -> dict[str, str]:
-    s3, master, volume, filer, kafka = process.free_ports(5, offsets=(0, seaweedfs.GRPC_OFFSET))
-    return {"IOXHUB_S3_ENDPOINT": f"127.0.0.1:{s3}", "IOXHUB_S3_MASTER_PORT": str(master),
-            "IOXHUB_S3_VOLUME_PORT": str(volume), "IOXHUB_S3_FILER_PORT": str(filer),
-            "IOXHUB_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka}"}
-
-
-def clean_environ(data_dir: Path) -> dict[str, str]:
-    """This process's environment without any IOXHUB_* of the caller, with its own data directory."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IOXHUB_")}
-    env["IOXHUB_DATA_DIR"] = str(data_dir)
-    return env
 
 
 class BenchStack:
@@ -47,7 +33,7 @@ class BenchStack:
 
         for attempt in range(3):  # a port picked as free can be taken before we bind it
             os.environ.clear()
-            os.environ.update({**clean_environ(self.data_dir), **ports_env()})
+            os.environ.update({**local.isolated_env(self.data_dir), **local.free_ports_env()})
             reset_settings_cache()
             try:
                 self.settings = local.up(load_settings(), broker_storage="memory").settings
@@ -63,7 +49,7 @@ class BenchStack:
         return self.settings
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = clean_environ(self.data_dir)
+        env = local.isolated_env(self.data_dir)
         for name in CHILD_FIELDS:
             value = getattr(self.settings, name)
             if value is not None:
@@ -100,8 +86,7 @@ class BenchStack:
 
 def demo_env(data_dir: Path) -> dict[str, str]:
     """Environment of an `ioxhub demo` of its own: data directory and free ports."""
-    env = {**clean_environ(data_dir), **ports_env(), "IOXHUB_AIRFLOW_PORT": str(process.free_ports(1)[0])}
-    return env
+    return {**local.isolated_env(data_dir), **local.free_ports_env(airflow=True)}
 
 
 def stop_stack_of(env: dict[str, str]) -> None:

@@ -30,7 +30,7 @@ os.environ["IOXHUB_AIRFLOW_HOME"] = str(_BASE / "airflow")
 
 from ioxhub.settings import env_name, get_settings, load_settings, reset_settings_cache  # noqa: E402
 from ioxhub.stack import airflow as stack_airflow  # noqa: E402  (does not import airflow)
-from ioxhub.stack import local, process, seaweedfs  # noqa: E402
+from ioxhub.stack import local, process  # noqa: E402
 from ioxhub.stack.process import StackError  # noqa: E402
 
 os.environ["IOXHUB_AIRFLOW_PORT"] = str(process.free_ports(1)[0])
@@ -46,23 +46,12 @@ def pytest_configure(config):
         config.option.basetemp = str(_BASE / "pytest")
 
 
-def _stack_ports_env() -> dict[str, str]:
-    s3, master, volume, filer, kafka = process.free_ports(5, offsets=(0, seaweedfs.GRPC_OFFSET))
-    return {
-        "IOXHUB_S3_ENDPOINT": f"127.0.0.1:{s3}",
-        "IOXHUB_S3_MASTER_PORT": str(master),
-        "IOXHUB_S3_VOLUME_PORT": str(volume),
-        "IOXHUB_S3_FILER_PORT": str(filer),
-        "IOXHUB_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka}",
-    }
-
-
 @pytest.fixture(scope="session")
 def stack_settings():
     """A running SeaweedFS + tansu (memory broker) for this session; yields the matching Settings."""
     result = None
     for attempt in range(3):  # a port picked as free can be taken by another process before we bind it
-        os.environ.update(_stack_ports_env())
+        os.environ.update(local.free_ports_env())
         reset_settings_cache()
         try:
             result = local.up(get_settings(), broker_storage="memory")

@@ -6,6 +6,7 @@ them in reverse.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,27 @@ class UpResult:
     settings: Settings  # reloaded: carries the generated keys
     started: list[str]
     already_running: list[str]
+
+
+def free_ports_env(*, airflow: bool = False) -> dict[str, str]:
+    """IOXHUB_* port settings for a local stack of its own: free loopback ports, each SeaweedFS port's
+    gRPC twin (+GRPC_OFFSET) free too, and an Airflow port when asked."""
+    ports = process.free_ports(6 if airflow else 5, offsets=(0, seaweedfs.GRPC_OFFSET))
+    s3, master, volume, filer, kafka = ports[:5]
+    env = {"IOXHUB_S3_ENDPOINT": f"127.0.0.1:{s3}", "IOXHUB_S3_MASTER_PORT": str(master),
+           "IOXHUB_S3_VOLUME_PORT": str(volume), "IOXHUB_S3_FILER_PORT": str(filer),
+           "IOXHUB_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka}"}
+    if airflow:
+        env["IOXHUB_AIRFLOW_PORT"] = str(ports[5])
+    return env
+
+
+def isolated_env(data_dir: Path) -> dict[str, str]:
+    """This process's environment without its IOXHUB_* and AIRFLOW* settings, with `data_dir`: what a
+    second, independent hub runs with (CLI tests, the benchmark and its demo), plus `free_ports_env()`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IOXHUB_", "AIRFLOW"))}
+    env["IOXHUB_DATA_DIR"] = str(data_dir)
+    return env
 
 
 def with_stack_keys(settings: Settings) -> Settings:

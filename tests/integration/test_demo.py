@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import re
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import pytest
 from ioxhub.catalog import Catalog
 from ioxhub.producers.samples.effects import PLANTED_EFFECTS
 from ioxhub.settings import load_settings
-from ioxhub.stack import process, seaweedfs
+from ioxhub.stack import local
 from ioxhub.storage import ObjectStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
@@ -27,14 +26,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def _env(data_dir) -> dict[str, str]:
-    """The caller's environment without the session's IOXHUB_*/AIRFLOW_* settings, with fresh free ports
-    (as tests/conftest.py `_stack_ports_env` picks them) and an 80-column terminal."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("IOXHUB_", "AIRFLOW_"))}
-    s3, master, volume, filer, kafka, airflow = process.free_ports(6, offsets=(0, seaweedfs.GRPC_OFFSET))
-    env.update(IOXHUB_DATA_DIR=str(data_dir), IOXHUB_S3_ENDPOINT=f"127.0.0.1:{s3}", IOXHUB_S3_MASTER_PORT=str(master),
-               IOXHUB_S3_VOLUME_PORT=str(volume), IOXHUB_S3_FILER_PORT=str(filer),
-               IOXHUB_KAFKA_BOOTSTRAP=f"127.0.0.1:{kafka}", IOXHUB_AIRFLOW_PORT=str(airflow), COLUMNS="80")
-    return env
+    """A hub of its own (no session IOXHUB_*/AIRFLOW* settings, free ports) and an 80-column terminal."""
+    return {**local.isolated_env(data_dir), **local.free_ports_env(airflow=True), "COLUMNS": "80"}
 
 
 def _ioxhub(env, *args, cwd, timeout=600) -> subprocess.CompletedProcess:

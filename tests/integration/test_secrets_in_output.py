@@ -10,9 +10,6 @@ from __future__ import annotations
 import base64
 import configparser
 import json
-import os
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -23,28 +20,10 @@ from cryptography.hazmat.primitives import serialization
 
 from ioxhub.settings import load_settings
 from ioxhub.signing import load_private_key
-from ioxhub.stack import process
 from ioxhub.storage import ObjectStore
+from ioxhub_cli import cli_env, ioxhub
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
-IOXHUB = str(Path(sys.executable).parent / "ioxhub")
-
-
-def cli_env(data_dir: Path) -> dict[str, str]:
-    """The caller's environment without IOXHUB_* / AIRFLOW*, plus a data dir and free ports of its own."""
-    s3, master, volume, filer, kafka, airflow = process.free_ports(6, offsets=(0, 10000))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("IOXHUB_", "AIRFLOW"))}
-    env.update(IOXHUB_DATA_DIR=str(data_dir), IOXHUB_S3_ENDPOINT=f"127.0.0.1:{s3}", IOXHUB_S3_MASTER_PORT=str(master),
-               IOXHUB_S3_VOLUME_PORT=str(volume), IOXHUB_S3_FILER_PORT=str(filer),
-               IOXHUB_KAFKA_BOOTSTRAP=f"127.0.0.1:{kafka}", IOXHUB_AIRFLOW_PORT=str(airflow), COLUMNS="200")
-    return env
-
-
-def ioxhub(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([IOXHUB, *args], env=env, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL, cwd=Path(env["IOXHUB_DATA_DIR"]).parent)
-
-
 def secret_values(data_dir: Path, airflow_home: Path) -> dict[str, str]:
     """Every secret the stack, provisioning, key generation and Airflow generated: where -> value."""
     found: dict[str, str] = {}
@@ -103,7 +82,7 @@ def run_by_scheduler(env: dict[str, str], airflow_home: Path, dag_id: str, timeo
 
 
 def test_no_secret_in_stack_up_demo_output_or_task_logs(tmp_path):
-    env = cli_env(tmp_path / "data")
+    env = cli_env(tmp_path / "data", COLUMNS="200")
     data_dir = Path(env["IOXHUB_DATA_DIR"])
     outputs: dict[str, str] = {}
     try:

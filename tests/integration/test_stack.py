@@ -3,11 +3,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import socket
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -20,6 +17,7 @@ from minio.error import S3Error
 from ioxhub.kafka import make_admin, make_consumer, make_producer
 from ioxhub.s3 import make_client
 from ioxhub.stack import process
+from ioxhub_cli import cli_env, ioxhub
 
 pytestmark = pytest.mark.integration
 
@@ -114,24 +112,6 @@ def test_airflow_dag_test_task_sees_the_stack(stack_settings, airflow_db, tmp_pa
 
 
 # ------------------------------------------------------------------------------- `ioxhub stack` as a user runs it
-IOXHUB = str(Path(sys.executable).parent / "ioxhub")
-
-
-def cli_env(data_dir: Path) -> dict[str, str]:
-    """The caller's environment without IOXHUB_*, plus a data dir and free ports of its own."""
-    s3, master, volume, filer, kafka, airflow = process.free_ports(6, offsets=(0, 10000))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("IOXHUB_", "AIRFLOW"))}
-    env.update(IOXHUB_DATA_DIR=str(data_dir), IOXHUB_S3_ENDPOINT=f"127.0.0.1:{s3}", IOXHUB_S3_MASTER_PORT=str(master),
-               IOXHUB_S3_VOLUME_PORT=str(volume), IOXHUB_S3_FILER_PORT=str(filer),
-               IOXHUB_KAFKA_BOOTSTRAP=f"127.0.0.1:{kafka}", IOXHUB_AIRFLOW_PORT=str(airflow))
-    return env
-
-
-def ioxhub(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([IOXHUB, *args], env=env, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL, cwd=Path(env["IOXHUB_DATA_DIR"]).parent)
-
-
 def printed(output: str, label: str) -> str:
     match = re.search(rf"^{label}:\s+(\S+)", output, re.M)
     assert match, f"`stack up` did not print {label!r}:\n{output}"

@@ -3,7 +3,6 @@ output formats. The pure parts run without servers; pulls run against the sessio
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import uuid
 

@@ -6,7 +6,6 @@ from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
-import pytest
 
 from ioxhub.harmonize.columns import Codebook, split_unique, wire_column
 

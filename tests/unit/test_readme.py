@@ -1,5 +1,4 @@
 """README.md stays true: its configuration table is the settings' own, and its commands exist."""
-from pathlib import Path
 
 from ioxhub.settings import PROJECT_ROOT, reference_markdown
 

@@ -46,6 +46,7 @@ def print_status(status: dict) -> None:
         for topic, n in sorted(topics.items()):
             lag.add_row(topic, f"{n:,}")
     console.print(lag)
+    _print_internal_errors(status.get("internal_errors", []))
     if not status["staging"]:
         console.print("no release waiting in staging/")
         return
@@ -58,6 +59,19 @@ def print_status(status: dict) -> None:
         staging.add_row(r["org"], r["dataset"], r["release"], f"{r['events']:,}", f"{r['bytes']:,}", oldest,
                         "-" if r["age_hours"] is None else f"{r['age_hours']:,.1f}")
     console.print(staging)
+
+
+def _print_internal_errors(errors: list[dict]) -> None:
+    if not errors:
+        return
+    table = Table(title="records refused as internal-error (a bug met while handling them; traceback in "
+                        "quarantine/errors/)")
+    for col in ("when (UTC)", "topic", "partition", "offset", "error"):
+        table.add_column(col, justify="right" if col in ("partition", "offset") else "left")
+    for e in errors:
+        when = e["at"].strftime("%Y-%m-%d %H:%M") if e["at"] else "-"
+        table.add_row(when, e["topic"] or "", str(e["partition"]), str(e["offset"]), e["error"][:100])
+    console.print(table)
 
 
 def _periods(cov: dict) -> str:

@@ -1,5 +1,5 @@
-"""`ioxhub status`: the last run of each DAG (its counts), the lag of each topic group, and the releases
-waiting in staging/.
+"""`ioxhub status`: the last run of each DAG (its counts), the lag of each topic group, the releases
+waiting in staging/, and the records refused as internal errors (bugs met while handling them).
 
 A release waits in staging/ while some of its chunks or its manifest have not arrived; ingest applies
 it in the run that brings its last event. One that waits for long was most likely cut off at the
@@ -25,6 +25,7 @@ from ioxhub.settings import Settings, get_settings
 from ioxhub.storage import ObjectStore
 
 STAGING_ZONE = "staging/"
+ERRORS_ZONE = "quarantine/errors/"
 
 
 def topic_lag(settings: Settings) -> dict[str, dict[str, int]]:
@@ -68,7 +69,23 @@ def staged_releases(store: ObjectStore, now: dt.datetime | None = None) -> list[
     return sorted(releases.values(), key=lambda r: (r["oldest"] is None, r["oldest"] or now, r["org"], r["dataset"]))
 
 
+def internal_errors(store: ObjectStore, limit: int = 20) -> list[dict]:
+    """The newest records refused as `internal-error` (a bug met while handling them), with the last
+    line of their traceback and where the whole traceback is."""
+    entries = sorted(store.entries(ERRORS_ZONE), key=lambda e: e.modified or dt.datetime.min.replace(tzinfo=dt.timezone.utc),
+                     reverse=True)[:limit]
+    out = []
+    for entry in entries:
+        text = (store.get_bytes(entry.key) or b"").decode(errors="replace").strip()
+        parts = dict(p.split("=", 1) for p in entry.key.removesuffix(".txt").split("/")[2:])
+        out.append({"topic": parts.get("topic"), "partition": int(parts.get("partition", 0)),
+                    "offset": int(parts.get("offset", 0)), "at": entry.modified, "key": entry.key,
+                    "error": text.splitlines()[-1] if text else ""})
+    return out
+
+
 def hub_status(settings: Settings | None = None) -> dict:
     settings = settings or get_settings()
     store = ObjectStore(settings)
-    return {"runs": Catalog(store).last_runs(), "lag": topic_lag(settings), "staging": staged_releases(store)}
+    return {"runs": Catalog(store).last_runs(), "lag": topic_lag(settings), "staging": staged_releases(store),
+            "internal_errors": internal_errors(store)}

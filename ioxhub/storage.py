@@ -51,6 +51,11 @@ def quarantine_events_key(topic: str, partition: int, first: int, last: int) -> 
     return f"quarantine/events/topic={topic}/partition={partition}/offsets={first:020d}-{last:020d}.avro"
 
 
+def quarantine_error_key(topic: str, partition: int, offset: int) -> str:
+    """The traceback of an unexpected error met while handling one record (beside its dead letter)."""
+    return f"quarantine/errors/topic={topic}/partition={partition}/offset={offset:020d}.txt"
+
+
 def quarantine_rows_key(org: str, dataset_id: str, release_id: str) -> str:
     return f"quarantine/observations/org={org}/dataset={dataset_id}/release={release_id}.parquet"
 

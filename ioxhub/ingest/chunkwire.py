@@ -43,7 +43,7 @@ def decode(value: bytes) -> codec.Decoded:
         return codec.decode(value)
     try:
         record = _Reader(value, offset).chunk()
-    except (_Unsupported, IndexError, ValueError, UnicodeDecodeError):
+    except Exception:    # anything odd (truncated, overflowing, not UTF-8...): fastavro decides and names it
         return codec.decode(value)
     return codec.Decoded(writer.name, writer.version, writer.fingerprint, record, framing, offset)
 

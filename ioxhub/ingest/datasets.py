@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,15 +31,15 @@ from kafka.consumer.fetcher import ConsumerRecord
 
 from ioxhub.catalog import Catalog
 from ioxhub.contracts import codec
-from ioxhub.ingest import chunkwire
+from ioxhub.ingest import chunkwire, content
 from ioxhub.ingest.harmonized import apply_release
 from ioxhub.ingest.observations import REFUSED_SCHEMA, harmonize_chunk
-from ioxhub.ingest.quarantine import DeadLetters
+from ioxhub.ingest.quarantine import OUTAGES, DeadLetters
 from ioxhub.ingest.spill import MemoryBudget, ReleaseSpill
-from ioxhub.names import InvalidName, check_id
 from ioxhub.storage import ObjectStore, quarantine_rows_key, staging_key, staging_prefix
 
 CHUNK, MANIFEST = "dataset_chunk", "release_manifest"
+log = logging.getLogger("ioxhub.ingest")
 
 
 @dataclass
@@ -117,6 +118,13 @@ class Release:
     applied_before: bool = False
     spill: ReleaseSpill | None = None
     refused: dict[int, pa.Table] = field(default_factory=dict)
+    refusal: tuple[str, str] | None = None     # (reason, detail): the whole release is refused at finish
+    staged_parts: list[Part] = field(default_factory=list)    # every event read back from staging/
+
+    def refuse(self, reason: str, detail: str) -> None:
+        """Refuse the whole release at finish (the first refusal names it)."""
+        if self.refusal is None:
+            self.refusal = (reason, detail)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -137,27 +145,33 @@ class DatasetIngest:
         self.bytes = EventBytes(workdir / "events.bin")
         self._spills = 0
         self.budget = MemoryBudget()
+        self._taking: Release | None = None     # the release of the event being added (see `fail`)
+        self.staging_deletes: list[str] = []     # staged events of refused releases, deleted by `settle`
 
     def add(self, record: ConsumerRecord, decoded: codec.Decoded) -> None:
         """Take one decoded, verified event of a datasets topic."""
+        self._taking = None
         rec = decoded.record
         if decoded.name not in (CHUNK, MANIFEST):
             self.dead.refuse(record, "wrong-event-type",
                              f"{decoded.name} v{decoded.version} event on a datasets topic (expected {CHUNK} or {MANIFEST})",
                              org=rec.get("org"), event_id=rec.get("event_id"))
             return
-        try:  # these become object keys: refuse path tricks and control characters before anything else
-            check_id(rec["dataset_id"], "dataset_id")
-            check_id(rec["release_id"], "release_id")
-            check_id(rec["event_id"], "event_id")
-        except InvalidName as exc:
-            self.dead.refuse(record, "bad-name", f"{record.topic}@{record.offset}: {exc}", org=rec.get("org"))
+        try:
+            content.check_event(decoded)
+        except content.ContentError as exc:
+            self.dead.refuse(record, exc.reason, f"{record.topic}@{record.offset}: {decoded.name}: {exc.detail}",
+                             org=rec["org"], event_id=None if exc.reason == content.BAD_NAME else rec["event_id"])
+            key = (rec["org"], rec["dataset_id"], rec["release_id"])
+            if exc.reason != content.BAD_NAME and (key in self.releases or not self.catalog.release_applied(*key)):
+                self._release(key).refuse("bad-release", f"{decoded.name} {rec['event_id']} refused ({exc.reason}: "
+                                                         f"{exc.detail})")
             return
         if rec["event_id"] in self.seen_events:
-            self.counts.events_duplicate += 1
+            self._repeated(record, decoded)
             return
         self.seen_events.add(rec["event_id"])
-        release = self._release((rec["org"], rec["dataset_id"], rec["release_id"]))
+        release = self._taking = self._release((rec["org"], rec["dataset_id"], rec["release_id"]))
         source = StagedRecord(record.topic, record.partition, record.offset, record.timestamp or 0,
                               tuple(record.headers or ()))
         part = self._take(release, source, decoded, record.value, staged=False)
@@ -165,6 +179,32 @@ class DatasetIngest:
             self.counts.events_duplicate += 1
         else:
             release.new_parts.append(part)
+
+    def fail(self, record: ConsumerRecord, detail: str) -> None:
+        """`add` raised unexpectedly on `record` (already refused as internal-error): refuse its release
+        whole, since it may hold part of the event."""
+        if self._taking is not None:
+            self._taking.refuse("internal-error", detail)
+            self._taking.new_parts = [p for p in self._taking.new_parts
+                                      if (p.source.topic, p.source.partition, p.source.offset)
+                                      != (record.topic, record.partition, record.offset)]
+
+    def _repeated(self, record: ConsumerRecord, decoded: codec.Decoded) -> None:
+        """An event id seen before in this run: a duplicate when the bytes are the same, else the release
+        is refused (one event id, two contents: which one is right cannot be told)."""
+        rec = decoded.record
+        release = self.releases.get((rec["org"], rec["dataset_id"], rec["release_id"]))
+        held = None
+        if release is not None and not release.applied_before:
+            parts = [*release.chunks.values(), *([release.manifest] if release.manifest else [])]
+            held = next((p for p in parts if p.event_id == rec["event_id"]), None)
+        if held is None or self.bytes.get(held.ref) == record.value:
+            self.counts.events_duplicate += 1
+            return
+        detail = f"event {rec['event_id']} ({decoded.name}) sent twice with different contents"
+        self.dead.refuse(record, "conflicting-event", f"{record.topic}@{record.offset}: {detail}",
+                         org=rec["org"], event_id=rec["event_id"])
+        release.refuse("conflicting-event", detail)
 
     def _release(self, key: tuple[str, str, str]) -> Release:
         """The release of `key`; on first sight, whether it was applied before and its staged events."""
@@ -178,13 +218,20 @@ class DatasetIngest:
 
     def _take(self, release: Release, source: StagedRecord, decoded: codec.Decoded, value: bytes,
               staged: bool) -> Part | None:
-        """Hold one event in its release (a new event replaces a staged copy); None if a duplicate."""
+        """Hold one event in its release (a new event replaces a staged copy); None if a duplicate.
+        The same event with other bytes refuses the release (which copy is right cannot be told)."""
         rec = decoded.record
         held = release.chunks.get(rec["chunk_seq"]) if decoded.name == CHUNK else release.manifest
-        if held is not None and (staged or not held.staged):
-            return None           # a duplicate in this run, or a second staged copy (the first stays)
         ref = (0, 0) if release.applied_before else self.bytes.put(value)   # bytes: checksum, staging, dead letters
         part = Part(rec["event_id"], source, decoded.name, decoded.version, ref, staged=staged)
+        if staged:
+            release.staged_parts.append(part)
+        if held is not None and ref != (0, 0) and self.bytes.get(held.ref) != value:
+            what = f"chunk_seq {rec['chunk_seq']}" if decoded.name == CHUNK else "the manifest"
+            release.refuse("conflicting-event", f"{what} sent twice with different contents "
+                                                f"(events {held.event_id} and {rec['event_id']})")
+        if held is not None and (staged or not held.staged):
+            return None           # a duplicate in this run, or a second staged copy (the first stays)
         if decoded.name == CHUNK:
             part.seq, part.rows = rec["chunk_seq"], len(rec["indicator"])
             release.chunks[part.seq] = part
@@ -196,7 +243,7 @@ class DatasetIngest:
         return part
 
     def _harmonize(self, release: Release, part: Part, record: dict) -> None:
-        result = harmonize_chunk(record, f"{CHUNK}/v{part.version}", _published_at(record["produced_at"]))
+        result = harmonize_chunk(record, f"{CHUNK}/v{part.version}", published_at(record["produced_at"]))
         if release.spill is None:
             self._spills += 1
             release.spill = ReleaseSpill(self.workdir / f"release-{self._spills:06d}", self.budget)
@@ -214,18 +261,31 @@ class DatasetIngest:
                 if release.applied_before:
                     self.counts.events_duplicate += len(release.new_parts)
                     continue
-                problem = self._completeness(release)
-                if problem == "incomplete":
-                    self._stage(release)
-                elif problem:
-                    self._refuse_release(release, "bad-release", problem)
-                else:
-                    self._apply(release)
-                if release.spill is not None:
-                    release.spill.close()
+                try:
+                    self._finish(release)
+                except OUTAGES:
+                    raise
+                except Exception as exc:    # a bug costs this release (its events), never the run
+                    log.exception("ingest: unexpected error finishing release %s", release.key)
+                    self._fail_release(release, exc)
+                finally:
+                    if release.spill is not None:
+                        release.spill.close()
         finally:
             self.bytes.close()
         return self.counts
+
+    def _finish(self, release: Release) -> None:
+        if release.refusal is not None:
+            self._refuse_release(release, *release.refusal)
+            return
+        problem = self._completeness(release)
+        if problem == "incomplete":
+            self._stage(release)
+        elif problem:
+            self._refuse_release(release, "bad-release", problem)
+        else:
+            self._apply(release)
 
     def _load_staged(self, release: Release) -> None:
         for key in self.store.list(staging_prefix(*release.key)):
@@ -241,13 +301,32 @@ class DatasetIngest:
         self.counts.events_staged += len(release.new_parts)
         self.counts.releases_pending += 1
 
-    def _refuse_release(self, release: Release, reason: str, detail: str) -> None:
+    def _refuse_release(self, release: Release, reason: str, detail: str, skip: Part | None = None) -> None:
+        """Refuse every event of the release (but `skip`, refused already): this run's, and those staged
+        by earlier runs, whose staging objects are deleted once their letters are written (`settle`)."""
         where = f"release {release.release_id} of {release.org}/{release.dataset_id}: {detail}"
-        for part in release.new_parts:
-            self.dead.refuse(dataclasses.replace(part.source, value=self.bytes.get(part.ref)), reason, where,
-                             org=release.org, event_id=part.event_id)
-        for key in list(self.store.list(staging_prefix(*release.key))):
+        for part in [*release.new_parts, *release.staged_parts]:
+            if part is not skip:
+                self.dead.refuse(dataclasses.replace(part.source, value=self.bytes.get(part.ref)), reason, where,
+                                 org=release.org, event_id=part.event_id, earlier_run=part.staged)
+        self.staging_deletes.extend(self.store.list(staging_prefix(*release.key)))
+
+    def _fail_release(self, release: Release, exc: Exception) -> None:
+        """Finishing the release raised unexpectedly: refuse it whole as internal-error (the traceback is
+        kept beside the letter of its first event)."""
+        parts = [*release.new_parts, *release.staged_parts]
+        if not parts:
+            raise exc
+        first = parts[0]
+        detail = self.dead.internal_error(dataclasses.replace(first.source, value=self.bytes.get(first.ref)), exc,
+                                          org=release.org, event_id=first.event_id, earlier_run=first.staged)
+        self._refuse_release(release, "internal-error", detail, skip=first)
+
+    def settle(self) -> None:
+        """Delete the staging objects of refused releases: called once their dead letters are written."""
+        for key in self.staging_deletes:
             self.store.delete(key)
+        self.staging_deletes.clear()
 
     def _apply(self, release: Release) -> None:
         manifest = release.manifest.manifest
@@ -327,7 +406,7 @@ def _staged_record(key: str) -> StagedRecord:
     return StagedRecord(topic, int(partition), int(offset))
 
 
-def _published_at(produced_at) -> dt.datetime:
+def published_at(produced_at) -> dt.datetime:
     if isinstance(produced_at, dt.datetime):
         return produced_at if produced_at.tzinfo else produced_at.replace(tzinfo=dt.timezone.utc)
     return dt.datetime.fromtimestamp(produced_at / 1000, dt.timezone.utc)

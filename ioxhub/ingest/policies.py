@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from ioxhub.catalog import Catalog
 from ioxhub.contracts import codec
 from ioxhub.harmonize.countries import harmonize_country
+from ioxhub.ingest import content
 from ioxhub.ingest.quarantine import DeadLetters, SourceRecord
 from ioxhub.names import InvalidName, check_id, check_org
 from ioxhub.storage import ObjectStore, instruments_key
@@ -83,7 +84,11 @@ class PolicyIngest:
                              f"{decoded.name} v{decoded.version} event on a policies topic (expected {POLICY})",
                              org=rec.get("org"), event_id=rec.get("event_id"))
             return
-        problem = _check(rec)
+        try:
+            content.check_event(decoded)
+            problem = check_policy_update(rec)
+        except content.ContentError as exc:
+            problem = (exc.reason, exc.detail)
         if problem is None and (owner := self._owner_problem(rec)):
             problem = ("org-mismatch", owner)
         if problem:
@@ -91,14 +96,13 @@ class PolicyIngest:
             self.dead.refuse(record, reason, f"policy update {rec.get('event_id')}: {detail}",
                              org=rec.get("org"), event_id=rec.get("event_id"))
             return
-        members = [harmonize_country(c)[0] for c in rec["member_countries"]]
-        self.rows.append({
-            **{k: rec[k] for k in ("event_id", "instrument_id", "org", "issuing_org", "partner_orgs", "title",
-                                   "binding", "version", "effective_date", "themes", "related_indicators", "url",
-                                   "produced_at")},
-            "instrument_type": str(rec["instrument_type"]), "action": str(rec["action"]),
-            "member_countries": members, "schema_version": f"{POLICY}/v{decoded.version}",
-        })
+        self.rows.append(policy_row(decoded))
+
+    def fail(self, record: SourceRecord, detail: str) -> None:
+        """`add` raised unexpectedly on `record` (refused as internal-error): it added no row."""
+
+    def settle(self) -> None:
+        """Nothing to clean up once the dead letters are written (policy updates are never staged)."""
 
     def finish(self) -> PolicyCounts:
         existing = self.existing()
@@ -135,7 +139,22 @@ class PolicyIngest:
         return self.counts
 
 
-def _check(rec: dict) -> tuple[str, str] | None:
+def policy_row(decoded: codec.Decoded) -> dict:
+    """The instrument_versions row of a checked policy update (it fits VERSIONS_SCHEMA, or this raises)."""
+    rec = decoded.record
+    row = {
+        **{k: rec[k] for k in ("event_id", "instrument_id", "org", "issuing_org", "partner_orgs", "title",
+                               "binding", "version", "effective_date", "themes", "related_indicators", "url",
+                               "produced_at")},
+        "instrument_type": str(rec["instrument_type"]), "action": str(rec["action"]),
+        "member_countries": [harmonize_country(c)[0] for c in rec["member_countries"]],
+        "schema_version": f"{POLICY}/v{decoded.version}",
+    }
+    pa.Table.from_pylist([row], schema=VERSIONS_SCHEMA)
+    return row
+
+
+def check_policy_update(rec: dict) -> tuple[str, str] | None:
     try:
         check_org(rec["org"], "org")
         check_org(rec["issuing_org"], "issuing_org")

@@ -4,16 +4,20 @@ Each refusal is a `DeadLetter` record (schemas/dead_letter): written as one Avro
 partition batch under quarantine/events/ (deterministic name: a rerun overwrites it) and sent to the
 hub's dead-letter topic, keyed by `topic/partition/offset/reason` so a consumer of the topic can drop
 the copies a rerun re-sends. Refused observations inside an otherwise good event are also kept as
-rows (with source file, line, field and reason) under quarantine/observations/.
+rows (with source file, line, field and reason) under quarantine/observations/. An unexpected error
+while handling a record (`internal_error`) refuses that record with reason `internal-error` and keeps
+its traceback under quarantine/errors/.
 """
 from __future__ import annotations
 
 import datetime as dt
 import io
+import traceback
 from collections import Counter
 from dataclasses import dataclass, field
 
 import fastavro
+from kafka.errors import KafkaError
 from typing import Any, Protocol
 
 from ioxhub.contracts import codec
@@ -21,7 +25,13 @@ from ioxhub.contracts.registry import get_registry
 from ioxhub.kafka import make_producer
 from ioxhub.names import DEAD_LETTER_TOPIC
 from ioxhub.settings import Settings
-from ioxhub.storage import ObjectStore, quarantine_events_key
+from ioxhub.storage import ObjectStore, StorageError, quarantine_error_key, quarantine_events_key
+
+INTERNAL_ERROR = "internal-error"
+
+# Failures of the platform, not of a record (storage or broker unreachable, local disk, memory): the run
+# fails and is retried from the same offsets; never a reason to quarantine an event.
+OUTAGES: tuple[type[BaseException], ...] = (StorageError, KafkaError, OSError, MemoryError)
 
 
 class SourceRecord(Protocol):
@@ -40,9 +50,16 @@ class DeadLetters:
     """Refusals collected during one run, grouped by source partition."""
 
     letters: dict[tuple[str, int], list[dict]] = field(default_factory=dict)
+    tracebacks: dict[str, str] = field(default_factory=dict)     # quarantine/errors/ key -> traceback
+    earlier: Counter = field(default_factory=Counter)            # reasons of letters for earlier runs' events
 
     def refuse(self, record: SourceRecord, reason: str, detail: str, *, org: str | None = None,
-               event_id: str | None = None, observations: int = 0, keep_payload: bool = True) -> None:
+               event_id: str | None = None, observations: int = 0, keep_payload: bool = True,
+               earlier_run: bool = False) -> None:
+        """Refuse an event (or `observations` of it). `earlier_run`: an event an earlier run consumed and
+        counted as staged, refused now with its release (not an event of this run's counts)."""
+        if earlier_run:
+            self.earlier[reason] += 1
         self.letters.setdefault((record.topic, record.partition), []).append({
             "reason": reason,
             "detail": detail,
@@ -55,11 +72,23 @@ class DeadLetters:
             "headers": {k: (v or b"") for k, v in (record.headers or [])},
             "payload": record.value if keep_payload else None,
             "quarantined_at": dt.datetime.fromtimestamp(max(0, record.timestamp or 0) / 1000, dt.timezone.utc),
+            "earlier_run": earlier_run,
         })
 
+    def internal_error(self, record: SourceRecord, exc: BaseException, *, org: str | None = None,
+                       event_id: str | None = None, earlier_run: bool = False) -> str:
+        """Refuse a record whose handling raised an unexpected exception (a bug, not bad input): reason
+        `internal-error`, its traceback kept under quarantine/errors/. Returns the letter's detail."""
+        key = quarantine_error_key(record.topic, record.partition, record.offset)
+        self.tracebacks[key] = "".join(traceback.format_exception(exc))
+        detail = (f"{record.topic}[{record.partition}]@{record.offset}: unexpected {type(exc).__name__}: "
+                  f"{str(exc)[:300]} (traceback in {key})")
+        self.refuse(record, INTERNAL_ERROR, detail, org=org, event_id=event_id, earlier_run=earlier_run)
+        return detail
     def events_by_reason(self) -> Counter:
-        """Whole events refused (observations == 0 marks a whole-event refusal)."""
-        return Counter(l["reason"] for ls in self.letters.values() for l in ls if l["observations"] == 0)
+        """Whole events of this run refused (observations == 0 marks a whole-event refusal)."""
+        return Counter(l["reason"] for ls in self.letters.values() for l in ls
+                       if l["observations"] == 0 and not l["earlier_run"])
 
     def observations_by_reason(self) -> Counter:
         counts: Counter = Counter()
@@ -74,6 +103,8 @@ class DeadLetters:
 
         The object of a partition is named by the offsets of its letters: a rerun of the same batch
         writes the same object."""
+        for key, text in sorted(self.tracebacks.items()):
+            store.put_bytes(key, text.encode(), "text/plain; charset=utf-8")
         if not self.letters:
             return 0
         schema = get_registry().latest("dead_letter").parsed

@@ -7,7 +7,8 @@ This is what the ingest DAGs call. The order of the steps is the exactly-once ar
    with the batch);
 2. each record's signature is verified against the trust store (unless IOXHUB_REQUIRE_SIGNATURES is
    off), then it is decoded, its org claims checked (topic owner = header org = payload org), and handed
-   to the dataset or policy handler; or it is refused into the dead-letter path with its reason;
+   to the dataset or policy handler (which checks its content); or it is refused into the dead-letter
+   path with its reason. An unexpected exception refuses the one record (`internal-error`), not the run;
 3. the handler writes harmonized data, quarantine rows, the catalog, then its idempotency markers;
 4. dead letters go to quarantine/ and the dead-letter topic; the run's counts go to the catalog;
 5. only then are the offsets committed.
@@ -33,7 +34,7 @@ from ioxhub.errors import IoxhubError
 from ioxhub.ingest.consume import BatchConsumer
 from ioxhub.ingest.datasets import DatasetIngest
 from ioxhub.ingest.policies import PolicyIngest
-from ioxhub.ingest.quarantine import DeadLetters
+from ioxhub.ingest.quarantine import OUTAGES, DeadLetters
 from ioxhub.ingest import chunkwire
 from ioxhub.ingest.raw import RawZone
 from ioxhub.names import InvalidName, check_org, org_of_topic
@@ -81,9 +82,7 @@ def ingest(kind: Kind, settings: Settings | None = None, *, max_records: int | N
                 for tp, records in sorted(polled.items()):
                     raw.add(tp, records)
                     for record in records:
-                        decoded = _accept(record, dead, trust)
-                        if decoded is not None:
-                            handler.add(record, decoded)
+                        handle(record, handler, dead, trust)
 
             try:
                 batch = consumer.poll_batch(max_records or settings.ingest_max_records,
@@ -93,6 +92,7 @@ def ingest(kind: Kind, settings: Settings | None = None, *, max_records: int | N
                 raw.close()
             handled = handler.finish()
         letters = dead.write(store, settings)
+        handler.settle()
         summary = _summary(kind, batch.count, handled, dead, letters)
         reconcile(summary)
         summary["seconds"] = round(time.monotonic() - started, 3)
@@ -107,7 +107,26 @@ def ingest(kind: Kind, settings: Settings | None = None, *, max_records: int | N
     return summary
 
 
-def _accept(record, dead: DeadLetters, trust: TrustStore | None) -> codec.Decoded | None:
+def handle(record, handler: DatasetIngest | PolicyIngest, dead: DeadLetters, trust: TrustStore | None) -> None:
+    """Take one consumed record: accept it and hand it to `handler`, or refuse it. An unexpected
+    exception (a bug) costs this record, never the run: it is refused as `internal-error` with its
+    traceback; outages (storage, broker, disk) still fail the run, which is retried."""
+    decoded = None
+    try:
+        decoded = accept(record, dead, trust)
+        if decoded is not None:
+            handler.add(record, decoded)
+    except OUTAGES:
+        raise
+    except Exception as exc:
+        rec = decoded.record if decoded is not None else {}
+        org, event_id = rec.get("org"), rec.get("event_id")
+        log.exception("ingest: unexpected error on %s[%s]@%s", record.topic, record.partition, record.offset)
+        handler.fail(record, dead.internal_error(record, exc, org=org if isinstance(org, str) else None,
+                                                 event_id=event_id if isinstance(event_id, str) else None))
+
+
+def accept(record, dead: DeadLetters, trust: TrustStore | None) -> codec.Decoded | None:
     """Verify a record's signature, decode it and check its org claims; refuse it with a reason otherwise."""
     headers = codec.header_map(record.headers)
     header_org = headers.get(codec.HEADER_ORG, b"").decode(errors="replace") or None
@@ -159,6 +178,8 @@ def _summary(kind: Kind, consumed: int, handled, dead: DeadLetters, letters: int
             "quarantined": sum(quarantined.values()),
         },
         "quarantined_by_reason": dict(sorted(quarantined.items())),
+        # events counted as staged by earlier runs, refused now with their release
+        "earlier_events_quarantined": dict(sorted(dead.earlier.items())),
         "dead_letters": letters,
         **counts,
     }

@@ -16,10 +16,28 @@ def read_user_text(path: str | Path, error: type[IoxhubError], what: str) -> str
     """The UTF-8 text of a file the user named; else `error` saying which file and what is wrong with it
     (missing, a directory, unreadable, not UTF-8), `what` naming the kind of file ("mapping file")."""
     try:
-        return Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         raise error(f"{path}: {what} not found") from None
     except IsADirectoryError:
         raise error(f"{path}: is a directory, not a {what}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise error(f"{path}: cannot read the {what} as UTF-8 text ({exc})") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read the {what} ({exc.strerror})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: cannot read the {what} as UTF-8 text ({byte_at(data, exc.start)}); "
+                    "save it as UTF-8") from None
+
+
+def not_utf8(data: bytes, start: int, first_line: int = 1) -> str:
+    """'not UTF-8 text (byte 0xE9 at line 3, column 7); save it as UTF-8' for the byte `data[start]`."""
+    return f"not UTF-8 text ({byte_at(data, start, first_line)}); save it as UTF-8"
+
+
+def byte_at(data: bytes, start: int, first_line: int = 1) -> str:
+    """'byte 0xE9 at line 3, column 7' for `data[start]`, `data` beginning at a line start that is line
+    `first_line` of its file (the column counted in characters)."""
+    line = first_line + data.count(b"\n", 0, start)
+    column = len(data[data.rfind(b"\n", 0, start) + 1:start].decode("utf-8", "replace")) + 1
+    return f"byte 0x{data[start]:02X} at line {line}, column {column}"

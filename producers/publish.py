@@ -21,7 +21,10 @@ partition per dataset keeps chunks before their manifest); headers from the code
 fingerprint, event id, content type) and, when the org has a key under `<data_dir>/keys/<ORG>/`, an
 Ed25519 signature (`ioxhub.signing`). The producer is `ioxhub.kafka.make_producer` (acks=all,
 idempotent); every send is checked after a flush: a failure is an error, never silent. A release that
-fails half-way has no manifest, so ingest never shows it; publishing again completes it.
+fails half-way has no manifest, so ingest never shows it; publishing again completes it. A file fault met
+only deep in a file (a line too long, broken CSV quoting) after chunks went out is raised as a
+`PublishError` saying so; a byte that is not UTF-8 is found before anything is sent (the hashing pass
+checks it, `filecheck.Utf8Scan`).
 
 Rejected rows: `strict=True` refuses the release when any row is rejected (nothing is sent); otherwise
 good rows are sent and the rejects go to a CSV (`<first file>.rejects.csv` or `rejects_path`). Either way
@@ -59,6 +62,7 @@ from ioxhub.harmonize import countries, hs
 from ioxhub.kafka import make_producer
 from ioxhub.producers import rejects as rejects_mod
 from ioxhub.producers.chunks import DEFAULT_MAX_BYTES, DEFAULT_MAX_OBSERVATIONS, Chunk, ChunkBuilder, ReleaseInfo
+from ioxhub.producers.filecheck import SourceError, Utf8Scan, check_file
 from ioxhub.producers.mapping import ColumnMapping
 from ioxhub.producers.readers import DEFAULT_BLOCK_SIZE, SourceBatch, SourceFile, open_source
 from ioxhub.producers.validate import check_constants, validate_batch
@@ -168,14 +172,19 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
                 sender.send(key, chunk.value, chunk.event_id, chunk_fp)
                 summary.event_ids.append(chunk.event_id)
 
-            for src, resolved_mapping, batch in batches:
-                checked = validate_batch(batch, resolved_mapping, src.path.name, nan_is_missing=src.nan_is_missing)
-                summary.rows_read += len(batch.lines) + (batch.rejects.num_rows if batch.rejects is not None else 0)
-                if checked.rejects is not None:
-                    rejected.write(checked.rejects, checked.rejected_rows)
-                for chunk in builder.add(checked.observations):
-                    send(chunk)
-                bar.update(src, batch.bytes_read)
+            try:
+                for src, resolved_mapping, batch in batches:
+                    checked = validate_batch(batch, resolved_mapping, src.path.name, nan_is_missing=src.nan_is_missing)
+                    summary.rows_read += len(batch.lines) + (batch.rejects.num_rows if batch.rejects is not None else 0)
+                    if checked.rejects is not None:
+                        rejected.write(checked.rejects, checked.rejected_rows)
+                    for chunk in builder.add(checked.observations):
+                        send(chunk)
+                    bar.update(src, batch.bytes_read)
+            except SourceError as exc:      # a fault deep in a file, met after chunks went out
+                if summary.event_ids:
+                    raise PublishError(_cut_off(str(exc), len(summary.event_ids), release_id)) from None
+                raise
             for chunk in builder.finish():
                 send(chunk)
             if builder.observation_count == 0:
@@ -213,6 +222,12 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
     return summary
 
 
+def _cut_off(problem: str, chunks: int, release_id: str) -> str:
+    return (f"{problem}; {chunks} chunk(s) of release {release_id} had been sent, but not the manifest "
+            "that completes a release: ingest never applies it (it waits in staging/, `ioxhub status` "
+            "lists it), nothing of it becomes visible")
+
+
 def warm_up() -> None:
     """Load the code lists validation needs (HS 2022 nomenclature, ISO 3166 tables) and the schema
     registry ahead of use."""
@@ -230,18 +245,23 @@ def compute_release_id(org: str, dataset_id: str, sources: Sequence[SourceFile],
             "files": [[s.path.name, s.format] for s in sources]}
     digest.update(json.dumps(head, sort_keys=True).encode())
     for src in sources:
-        digest.update(_file_blake3(src.path))
+        digest.update(_file_blake3(src.path, Utf8Scan(src.path) if src.format != "sdmx-ml" else None))
     return digest.hexdigest()[:32]
 
 
-def _file_blake3(path: Path) -> bytes:
+def _file_blake3(path: Path, scan: Utf8Scan | None = None) -> bytes:
     """BLAKE3 of a file read in 1 MB pieces into one buffer (not `update_mmap`: mapped pages of a large
-    file would count in the process's resident memory)."""
+    file would count in the process's resident memory); `scan` checks the same pieces are UTF-8 text, so a
+    bad byte anywhere in a text file stops the publish before anything is sent."""
     hasher = blake3(max_threads=1)
     buffer = bytearray(1 << 20)
     with open(path, "rb") as fh, memoryview(buffer) as view:
         while n := fh.readinto(buffer):
             hasher.update(view[:n])
+            if scan is not None:
+                scan.feed(buffer if n == len(buffer) else buffer[:n])
+    if scan is not None:
+        scan.finish()
     return hasher.digest()
 
 
@@ -416,7 +436,9 @@ def policy_event_id(org: str, instrument_id: str, action: str, version: str, eff
 
 def _policy_entries(path: Path) -> list[tuple[int, Any, dict[str, int]]]:
     """(line, entry, {field: line}) for each update in the file; one clear error if it is not YAML/JSON."""
+    check_file(path, None, PublishError)      # a directory, empty, UTF-16, binary: one line, as for data files
     text = read_user_text(path, PublishError, "policy file")
+    text = text.removeprefix("\ufeff")        # a UTF-8 byte order mark
     try:
         node = yaml.compose(text, Loader=_PolicyLoader)
         data = yaml.load(text, Loader=_PolicyLoader)

@@ -27,8 +27,11 @@ blank lines and rows skipped as malformed (those blocks take a slower numpy path
 line of each object; for SDMX-ML the line of each `Obs` element (taken with lxml), or its position in
 the message if the element count does not match what sdmx1 returned.
 
-Anything that is not of the stated format (binary data, XML given as CSV, JSON given as SDMX-ML, an
-empty file) raises one `SourceError` naming the file and what was expected.
+Every file first passes `filecheck.check_file` (a directory, an empty file, UTF-16, binary data, text
+that is not UTF-8, a first line longer than 64 KB: one `SourceError` naming the file and the fault);
+anything else not of the stated format (XML given as CSV, JSON given as SDMX-ML) raises one
+`SourceError` naming the file and what was expected. Faults further in are raised where the reader meets
+them, with their line: a byte that is not UTF-8, a line longer than `filecheck.MAX_LINE_BYTES`.
 """
 from __future__ import annotations
 
@@ -47,8 +50,11 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 
-from ioxhub.errors import IoxhubError
+from ioxhub.errors import not_utf8
 from ioxhub.producers import rejects
+from ioxhub.producers.filecheck import HEAD_BYTES as _HEAD
+from ioxhub.producers.filecheck import MAX_LINE_BYTES, SourceError, check_file, long_line
+from ioxhub.producers.filecheck import UTF8_BOM as _BOM
 
 DEFAULT_BLOCK_SIZE = 8 << 20        # bytes of source text per batch
 CSV_PARSERS = 2                     # blocks parsed at once, each by one thread (see the module docstring)
@@ -59,11 +65,6 @@ _DICT = pa.dictionary(pa.int32(), pa.string())
 _EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl",
                ".json": "jsonl", ".xml": "sdmx-ml"}
 _DELIMITERS = (",", ";", "\t", "|")
-_BOM = b"\xef\xbb\xbf"
-
-
-class SourceError(IoxhubError, ValueError):
-    """A file that cannot be read as the stated format; the message names the file and the format."""
 
 
 @dataclass
@@ -116,12 +117,15 @@ class SourceFile:
         with open(self.path, "rb") as fh, ThreadPoolExecutor(CSV_PARSERS, thread_name_prefix="ioxhub-csv") as pool:
             fh.seek(self._data_offset)
             parsing: deque = deque()
-            for block, consumed in _record_blocks(fh, self.block_size):
-                newlines = count_byte(block, b"\n")
-                parsing.append(pool.submit(parse, block, line, newlines, consumed))
-                line += newlines
-                if len(parsing) == CSV_PARSERS:
-                    yield parsing.popleft().result()
+            try:
+                for block, consumed in _record_blocks(fh, self.block_size):
+                    newlines = count_byte(block, b"\n")
+                    parsing.append(pool.submit(parse, block, line, newlines, consumed))
+                    line += newlines
+                    if len(parsing) == CSV_PARSERS:
+                        yield parsing.popleft().result()
+            except _LongLine:
+                raise SourceError(long_line(self.name, line, MAX_LINE_BYTES, self.format)) from None
             while parsing:
                 yield parsing.popleft().result()
 
@@ -156,8 +160,7 @@ class SourceFile:
                     types[value_column] = pa.string()   # some value is not a number: validation reports it
                     continue
                 if "UTF8" in message or "UTF-8" in message:
-                    raise SourceError(f"{self.name}: {_utf8_error(block, first_line)}; CSV text must be UTF-8 "
-                                      f"(convert it, e.g. iconv -f latin1 -t utf-8)") from None
+                    raise SourceError(f"{self.name}: {_utf8_error(block, first_line)}") from None
                 last = first_line + block.count(b"\n")
                 raise SourceError(f"{self.name}: lines {first_line}-{last}: not readable as CSV ({message})") from None
         raise AssertionError("unreachable")
@@ -166,10 +169,13 @@ class SourceFile:
     def _jsonl_batches(self, columns: list[str], value_column: str | None) -> Iterator[SourceBatch]:
         line = 1
         with open(self.path, "rb") as fh:
-            for block, consumed in _line_blocks(fh, self.block_size):
-                table, lines, refused = _parse_jsonl_block(block, line, columns, value_column, self.name)
-                line += block.count(b"\n")
-                yield SourceBatch(table, lines, refused, consumed)
+            try:
+                for block, consumed in _line_blocks(fh, self.block_size):
+                    table, lines, refused = _parse_jsonl_block(block, line, columns, value_column, self.name)
+                    line += block.count(b"\n")
+                    yield SourceBatch(table, lines, refused, consumed)
+            except _LongLine:
+                raise SourceError(long_line(self.name, line, MAX_LINE_BYTES, "jsonl")) from None
 
     # ------------------------------------------------------------------------------------- SDMX-ML
     def _sdmx_ml_batches(self, columns: list[str]) -> Iterator[SourceBatch]:
@@ -185,16 +191,7 @@ class SourceFile:
 def open_source(path: str | Path, fmt: str | None = None, *, block_size: int = DEFAULT_BLOCK_SIZE) -> SourceFile:
     """Open a source file of format csv, sdmx-csv, jsonl or sdmx-ml (None: guess from the extension)."""
     path = Path(path)
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as fh:
-            head = fh.read(_HEAD)
-    except FileNotFoundError:
-        raise SourceError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise SourceError(f"{path}: is a directory, not a data file") from None
-    except OSError as exc:
-        raise SourceError(f"{path}: cannot be read ({exc.strerror})") from None
+    size, head = check_file(path, fmt or _EXTENSIONS.get(path.suffix.lower()))
     if fmt is None:
         fmt = _guess_format(path, head)
     if fmt not in ("csv", "sdmx-csv", "jsonl", "sdmx-ml"):
@@ -202,10 +199,7 @@ def open_source(path: str | Path, fmt: str | None = None, *, block_size: int = D
     looks = _looks_like(head)
     expected = {"csv": "CSV text", "sdmx-csv": "SDMX-CSV text", "jsonl": "JSON Lines", "sdmx-ml": "an SDMX-ML 2.1 XML message"}[fmt]
     if looks == "empty":
-        raise SourceError(f"{path}: the file is empty (expected {expected})")
-    if looks == "not-utf8":
-        raise SourceError(f"{path}: {_utf8_error(head, 1)}; {expected} must be UTF-8 "
-                          f"(convert it, e.g. iconv -f latin1 -t utf-8)")
+        raise SourceError(f"{path}: holds only blank space (expected {expected})")
     wanted = {"csv": "text", "sdmx-csv": "text", "jsonl": "JSON", "sdmx-ml": "XML"}[fmt]
     if looks != wanted:
         raise SourceError(f"{path}: expected {expected}, but the file looks like {_DESCRIBE[looks]}")
@@ -216,21 +210,13 @@ def open_source(path: str | Path, fmt: str | None = None, *, block_size: int = D
     return _open_sdmx_ml(path, size)
 
 
-_DESCRIBE = {"binary": "binary data, not text", "XML": "XML", "JSON": "JSON", "JSON array": "a JSON array (JSON Lines has one object per line)",
+_DESCRIBE = {"XML": "XML", "JSON": "JSON", "JSON array": "a JSON array (JSON Lines has one object per line)",
              "text": "plain text (CSV?)", "empty": "an empty file"}
 
 
 def _looks_like(head: bytes) -> str:
-    if b"\x00" in head:
-        return "binary"
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:   # not just a character cut at the end of the sample
-            control = sum(b < 9 or 13 < b < 32 for b in head[:4096])
-            return "binary" if control > 8 else "not-utf8"
-        text = head[:exc.start].decode("utf-8")
-    text = text.lstrip("\ufeff \t\r\n")
+    """What UTF-8 text (as `check_file` passed it) starts with."""
+    text = head.decode("utf-8", "ignore").lstrip("\ufeff \t\r\n")
     if not text:
         return "empty"
     if text[0] == "<":
@@ -317,6 +303,8 @@ def _record_blocks(fh: BinaryIO, size: int) -> Iterator[tuple[bytearray, int]]:
             return
         if n < size:
             del buf[len(rest) + n:]
+        if rest:
+            _check_line_length(buf)
         cut = buf.rfind(b"\n") + 1
         quotes = count_byte(buf, b'"', cut) if cut and b'"' in buf else 0
         while cut > 0 and quotes % 2:
@@ -380,14 +368,26 @@ def _csv_lines(block: bytes, newlines: int, first_line: int, n_rows: int, invali
     return lines, refused
 
 
-def _utf8_error(block: bytes, first_line: int) -> str:
+class _LongLine(Exception):
+    """Raised by the block cutters at a line longer than MAX_LINE_BYTES; the reader adds its number."""
+
+
+def _check_line_length(buf: bytes | bytearray) -> None:
+    """Raise _LongLine if the first line of `buf` is longer than MAX_LINE_BYTES. Only a line carried
+    over from earlier blocks can be (a block is shorter), so the cutters call this only then."""
+    first = buf.find(b"\n", 0, MAX_LINE_BYTES + 1)
+    if first < 0 and len(buf) > MAX_LINE_BYTES:
+        raise _LongLine
+
+
+def _utf8_error(block: bytes | bytearray, first_line: int) -> str:
+    """The first byte of a block (starting at line `first_line`) that is not UTF-8, with its line."""
     try:
         block.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = first_line + block.count(b"\n", 0, exc.start)
-        return f"line {line}: byte {block[exc.start:exc.start + 1].hex()} is not valid UTF-8"
+        return not_utf8(bytes(block), exc.start, first_line)
     last = first_line + block.count(b"\n")
-    return f"lines {first_line}-{last}: invalid UTF-8"
+    return f"lines {first_line}-{last}: not UTF-8 text; save it as UTF-8"
 
 
 # ================================================================================================ JSONL
@@ -429,6 +429,8 @@ def _line_blocks(fh: BinaryIO, size: int) -> Iterator[tuple[bytes, int]]:
                 yield rest, consumed
             return
         buf = rest + data if rest else data
+        if rest:
+            _check_line_length(buf)
         cut = buf.rfind(b"\n") + 1
         if cut == 0:
             rest = buf
@@ -439,6 +441,11 @@ def _line_blocks(fh: BinaryIO, size: int) -> Iterator[tuple[bytes, int]]:
 
 def _parse_jsonl_block(block: bytes, first_line: int, columns: list[str], value_column: str | None, file: str
                        ) -> tuple[pa.Table, np.ndarray, pa.Table | None]:
+    if not block.isascii():     # pyarrow's JSON reader does not check UTF-8: invalid text would be sent on
+        try:
+            block.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SourceError(f"{file}: {not_utf8(block, exc.start, first_line)}") from None
     raw_lines = block.split(b"\n")
     if raw_lines and raw_lines[-1] == b"":
         raw_lines.pop()

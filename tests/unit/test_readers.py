@@ -107,11 +107,11 @@ def test_sdmx_csv_is_recognized_and_checked(tmp_path):
 
 
 @pytest.mark.parametrize("content, fmt, message", [
-    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)), "csv", "expected CSV text, but the file looks like binary data"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)), "csv", "looks binary (NUL bytes, the first at byte 8)"),
     (b'{"a": 1}\n', "csv", "expected CSV text, but the file looks like JSON"),
     (b"<?xml version='1.0'?><a/>", "csv", "expected CSV text, but the file looks like XML"),
-    (b"", "csv", "the file is empty"),
-    (b"\n\n  \n", "jsonl", "the file is empty"),
+    (b"", "csv", "is empty (0 bytes)"),
+    (b"\n\n  \n", "jsonl", "holds only blank space (expected JSON Lines)"),
     (b'[{"a": 1}]', "jsonl", "a JSON array"),
     (b"a,b\n1,2\n", "jsonl", "expected JSON Lines, but the file looks like plain text"),
     (b'{"REF_AREA": "FRA"}\n', "sdmx-ml", "expected an SDMX-ML 2.1 XML message, but the file looks like JSON"),
@@ -134,7 +134,7 @@ def test_unknown_extension_and_missing_file(tmp_path):
 
 def test_invalid_utf8_names_the_line(tmp_path):
     path = write(tmp_path, "l.csv", HEADER.encode() + b"SEIZ,FRA,2024,1,ok\nSEIZ,C\xf4te,2024,2,x\n", mode="wb")
-    with pytest.raises(SourceError, match=r"line 3: byte f4 is not valid UTF-8"):
+    with pytest.raises(SourceError, match=r"not UTF-8 text \(byte 0xF4 at line 3, column 7\); save it as UTF-8"):
         open_source(path)      # seen in the first 64 kB
 
 
@@ -273,5 +273,5 @@ def test_invalid_utf8_deep_in_the_file_names_the_line(tmp_path):
     body = b"".join(b"SEIZ,FRA,2024,%d,ok\n" % i for i in range(5000))
     path = write(tmp_path, "deep.csv", HEADER.encode() + body + b"SEIZ,C\xf4te,2024,2,x\n", mode="wb")
     src = open_source(path, block_size=8 << 10)
-    with pytest.raises(SourceError, match=r"line 5002: byte f4 is not valid UTF-8"):
+    with pytest.raises(SourceError, match=r"not UTF-8 text \(byte 0xF4 at line 5002, column 7\)"):
         read_all(src)

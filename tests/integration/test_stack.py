@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import socket
 import uuid
@@ -16,7 +17,8 @@ from minio.error import S3Error
 
 from ioxhub.kafka import make_admin, make_consumer, make_producer
 from ioxhub.s3 import make_client
-from ioxhub.stack import process
+from ioxhub.settings import load_settings
+from ioxhub.stack import local, process, seaweedfs, tansu
 from ioxhub_cli import cli_env, ioxhub
 
 pytestmark = pytest.mark.integration
@@ -240,3 +242,35 @@ def test_stack_up_airflow_serves_the_ui_and_down_stops_all_of_it(cli_stack):
     down = ioxhub(env, "stack", "down", timeout=120)
     assert down.returncode == 0, down.stderr
     assert [pid for pid in pids if not gone(pid)] == [], f"stack down left Airflow processes running:\n{down.stdout}"
+
+
+def alive_writing_to(log: Path) -> list[int]:
+    """Pids of live processes whose stdout is `log` (every server writes its log there)."""
+    pids = []
+    for proc in psutil.process_iter():
+        try:
+            if os.readlink(f"/proc/{proc.pid}/fd/1") == str(log) and proc.status() != psutil.STATUS_ZOMBIE:
+                pids.append(proc.pid)
+        except (OSError, psutil.Error):
+            continue
+    return pids
+
+
+@pytest.mark.parametrize("service", ["seaweedfs", "tansu"])
+def test_a_server_stopped_right_after_its_start_is_gone(service, tmp_path):
+    """Start the real binary and stop it at once, 40 times: the record names the server's own command
+    line (not one read while it was still exec'ing) and `stop` leaves no process and no port behind."""
+    settings = load_settings({**local.free_ports_env(), "IOXHUB_DATA_DIR": str(tmp_path / "data")})
+    (seaweedfs.home(settings) / "data").mkdir(parents=True)
+    log = process.log_path(settings.data_dir, service)
+    try:
+        for attempt in range(40):
+            spec = seaweedfs.spec(settings) if service == "seaweedfs" else tansu.spec(settings, "memory")
+            record = process.start(spec, settings.data_dir)
+            assert record.cmdline == spec.argv, f"start {attempt}: recorded {record.cmdline[:3]}"
+            assert process.stop(settings.data_dir, service) == record.pid
+            assert alive_writing_to(log) == [], f"start {attempt}: stop left the server running"
+            assert [p.number for p in spec.ports if process.port_in_use(p.number)] == []
+    finally:
+        for pid in alive_writing_to(log):
+            os.kill(pid, 9)

@@ -148,3 +148,17 @@ def test_stop_removes_what_the_record_says_is_left_behind(tmp_path):
     assert leftover.exists()
     process.stop(tmp_path, "sleeper")
     assert not leftover.exists()
+
+
+def test_a_record_taken_while_the_server_was_still_exec_ing_still_names_it(tmp_path):
+    """A command line read between fork and the end of exec is empty: such a record (written by earlier
+    versions) must still let `running` find the server and `stop` stop it, not leave it running."""
+    record = process.start(spec(), tmp_path)
+    try:
+        mid_exec = PidRecord(record.pid, record.create_time, [], record.stop_signal, record.stop_grace, record.extra)
+        process.pid_path(tmp_path, "sleeper").write_text(mid_exec.to_json())
+        assert process.running(tmp_path, "sleeper") is not None
+        assert process.stop(tmp_path, "sleeper") == record.pid
+        assert not psutil.pid_exists(record.pid) or psutil.Process(record.pid).status() == psutil.STATUS_ZOMBIE
+    finally:
+        process.stop(tmp_path, "sleeper")

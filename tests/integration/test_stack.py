@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import socket
+import time
 import uuid
 from pathlib import Path
 
@@ -16,7 +18,9 @@ from minio.error import S3Error
 
 from ioxhub.kafka import make_admin, make_consumer, make_producer
 from ioxhub.s3 import make_client
-from ioxhub.stack import process
+from ioxhub.settings import load_settings
+from ioxhub.stack import local, process, seaweedfs, tansu
+from ioxhub.stack.local import up_report
 from ioxhub_cli import cli_env, ioxhub
 
 pytestmark = pytest.mark.integration
@@ -129,7 +133,8 @@ def recorded_pids(data_dir: Path) -> list[int]:
 
 def gone(pid: int) -> bool:
     try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE  # exited; only the reaping is left
+        proc = psutil.Process(pid)  # a zombie has exited once its last thread has; only the reaping is left
+        return proc.status() == psutil.STATUS_ZOMBIE and proc.num_threads() <= 1
     except psutil.NoSuchProcess:
         return True
 
@@ -217,6 +222,39 @@ def test_stack_up_with_a_taken_port_says_which_and_starts_nothing(tmp_path):
     assert not list((tmp_path / "data" / "run").glob("*.pid"))
 
 
+
+def test_servers_whose_pid_files_were_lost_are_shown_and_stopped_by_up_and_down(cli_stack):
+    """A server of this data directory running without its pid file (as `stop` of earlier versions left
+    them) is 'leftover' in `stack status`, stopped with a one-line note by `stack up`, and by `stack down`."""
+    env, data_dir = cli_stack, Path(cli_stack["IOXHUB_DATA_DIR"])
+    settings = load_settings(env)
+    for attempt in range(2):
+        up = ioxhub(env, "stack", "up")
+        assert up.returncode == 0, up.stderr
+        pids = recorded_pids(data_dir)
+        for pid_file in (data_dir / "run").glob("*.pid"):
+            pid_file.unlink()
+        status = ioxhub(env, "stack", "status")
+        assert status.returncode == 1, status.stdout
+        for service in ("seaweedfs", "tansu"):
+            assert re.search(rf"{service}\s.*leftover", status.stdout), status.stdout
+        if attempt == 0:
+            again = ioxhub(env, "stack", "up")
+            assert again.returncode == 0, again.stderr
+            for service in ("seaweedfs", "tansu"):
+                assert re.search(rf"^{service}: stopped a leftover server of {re.escape(str(data_dir))} "
+                                 rf"that no pid file named \(pid \d+\)$", again.stdout, re.M), again.stdout
+                assert f"{service}: started" in again.stdout
+            assert [pid for pid in pids if not gone(pid)] == []
+            assert ioxhub(env, "stack", "down").returncode == 0
+        else:
+            down = ioxhub(env, "stack", "down")
+            assert down.returncode == 0 and "seaweedfs: stopped (pid" in down.stdout, down.stdout
+        assert [pid for pid in pids if not gone(pid)] == [], "a leftover was left running"
+        assert stack_processes(settings) == [] and [p for p in stack_ports(settings) if process.port_in_use(p)] == []
+    stopped = ioxhub(env, "stack", "status")
+    assert stopped.returncode == 0 and re.search(r"seaweedfs\s.*stopped", stopped.stdout), stopped.stdout
+
 def test_stack_logs_of_an_unknown_service_is_a_clear_error(tmp_path):
     result = ioxhub(cli_env(tmp_path / "data"), "stack", "logs", "kafka")
     assert result.returncode == 2 and "unknown service 'kafka'" in result.stderr
@@ -240,3 +278,115 @@ def test_stack_up_airflow_serves_the_ui_and_down_stops_all_of_it(cli_stack):
     down = ioxhub(env, "stack", "down", timeout=120)
     assert down.returncode == 0, down.stderr
     assert [pid for pid in pids if not gone(pid)] == [], f"stack down left Airflow processes running:\n{down.stdout}"
+
+
+def alive_writing_to(log: Path) -> list[int]:
+    """Pids of live processes whose stdout is `log` (every server writes its log there)."""
+    pids = []
+    for proc in psutil.process_iter():
+        try:
+            if os.readlink(f"/proc/{proc.pid}/fd/1") == str(log) and proc.status() != psutil.STATUS_ZOMBIE:
+                pids.append(proc.pid)
+        except (OSError, psutil.Error):
+            continue
+    return pids
+
+
+@pytest.mark.parametrize("service", ["seaweedfs", "tansu"])
+def test_a_server_stopped_right_after_its_start_is_gone(service, tmp_path):
+    """Start the real binary and stop it at once, 40 times: the record names the server's own command
+    line (not one read while it was still exec'ing) and `stop` leaves no process and no port behind."""
+    settings = load_settings({**local.free_ports_env(), "IOXHUB_DATA_DIR": str(tmp_path / "data")})
+    (seaweedfs.home(settings) / "data").mkdir(parents=True)
+    log = process.log_path(settings.data_dir, service)
+    try:
+        for attempt in range(40):
+            spec = seaweedfs.spec(settings) if service == "seaweedfs" else tansu.spec(settings, "memory")
+            record = process.start(spec, settings.data_dir)
+            assert record.cmdline == spec.argv, f"start {attempt}: recorded {record.cmdline[:3]}"
+            assert process.stop(settings.data_dir, service) == record.pid
+            assert alive_writing_to(log) == [], f"start {attempt}: stop left the server running"
+            assert [p.number for p in spec.ports if process.port_in_use(p.number)] == []
+    finally:
+        for pid in alive_writing_to(log):
+            os.kill(pid, 9)
+
+
+# ------------------------------------------------------------------------------- up / provision / down, many times
+CYCLES, LANES = 50, 5
+
+
+def stack_processes(settings) -> list[str]:
+    """Live processes that belong to this stack, found independently of the supervision code: those whose
+    command line names its data directory or its Kafka listener, or whose stdout is one of its logs."""
+    marks = (str(settings.data_dir), f"tcp://{tansu.bootstrap_address(settings)}")
+    logs = {str(process.log_path(settings.data_dir, name)) for name in local.SERVICES}
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.pid == os.getpid() or not process._is_alive(proc):
+                continue
+            cmdline = " ".join(proc.cmdline())
+            stdout = os.readlink(f"/proc/{proc.pid}/fd/1") if os.path.exists(f"/proc/{proc.pid}/fd/1") else ""
+            if any(mark in cmdline for mark in marks) or stdout in logs:
+                found.append(f"{proc.pid}: {cmdline[:100]}")
+        except (OSError, psutil.Error):
+            continue
+    return found
+
+
+def stack_ports(settings) -> list[int]:
+    return [p.number for name in (seaweedfs.NAME, tansu.NAME) for p in local.PORTS[name](settings)]
+
+
+def lane_envs(data_dirs: list[Path]) -> list[dict[str, str]]:
+    """A data directory and free ports for each lane, no port shared between lanes."""
+    envs, used = [], set()
+    while len(envs) < len(data_dirs):
+        env = {**local.free_ports_env(), "IOXHUB_DATA_DIR": str(data_dirs[len(envs)])}
+        ports = set(stack_ports(load_settings(env)))
+        if not ports & used:
+            envs.append(env)
+            used |= ports
+    return envs
+
+
+def up_provision_down(env: dict[str, str], cycles: int) -> list[float]:
+    """`stack up`, `provision`, `stack down` (the functions the commands call) `cycles` times on one data
+    directory; after each `down` nothing of the stack may run and none of its ports be taken."""
+    from ioxhub.provision import provision
+
+    data_dir = Path(env["IOXHUB_DATA_DIR"])
+    seconds = []
+    for cycle in range(cycles):
+        started = time.monotonic()
+        settings = load_settings(env)
+        try:
+            up = local.up(settings)
+            assert up.started == [seaweedfs.NAME, tansu.NAME], f"cycle {cycle}: {up_report(up)}"
+            report = provision(up.settings)
+            assert report.applied
+        finally:
+            stopped = local.down(settings)
+        assert stopped[seaweedfs.NAME] and stopped[tansu.NAME], f"cycle {cycle}: down stopped {stopped}"
+        assert stack_processes(settings) == [], f"cycle {cycle}: left running after down"
+        taken = [port for port in stack_ports(settings) if process.port_in_use(port)]
+        assert taken == [], f"cycle {cycle}: ports still taken after down"
+        assert list((data_dir / "run").glob("*.pid")) == []
+        seconds.append(time.monotonic() - started)
+    return seconds
+
+
+def test_up_provision_down_50_times_leaves_nothing_behind(tmp_path):
+    """50 cycles in 5 lanes of 10, each lane its own data directory and ports (a cycle mostly waits for
+    SeaweedFS's start, ~3 s; lanes overlap those waits). Stopping one lane's stack must not touch another's."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    envs = lane_envs([tmp_path / f"lane{lane}" for lane in range(LANES)])
+    started = time.monotonic()
+    with ThreadPoolExecutor(LANES) as pool:
+        lanes = list(pool.map(lambda env: up_provision_down(env, CYCLES // LANES), envs))
+    cycles = [s for lane in lanes for s in lane]
+    assert len(cycles) == CYCLES
+    print(f"{CYCLES} up/provision/down cycles in {time.monotonic() - started:.1f} s "
+          f"({LANES} lanes; per cycle median {sorted(cycles)[len(cycles) // 2]:.1f} s, max {max(cycles):.1f} s)")

@@ -54,7 +54,8 @@ def test_a_recycled_pid_is_not_ours(tmp_path, caplog):
     try:
         real = psutil.Process(other.pid)
         for forged in (PidRecord(other.pid, real.create_time(), ["/usr/bin/weed", "server"]),
-                       PidRecord(other.pid, real.create_time() - 100, SLEEPER)):
+                       PidRecord(other.pid, real.create_time() - 100, SLEEPER),
+                       PidRecord(other.pid, real.create_time(), SLEEPER, exe="/usr/bin/weed")):
             path = process.pid_path(tmp_path, "forged")
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(forged.to_json())
@@ -148,3 +149,74 @@ def test_stop_removes_what_the_record_says_is_left_behind(tmp_path):
     assert leftover.exists()
     process.stop(tmp_path, "sleeper")
     assert not leftover.exists()
+
+
+def test_a_record_taken_while_the_server_was_still_exec_ing_still_names_it(tmp_path):
+    """A command line read between fork and the end of exec is empty: such a record (written by earlier
+    versions) must still let `running` find the server and `stop` stop it, not leave it running."""
+    record = process.start(spec(), tmp_path)
+    try:
+        mid_exec = PidRecord(record.pid, record.create_time, [], record.stop_signal, record.stop_grace, record.extra)
+        process.pid_path(tmp_path, "sleeper").write_text(mid_exec.to_json())
+        assert process.running(tmp_path, "sleeper") is not None
+        assert process.stop(tmp_path, "sleeper") == record.pid
+        assert not psutil.pid_exists(record.pid) or psutil.Process(record.pid).status() == psutil.STATUS_ZOMBIE
+    finally:
+        process.stop(tmp_path, "sleeper")
+
+
+def test_the_record_names_the_executable_and_survives_a_rewritten_command_line(tmp_path):
+    """A server that rewrites its command line (as setproctitle does) is still the recorded one."""
+    record = process.start(spec(), tmp_path)
+    try:
+        assert record.exe == psutil.Process(record.pid).exe()
+        renamed = PidRecord(record.pid, record.create_time, ["airflow scheduler -- worker"], record.stop_signal,
+                            record.stop_grace, record.extra, record.exe)
+        process.pid_path(tmp_path, "sleeper").write_text(renamed.to_json())
+        assert process.running(tmp_path, "sleeper") is not None
+    finally:
+        assert process.stop(tmp_path, "sleeper") == record.pid
+
+
+def leftover(data_dir, name="sleeper"):
+    """A process started as `start` starts a server, whose pid file is then lost."""
+    record = process.start(spec(name=name), data_dir)
+    process.remove_record(data_dir, name)
+    return psutil.Process(record.pid)
+
+
+def test_a_leftover_without_pid_file_is_found_and_stopped(tmp_path):
+    stray = leftover(tmp_path)
+    elsewhere = leftover(tmp_path / "other")
+    try:
+        assert process.running(tmp_path, "sleeper") is None
+        assert [p.pid for p in process.leftovers(tmp_path, "sleeper")] == [stray.pid]
+        assert process.leftovers(tmp_path, "other-service") == []
+        assert process.stop(tmp_path, "sleeper", signal.SIGTERM, 5.0) == stray.pid
+        assert process.leftovers(tmp_path, "sleeper") == []
+        assert not process._is_alive(stray)
+        assert process._is_alive(elsewhere), "stop() killed the server of another data directory"
+    finally:
+        for proc in (stray, elsewhere):
+            if process._is_alive(proc):
+                proc.kill()
+
+
+def test_a_leftover_is_found_after_its_log_was_deleted(tmp_path):
+    stray = leftover(tmp_path)
+    try:
+        process.log_path(tmp_path, "sleeper").unlink()
+        assert [p.pid for p in process.leftovers(tmp_path, "sleeper")] == [stray.pid]
+        process.stop(tmp_path, "sleeper")
+        assert not process._is_alive(stray)
+    finally:
+        if process._is_alive(stray):
+            stray.kill()
+
+
+def test_stop_stops_the_recorded_server_and_a_leftover_beside_it(tmp_path):
+    stray = leftover(tmp_path)
+    record = process.start(spec(), tmp_path)
+    server = psutil.Process(record.pid)
+    assert process.stop(tmp_path, "sleeper") == record.pid
+    assert not process._is_alive(stray) and not process._is_alive(server)

@@ -1,4 +1,4 @@
-"""Wire-format micro-benchmark (issue 7): decode the hub's dataset chunks vs the same observations as rows.
+"""Wire-format micro-benchmark: decode the hub's dataset chunks vs the same observations as rows.
 
     .venv/bin/python bench/bench_codec.py [--observations 1000000] [--chunk 10000] [--repeat 3]
 
@@ -133,7 +133,7 @@ def main() -> None:
     print(f"{'hub dataset_chunk, bare fastavro':<34}{'':>10}{'':>15}{n / t_bare_dec:>15,.0f}"
           f"   (codec framing+lookup overhead: {100 * (t_hub_dec / t_bare_dec - 1):+.0f}%)")
     ratio = t_row_dec / t_hub_dec
-    print(f"decode speed-up hub / row: {ratio:.1f}x (issue 7 target >= 3x: {'met' if ratio >= 3 else 'NOT met'})")
+    print(f"decode speed-up hub / row: {ratio:.1f}x (target >= 3x: {'met' if ratio >= 3 else 'NOT met'})")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Harmonization micro-benchmark (issues 4, 7): 1M dictionary-encoded observations through every rule.
+"""Harmonization micro-benchmark: 1M dictionary-encoded observations through every rule.
 
     .venv/bin/python bench/bench_harmonize.py [--observations 1000000] [--chunk 10000] [--repeat 3]
 

@@ -10,7 +10,7 @@ files), then, interleaved `--repeat` times, each in a fresh process:
   publish   `ioxhub.producers.publish_dataset(...)` to a real broker: a throwaway tansu (memory storage)
             started with `ioxhub.stack.tansu`, unless `--bootstrap` names one.
 Prints the medians, observations/s, MB/s of CSV, peak RSS of each process and the ratio
-baseline/publish (issue 7 target: >= 0.5, i.e. publishing costs at most twice the parse).
+baseline/publish (target: >= 0.5, i.e. publishing costs at most twice the parse).
 `--memory-check` also publishes a file 10x larger and prints peak RSS at both sizes (target: the
 larger <= 1.2x the smaller). Imports are outside the timed part of both processes.
 """

@@ -1,4 +1,4 @@
-"""Where publishing's CPU goes (issue 7): each stage of `publish_dataset` alone, in this process.
+"""Where publishing's CPU goes: each stage of `publish_dataset` alone, in this process.
 
     .venv/bin/python bench/bench_stages.py [--scale 21] [--repeat 5]
 

@@ -1,4 +1,4 @@
-"""The hub's benchmark (issue 7): every speed and memory target as a ratio against a baseline of the same run.
+"""The hub's benchmark: every speed and memory target as a ratio against a baseline of the same run.
 
     .venv/bin/python bench/run.py            # full: 1M observations, medians of 3, memory at 10M, demo
     .venv/bin/python bench/run.py --quick    # 100k observations, 1 repetition, memory at 1M, no demo

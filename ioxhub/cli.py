@@ -18,7 +18,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.split
 
 
 
-# ---------------------------------------------------------------------------------------- stack (issue 2)
+# ---------------------------------------------------------------------------------------- stack
 stack_app = typer.Typer(no_args_is_help=True, help="The local stack: SeaweedFS (S3), tansu (Kafka), optionally Airflow.")
 app.add_typer(stack_app, name="stack")
 
@@ -61,7 +61,7 @@ def stack_logs(service: str | None = typer.Argument(None, help="seaweedfs, tansu
         typer.echo(f"==> {name} <==\n{text}")
 
 
-# ---------------------------------------------------------------------------------------- provision (issue 2, 6)
+# ---------------------------------------------------------------------------------------- provision
 @app.command("provision")
 def provision_cmd(dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change; change nothing.")) -> None:
     """Apply infra/orgs.yaml (topics, bucket, storage identities, Kafka users and ACLs) idempotently."""
@@ -71,7 +71,7 @@ def provision_cmd(dry_run: bool = typer.Option(False, "--dry-run", help="Show wh
     Console(width=160).print(render_report(provision(dry_run=dry_run)))
 
 
-# ---------------------------------------------------------------------------------------- schemas, keys (issue 3, 6)
+# ---------------------------------------------------------------------------------------- schemas, keys
 schemas_app = typer.Typer(no_args_is_help=True, help="The Avro schema registry (schemas/<name>/vN.avsc).")
 app.add_typer(schemas_app, name="schemas")
 
@@ -136,7 +136,7 @@ def keys_list() -> None:
     Console().print(trust_table(load_trust_store()))
 
 
-# ---------------------------------------------------------------------------------------- publish, samples (issue 3)
+# ---------------------------------------------------------------------------------------- publish, samples
 samples_app = typer.Typer(no_args_is_help=True, help="Sample feeds of the partner IOs (deterministic, messy, with planted effects).")
 app.add_typer(samples_app, name="samples")
 
@@ -187,7 +187,7 @@ def publish_policy_cmd(
     raise typer.Exit(run_publish_policy(org, file, strict=strict, rejects=rejects))
 
 
-# ---------------------------------------------------------------------------------------- status (issue 4)
+# ---------------------------------------------------------------------------------------- status
 @app.command("status")
 def status_cmd() -> None:
     """The last run of each DAG with its counts, the lag of each topic, and releases waiting in staging/."""
@@ -209,7 +209,7 @@ def ingest_cmd(kind: str = typer.Argument(..., help="datasets or policies"),
     print_counts(f"ingest {kind}", ingest(kind, max_records=max_records, run_id="cli"))
 
 
-# ---------------------------------------------------------------------------------------- datasets, pull, report (issue 5)
+# ---------------------------------------------------------------------------------------- datasets, pull, report
 @app.command("datasets")
 def datasets_cmd() -> None:
     """The catalog: every dataset with its publishers, rows, coverage, snapshot and update time."""
@@ -255,7 +255,7 @@ def report_cmd(instrument: str = typer.Argument(..., help="Instrument id, e.g. W
     typer.echo(f"report written to {path}")
 
 
-# ---------------------------------------------------------------------------------------- demo (issue 5)
+# ---------------------------------------------------------------------------------------- demo
 @app.command("demo")
 def demo_cmd() -> None:
     """The main job: stack up, provision, publish the sample feeds, run the DAGs through Airflow, summarize."""

@@ -1,10 +1,10 @@
-"""Signed events (issue 6): Ed25519 keys per org, record signatures, and the checks ingest runs first.
+"""Signed events: Ed25519 keys per org, record signatures, and the checks ingest runs first.
 
 What is signed: a length-prefixed concatenation of a version tag, the topic, the org, the schema
 fingerprint and event id headers, the key id, and the BLAKE3 digest (32 bytes) of the record value (the
 framed Avro bytes). Hash-then-sign, as minisign does for large files: Ed25519 alone hashes the whole
 message twice with SHA-512 (~50 ms per 1M observations of ~1 MB chunks, the largest single cost after
-parsing when publishing, issue 7), BLAKE3 once at ~7 GB/s; the signature still covers every byte of the
+parsing when publishing), BLAKE3 once at ~7 GB/s; the signature still covers every byte of the
 value, since changing any byte changes the digest (BLAKE3 is collision-resistant). Covering the
 topic stops a valid record of org A from being replayed into org B's topic; covering the identifying
 headers stops them from being swapped. Two headers are added: `ioxhub-key-id` and `ioxhub-signature`

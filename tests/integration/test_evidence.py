@@ -1,4 +1,4 @@
-"""Evidence datasets end to end (issue 5) with the real broker, the real S3 server and real Airflow.
+"""Evidence datasets end to end with the real broker, the real S3 server and real Airflow.
 
 - the curated impact estimates recover the planted effects of the sample feeds (and no false effect);
 - `--as-of` returns the snapshot before a revision (Python and CLI);

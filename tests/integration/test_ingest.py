@@ -1,4 +1,4 @@
-"""Ingest end to end with the real broker, the real S3 server and real Airflow (issue 4).
+"""Ingest end to end with the real broker, the real S3 server and real Airflow.
 
 Every test first drains what earlier tests left on the shared session broker, so its counts are its own.
 """

@@ -1,4 +1,4 @@
-"""The ingest's harmonized output equals an independent, row-by-row harmonization (issue 7: speed
+"""The ingest's harmonized output equals an independent, row-by-row harmonization (speed
 changes must not move the output).
 
 A deterministic workload of messy observations (country names and codes, HS codes with dots and lost

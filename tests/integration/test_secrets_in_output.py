@@ -1,4 +1,4 @@
-"""No secret value in what the hub prints or logs (issue 6): `ioxhub stack up --airflow`, `ioxhub provision`,
+"""No secret value in what the hub prints or logs: `ioxhub stack up --airflow`, `ioxhub provision`,
 `ioxhub demo` (its DAGs run by `airflow dags test`, task logs in <data_dir>/logs/demo-*.log), a DAG run by
 the standalone Airflow's scheduler (task log files under <airflow_home>/logs) and `ioxhub stack status`, run
 as a user runs them on a stack of their own; then every generated secret is read back from where it is kept

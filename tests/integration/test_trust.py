@@ -1,4 +1,4 @@
-"""Trust between organizations, end to end (issue 6): real broker, real S3, real Airflow.
+"""Trust between organizations, end to end: real broker, real S3, real Airflow.
 
 - one batch on WHO's datasets topic mixing a good release with records signed by another org's key,
   unsigned, signed with a rotated-out key, published by WCO into WHO's topic (and more): each lands in

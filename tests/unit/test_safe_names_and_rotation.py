@@ -1,4 +1,4 @@
-"""Trust without servers (issue 6): key rotation in the local keyring, and safe names refused by the
+"""Trust without servers: key rotation in the local keyring, and safe names refused by the
 producer CLI before anything is sent (the ingest side is in tests/integration/test_trust.py)."""
 from __future__ import annotations
 

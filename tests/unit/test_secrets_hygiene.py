@@ -1,4 +1,4 @@
-"""Secrets hygiene (issue 6): nothing committed, credentials read only by the settings, secrets masked
+"""Secrets hygiene: nothing committed, credentials read only by the settings, secrets masked
 wherever settings or clients are printed, and S3/Kafka failures worded without them.
 
 (.env.example documenting every variable docker-compose.yml needs is tests/unit/test_compose.py; the

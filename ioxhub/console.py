@@ -39,6 +39,15 @@ def print_status(status: dict) -> None:
         runs.add_row(dag_id, run.get("finished_at", "")[:19].replace("T", " "), counts, f"{rows:,}",
                      str(run.get("seconds", "")))
     console.print(runs if status["runs"] else "no DAG run recorded yet")
+    if status.get("failures"):
+        failed = Table(title="latest failed tries and runs (newest first)")
+        for col in ("dag", "task", "run", "try", "outcome", "failed (UTC)", "error"):
+            failed.add_column(col, overflow="fold")
+        for f in status["failures"]:
+            failed.add_row(f["dag_id"] or "-", f.get("task_id") or "-", f.get("run_id") or "-",
+                           str(f.get("try_number") or "-"), f["outcome"],
+                           f["failed_at"][:19].replace("T", " "), f["error"][:300])
+        console.print(failed)
     lag = Table(title="lag per topic (not yet ingested; a lower bound on the local broker)")
     lag.add_column("topic")
     lag.add_column("lag", justify="right")

@@ -1,5 +1,5 @@
-"""`ioxhub status`: the last run of each DAG (its counts), the lag of each topic group, and the releases
-waiting in staging/.
+"""`ioxhub status`: the last run of each DAG (its counts), its latest failed tries and runs, the lag of
+each topic group, and the releases waiting in staging/.
 
 A release waits in staging/ while some of its chunks or its manifest have not arrived; ingest applies
 it in the run that brings its last event. One that waits for long was most likely cut off at the
@@ -71,4 +71,6 @@ def staged_releases(store: ObjectStore, now: dt.datetime | None = None) -> list[
 def hub_status(settings: Settings | None = None) -> dict:
     settings = settings or get_settings()
     store = ObjectStore(settings)
-    return {"runs": Catalog(store).last_runs(), "lag": topic_lag(settings), "staging": staged_releases(store)}
+    catalog = Catalog(store)
+    return {"runs": catalog.last_runs(), "failures": catalog.recent_failures(), "lag": topic_lag(settings),
+            "staging": staged_releases(store)}

@@ -55,6 +55,7 @@ def print_status(status: dict) -> None:
         for topic, n in sorted(topics.items()):
             lag.add_row(topic, f"{n:,}")
     console.print(lag)
+    _print_expired(status.get("expired", []))
     if not status["staging"]:
         console.print("no release waiting in staging/")
         return
@@ -67,6 +68,20 @@ def print_status(status: dict) -> None:
         staging.add_row(r["org"], r["dataset"], r["release"], f"{r['events']:,}", f"{r['bytes']:,}", oldest,
                         "-" if r["age_hours"] is None else f"{r['age_hours']:,.1f}")
     console.print(staging)
+
+
+def _print_expired(expired: list[dict]) -> None:
+    """Releases quarantined as incomplete-release (they stay listed: their events are dead letters)."""
+    if not expired:
+        return
+    table = Table(title="quarantined/expired: releases still incomplete after the staging max age "
+                        "(reason incomplete-release; publish again under a new release id)")
+    for col in ("org", "dataset", "release", "events", "first staged (UTC)", "expired (UTC)", "missing"):
+        table.add_column(col, justify="right" if col == "events" else "left", overflow="fold")
+    for r in expired:
+        table.add_row(r["org"], r["dataset"], r["release"], f"{r['events']:,}", r["first_staged_at"][:16].replace("T", " "),
+                      r["expired_at"][:16].replace("T", " "), r["missing"])
+    console.print(table)
 
 
 def _periods(cov: dict) -> str:

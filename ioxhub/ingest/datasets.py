@@ -3,7 +3,9 @@
 A release (org, dataset, release id) is a run of chunk events followed by its manifest, all keyed to one
 partition. It becomes visible only when the manifest and every chunk it announces are here and the
 checksum over the chunk bodies matches. Events of a release that is not complete yet are kept in
-staging/ (their bytes as received) and the release is finished by the run that brings its last event.
+staging/ (their bytes as received) and the release is finished by the run that brings its last event,
+or quarantined as `incomplete-release` when it waits too long (ioxhub.ingest.staging); a late event of
+such a release is refused with the same reason.
 
 Every event ends in exactly one bucket of `DatasetCounts`: applied (part of a release applied in this
 run), staged (waiting for the rest of its release), duplicate (an event id seen before, or a release
@@ -35,8 +37,9 @@ from ioxhub.ingest.harmonized import apply_release
 from ioxhub.ingest.observations import REFUSED_SCHEMA, harmonize_chunk
 from ioxhub.ingest.quarantine import DeadLetters
 from ioxhub.ingest.spill import MemoryBudget, ReleaseSpill
+from ioxhub.ingest.staging import INCOMPLETE_RELEASE, late_event_detail
 from ioxhub.names import InvalidName, check_id
-from ioxhub.storage import ObjectStore, quarantine_rows_key, staging_key, staging_prefix
+from ioxhub.storage import ObjectStore, expired_release_key, quarantine_rows_key, staging_key, staging_prefix
 
 CHUNK, MANIFEST = "dataset_chunk", "release_manifest"
 
@@ -115,6 +118,7 @@ class Release:
     manifest: Part | None = None
     new_parts: list[Part] = field(default_factory=list)   # consumed in this run
     applied_before: bool = False
+    expired: dict | None = None        # its record, when staging expiry quarantined this release id
     spill: ReleaseSpill | None = None
     refused: dict[int, pa.Table] = field(default_factory=dict)
 
@@ -173,6 +177,8 @@ class DatasetIngest:
             release = self.releases[key] = Release(*key)
             release.applied_before = self.catalog.release_applied(*key) is not None
             if not release.applied_before:
+                release.expired = self.store.get_json(expired_release_key(*key))
+            if not release.applied_before and release.expired is None:
                 self._load_staged(release)
         return release
 
@@ -214,8 +220,10 @@ class DatasetIngest:
                 if release.applied_before:
                     self.counts.events_duplicate += len(release.new_parts)
                     continue
-                problem = self._completeness(release)
-                if problem == "incomplete":
+                problem = "expired" if release.expired is not None else self._completeness(release)
+                if problem == "expired":     # a late event: its release id was closed (ioxhub.ingest.staging)
+                    self._refuse_release(release, INCOMPLETE_RELEASE, late_event_detail(release.expired))
+                elif problem == "incomplete":
                     self._stage(release)
                 elif problem:
                     self._refuse_release(release, "bad-release", problem)

@@ -50,7 +50,7 @@ def record(context: Mapping[str, Any], outcome: str) -> None:
         log.info("recorded %s of %s/%s (run %s, try %s)", outcome, document["dag_id"], document["task_id"],
                  document["run_id"], document["try_number"])
     except Exception:      # a callback must not hide the task's own failure behind its own
-        log.exception("could not record the %s in the catalog", outcome)
+        log.exception("could not record this failure (%s) in the catalog", outcome)
 
 
 def on_task_retry(context: Mapping[str, Any]) -> None:

@@ -28,3 +28,25 @@ def test_run_failure_without_a_task_gives_the_reason():
 def test_a_long_exception_text_is_bounded():
     doc = failure_record({"ti": TI, "exception": ValueError("x" * 10_000)}, "failed", NOW)
     assert len(doc["error"]) == ERROR_CHARS and doc["error"].startswith("ValueError: xxx")
+
+
+def test_a_run_failed_by_its_task_is_left_to_the_task_callback(monkeypatch):
+    from ioxhub import failures
+
+    recorded = []
+    monkeypatch.setattr(failures, "record", lambda context, outcome: recorded.append((context["reason"], outcome)))
+    failures.on_run_failure({"run_id": "r", "reason": "task_failure"})
+    failures.on_run_failure({"run_id": "r", "reason": "timed_out"})
+    assert recorded == [("timed_out", "run-failed")]
+
+
+def test_recording_never_raises_when_the_catalog_cannot_be_written(monkeypatch, caplog):
+    from ioxhub import catalog, failures
+
+    def refuse(self, document):
+        raise OSError("S3 unreachable")
+
+    monkeypatch.setattr(catalog.Catalog, "record_failure", refuse)
+    monkeypatch.setattr("ioxhub.storage.ObjectStore.__init__", lambda self, *a, **k: None)
+    failures.on_task_failure({"ti": TI, "exception": RuntimeError("boom")})
+    assert "could not record this failure (failed) in the catalog" in caplog.text

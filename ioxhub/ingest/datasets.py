@@ -178,8 +178,8 @@ class DatasetIngest:
             release.applied_before = self.catalog.release_applied(*key) is not None
             if not release.applied_before:
                 release.expired = self.store.get_json(expired_release_key(*key))
-            if not release.applied_before and release.expired is None:
-                self._load_staged(release)
+                if release.expired is None:
+                    self._load_staged(release)
         return release
 
     def _take(self, release: Release, source: StagedRecord, decoded: codec.Decoded, value: bytes,

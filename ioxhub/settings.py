@@ -85,7 +85,7 @@ class Settings:
     task_retry_delay_seconds: int = _setting(60, "Wait before the first retry.")
     task_retry_backoff: float = _setting(2.0, "Each further retry waits this many times longer (exponential backoff; 1 = constant).")
     task_max_retry_delay_seconds: int = _setting(600, "Longest wait between two tries.")
-    task_timeout_minutes: int = _setting(20, "A task try running longer is stopped and counts as failed (a hung poll or request).")
+    task_timeout_minutes: float = _setting(20.0, "A task try running longer is stopped and counts as failed (a hung poll or request).")
     dagrun_timeout_minutes: int = _setting(120, "A DAG run still unfinished after this long fails, so the next run of a one-run-at-a-time DAG can start.")
 
     # ------------------------------------------------------------------------------------------------

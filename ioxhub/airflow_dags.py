@@ -4,6 +4,10 @@
   one bounded ingest run (ioxhub.ingest.run.ingest); the Asset of what they feed is announced only when
   the run applied something, so downstream DAGs run on new data, not on the clock.
 - derive_evidence: triggered by either harmonized Asset; derives the curated evidence datasets.
+
+Every task retries with exponential backoff and has an `execution_timeout`, every run a `dagrun_timeout`
+(values: the IOXHUB_TASK_* and IOXHUB_DAGRUN_TIMEOUT_MINUTES settings, read when the DAG file is parsed);
+failed tries and runs are recorded in the catalog by ioxhub.failures and shown by `ioxhub status`.
 """
 from __future__ import annotations
 
@@ -12,9 +16,29 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, Asset, Param, dag, task  # noqa: F401
 
 from ioxhub.assets import CURATED, HARMONIZED_INSTRUMENTS, HARMONIZED_OBSERVATIONS
+from ioxhub.failures import on_run_failure, on_task_failure, on_task_retry
+from ioxhub.settings import Settings, get_settings
 
 START = datetime(2026, 1, 1)
 INGEST_OUTPUTS: dict[str, Asset] = {"datasets": HARMONIZED_OBSERVATIONS, "policies": HARMONIZED_INSTRUMENTS}
+
+
+def run_policy(settings: Settings | None = None) -> dict:
+    """The DAG arguments every hub DAG shares: task retries, backoff, timeouts and failure callbacks."""
+    s = settings or get_settings()
+    return {
+        "default_args": {
+            "retries": s.task_retries,
+            "retry_delay": timedelta(seconds=s.task_retry_delay_seconds),
+            "retry_exponential_backoff": s.task_retry_backoff,
+            "max_retry_delay": timedelta(seconds=s.task_max_retry_delay_seconds),
+            "execution_timeout": timedelta(minutes=s.task_timeout_minutes),
+            "on_retry_callback": on_task_retry,
+            "on_failure_callback": on_task_failure,
+        },
+        "dagrun_timeout": timedelta(minutes=s.dagrun_timeout_minutes),
+        "on_failure_callback": on_run_failure,
+    }
 
 
 def ingest_dag(kind: str) -> DAG:
@@ -26,6 +50,7 @@ def ingest_dag(kind: str) -> DAG:
         start_date=START,
         catchup=False,
         max_active_runs=1,
+        **run_policy(),
         tags=["ioxhub", "ingest"],
         doc_md=f"Consume the {kind} topics of every org, harmonize, write to object storage, then commit offsets.",
         params={
@@ -62,6 +87,7 @@ def derive_dag() -> DAG:
         start_date=START,
         catchup=False,
         max_active_runs=1,
+        **run_policy(),
         tags=["ioxhub", "derive"],
         doc_md="Derive the evidence datasets (compendium, panels, impact, coverage) into curated/ snapshots.",
         params={"force": Param(False, type="boolean", description="Derive even when the inputs did not change.")},

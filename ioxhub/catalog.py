@@ -6,6 +6,7 @@ JSON documents under `catalog/` (small, human-readable, one PUT each):
     catalog/releases/org=O/dataset=D/release=R.json   a release applied to harmonized/ (idempotency marker)
     catalog/runs/<dag_id>/latest.json         the counts of the last run of each DAG
     catalog/runs/<dag_id>/<run_id>.json       and of every run
+    catalog/failures/<dag_id>/<time>_<run_id>_<task>_<try>.json   a failed try or run (ioxhub.failures)
 
 A dataset entry: name, kind (harmonized | curated), publishers, schema_version, rows, coverage
 (countries, first/last period, frequencies), last_release, snapshot (int, +1 per change), snapshots
@@ -94,3 +95,27 @@ class Catalog:
                 if doc:
                     runs[doc["dag_id"]] = doc
         return runs
+
+    # --- failures ---------------------------------------------------------------------------------
+    def record_failure(self, document: dict[str, Any]) -> str:
+        """Keep one failed try or run (a document of ioxhub.failures.failure_record); returns its key.
+        Keys start with the UTC time, so a listing is in time order."""
+        stamp = document["failed_at"].replace("-", "").replace(":", "")
+        name = "_".join(_safe(str(document.get(k) or "-")) for k in ("run_id", "task_id", "try_number"))
+        key = f"catalog/failures/{_safe(document['dag_id'] or 'unknown')}/{stamp}_{name}.json"
+        self.store.put_json(key, document)
+        return key
+
+    def recent_failures(self, per_dag: int = 5) -> list[dict[str, Any]]:
+        """The latest `per_dag` failures of each DAG, newest first."""
+        by_dag: dict[str, list[str]] = {}
+        for key in self.store.list("catalog/failures/"):
+            by_dag.setdefault(key.split("/")[2], []).append(key)
+        keys = [k for ks in by_dag.values() for k in sorted(ks)[-per_dag:]]
+        docs = [doc for key in keys if (doc := self.store.get_json(key))]
+        return sorted(docs, key=lambda d: d.get("failed_at", ""), reverse=True)
+
+
+def _safe(name: str) -> str:
+    """A run id, task id or DAG id as a piece of an object key."""
+    return "".join(c if c.isalnum() or c in "-_.+" else "_" for c in name)

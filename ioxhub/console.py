@@ -39,6 +39,15 @@ def print_status(status: dict) -> None:
         runs.add_row(dag_id, run.get("finished_at", "")[:19].replace("T", " "), counts, f"{rows:,}",
                      str(run.get("seconds", "")))
     console.print(runs if status["runs"] else "no DAG run recorded yet")
+    if status.get("failures"):
+        failed = Table(title="latest failed tries and runs (newest first)")
+        for col in ("dag", "task", "run", "try", "outcome", "failed (UTC)", "error"):
+            failed.add_column(col, overflow="fold")
+        for f in status["failures"]:
+            failed.add_row(f["dag_id"] or "-", f.get("task_id") or "-", f.get("run_id") or "-",
+                           str(f.get("try_number") or "-"), f["outcome"],
+                           f["failed_at"][:19].replace("T", " "), f["error"][:300])
+        console.print(failed)
     lag = Table(title="lag per topic (not yet ingested; a lower bound on the local broker)")
     lag.add_column("topic")
     lag.add_column("lag", justify="right")
@@ -47,6 +56,7 @@ def print_status(status: dict) -> None:
             lag.add_row(topic, f"{n:,}")
     console.print(lag)
     _print_internal_errors(status.get("internal_errors", []))
+    _print_expired(status.get("expired", []))
     if not status["staging"]:
         console.print("no release waiting in staging/")
         return
@@ -71,6 +81,20 @@ def _print_internal_errors(errors: list[dict]) -> None:
     for e in errors:
         when = e["at"].strftime("%Y-%m-%d %H:%M") if e["at"] else "-"
         table.add_row(when, e["topic"] or "", str(e["partition"]), str(e["offset"]), e["error"][:100])
+    console.print(table)
+
+
+def _print_expired(expired: list[dict]) -> None:
+    """Releases quarantined as incomplete-release (they stay listed: their events are dead letters)."""
+    if not expired:
+        return
+    table = Table(title="quarantined/expired: releases still incomplete after the staging max age "
+                        "(reason incomplete-release; publish again under a new release id)")
+    for col in ("org", "dataset", "release", "events", "first staged (UTC)", "expired (UTC)", "missing"):
+        table.add_column(col, justify="right" if col == "events" else "left", overflow="fold")
+    for r in expired:
+        table.add_row(r["org"], r["dataset"], r["release"], f"{r['events']:,}", r["first_staged_at"][:16].replace("T", " "),
+                      r["expired_at"][:16].replace("T", " "), r["missing"])
     console.print(table)
 
 

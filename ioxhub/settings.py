@@ -78,6 +78,15 @@ class Settings:
     ingest_max_records: int = _setting(200_000, "Most Kafka records one ingest run consumes.")
     ingest_idle_ms: int = _setting(1500, "An ingest run stops polling after this long without records.")
     require_signatures: bool = _setting(True, "Ingest refuses records without a valid Ed25519 signature of their org (issue 6).")
+    staging_max_age_hours: float = _setting(72.0, "A release still incomplete in staging/ this long after its first staged event is quarantined (incomplete-release).")
+
+    # --- Airflow runs (every task of the hub DAGs) ----------------------------------------------------
+    task_retries: int = _setting(3, "Retries of a failed DAG task before its run fails.")
+    task_retry_delay_seconds: int = _setting(60, "Wait before the first retry.")
+    task_retry_backoff: float = _setting(2.0, "Each further retry waits this many times longer (exponential backoff; 1 = constant).")
+    task_max_retry_delay_seconds: int = _setting(600, "Longest wait between two tries.")
+    task_timeout_minutes: float = _setting(20.0, "A task try running longer is stopped and counts as failed (a hung poll or request).")
+    dagrun_timeout_minutes: int = _setting(120, "A DAG run still unfinished after this long fails, so the next run of a one-run-at-a-time DAG can start.")
 
     # ------------------------------------------------------------------------------------------------
     @property
@@ -118,6 +127,8 @@ def _coerce(name: str, raw: Any, annotation: str, source: str) -> Any:
             return Path(raw).expanduser()
         if annotation == "int":
             return int(raw)
+        if annotation == "float":
+            return float(raw)
         if annotation == "bool":
             if isinstance(raw, bool):
                 return raw

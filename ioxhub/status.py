@@ -1,11 +1,14 @@
-"""`ioxhub status`: the last run of each DAG (its counts), the lag of each topic group, the releases
-waiting in staging/, and the records refused as internal errors (bugs met while handling them).
+"""`ioxhub status`: the last run of each DAG (its counts), its latest failed tries and runs, the lag of
+each topic group, the releases waiting in staging/, and the records refused as internal errors (bugs
+met while handling them).
 
 A release waits in staging/ while some of its chunks or its manifest have not arrived; ingest applies
 it in the run that brings its last event. One that waits for long was most likely cut off at the
 producer (a publish that failed half-way): publishing the same file again completes it (same release
 id and event ids; ingest keeps the first copy of each event). The list shows each waiting release with
-its staged events, bytes and the age of its oldest event, so such releases are seen, not forgotten.
+its staged events, bytes and the age of its oldest event, so such releases are seen, not forgotten; one
+still incomplete after IOXHUB_STAGING_MAX_AGE_HOURS is quarantined by the ingest (ioxhub.ingest.staging)
+and listed under the expired releases with what it was missing.
 
 Runs are read from the catalog (each ingest/derive run records its counts there); the lag is the
 difference between the end offset of each topic and the ingest group's committed offset. On the local
@@ -14,17 +17,15 @@ lower bound, which the output says.
 """
 from __future__ import annotations
 
-import datetime as dt
-
 from kafka.structs import TopicPartition
 
 from ioxhub.catalog import Catalog
+from ioxhub.ingest.staging import expired_releases, staged_releases
 from ioxhub.kafka import make_consumer
 from ioxhub.orgs import load_orgs
 from ioxhub.settings import Settings, get_settings
 from ioxhub.storage import ObjectStore
 
-STAGING_ZONE = "staging/"
 ERRORS_ZONE = "quarantine/errors/"
 
 
@@ -48,27 +49,6 @@ def topic_lag(settings: Settings) -> dict[str, dict[str, int]]:
     return lags
 
 
-def staged_releases(store: ObjectStore, now: dt.datetime | None = None) -> list[dict]:
-    """Each release waiting in staging/: org, dataset, release, staged events, bytes, oldest event (UTC)
-    and its age in hours, the longest-waiting first."""
-    now = now or dt.datetime.now(dt.timezone.utc)
-    releases: dict[tuple[str, str, str], dict] = {}
-    for entry in store.entries(STAGING_ZONE):
-        parts = dict(p.split("=", 1) for p in entry.key[len(STAGING_ZONE):].split("/")[:3] if "=" in p)
-        if set(parts) != {"org", "dataset", "release"}:
-            continue          # not a staged event (e.g. provisioning's access check)
-        key = (parts["org"], parts["dataset"], parts["release"])
-        r = releases.setdefault(key, {"org": key[0], "dataset": key[1], "release": key[2], "events": 0, "bytes": 0,
-                                      "oldest": None})
-        r["events"] += 1
-        r["bytes"] += entry.size
-        if entry.modified is not None and (r["oldest"] is None or entry.modified < r["oldest"]):
-            r["oldest"] = entry.modified
-    for r in releases.values():
-        r["age_hours"] = round((now - r["oldest"]).total_seconds() / 3600, 1) if r["oldest"] else None
-    return sorted(releases.values(), key=lambda r: (r["oldest"] is None, r["oldest"] or now, r["org"], r["dataset"]))
-
-
 def internal_errors(store: ObjectStore, limit: int = 20) -> list[dict]:
     """The newest records refused as `internal-error` (a bug met while handling them), with the last
     line of their traceback and where the whole traceback is."""
@@ -87,5 +67,7 @@ def internal_errors(store: ObjectStore, limit: int = 20) -> list[dict]:
 def hub_status(settings: Settings | None = None) -> dict:
     settings = settings or get_settings()
     store = ObjectStore(settings)
-    return {"runs": Catalog(store).last_runs(), "lag": topic_lag(settings), "staging": staged_releases(store),
+    catalog = Catalog(store)
+    return {"runs": catalog.last_runs(), "failures": catalog.recent_failures(), "lag": topic_lag(settings),
+            "staging": staged_releases(store), "expired": expired_releases(store),
             "internal_errors": internal_errors(store)}

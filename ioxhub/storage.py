@@ -60,6 +60,11 @@ def quarantine_rows_key(org: str, dataset_id: str, release_id: str) -> str:
     return f"quarantine/observations/org={org}/dataset={dataset_id}/release={release_id}.parquet"
 
 
+def expired_release_key(org: str, dataset_id: str, release_id: str) -> str:
+    """A release quarantined as incomplete after waiting too long in staging/ (ioxhub.ingest.staging)."""
+    return f"quarantine/expired_releases/org={org}/dataset={dataset_id}/release={release_id}.json"
+
+
 def staging_prefix(org: str, dataset_id: str, release_id: str) -> str:
     return f"staging/org={org}/dataset={dataset_id}/release={release_id}/"
 

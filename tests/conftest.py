@@ -1,7 +1,8 @@
 """Test infrastructure: a hermetic environment, a throwaway local stack, a migrated Airflow DB.
 
 At import (before any test module can import airflow): every IOXHUB_* variable of the caller's shell
-is dropped, IOXHUB_DATA_DIR and AIRFLOW_HOME point into a fresh temporary directory, and the AIRFLOW_*
+is dropped, IOXHUB_DATA_DIR and AIRFLOW_HOME point into a fresh temporary directory, DAG tasks retry
+once after a second (IOXHUB_TASK_*), and the AIRFLOW_*
 variables come from `ioxhub.stack.airflow.airflow_config` (the same function `stack up --airflow` uses).
 
 Session fixtures (each paid only by the tests that ask for it):
@@ -27,6 +28,10 @@ _BASE = Path(tempfile.mkdtemp(prefix="ioxhub-tests-"))
 atexit.register(shutil.rmtree, _BASE, True)
 os.environ["IOXHUB_DATA_DIR"] = str(_BASE / "data")
 os.environ["IOXHUB_AIRFLOW_HOME"] = str(_BASE / "airflow")
+# DAG runs under test retry once, a second later: a failing task shows its retry, and a test of a failure
+# does not wait the production backoff.
+os.environ.update({"IOXHUB_TASK_RETRIES": "1", "IOXHUB_TASK_RETRY_DELAY_SECONDS": "1",
+                   "IOXHUB_TASK_MAX_RETRY_DELAY_SECONDS": "2"})
 
 from ioxhub.settings import env_name, get_settings, load_settings, reset_settings_cache  # noqa: E402
 from ioxhub.stack import airflow as stack_airflow  # noqa: E402  (does not import airflow)

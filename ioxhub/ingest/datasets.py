@@ -3,7 +3,9 @@
 A release (org, dataset, release id) is a run of chunk events followed by its manifest, all keyed to one
 partition. It becomes visible only when the manifest and every chunk it announces are here and the
 checksum over the chunk bodies matches. Events of a release that is not complete yet are kept in
-staging/ (their bytes as received) and the release is finished by the run that brings its last event.
+staging/ (their bytes as received) and the release is finished by the run that brings its last event,
+or quarantined as `incomplete-release` when it waits too long (ioxhub.ingest.staging); a late event of
+such a release is refused with the same reason.
 
 Every event ends in exactly one bucket of `DatasetCounts`: applied (part of a release applied in this
 run), staged (waiting for the rest of its release), duplicate (an event id seen before, or a release
@@ -36,7 +38,8 @@ from ioxhub.ingest.harmonized import apply_release
 from ioxhub.ingest.observations import REFUSED_SCHEMA, harmonize_chunk
 from ioxhub.ingest.quarantine import OUTAGES, DeadLetters
 from ioxhub.ingest.spill import MemoryBudget, ReleaseSpill
-from ioxhub.storage import ObjectStore, quarantine_rows_key, staging_key, staging_prefix
+from ioxhub.ingest.staging import INCOMPLETE_RELEASE, late_event_detail
+from ioxhub.storage import ObjectStore, expired_release_key, quarantine_rows_key, staging_key, staging_prefix
 
 CHUNK, MANIFEST = "dataset_chunk", "release_manifest"
 log = logging.getLogger("ioxhub.ingest")
@@ -116,6 +119,7 @@ class Release:
     manifest: Part | None = None
     new_parts: list[Part] = field(default_factory=list)   # consumed in this run
     applied_before: bool = False
+    expired: dict | None = None        # its record, when staging expiry quarantined this release id
     spill: ReleaseSpill | None = None
     refused: dict[int, pa.Table] = field(default_factory=dict)
     refusal: tuple[str, str] | None = None     # (reason, detail): the whole release is refused at finish
@@ -213,7 +217,9 @@ class DatasetIngest:
             release = self.releases[key] = Release(*key)
             release.applied_before = self.catalog.release_applied(*key) is not None
             if not release.applied_before:
-                self._load_staged(release)
+                release.expired = self.store.get_json(expired_release_key(*key))
+                if release.expired is None:
+                    self._load_staged(release)
         return release
 
     def _take(self, release: Release, source: StagedRecord, decoded: codec.Decoded, value: bytes,
@@ -276,6 +282,9 @@ class DatasetIngest:
         return self.counts
 
     def _finish(self, release: Release) -> None:
+        if release.expired is not None:     # a late event: its release id was closed (ioxhub.ingest.staging)
+            self._refuse_release(release, INCOMPLETE_RELEASE, late_event_detail(release.expired))
+            return
         if release.refusal is not None:
             self._refuse_release(release, *release.refusal)
             return

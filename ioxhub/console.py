@@ -154,7 +154,7 @@ def _estimate(row: dict) -> tuple[str, str]:
     if row["scale"] == "log":
         return (f"{row['pct_estimate']:+.1f}%",
                 f"{row['pct_ci_low']:+.1f} .. {row['pct_ci_high']:+.1f}%")
-    unit = {"HOURS": "h", "DAYS": "d", "PERCENT": "pp"}.get(row["unit"], f" {row['unit']}")
+    unit = {"HOURS": "h", "PERCENT": "pp"}.get(row["unit"], f" {row['unit']}")
     return f"{row['estimate']:+.2f}{unit}", f"{row['ci_low']:+.2f} .. {row['ci_high']:+.2f}{unit}"
 
 

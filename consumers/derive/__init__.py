@@ -11,11 +11,11 @@ order and a deterministic row order (the column lists are exported next to each 
 from .compendium import COMPENDIUM_COLUMNS, HISTORY_COLUMNS, instrument_history, instruments_compendium
 from .coverage import Coverage, data_coverage
 from .impact import COUNTRY_COLUMNS, DID_COLUMNS, EVENT_COLUMNS, Impact, instrument_impact
-from .panel import FLOW_UNITS, LONG_COLUMNS, RATE_UNITS, indicator_panel, panel_wide
+from .panel import LONG_COLUMNS, indicator_panel, panel_wide
 
 __all__ = [
     "COMPENDIUM_COLUMNS", "HISTORY_COLUMNS", "instrument_history", "instruments_compendium",
     "Coverage", "data_coverage",
     "COUNTRY_COLUMNS", "DID_COLUMNS", "EVENT_COLUMNS", "Impact", "instrument_impact",
-    "FLOW_UNITS", "LONG_COLUMNS", "RATE_UNITS", "indicator_panel", "panel_wide",
+    "LONG_COLUMNS", "indicator_panel", "panel_wide",
 ]

@@ -32,9 +32,10 @@ give wide intervals rather than false positives. Event-study rows use the same m
 y(g+e) - y(g-1), with controls untreated at both years.
 
 **Scales.** Both levels and logs are estimated when every value is positive; the *primary* scale is
-log (effect read as %: 100 (exp(b) - 1)) for flow units (`FLOW_UNITS`: counts, kg, tonnes, USD...),
-whose policy effects are proportional, and levels for rates (hours, days, percent), whose effects are
-read in the unit. Override with `scale="level"|"log"`.
+log (effect read as %: 100 (exp(b) - 1)) for flows (kg, money, counts, persons...), whose policy
+effects are proportional, and levels for rates and levels (hours, percent, index), whose effects are read
+in the unit: the `scale` of the unit's kind in the harmonizer's table (`ioxhub.harmonize.units.unit_kind`,
+docs/units.md). Override with `scale="level"|"log"`.
 
 **Caveats.** Parallel trends between adopters and their controls is assumed (check the event study);
 adoption is not random; the adoption year counts as treated although adoption may fall late in it
@@ -49,9 +50,9 @@ import numpy as np
 import pandas as pd
 
 from ioxhub.errors import IoxhubError
+from ioxhub.harmonize.units import unit_kind
 
 from .frames import TableLike, frame
-from .panel import FLOW_UNITS
 from .stats import t_pvalue, t_quantile
 
 COUNTRY_COLUMNS = ["instrument_id", "indicator", "unit", "country", "adoption_date", "adoption_year",
@@ -213,7 +214,8 @@ def _one(series: _Series, adopt: np.ndarray, adoption_dates: dict, *, instrument
     y = series.values
     positive = bool(np.nanmin(y) > 0) if np.isfinite(y).any() else False
     if scale == "auto":
-        primary = "log" if series.unit in FLOW_UNITS and positive else "level"
+        kind = unit_kind(series.unit)
+        primary = "log" if kind is not None and kind.scale == "log" and positive else "level"
     else:
         primary = "log" if scale == "log" and positive else "level"
     scales = {"level": y, **({"log": np.log(y)} if positive else {})}

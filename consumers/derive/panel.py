@@ -11,11 +11,12 @@ Rules (all vectorized: integer codes + numpy/pandas group-bys, no per-row Python
   coarsest finer frequency available; a sub-period belongs to the target period holding its
   `period_start` (so a week straddling 31 December counts in the year it starts). Coarser observations
   than `freq` are never split (an annual figure does not make a monthly panel).
-- **Aggregation by unit.** Flow units (`FLOW_UNITS`: KG, T, USD, NUMBER, DOSES, TEU...) are summed over
-  sub-periods; rate and level units (`RATE_UNITS`: HOURS, DAYS, PERCENT...) are averaged (plain mean of
-  the sub-period values). An aggregated value is kept only when its sub-periods cover at least
-  `min_coverage` (default 0.95) of the target period's days (a year with 11 of 12 months is dropped,
-  since its sum would look like a fall). Units in neither set are never aggregated (native rows only).
+- **Aggregation by unit.** The unit's kind in the harmonizer's table (`ioxhub.harmonize.units.unit_kind`,
+  docs/units.md) decides: flows (KG, USD and other currencies, NUMBER, PERSONS, DOSES, TEU) are summed
+  over sub-periods; levels (HOURS, PERCENT, INDEX) are averaged (plain mean of the sub-period values).
+  An aggregated value is kept only when its sub-periods cover at least `min_coverage` (default 0.95) of
+  the target period's days (a year with 11 of 12 months is dropped, since its sum would look like a
+  fall). A unit without a kind (not a canonical unit) is never aggregated (native rows only).
 - **Breakdowns.** A country's total is the observation with no counterpart and no commodity. Where a
   series has no total for a period, `breakdown="fill"` (default) derives one by summing one disjoint
   breakdown, flow units only: the commodity breakdown at its coarsest HS level (no partner), else the
@@ -45,16 +46,11 @@ import pandas as pd
 import pyarrow as pa
 
 from ioxhub.errors import IoxhubError
+from ioxhub.harmonize.units import unit_kind
 
 from .frames import TableLike, arrow_table, codes, day_numbers, decode, epoch_ns, group_ids, latest_per_group, string_rank
 
 log = logging.getLogger(__name__)
-
-#: Units whose values add up over time and over partners/commodities.
-FLOW_UNITS = frozenset({"KG", "T", "TONNES", "USD", "EUR", "NUMBER", "DOSES", "TEU", "ITEMS", "FLIGHTS",
-                        "PASSENGERS", "CONTAINERS", "CALLS", "SHIPMENTS", "DECLARATIONS"})
-#: Units of rates, durations and levels: averaged over time, never summed.
-RATE_UNITS = frozenset({"HOURS", "DAYS", "MINUTES", "PERCENT", "RATIO", "INDEX", "SCORE", "USD_PER_KG"})
 
 FREQS = "ASQMWD"                   # coarse -> fine
 PANEL_FREQS = "ASQM"               # frequencies a panel can be built at
@@ -86,10 +82,13 @@ def period_labels(starts: np.ndarray, freq: str) -> np.ndarray:
     return np.asarray(labels, dtype=object)[inverse]
 
 
+_AGGREGATION_CLASS = {"sum": 1, "mean": 2}
+
+
 def _unit_class(units: pa.Array) -> np.ndarray:
-    """Per dictionary entry: 1 flow, 2 rate, 0 unknown."""
-    names = units.to_pylist()
-    return np.array([1 if u in FLOW_UNITS else 2 if u in RATE_UNITS else 0 for u in names], dtype=np.int8)
+    """Per dictionary entry, from the unit's kind: 1 summed (flow), 2 averaged (level), 0 no kind."""
+    kinds = [unit_kind(u) for u in units.to_pylist()]
+    return np.array([0 if k is None else _AGGREGATION_CLASS[k.aggregation] for k in kinds], dtype=np.int8)
 
 
 _MONTHS = {"A": 12, "S": 6, "Q": 3, "M": 1}

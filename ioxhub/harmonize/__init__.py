@@ -3,7 +3,8 @@
 - `countries`: reference areas -> ISO 3166 alpha-3 (`to_iso3`, `to_iso3_array`).
 - `hs`: commodity codes -> HS 2022 code, level, chapter (`normalize_hs`, `normalize_hs_array`).
 - `periods`: SDMX time periods -> freq, start, end, label (`parse_period`, `parse_period_array`).
-- `units`: units and multipliers -> canonical units (`canonical_unit`, `normalize_value(s)`).
+- `units`: units and multipliers -> canonical units (`canonical_unit`, `normalize_value(s)`), and the
+  kind of each canonical unit, flow or level (`unit_kind`).
 - `columns`: the shared plumbing (wire string table -> dictionary column; `Codebook`: each distinct
   value harmonized once per process, results gathered to the rows).
 

@@ -1,50 +1,21 @@
-"""Units and multipliers -> one canonical unit per quantity; values rescaled to it.
+"""Units and multipliers -> one canonical unit per quantity; values rescaled to it; the kind of each unit.
 
-A harmonized value is `value x 10^unit_mult x factor(unit)`, in the canonical unit of `unit`.
-
-Canonical units and the spellings accepted for them (any case; blanks and `_` separate words):
-
-| canonical | accepted                                                                | factor     |
-|-----------|-------------------------------------------------------------------------|------------|
-| KG        | KG, KGM, KILOGRAM(S), KILO(S)                                            | 1          |
-| KG        | T, TNE, TONNE(S), METRIC TON(S), MT (metric tonne)                      | 1000       |
-| KG        | G, GRM, GRAM(S)                                                          | 1/1000     |
-| <ISO 4217>| any ISO 4217 currency code (pycountry): USD, EUR, CHF, XDR, ...          | 1          |
-| USD / EUR | US$, US DOLLAR(S), DOLLAR(S) / EURO(S)                                   | 1          |
-| NUMBER    | NUMBER, NR, NO, NUM, COUNT, ITEM(S), UNIT(S), PIECE(S), PCS, C62, PURE_NUMB | 1      |
-| PERSONS   | PERSON(S), PEOPLE, PAX, PASSENGER(S)                                     | 1          |
-| DOSES     | DOSE(S)                                                                  | 1          |
-| HOURS     | HOUR(S), H, HR, HRS, HUR                                                 | 1          |
-| HOURS     | DAY(S), D                                                                | 24         |
-| HOURS     | MINUTE(S), MIN, MINS                                                     | 1/60       |
-| PERCENT   | PERCENT, PER CENT, PC, PCT, %                                            | 1          |
-| TEU       | TEU, TEUS, TWENTY-FOOT EQUIVALENT UNIT(S)                                | 1          |
-| INDEX     | INDEX, IX, IDX (index points)                                            | 1          |
-
-ISO 4217 codes win over look-alikes: `KGS` is the Kyrgyzstani som, not kilograms.
-Durations are harmonized to HOURS (one unit per quantity, as mass to KG) so clearance times published in
-days and in hours compare directly; a day is 24 hours (calendar time, not working days).
-
-A scale word before or after any accepted unit multiplies it: THOUSAND(S), '000, 000S, 1000, 1,000, K, TH
-(x10^3); MILLION(S), MN, MLN, MIO, 1000000, 1,000,000 (x10^6); BILLION(S), BN, BLN (x10^9); the words OF
-and parentheses are ignored: `thousand KG`, `1000 KG`, `USD million`, `thousands of USD`, `USD (thousands)`.
-
-Reasons (value null): "unknown-unit" (unit not in the table), "missing-unit" (unit absent on a present
-value), "bad-unit-mult" (unit_mult outside -18..18). A missing value stays null; it carries a reason only
-for an unknown unit or a bad multiplier, never for an absent unit.
-Arithmetic: 10^e is exact in float64 for |e| <= 22, negative powers divide (x / 1000, not x * 0.001) and
-fractional factors are `x * num / den`: each step is one correctly rounded operation, and the scalar and
-the vectorized path give bit-identical results (tested).
+A harmonized value is `value x 10^unit_mult x factor(unit)`, in the canonical unit of `unit`. Every
+canonical unit has a kind (`UnitKind`): a flow is summed over sub-periods and breakdowns and its effects
+are read on the log scale; a level (rate, duration, share, index) is averaged and read in its unit. The
+table of units, spellings, scale words, reasons and kinds, and why: docs/units.md.
 
 Scalar: `canonical_unit(unit) -> UnitFactor`, `normalize_value(value, unit, unit_mult) -> (value, unit,
 reason)`. Vectorized: `canonical_unit_array(units) -> UnitColumns`,
 `normalize_values(values, units, unit_mult) -> NormalizedValues` (unique units, then numpy gathers).
+Kinds: `unit_kind(canonical) -> UnitKind | None`, `unit_kinds()`, `canonical_units()`.
 """
 from __future__ import annotations
 
 import functools
 import re
-from typing import NamedTuple
+from types import MappingProxyType
+from typing import Mapping, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -74,7 +45,7 @@ class UnitFactor(NamedTuple):
         return _REASON_CODE[self.reason]
 
 
-# canonical unit, 10^exp10, num, den  <- accepted spellings (see the module docstring)
+# canonical unit, 10^exp10, num, den  <- accepted spellings (docs/units.md)
 _TABLE: list[tuple[str, int, int, int, tuple[str, ...]]] = [
     ("KG", 0, 1, 1, ("KG", "KGM", "KILOGRAM", "KILOGRAMS", "KILO", "KILOS")),
     ("KG", 3, 1, 1, ("T", "TNE", "TONNE", "TONNES", "METRIC TON", "METRIC TONS", "MT")),
@@ -92,6 +63,26 @@ _TABLE: list[tuple[str, int, int, int, tuple[str, ...]]] = [
     ("TEU", 0, 1, 1, ("TEU", "TEUS", "TWENTY-FOOT EQUIVALENT UNIT", "TWENTY-FOOT EQUIVALENT UNITS")),
     ("INDEX", 0, 1, 1, ("INDEX", "IX", "IDX")),
 ]
+
+
+class UnitKind(NamedTuple):
+    """What a canonical unit measures, and so how the derivations treat its values (docs/units.md)."""
+
+    kind: str           # "flow": an amount per period | "level": a rate, duration, share or index
+    aggregation: str    # over sub-periods (and breakdowns, flows only): "sum" | "mean"
+    scale: str          # the scale policy effects are read on: "log" (proportional, %) | "level" (in the unit)
+
+
+FLOW = UnitKind("flow", "sum", "log")
+LEVEL = UnitKind("level", "mean", "level")
+
+# One entry per canonical unit of _TABLE; every ISO 4217 currency code is a flow too (an amount of money).
+_KINDS: dict[str, UnitKind] = {
+    "KG": FLOW, "USD": FLOW, "EUR": FLOW, "NUMBER": FLOW, "PERSONS": FLOW, "DOSES": FLOW, "TEU": FLOW,
+    "HOURS": LEVEL, "PERCENT": LEVEL, "INDEX": LEVEL,
+}
+CURRENCY_KIND = FLOW
+
 _SCALES: dict[str, int] = {
     **dict.fromkeys(("THOUSAND", "THOUSANDS", "'000", "000S", "1000", "1,000", "K", "TH"), 3),
     **dict.fromkeys(("MILLION", "MILLIONS", "MN", "MLN", "MIO", "1000000", "1,000,000"), 6),
@@ -108,6 +99,24 @@ def _base_units() -> dict[str, UnitFactor]:
         for s in spellings:
             units[s] = UnitFactor(canonical, exp10, num, den, None)
     return units
+
+
+@functools.cache
+def canonical_units() -> frozenset[str]:
+    """Every unit the harmonizer can emit: the canonical units of the table and the ISO 4217 codes."""
+    return frozenset(f.unit for f in _base_units().values())
+
+
+@functools.cache
+def unit_kinds() -> Mapping[str, UnitKind]:
+    """Canonical unit -> its kind: the entries of `_KINDS` plus every ISO 4217 currency code (read-only)."""
+    return MappingProxyType({**{c.alpha_3: CURRENCY_KIND for c in pycountry.currencies}, **_KINDS})
+
+
+def unit_kind(unit: str | None) -> UnitKind | None:
+    """The kind of a canonical unit ("KG", "HOURS", "CHF"...); None for anything else (a published
+    spelling such as "T" or "DAYS" is not a canonical unit: harmonize it first)."""
+    return unit_kinds().get(unit) if unit is not None else None
 
 
 def _words(unit: str) -> list[str]:

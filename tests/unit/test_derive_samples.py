@@ -2,8 +2,9 @@
 
 The observations are rebuilt in harmonized form from the samples' own DGP with each feed's own random
 stream and grid (`feeds.rng_for(seed, feed)`), so they are the values the sample files publish (before
-their planted mess, which ingest quarantines). Then: indicator panel (annual) -> instrument impact with
-the default windows (pre 3 years, post = adoption year + 2), not-yet-adopted controls.
+their planted mess, which ingest quarantines), rescaled to canonical units as ingest does (ICAO's
+tonnes to KG). Then: indicator panel (annual) -> instrument impact with the default windows (pre 3 years,
+post = adoption year + 2), not-yet-adopted controls.
 
 Proposed tolerance: the samples' documented absolute tolerance on the effect's scale (1 hour for the
 clearance time, 0.03-0.05 in logs), which is 2-5 of this estimator's standard errors; and the 95 %
@@ -15,10 +16,12 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from ioxhub.consumers.derive.impact import instrument_impact
 from ioxhub.consumers.derive.panel import indicator_panel
+from ioxhub.harmonize.units import normalize_values
 from ioxhub.producers.samples import dgp as sample_dgp
 from ioxhub.producers.samples.countries import ALPHA3
 from ioxhub.producers.samples.effects import PLANTED_EFFECTS
@@ -56,6 +59,7 @@ def harmonized(indicator: str, seed: int) -> pd.DataFrame:
         values = sample_dgp.simulate(d, rng, c, sample_dgp.YEARS[y])
         commodity = None
     year = sample_dgp.YEARS[y]
+    harmonized = normalize_values(values, pa.array([d.unit] * len(values)))   # as ingest does: "T" -> KG
     step = 12 // n_sub
     start = (year - 1970).astype("datetime64[Y]").astype("datetime64[M]") + sub * step
     end = (start + step).astype("datetime64[D]") - 1
@@ -63,7 +67,8 @@ def harmonized(indicator: str, seed: int) -> pd.DataFrame:
         "org": indicator.split(".")[0], "dataset_id": feed, "release_id": "1", "schema_version": "dataset_chunk/v1",
         "indicator": indicator, "ref_area": np.asarray(ALPHA3)[c], "counterpart_area": None, "commodity": commodity,
         "freq": {1: "A", 4: "Q", 12: "M"}[n_sub], "period_start": start.astype("datetime64[D]"), "period_end": end,
-        "value": values, "unit": d.unit, "published_at": pd.Timestamp("2026-01-15", tz="UTC"),
+        "value": harmonized.value, "unit": harmonized.unit.cast(pa.string()),
+        "published_at": pd.Timestamp("2026-01-15", tz="UTC"),
     })
 
 

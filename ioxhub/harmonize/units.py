@@ -13,6 +13,7 @@ Kinds: `unit_kind(canonical) -> UnitKind | None`, `unit_kinds()`, `canonical_uni
 from __future__ import annotations
 
 import functools
+import math
 import re
 from types import MappingProxyType
 from typing import Mapping, NamedTuple
@@ -26,8 +27,9 @@ from ioxhub.harmonize.columns import DICT_STRING, ArrayLike, Codebook
 UNKNOWN = "unknown-unit"
 MISSING = "missing-unit"
 BAD_MULT = "bad-unit-mult"
+OVERFLOW = "value-overflow"      # a value that does not fit a float64 once rescaled (e.g. 1e300 x 10^18)
 MAX_UNIT_MULT = 18
-_REASON_CODE = {None: 0, MISSING: 1, UNKNOWN: 2, BAD_MULT: 3}
+_REASON_CODE = {None: 0, MISSING: 1, UNKNOWN: 2, BAD_MULT: 3, OVERFLOW: 4}
 
 
 class UnitFactor(NamedTuple):
@@ -159,7 +161,10 @@ def normalize_value(value: float | None, unit: str | None, unit_mult: int = 0
         return None, None, BAD_MULT
     if value is None:
         return None, factor.unit, None
-    return _scale(float(value), factor.exp10 + unit_mult, factor.num, factor.den), factor.unit, None
+    scaled = _scale(float(value), factor.exp10 + unit_mult, factor.num, factor.den)
+    if not math.isfinite(scaled):
+        return None, None, OVERFLOW
+    return scaled, factor.unit, None
 
 
 class UnitColumns(NamedTuple):
@@ -192,7 +197,7 @@ def canonical_unit_array(units: ArrayLike) -> UnitColumns:
                        reason=rows.strings("reason"))
 
 
-_REASONS = pa.array([MISSING, UNKNOWN, BAD_MULT], pa.string())  # dictionary of the reason column (code - 1)
+_REASONS = pa.array([MISSING, UNKNOWN, BAD_MULT, OVERFLOW], pa.string())  # dictionary of the reason column (code - 1)
 
 
 CODEBOOK = Codebook(canonical_unit, strings=("unit", "reason"),
@@ -236,12 +241,17 @@ def normalize_values(values: pa.Array | pa.ChunkedArray | np.ndarray, units: Arr
     # The same float operations as the scalar `_scale`; steps that are exact no-ops are skipped.
     e = np.clip(rows.numbers("exp10") + mult, -40, 40)
     scaled = v
-    if e.any():
-        power = 10.0 ** np.abs(e)
-        scaled = np.where(e >= 0, v * power, v / power)
-    num, den = rows.numbers("num"), rows.numbers("den")
-    if (num != 1).any() or (den != 1).any():
-        scaled = scaled * num / den
+    with np.errstate(over="ignore", invalid="ignore"):
+        if e.any():
+            power = 10.0 ** np.abs(e)
+            scaled = np.where(e >= 0, v * power, v / power)
+        num, den = rows.numbers("num"), rows.numbers("den")
+        if (num != 1).any() or (den != 1).any():
+            scaled = scaled * num / den
+    overflow = ok & present & ~np.isfinite(scaled)
+    if overflow.any():
+        code[overflow] = _REASON_CODE[OVERFLOW]
+        ok = code == 0
     valid = ok & present
     if code.any():
         reason = pa.DictionaryArray.from_arrays(pa.array(code.astype(np.int32) - 1, pa.int32(), mask=ok), _REASONS)

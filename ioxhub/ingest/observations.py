@@ -27,7 +27,7 @@ from ioxhub.harmonize.columns import wire_column
 from ioxhub.harmonize.countries import to_iso3_array
 from ioxhub.harmonize.hs import normalize_hs_array
 from ioxhub.harmonize.periods import parse_period_array
-from ioxhub.harmonize.units import normalize_values
+from ioxhub.harmonize.units import OVERFLOW, normalize_values
 
 # The identity of an observation: a newer release with the same key revises it.
 SERIES_KEY = ("indicator", "ref_area", "counterpart_area", "commodity", "period", "unit")
@@ -129,7 +129,7 @@ def harmonize_chunk(record: dict, schema_version: str, published_at: dt.datetime
         ("counterpart_area", counterpart.reason),
         ("commodity", hs.reason),
         ("period", either(missing("period"), period.reason)),
-        ("unit", units.reason),
+        *_value_and_unit_checks(units.reason),
     ]
     reason = pa.nulls(n, pa.string())
     field = pa.nulls(n, pa.string())
@@ -178,9 +178,19 @@ def as_output(table: pa.Table) -> pa.Table:
     return table.select(HARMONIZED_SCHEMA.names).cast(HARMONIZED_SCHEMA)
 
 
+def _value_and_unit_checks(reason: pa.Array) -> list[tuple[str, pa.Array | None]]:
+    """The units rule's reasons split by field: a value too large once rescaled names `value`, the rest `unit`."""
+    if reason.null_count == len(reason):
+        return [("unit", reason)]
+    plain = reason.cast(pa.string())
+    overflow = pc.equal(plain, pa.scalar(OVERFLOW))
+    none = pa.scalar(None, pa.string())
+    return [("value", pc.if_else(overflow, plain, none)), ("unit", pc.if_else(overflow, none, plain))]
+
+
 def _field_values(cols: dict[str, pa.Array], field: pa.Array) -> pa.Array:
     """The published value of each row's failing field (null for good rows)."""
-    out = pa.nulls(len(field), pa.string())
+    out = pc.if_else(pc.equal(field, pa.scalar("value")), cols["value"].cast(pa.string()), pa.nulls(len(field), pa.string()))
     for name in ("indicator", "ref_area", "counterpart_area", "commodity", "period", "unit"):
         out = pc.if_else(pc.equal(field, pa.scalar(name)), cols[name].cast(pa.string()), out)
     return out

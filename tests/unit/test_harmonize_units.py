@@ -119,3 +119,13 @@ def test_canonical_unit_array():
     assert result.num.to_pylist() == [e.num for e in expected]
     assert result.den.to_pylist() == [e.den for e in expected]
     assert result.reason.to_pylist() == [e.reason for e in expected]
+
+
+def test_a_value_too_large_once_rescaled_is_refused_not_stored_as_infinity():
+    from ioxhub.harmonize.units import OVERFLOW, normalize_value
+
+    assert normalize_value(1e300, "KG", 18) == (None, None, OVERFLOW)
+    out = normalize_values(pa.array([1e300, 2.0, -1e300]), pa.array(["KG", "KG", "thousand KG"]), np.array([18, 18, 10]))
+    assert out.value.to_pylist() == [None, 2e18, None]
+    assert out.reason.cast(pa.string()).to_pylist() == [OVERFLOW, None, OVERFLOW]
+    assert out.unit.cast(pa.string()).to_pylist() == [None, "KG", None]

@@ -1,13 +1,14 @@
 """Is a file a partner names fit to be read as text? The checks run before any reader opens it (and so
 before anything is sent), and the wording of the same faults when a reader meets them further in.
 
-- `check_file(path, fmt)`: it exists, is not a directory, is not empty; its first 64 KB are UTF-8 text
-  (not UTF-16/32, not binary); in a line-based format (CSV, JSON Lines) line 1 ends within them.
-  Returns (size, head). `head_problem(head, fmt, whole)` is the same check on bytes.
+- `check_file(path, line_format)`: it exists, is not a directory, is not empty; its first 64 KB are
+  UTF-8 text (not UTF-16/32, not binary); in a line-based format (`line_format`, its title: "CSV",
+  "JSON Lines") line 1 ends within them. Returns (size, head). `head_problem(head, line_format, whole)`
+  is the same check on bytes.
 - `Utf8Scan`: UTF-8 validation of a whole file fed piece by piece by a pass that reads it anyway
   (publishing hashes every file for its release id), so a bad byte deep in a file is found before
   the first chunk is sent.
-- `long_line(name, line, limit, fmt)`: the message for a line no reader should buffer.
+- `long_line(name, line, limit, line_format)`: the message for a line no reader should buffer.
 
 A UTF-8 byte order mark (what Excel's "CSV UTF-8" writes) is accepted; the readers skip it.
 Rationale and costs: docs/partner-files.md.
@@ -25,7 +26,6 @@ from ioxhub.errors import IoxhubError, not_utf8
 HEAD_BYTES = 64 << 10               # sniffed before anything else; also the longest header line
 MAX_LINE_BYTES = 16 << 20           # a longer line (record) is not CSV / JSON Lines data
 UTF8_BOM = b"\xef\xbb\xbf"
-LINE_FORMATS = {"csv": "CSV", "sdmx-csv": "SDMX-CSV", "jsonl": "JSON Lines"}
 _BOMS = ((b"\xff\xfe\x00\x00", "UTF-32", "FF FE 00 00"), (b"\x00\x00\xfe\xff", "UTF-32", "00 00 FE FF"),
          (b"\xff\xfe", "UTF-16", "FF FE"), (b"\xfe\xff", "UTF-16", "FE FF"))
 _SIGNATURES = ((b"PK\x03\x04", "a ZIP archive (an Excel .xlsx workbook?)"), (b"\xd0\xcf\x11\xe0", "an Office document (.xls?)"),
@@ -36,9 +36,9 @@ class SourceError(IoxhubError, ValueError):
     """A file that cannot be read as the stated format; the message names the file and what is wrong."""
 
 
-def check_file(path: Path, fmt: str | None, error: type[IoxhubError] = SourceError) -> tuple[int, bytes]:
-    """(size, first 64 KB) of `path`, or `error` naming the file and its fault; `fmt` (csv, sdmx-csv,
-    jsonl, sdmx-ml, or None when unknown) decides whether line 1 must end within the sample."""
+def check_file(path: Path, line_format: str | None, error: type[IoxhubError] = SourceError) -> tuple[int, bytes]:
+    """(size, first 64 KB) of `path`, or `error` naming the file and its fault; `line_format` (the title
+    of a line-based format, or None) requires line 1 to end within the sample."""
     try:
         info = path.stat()
         if stat.S_ISDIR(info.st_mode):
@@ -53,13 +53,13 @@ def check_file(path: Path, fmt: str | None, error: type[IoxhubError] = SourceErr
         raise error(f"{path}: cannot be read ({exc.strerror})") from None
     if not head:
         raise error(f"{path}: is empty (0 bytes)")
-    problem = head_problem(head, fmt, whole=len(head) < HEAD_BYTES)
+    problem = head_problem(head, line_format, whole=len(head) < HEAD_BYTES)
     if problem:
         raise error(f"{path}: {problem}")
     return info.st_size, head
 
 
-def head_problem(head: bytes, fmt: str | None, whole: bool) -> str | None:
+def head_problem(head: bytes, line_format: str | None, whole: bool) -> str | None:
     """What makes `head` (the first bytes of a file; `whole`: the entire file) unfit, or None."""
     for bom, encoding, shown in _BOMS:
         if head.startswith(bom):
@@ -78,13 +78,13 @@ def head_problem(head: bytes, fmt: str | None, whole: bool) -> str | None:
         if whole or exc.reason != "unexpected end of data":   # not just a character cut at the sample's end
             control = sum(b < 9 or 13 < b < 32 for b in head[:4096])
             return "looks binary (control bytes), not text" if control > 8 else not_utf8(head, exc.start)
-    if fmt in LINE_FORMATS and not whole and b"\n" not in head:
-        return f"line 1 is longer than {HEAD_BYTES >> 10} KB: not a {LINE_FORMATS[fmt]} file?"
+    if line_format and not whole and b"\n" not in head:
+        return f"line 1 is longer than {HEAD_BYTES >> 10} KB: not a {line_format} file?"
     return None
 
 
-def long_line(name: str, line: int, limit: int, fmt: str) -> str:
-    return f"{name}: line {line} is longer than {limit / (1 << 20):g} MB: not a {LINE_FORMATS.get(fmt, fmt)} file?"
+def long_line(name: str, line: int, limit: int, line_format: str) -> str:
+    return f"{name}: line {line} is longer than {limit / (1 << 20):g} MB: not a {line_format} file?"
 
 
 class Utf8Scan:

@@ -39,6 +39,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import yaml
 
 from ioxhub.errors import IoxhubError, read_user_text
+from ioxhub.producers.readers import formats
 
 FIELDS = ("indicator", "ref_area", "counterpart_area", "commodity", "period", "value", "unit", "unit_mult", "obs_status")
 REQUIRED = ("indicator", "ref_area", "period", "value")
@@ -54,7 +55,6 @@ SDMX_CONCEPTS = {
     "unit_mult": "UNIT_MULT",
     "obs_status": "OBS_STATUS",
 }
-FORMATS = ("csv", "jsonl", "sdmx-csv", "sdmx-ml")
 META_KEYS = ("title", "licence", "source_url", "format")
 
 
@@ -117,8 +117,8 @@ class ColumnMapping:
             if value is not None and not isinstance(value, str):
                 raise MappingError(f"{origin}: {key} must be a string, got {value!r}")
             meta[key] = value
-        if meta["format"] is not None and meta["format"] not in FORMATS:
-            raise MappingError(f"{origin}: format {meta['format']!r} is not one of {', '.join(FORMATS)}")
+        if meta["format"] is not None and meta["format"] not in formats():
+            raise MappingError(f"{origin}: format {meta['format']!r} is not one of {', '.join(formats())}")
         return cls(fields=fields, attributes=attributes, defaults=defaults, origin=origin, **meta)
 
     @classmethod

@@ -64,7 +64,8 @@ from ioxhub.producers import rejects as rejects_mod
 from ioxhub.producers.chunks import DEFAULT_MAX_BYTES, DEFAULT_MAX_OBSERVATIONS, Chunk, ChunkBuilder, ReleaseInfo
 from ioxhub.producers.filecheck import SourceError, Utf8Scan, check_file
 from ioxhub.producers.mapping import ColumnMapping
-from ioxhub.producers.readers import DEFAULT_BLOCK_SIZE, SourceBatch, SourceFile, open_source
+from ioxhub.producers.readers import open_source
+from ioxhub.producers.readers.base import DEFAULT_BLOCK_SIZE, SourceBatch, SourceFile
 from ioxhub.producers.validate import check_constants, validate_batch
 from ioxhub.settings import Settings, get_settings
 
@@ -245,7 +246,7 @@ def compute_release_id(org: str, dataset_id: str, sources: Sequence[SourceFile],
             "files": [[s.path.name, s.format] for s in sources]}
     digest.update(json.dumps(head, sort_keys=True).encode())
     for src in sources:
-        digest.update(_file_blake3(src.path, Utf8Scan(src.path) if src.format != "sdmx-ml" else None))
+        digest.update(_file_blake3(src.path, Utf8Scan(src.path) if src.reader.streams else None))
     return digest.hexdigest()[:32]
 
 

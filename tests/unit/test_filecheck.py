@@ -25,26 +25,25 @@ TEXT = "IND,AREA,VALUE\nSEIZ,Côte d'Ivoire,1\nSEIZ,FRA,2\n"
     (TEXT.encode("cp1252").replace(b"\xf4", "\u2019".encode("cp1252")), "not UTF-8 text (byte 0x92 at line 2, column 7)"),
 ])
 def test_a_head_that_is_not_utf8_text_is_named(head, says):
-    problem = head_problem(head, "csv", whole=True)
+    problem = head_problem(head, "CSV", whole=True)
     assert problem is not None and problem.startswith(says)
 
 
 def test_utf8_text_passes_with_or_without_bom_and_a_character_cut_at_the_sample_end():
     data = TEXT.encode()
-    assert head_problem(data, "csv", whole=True) is None
-    assert head_problem(b"\xef\xbb\xbf" + data, "csv", whole=True) is None
+    assert head_problem(data, "CSV", whole=True) is None
+    assert head_problem(b"\xef\xbb\xbf" + data, "CSV", whole=True) is None
     cut = data[:data.index("ô".encode()) + 1]                 # half of a two-byte character
-    assert head_problem(cut, "csv", whole=False) is None        # the file goes on: the rest is not seen yet
-    assert head_problem(cut, "csv", whole=True).startswith("not UTF-8 text (byte 0xC3 at line 2, column 7)")
+    assert head_problem(cut, "CSV", whole=False) is None        # the file goes on: the rest is not seen yet
+    assert head_problem(cut, "CSV", whole=True).startswith("not UTF-8 text (byte 0xC3 at line 2, column 7)")
 
 
 def test_line_one_must_end_within_the_sample_in_line_formats_only():
     head = b"x" * HEAD_BYTES
-    assert head_problem(head, "csv", whole=False) == "line 1 is longer than 64 KB: not a CSV file?"
-    assert head_problem(head, "jsonl", whole=False) == "line 1 is longer than 64 KB: not a JSON Lines file?"
-    assert head_problem(head, "sdmx-ml", whole=False) is None   # XML may be one line
-    assert head_problem(head, None, whole=False) is None
-    assert head_problem(b"x" * 100, "csv", whole=True) is None  # the whole file: one line without newline
+    assert head_problem(head, "CSV", whole=False) == "line 1 is longer than 64 KB: not a CSV file?"
+    assert head_problem(head, "JSON Lines", whole=False) == "line 1 is longer than 64 KB: not a JSON Lines file?"
+    assert head_problem(head, None, whole=False) is None        # not a line-based format: XML may be one line
+    assert head_problem(b"x" * 100, "CSV", whole=True) is None  # the whole file: one line without newline
 
 
 def test_check_file_names_a_directory_a_missing_file_and_an_empty_one(tmp_path):
@@ -54,9 +53,9 @@ def test_check_file_names_a_directory_a_missing_file_and_an_empty_one(tmp_path):
     cases = {"d.csv": "is a directory, not a data file", "none.csv": "no such file", "e.csv": "is empty (0 bytes)"}
     for name, says in cases.items():
         with pytest.raises(SourceError) as err:
-            check_file(tmp_path / name, "csv")
+            check_file(tmp_path / name, "CSV")
         assert str(err.value) == f"{tmp_path / name}: {says}"
-    assert check_file(tmp_path / "ok.csv", "csv") == (len(TEXT.encode()), TEXT.encode())
+    assert check_file(tmp_path / "ok.csv", "CSV") == (len(TEXT.encode()), TEXT.encode())
 
 
 def scan(path, pieces):

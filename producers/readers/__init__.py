@@ -1,0 +1,72 @@
+"""The registry of partner file formats, and `open_source`, the one way a partner file is opened.
+
+- `open_source(path, fmt=None, *, block_size)`: `filecheck.check_file`, then the file's reader opens
+  it -> `base.SourceFile` (its columns; `batches()` streams its rows).
+- `get_reader(path, format=None, head=b"")`: the reader named `format`, else the first of `READERS`
+  that takes the file's extension and whose `detect(head, path)` accepts its first bytes.
+- `formats()`, `register(reader)`.
+One module a format (`base.Reader`): csv, sdmx_csv, jsonl, sdmx_ml. How each reads: docs/readers.md.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ioxhub.producers.filecheck import SourceError, check_file
+from ioxhub.producers.readers.base import DEFAULT_BLOCK_SIZE, DESCRIBE, Reader, SourceFile, looks_like
+from ioxhub.producers.readers.csv import CsvReader
+from ioxhub.producers.readers.jsonl import JsonLinesReader
+from ioxhub.producers.readers.sdmx_csv import SdmxCsvReader
+from ioxhub.producers.readers.sdmx_ml import SdmxMlReader
+
+# In detection order: SDMX-CSV before CSV, whose extensions it shares.
+READERS: list[Reader] = [SdmxCsvReader(), CsvReader(), JsonLinesReader(), SdmxMlReader()]
+
+
+def formats() -> list[str]:
+    """The names of the registered formats, sorted."""
+    return sorted(r.name for r in READERS)
+
+
+def register(reader: Reader) -> None:
+    """Add a format; it is tried before the others on the extensions it shares with them."""
+    if reader.name in formats():
+        raise ValueError(f"a reader of format {reader.name!r} is registered already")
+    READERS.insert(0, reader)
+
+
+def get_reader(path: Path, format: str | None = None, head: bytes = b"") -> Reader:
+    """The reader named `format`, or the one for `path` and its first bytes; `SourceError` if none."""
+    if format is not None:
+        for reader in READERS:
+            if reader.name == format:
+                return reader
+        raise SourceError(f"{path}: unknown format {format!r} ({', '.join(formats())})")
+    suffix = path.suffix.lower()
+    candidates = [r for r in READERS if suffix in r.suffixes]
+    if not candidates:
+        *most, last = formats()
+        raise SourceError(f"{path}: cannot tell the format from the extension {suffix or '(none)'}; "
+                          f"give --format {', '.join(most)} or {last}")
+    return next((r for r in candidates if r.detect(head, path)), candidates[-1])
+
+
+def open_source(path: str | Path, fmt: str | None = None, *, block_size: int = DEFAULT_BLOCK_SIZE) -> SourceFile:
+    """Check and open a partner file of format `fmt` (None: from its extension and first bytes)."""
+    path = Path(path)
+    size, head = check_file(path, _line_format(path, fmt))
+    reader = get_reader(path, fmt, head)
+    looks = looks_like(head)
+    if looks == "empty":
+        raise SourceError(f"{path}: holds only blank space (expected {reader.expected})")
+    if looks != reader.looks:
+        raise SourceError(f"{path}: expected {reader.expected}, but the file looks like {DESCRIBE[looks]}")
+    return reader.open(path, size, head, block_size)
+
+
+def _line_format(path: Path, fmt: str | None) -> str | None:
+    """The title of the line-based format the name or extension alone points to (for `check_file`)."""
+    try:
+        reader = get_reader(path, fmt)
+    except SourceError:
+        return None
+    return reader.title if reader.line_based else None

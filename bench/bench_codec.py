@@ -2,11 +2,9 @@
 
     .venv/bin/python bench/bench_codec.py [--observations 1000000] [--chunk 10000] [--repeat 3]
 
-The hub layout is `schemas/dataset_chunk` (columnar, dictionary-encoded strings), decoded with
-`ioxhub.contracts.codec.decode` (framing, registry lookup and resolution included). The baseline is the
-row layout: one Avro record per observation inside an array, same chunk size, decoded with
-`fastavro.schemaless_reader`. Medians of --repeat interleaved runs; one core. A third line decodes the
-hub's bodies with bare fastavro, to show what the codec (framing, registry lookup) adds.
+The hub layout (`schemas/dataset_chunk`) decoded with `ioxhub.contracts.codec.decode`, against one Avro
+record per observation decoded with `fastavro.schemaless_reader`; a third line decodes the hub's bodies
+with bare fastavro. Medians of interleaved runs, one core; method: docs/benchmarks.md.
 """
 from __future__ import annotations
 

@@ -2,11 +2,8 @@
 
     .venv/bin/python bench/bench_derive.py [--rows 10000000] [--repeat 1]
 
-Builds the table deterministically as Arrow with dictionary-encoded strings (as the harmonized Parquet
-reads back): monthly, quarterly and annual indicators, an annual indicator by HS chapter (no totals,
-so the panel fills them from the breakdown) and one by partner. Prints seconds for the annual panel
-(long), its wide form, the quarterly panel, the impact of 20 instruments on the annual panel, and the
-data coverage, plus the peak RSS.
+Prints seconds for the annual panel (long), its wide form, the quarterly panel, the impact of 20
+instruments and the data coverage, plus the peak RSS. Workload: docs/benchmarks.md.
 """
 from __future__ import annotations
 

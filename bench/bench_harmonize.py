@@ -2,17 +2,8 @@
 
     .venv/bin/python bench/bench_harmonize.py [--observations 1000000] [--chunk 10000] [--repeat 3]
 
-The workload is a deterministic set of decoded `dataset_chunk` records (a string table plus int index
-lists, as `ioxhub.contracts.codec.decode` returns them): reference and partner areas in mixed spellings
-(alpha-2, alpha-3, numeric, names), HS codes with dots and lost leading zeros, SDMX periods of several
-frequencies, units with multipliers, ~1% invalid values of each kind. Per chunk: build the dictionary
-columns from the wire (`wire_column`), then `to_iso3_array` x2, `normalize_hs_array`,
-`parse_period_array`, `normalize_values`. Codebooks and scalar caches are cleared before each repetition (a
-fresh ingest process); the code lists stay loaded (their one-off load time is printed apart).
-
-Baseline, same run: the per-observation path, each observation through the scalar functions (cached),
-on a slice of the workload, scaled to the full count. Medians of --repeat runs; one core. Rates are per
-CPU second of this process (steadier than wall time on a shared machine); wall seconds are printed too.
+Baseline, same run: each observation through the scalar functions. Medians of --repeat runs, rates per
+CPU second; workload and method: docs/benchmarks.md.
 """
 from __future__ import annotations
 

@@ -3,16 +3,8 @@
     .venv/bin/python bench/bench_publish.py [--rows 1000000] [--repeat 3] [--bootstrap HOST:PORT]
                                             [--quick] [--memory-check]
 
-Builds a deterministic CSV of trade observations (indicator, reporter, partner, HS 2022 subheading,
-period, value, unit, multiplier, status; a few hundred distinct values per text column, as real trade
-files), then, interleaved `--repeat` times, each in a fresh process:
-  baseline  `pyarrow.csv.read_csv(file)` (all columns, multi-threaded);
-  publish   `ioxhub.producers.publish_dataset(...)` to a real broker: a throwaway tansu (memory storage)
-            started with `ioxhub.stack.tansu`, unless `--bootstrap` names one.
-Prints the medians, observations/s, MB/s of CSV, peak RSS of each process and the ratio
-baseline/publish (target: >= 0.5, i.e. publishing costs at most twice the parse).
-`--memory-check` also publishes a file 10x larger and prints peak RSS at both sizes (target: the
-larger <= 1.2x the smaller). Imports are outside the timed part of both processes.
+Prints medians, observations/s, MB/s, peak RSS and the ratio baseline/publish (target >= 0.5);
+`--memory-check` compares peak RSS at 10x the rows (target <= 1.2x). Method: docs/benchmarks.md.
 """
 from __future__ import annotations
 

@@ -2,11 +2,8 @@
 
     .venv/bin/python bench/bench_stages.py [--scale 21] [--repeat 5]
 
-Workload: the benchmark's bulk WTO CSV (`bench/run.py`), 1,004,850 observations at scale 21. Each stage
-runs on the previous stage's output, warm (imports, code lists and registry loaded first), best of
---repeat: the streaming reader, validation, chunk encoding (with the manifest checksum) and signing
-(no broker: that is `bench/run.py`'s publish figure). Prints wall time and CPU time per stage; CPU above
-wall means the stage used more than one core.
+The bulk WTO CSV of `bench/run.py` through the streaming reader, validation, chunk encoding and signing
+(no broker), warm, best of --repeat; wall and CPU time per stage (CPU above wall: more than one core).
 """
 from __future__ import annotations
 

@@ -1,12 +1,10 @@
-"""Fuzz the ingest's wire path: >= 100,000 mutated events (record fields, bytes, headers) through the
-per-record path of a run, counting what each became and the escapes (exceptions; must be 0).
+"""Fuzz the ingest's wire path: >= 100,000 mutated events through the per-record path of a run, counting
+what each became and the escapes (exceptions; must be 0).
 
     .venv/bin/python bench/fuzz.py                      # 100,000 cases (~4 min on 2 cores)
-    .venv/bin/python bench/fuzz.py --cases 5000 --seed 7
-    .venv/bin/python bench/fuzz.py --save DIR           # also write each escaping input as JSON
+    .venv/bin/python bench/fuzz.py --cases 5000 --seed 7 --save DIR   # DIR: each escaping input as JSON
 
-The strategies and seeds are tests/unit/wirefuzz.py (CI runs a few thousand cases of the same in
-tests/unit/test_fuzz_wire.py); method and last figures in docs/reliability.md.
+Strategies and seeds: tests/unit/wirefuzz.py; method and last figures: docs/reliability.md.
 """
 from __future__ import annotations
 

@@ -3,24 +3,8 @@
     .venv/bin/python bench/run.py            # full: 1M observations, medians of 3, memory at 10M, demo
     .venv/bin/python bench/run.py --quick    # 100k observations, 1 repetition, memory at 1M, no demo
 
-Workload: the bulk WTO CSV of the sample generator (`ioxhub.producers.samples.generate(out, scale=..)`,
-47,850 rows per unit of scale, deterministic), published with its own column mapping. Servers: a
-throwaway local stack (`ioxhub.stack.local.up`, memory broker, its own data directory and free ports,
-provisioned, a signing key per org), stopped at the end. Every measured step runs in its own fresh
-process (imports outside the timing; peak RSS = that process's VmHWM), so peaks are clean.
-
-Figures (each against its baseline, same run):
-- publish: CSV -> validated -> signed chunks -> Kafka (`publish_dataset`, on a broker of its own) vs
-  `pyarrow.csv.read_csv` of the same file, after one untimed round of both; ratio parse/publish,
-  target >= 0.5. Printed below the table (no target): the same publish with the CSV parsed before the
-  timer, i.e. its cost beyond parsing.
-- wire: decoding the hub's messages (`codec.decode` of every record the ingest consumes) vs the same
-  observations in the row layout (one Avro record per observation) with fastavro; target >= 3x.
-- ingest: `ioxhub.ingest.run.ingest("datasets")` (Kafka -> verified, decoded, harmonized -> Parquet on
-  S3, catalog, commit) on an empty hub vs decode-only of the same records; ratio decode/ingest >= 0.6.
-- memory: peak RSS of publish and of ingest at 10x the observations <= 1.2x their peak at 1x.
-- pull: one country from a 10M-row curated panel (`pull_table`) reads <= 10% of the dataset's bytes.
-- demo: `ioxhub demo` end to end, its own data directory and ports, <= 180 s (full mode only).
+Figures publish, wire, ingest, memory, pull and demo, each in a fresh process on a throwaway local stack;
+what each measures, its baseline and target: docs/benchmarks.md.
 """
 from __future__ import annotations
 

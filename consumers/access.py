@@ -1,12 +1,9 @@
 """Analyst access: list the catalog, and pull a dataset (filtered, projected, as of a snapshot).
 
-Predicate pushdown, so a filtered pull does not download the whole dataset:
-1. partition pruning: Hive keys in object names (`year=2024/`) are matched against the filters first;
-2. row-group pruning: each remaining Parquet object is opened through `RangedObject` (ranged GETs),
-   pyarrow reads its footer and skips the row groups whose min/max statistics exclude the filter
-   (curated datasets are written sorted by country, so one country is a few row groups);
-3. column projection: only the requested columns' pages are fetched.
-`PullResult.bytes_read` reports what crossed the network, beside the dataset's total size.
+`list_datasets()`; `pull(dataset, where, columns, as_of)` -> pandas; `pull_table(...)` -> `PullResult`
+(the Arrow table and `bytes_read`); `write_pull(result, fmt, out)`. Filters are pushed down (partition
+pruning, row-group pruning over ranged GETs, column projection), so a filtered pull does not download the
+whole dataset: docs/evidence.md.
 """
 from __future__ import annotations
 

@@ -1,12 +1,9 @@
 """Derive the shared evidence datasets from the harmonized zone into curated/ snapshots.
 
-Reads the harmonized observations and instruments tables, runs the pure derivations of
-`ioxhub.consumers.derive` (compendium, panels, impact, coverage) and writes each output as one Parquet
-object under `curated/<name>/snapshot=<n>/data.parquet`, then records the snapshot in the catalog.
-Older snapshots stay where they are, so `pull --as-of` can read them.
-
-A run whose inputs have not changed since the last derivation (same harmonized snapshots) writes
-nothing and says so: reruns never pile up identical snapshots.
+`derive_evidence(settings)` runs the pure derivations of `ioxhub.consumers.derive` on the harmonized
+observations and instruments tables and writes each output as a new snapshot
+(`curated/<name>/snapshot=<n>/data.parquet`, then the catalog); a run whose inputs have not changed writes
+nothing. Details: docs/evidence.md.
 """
 from __future__ import annotations
 

@@ -1,10 +1,8 @@
 """The impact report of one instrument: a self-contained HTML page, or a single PNG figure.
 
-`write_report(instrument_id, panel, impact, adoptions, out_path)`: for every indicator related to the
-instrument (the rows of `impact.did`), the yearly trend of adopters and non-adopters with the adoption
-years marked, and the event study (effect by year relative to adoption, 95 % intervals); in HTML also
-the difference-in-differences table and the adopters with their dates. Figures are matplotlib (Agg
-canvas, no pyplot state), embedded in the HTML as base64 PNG, so the file needs nothing else.
+`write_report(instrument_id, panel, impact, adoptions, out_path)`: per related indicator, the yearly trend
+of adopters and non-adopters and the event study; in HTML also the DiD table and the adopters. Figures are
+matplotlib (Agg canvas, no pyplot state), embedded as base64 PNG.
 """
 from __future__ import annotations
 

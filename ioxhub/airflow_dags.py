@@ -1,13 +1,10 @@
 """The hub's DAG definitions (imported by the thin files in dags/; this module imports airflow).
 
-- ingest_datasets / ingest_policies: every 5 minutes (no catch-up, one run at a time) or on demand,
-  one bounded ingest run (ioxhub.ingest.run.ingest); the Asset of what they feed is announced only when
-  the run applied something, so downstream DAGs run on new data, not on the clock.
-- derive_evidence: triggered by either harmonized Asset; derives the curated evidence datasets.
-
-Every task retries with exponential backoff and has an `execution_timeout`, every run a `dagrun_timeout`
-(values: the IOXHUB_TASK_* and IOXHUB_DAGRUN_TIMEOUT_MINUTES settings, read when the DAG file is parsed);
-failed tries and runs are recorded in the catalog by ioxhub.failures and shown by `ioxhub status`.
+- `ingest_dag(kind)`: ingest_datasets / ingest_policies, every 5 minutes, one run at a time, one bounded
+  ingest run (ioxhub.ingest.run.ingest); the Asset is announced only when the run applied something.
+- `derive_dag()`: derive_evidence, triggered by either harmonized Asset.
+- `run_policy()`: retries with backoff, `execution_timeout`, `dagrun_timeout` from the IOXHUB_TASK_* and
+  IOXHUB_DAGRUN_TIMEOUT_MINUTES settings; failures are recorded by ioxhub.failures (docs/airflow-runs.md).
 """
 from __future__ import annotations
 

@@ -1,17 +1,9 @@
 """The catalog in the bucket: what datasets exist, which releases were applied, what each run did.
 
-JSON documents under `catalog/` (small, human-readable, one PUT each):
-
-    catalog/datasets/<name>.json              one entry per harmonized or curated dataset (+ its snapshots)
-    catalog/releases/org=O/dataset=D/release=R.json   a release applied to harmonized/ (idempotency marker)
-    catalog/runs/<dag_id>/latest.json         the counts of the last run of each DAG
-    catalog/runs/<dag_id>/<run_id>.json       and of every run
-    catalog/failures/<dag_id>/<time>_<run_id>_<task>_<try>.json   a failed try or run (ioxhub.failures)
-
-A dataset entry: name, kind (harmonized | curated), publishers, schema_version, rows, coverage
-(countries, first/last period, frequencies), last_release, snapshot (int, +1 per change), snapshots
-(each with its created_at and location, so older snapshots stay addressable), licence, updated_at,
-location (the prefix to read), columns.
+`Catalog(store)`: JSON documents under catalog/ (one PUT each): `datasets/<name>.json` (a harmonized or
+curated dataset with its snapshots: `publish_snapshot`, `dataset`, `datasets`), `releases/org=/dataset=/
+release=.json` (the idempotency marker: `mark_release_applied`, `release_applied`), `runs/<dag_id>/`
+(`record_run`, `last_runs`) and `failures/<dag_id>/` (`record_failure`, `recent_failures`).
 """
 from __future__ import annotations
 

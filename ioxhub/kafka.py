@@ -13,7 +13,8 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from ioxhub.settings import Settings, get_settings
 
-# Against tansu, kafka-python's default 45 s session makes a group join wait ~23 s (platform-facts).
+# Consumers that join a group: a 6 s session (kafka-python's default is 45 s). Group joins on the local
+# tansu broker take ~23 s whatever the session (docs/local-stack.md): the ingest assigns partitions instead.
 SESSION_TIMEOUT_MS = 6000
 HEARTBEAT_INTERVAL_MS = 2000
 

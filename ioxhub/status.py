@@ -1,19 +1,11 @@
 """`ioxhub status`: the last run of each DAG (its counts), its latest failed tries and runs, the lag of
-each topic group, the releases waiting in staging/, and the records refused as internal errors (bugs
-met while handling them).
+each topic group, the releases waiting in staging/ and those expired there, and the records refused as
+internal errors (bugs met while handling them).
 
-A release waits in staging/ while some of its chunks or its manifest have not arrived; ingest applies
-it in the run that brings its last event. One that waits for long was most likely cut off at the
-producer (a publish that failed half-way): publishing the same file again completes it (same release
-id and event ids; ingest keeps the first copy of each event). The list shows each waiting release with
-its staged events, bytes and the age of its oldest event, so such releases are seen, not forgotten; one
-still incomplete after IOXHUB_STAGING_MAX_AGE_HOURS is quarantined by the ingest (ioxhub.ingest.staging)
-and listed under the expired releases with what it was missing.
-
-Runs are read from the catalog (each ingest/derive run records its counts there); the lag is the
-difference between the end offset of each topic and the ingest group's committed offset. On the local
-tansu broker end offsets can under-report after batched produce (platform-facts): the lag is then a
-lower bound, which the output says.
+Entry points: `hub_status(settings)` returns the data (the CLI renders it), `topic_lag`, `internal_errors`.
+The lag is each topic's end offset minus the ingest group's committed offset: a lower bound on the local
+tansu broker, which under-reports end offsets (docs/local-stack.md). Why releases wait in staging/ and
+when they expire: docs/architecture.md, docs/staging-expiry.md.
 """
 from __future__ import annotations
 

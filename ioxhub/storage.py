@@ -1,18 +1,10 @@
 """Object storage: the hub bucket, its zones and the one layout of object keys.
 
-Zones (prefixes of one bucket, so per-prefix permissions can separate roles):
-
-    raw/          events exactly as received (Avro container files), by org/topic/partition/offset range
-    staging/      chunk events of releases still waiting for their other chunks or their manifest
-    harmonized/   Parquet, Hive-style partitions, the current state of each dataset (+ history)
-    quarantine/   refused events and observations, with their reasons
-    curated/      derived evidence datasets, one directory per snapshot
-    catalog/      JSON documents: datasets, releases applied, runs
-
-Every object name is deterministic (a rerun of the same input writes the same key), and every write is a
-single PUT, so a reader never sees half an object. Reads of Parquet go through `RangedObject`, a seekable
-file over ranged GETs, so pyarrow fetches only the footer and the row groups it needs (predicate pushdown
-without downloading whole objects).
+`ObjectStore(settings)`: put/get of bytes, JSON, Parquet and files, listing, deletion, `open` (a
+`RangedObject`: a seekable file over ranged GETs, so pyarrow fetches only the footer and the row groups it
+needs); `StorageError` for an outage. The key builders (`raw_key`, `staging_key`, `harmonized_key`,
+`quarantine_*_key`, `curated_prefix`, ...) are the only place object names are made: each is
+deterministic (a rerun writes the same key) and each object is one PUT. Zones: README, "Storage zones".
 """
 from __future__ import annotations
 

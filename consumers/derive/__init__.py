@@ -5,8 +5,7 @@
 - `instrument_impact(annual_panel, instruments, adoptions)` -> `Impact(country_changes, did, event_study)`
 - `data_coverage(observations, countries=None)` -> `Coverage(detail, by_org)`
 
-Inputs are pandas DataFrames or pyarrow Tables; outputs are pandas DataFrames with a fixed column
-order and a deterministic row order (the column lists are exported next to each function).
+Inputs: pandas or pyarrow; outputs: pandas with fixed column and row order. Methods: docs/evidence.md.
 """
 from .compendium import COMPENDIUM_COLUMNS, HISTORY_COLUMNS, instrument_history, instruments_compendium
 from .coverage import Coverage, data_coverage

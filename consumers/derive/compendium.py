@@ -1,18 +1,8 @@
 """The instruments compendium: every instrument of every IO, its current version, history and adopters.
 
 `instruments_compendium(instrument_versions, adoptions)`: one row per instrument (`COMPENDIUM_COLUMNS`),
-sorted by instrument_id. `instrument_history(instrument_versions)`: every update, in order.
-
-Rules:
-- Updates are ordered by (effective_date, produced_at, event_id); repeated event_ids count once.
-- The *current version* is the latest instrument-level update (any action but ADOPTED_BY_MEMBER,
-  which records a member adopting a possibly older version); an instrument known only from member
-  adoptions takes its latest update. Status is "withdrawn" when that update is a WITHDRAWN, else "active".
-- Descriptive fields (title, type, binding, themes, related indicators, url, issuing and partner orgs)
-  come from the latest instrument-level update that is not a withdrawal (a withdrawal notice may carry
-  less), falling back to the current update.
-- Adopting members and their dates come from `adoptions` (first ADOPTED_BY_MEMBER per country), listed
-  by date then country. Adoptions of instruments without any update are left out (logged).
+sorted by instrument_id. `instrument_history(instrument_versions)`: every update, in order. The rules
+(ordering of updates, current version, status, adopters): docs/evidence.md.
 """
 from __future__ import annotations
 

@@ -1,16 +1,8 @@
 """Data coverage: who publishes what, for which countries and periods (the ecosystem's own measure).
 
-`data_coverage(observations, countries=None)` -> `Coverage(detail, by_org)`:
-- `detail`, one row per org x dataset x indicator x freq: observation counts (all, with a value,
-  totals without counterpart/commodity breakdown), countries, distinct periods, first and last period,
-  releases, last publication, and `grid_share`: the share of the country x period grid covered, i.e.
-  distinct (country, period) cells over (countries in the universe) x (periods from the first to the
-  last one at that frequency);
-- `by_org`, one row per publisher: datasets, indicators, observations, countries, first period start,
-  last period end, mean grid share over its indicators, last publication.
-
-The country universe is `countries` when given (e.g. all ISO 3166 codes, or a membership list), else
-every ref_area present in `observations`. Vectorized: integer codes and pandas group-bys.
+`data_coverage(observations, countries=None)` -> `Coverage(detail, by_org)`: `detail` per org x dataset x
+indicator x freq (counts, countries, periods, releases, `grid_share` of the country x period grid),
+`by_org` per publisher. Columns and the country universe: docs/evidence.md.
 """
 from __future__ import annotations
 

@@ -1,9 +1,8 @@
 """Input plumbing shared by the derivations: accept pandas or Arrow, check columns, encode keys as ints.
 
-The harmonized zone is read as Arrow (often with dictionary-encoded strings) or as pandas; every
-derivation starts with `arrow_table(...)` / `frame(...)`, which check the required columns and name
-the missing ones. Group-bys on big tables run on small integer codes (`codes`), combined into one
-int64 key per row (`group_ids`), never on Python strings.
+`arrow_table(...)` / `frame(...)` check the required columns and name the missing ones; `codes` turns a
+string column into small integer codes and `group_ids` combines them into one int64 key per row, so
+group-bys on big tables never run on Python strings.
 """
 from __future__ import annotations
 

@@ -1,45 +1,11 @@
 """Instrument impact: did an indicator move in the countries that adopted an instrument?
 
-`instrument_impact(panel, instruments, adoptions)` works on the annual long panel (`panel.py`,
-freq "A") and returns an `Impact` with three tables:
-
-- `country_changes`: per instrument, related indicator and adopting country, the pre-window and
-  post-window means (pre = the `pre` years before the adoption year, post = the adoption year and the
-  `post - 1` years after: a country adopting in 2019 with pre=post=3 compares 2016-2018 to
-  2019-2021), their change, and that change net of its clean controls' change (the country's DiD);
-- `did`: per instrument x indicator x scale, the average effect on the adopters (ATT) with its
-  standard error, 95 % interval, p-value, degrees of freedom and n (treated / control countries,
-  cohorts, country-years);
-- `event_study`: the effect by year relative to adoption (-k..+k, reference year -1 = 0 by
-  construction); the pre-adoption rows are the parallel-trends check.
-
-**Estimator (stacked cohort DiD on collapsed windows).** Adopters are grouped by adoption year g
-(cohort). Each cohort is a 2x2 experiment against its *clean controls*: countries that had not
-adopted by the end of the cohort's post window (`control="not_yet"`, the default: never-adopters plus
-later adopters while still untreated) or never-adopters only (`control="never"`). Each country's
-window means are collapsed to one change Δ = post mean - pre mean (collapsing removes the serial
-correlation that inflates yearly DiD t-statistics: Bertrand, Duflo & Mullainathan 2004). An adopter's
-DiD is its Δ minus the mean Δ of its cohort's controls; the ATT is the mean over adopters (so cohorts
-weigh by their number of adopters, as in Callaway & Sant'Anna's simple aggregation). Comparing only
-with clean controls avoids the "forbidden comparisons" that bias two-way fixed effects regressions
-under staggered adoption with effects that change over time (Goodman-Bacon 2021).
-
-**Inference.** Var(ATT) = V_adopters + V_controls: V_adopters = sum (DiD_i - ATT)^2 / (nT (nT-1));
-V_controls clusters by country (a control country serving several cohorts contributes the sum of its
-influences), with the J/(J-1) small-sample factor. For one cohort this is exactly Welch's variance of
-a difference of means. The t reference uses Welch-Satterthwaite degrees of freedom, so few adopters
-give wide intervals rather than false positives. Event-study rows use the same machinery on
-y(g+e) - y(g-1), with controls untreated at both years.
-
-**Scales.** Both levels and logs are estimated when every value is positive; the *primary* scale is
-log (effect read as %: 100 (exp(b) - 1)) for flows (kg, money, counts, persons...), whose policy
-effects are proportional, and levels for rates and levels (hours, percent, index), whose effects are read
-in the unit: the `scale` of the unit's kind in the harmonizer's table (`ioxhub.harmonize.units.unit_kind`,
-docs/units.md). Override with `scale="level"|"log"`.
-
-**Caveats.** Parallel trends between adopters and their controls is assumed (check the event study);
-adoption is not random; the adoption year counts as treated although adoption may fall late in it
-(dilutes the first-year effect); spillovers to non-adopters are ignored; no covariates.
+`instrument_impact(panel, instruments, adoptions)` works on the annual long panel (`panel.py`) and
+returns an `Impact` with three tables: `country_changes` (each adopter's pre/post window means and its
+DiD), `did` (per instrument x indicator x scale: the average effect on the adopters with standard error,
+interval, p-value, df and n) and `event_study` (the effect by year relative to adoption). Estimator:
+stacked cohort difference-in-differences against not-yet-treated controls, cluster-robust standard
+errors, Welch degrees of freedom; method, scales and caveats: docs/method-impact.md.
 """
 from __future__ import annotations
 

@@ -1,41 +1,10 @@
 """The indicator panel: country x period x indicator across IOs, one frequency per output.
 
-`indicator_panel(observations, freq="A")` -> long form, one row per (indicator, ref_area, period);
-`panel_wide(long)` -> wide form, one row per (ref_area, period), one column per indicator.
-
-Rules (all vectorized: integer codes + numpy/pandas group-bys, no per-row Python):
-
-- **Frequency.** The output has exactly one frequency, `freq` in A, S, Q, M. Observations published at
-  that frequency are used as they are. Where a series (org, dataset, indicator, country) has no native
-  observation for a target period, finer observations (S, Q, M, W, D) are aggregated into it, from the
-  coarsest finer frequency available; a sub-period belongs to the target period holding its
-  `period_start` (so a week straddling 31 December counts in the year it starts). Coarser observations
-  than `freq` are never split (an annual figure does not make a monthly panel).
-- **Aggregation by unit.** The unit's kind in the harmonizer's table (`ioxhub.harmonize.units.unit_kind`,
-  docs/units.md) decides: flows (KG, USD and other currencies, NUMBER, PERSONS, DOSES, TEU) are summed
-  over sub-periods; levels (HOURS, PERCENT, INDEX) are averaged (plain mean of the sub-period values).
-  An aggregated value is kept only when its sub-periods cover at least `min_coverage` (default 0.95) of
-  the target period's days (a year with 11 of 12 months is dropped, since its sum would look like a
-  fall). A unit without a kind (not a canonical unit) is never aggregated (native rows only).
-- **Breakdowns.** A country's total is the observation with no counterpart and no commodity. Where a
-  series has no total for a period, `breakdown="fill"` (default) derives one by summing one disjoint
-  breakdown, flow units only: the commodity breakdown at its coarsest HS level (no partner), else the
-  partner breakdown (no commodity), else partner x commodity at the coarsest HS level. Summing one level
-  only avoids double counting across HS levels or across the two dimensions; a breakdown that does not
-  cover all partners/commodities gives a partial total (flagged by `source_level`). `breakdown="totals"`
-  uses published totals only.
-- **Missing values.** Observations with a null value still take part in choosing the source and in
-  revisions (a revision to null withdraws a value), but the panel never holds a null: a breakdown sum
-  with a missing cell is missing (not a smaller total), missing sub-periods cover no days (so the
-  `min_coverage` rule decides), and a missing native value leaves the period out.
-- **Revisions and sources.** Repeated observations of one series and period keep the latest
-  `published_at`. If two datasets give the same indicator for the same country and period, the most
-  recently published one wins (`n_sources` says how many competed). Ties in `published_at` go to the
-  greater (dataset_id, release_id), then (conflicting values in one release) to the greater value,
-  so the output never depends on the input's row order.
-
-Provenance columns: org (publisher), dataset_id, release_id, schema_version, published_at (of the most
-recently published contributing observation), unit, source_freq, source_level, n_obs, coverage.
+`indicator_panel(observations, freq="A")` -> long form, one row per (indicator, ref_area, period), with
+provenance columns (`LONG_COLUMNS`); `panel_wide(long)` -> wide form, one row per (ref_area, period), one
+column per indicator. Finer observations are aggregated by their unit's kind, missing totals filled from
+one breakdown, revisions and competing sources settled by publication time; the rules:
+docs/method-impact.md. Vectorized: integer codes and numpy/pandas group-bys, no per-row Python.
 """
 from __future__ import annotations
 

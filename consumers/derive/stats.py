@@ -1,9 +1,8 @@
-"""Student t p-values and quantiles for the impact estimates.
+"""Student t p-values and quantiles for the impact estimates: `t_pvalue(t, df)`, `t_quantile(p, df)`.
 
-Hand-written because scipy is not a dependency of the hub: the two-sided p-value of a t statistic is
-the regularized incomplete beta function I_x(df/2, 1/2) with x = df / (df + t^2), evaluated with the
-classic Lentz continued fraction (Numerical Recipes 6.4); quantiles are found by bisection. Accurate
-to ~1e-10, checked against known table values in tests/unit/test_derive_stats.py.
+Hand-written because scipy is not a dependency of the hub: the two-sided p-value is the regularized
+incomplete beta function I_x(df/2, 1/2), x = df / (df + t^2), by the Lentz continued fraction (Numerical
+Recipes 6.4); quantiles by bisection. Accurate to ~1e-10 (tests/unit/test_derive_stats.py).
 """
 from __future__ import annotations
 

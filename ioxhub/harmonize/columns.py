@@ -1,19 +1,9 @@
 """Column plumbing shared by the harmonization rules: harmonize each distinct value once, then gather.
 
-The wire format (schemas/dataset_chunk) is dictionary-encoded: a chunk carries one string table shared
-by all its columns and int index columns (-1 = absent). Every rule therefore works on the distinct values
-a column uses (a few hundred per chunk) and expands the results to the observations with numpy/Arrow
-gathers, so the cost per observation is a gather, never a Python call.
-
-- `wire_column(strings, indexes)`: the wire form -> `pa.DictionaryArray` (-1 becomes null).
-- `Codebook(fn, ...)`: one per rule: `fn` applied once per distinct text (per process), results kept as
-  columns; `rows(column)` -> `Rows`, per-row result ids (entries of the shared string table that only
-  other columns use are skipped), then `Rows.strings(field)` / `Rows.plain(field)` gather one field.
-
-String outputs of the rules are `dictionary<int32, string>` arrays, like their input: the dictionary
-holds the distinct harmonized strings (no nulls, no repeats: "FR", "FRA" and "France" share one entry)
-and nulls sit in the indices. Parquet stores them as dictionary pages as they are; `.dictionary_decode()`
-(or `.cast(pa.string())`) gives a plain string array. Numbers and dates are plain arrays.
+- `wire_column(strings, indexes)`: a chunk's string table and index column -> `pa.DictionaryArray`.
+- `Codebook(fn, ...)`: one per rule, `fn` applied once per distinct text per process; `rows(column)` ->
+  `Rows`, then `Rows.strings(field)` (dictionary<int32, string>) / `Rows.plain(field)` gather one field.
+Why and how (the cost per observation is a gather, never a Python call): docs/harmonization.md.
 """
 from __future__ import annotations
 

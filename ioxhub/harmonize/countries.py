@@ -1,29 +1,9 @@
 """Reference areas (countries) -> ISO 3166-1 alpha-3, via pycountry.
 
-Accepted, for each of the 249 current ISO 3166-1 countries (pycountry):
-- alpha-2 (`VN`), alpha-3 (`VNM`), numeric with or without leading zeros (`704`, `4` = `004`), any case;
-- the ISO English short name, official name and common name (`Viet Nam`, `Socialist Republic of Viet Nam`,
-  `Vietnam`);
-- a small table of variants used by IOs (`VARIANTS`: World Bank / UN M49 / WTO spellings such as
-  `Korea, Rep.`, `Turkey`, `Ivory Coast`, `Russia`, `Czech Republic`, `Chinese Taipei`, `UK`, `USA`).
-Names are matched on a key that ignores case, diacritics, punctuation, the words "the", "of", "and",
-"&", common abbreviations (St., Rep., Dem., Fed., Sts.) and word order, so `Côte d'Ivoire`,
-`COTE D IVOIRE` and `Korea, Republic of` / `Republic of Korea` all match. A key that would name two
-countries is never used (checked when the table is built).
-
-Deliberate choices:
-- The ISO 3166 *exceptionally reserved* codes `UK` (GBR) and `EL` (GRC) are accepted (Eurostat uses them).
-- Kosovo (`XK`, `XKX`, "Kosovo") -> `XKX`, the user-assigned code used by the EU, IMF and World Bank; it
-  is the only non-ISO output.
-- The hub harmonizes to countries. Aggregates (World `W00`/`WLD`/`0`, EU, euro area, OECD, ...; see
-  `AGGREGATES`) are not countries: they come back null with reason "aggregate-area", so they are counted
-  apart from plain unknowns ("unknown-country"). Historic countries (`SCG`, `ANT`, ...) are unknown.
-- Absent input (null, empty or blank string) gives null with no reason: absence is not an error here
-  (e.g. counterpart_area -1); whether a column may be absent is the caller's rule.
-
 Scalar: `harmonize_country(value) -> Country(iso3, reason)`, `to_iso3(value) -> iso3 | None`.
-Vectorized: `to_iso3_array(values) -> Harmonized(value, reason)`: each distinct value harmonized once
-(`CODEBOOK`), then gathered; outputs are dictionary<int32, string> (see `ioxhub.harmonize.columns`).
+Vectorized: `to_iso3_array(values) -> Harmonized(value, reason)` (each distinct value once, `CODEBOOK`).
+Accepted codes and names, `VARIANTS`, `AGGREGATES` ("aggregate-area") and the deliberate choices (UK, EL,
+Kosovo): docs/harmonization.md.
 """
 from __future__ import annotations
 

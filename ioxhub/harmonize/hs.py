@@ -1,21 +1,9 @@
 """Commodity codes -> HS 2022 codes checked against the nomenclature in `ioxhub/data/hs/`.
 
-Normalization of one published code (a string):
-1. trim; `TOTAL` (and the SDMX total `_T`) is the all-commodities total: code "TOTAL", level 0, no chapter;
-2. drop the separators "." and blanks (`0101.21` -> `010121`, `8471.30.00` -> `84713000`); anything
-   else that is not a digit makes the code unknown;
-3. an odd number of digits means a leading zero was lost (the code went through a number somewhere):
-   pad one zero on the left (`10121` -> `010121`, `101` -> `0101`, `1` -> `01`);
-4. longer than 6 digits (national tariff lines, 8 or 10 digits) -> the first 6 (the HS subheading);
-5. the result (2-digit chapter, 4-digit heading or 6-digit subheading) must be in the HS 2022 list,
-   including the "not specified" codes 99 / 9999 / 999999 the list carries.
-So `code` is always 2, 4 or 6 digits (or "TOTAL"), `level` is its length (0 for TOTAL) and `chapter` its
-first two digits. Codes not in HS 2022 give null with reason "unknown-hs-code"; absent input (null or
-blank) gives null with no reason. A float artifact such as `10121.0` is read as digits `101210` and is
-reported unknown rather than guessed.
-
-Scalar: `normalize_hs(value) -> HsCode`. Vectorized: `normalize_hs_array(values) -> HsColumns`.
-Look-ups on normalized codes: `hs_section`, `hs_description`, `hs_section_array`, `section_name`.
+Scalar: `normalize_hs(value) -> HsCode` (code, level, chapter, reason). Vectorized:
+`normalize_hs_array(values) -> HsColumns`. Look-ups on normalized codes: `hs_section`, `hs_description`,
+`hs_section_array`, `section_name`. The normalization steps (separators, lost leading zeros, national
+tariff lines): docs/harmonization.md.
 """
 from __future__ import annotations
 

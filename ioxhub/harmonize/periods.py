@@ -1,25 +1,8 @@
 """SDMX time periods -> frequency, first day, last day (inclusive) and one normalized label.
 
-| freq | accepted (any case; the hyphen is optional before A/S/Q/M/W) | normalized label | start .. end (inclusive) |
-|------|------------------------------------------|------------|--------------------------------------|
-| A    | `2024`, `2024-A1`                         | `2024`       | 2024-01-01 .. 2024-12-31             |
-| S    | `2024-S1`, `2024S2`                       | `2024-S1`    | 2024-01-01 .. 2024-06-30 (S2: Jul-Dec) |
-| Q    | `2024-Q1`, `2024Q1`                       | `2024-Q1`    | 2024-01-01 .. 2024-03-31             |
-| M    | `2024-03`, `2024-M03`, `2024M3`           | `2024-03`    | 2024-03-01 .. 2024-03-31             |
-| W    | `2024-W05`, `2024W5`                      | `2024-W05`   | ISO week: Monday 2024-01-29 .. Sunday 2024-02-04 |
-| D    | `2024-03-15`                              | `2024-03-15` | 2024-03-15 .. 2024-03-15             |
-
-Normalized labels: the ISO 8601 forms where ISO has one (year, month `YYYY-MM`, day, week `YYYY-Www`)
-and the SDMX reporting-period forms otherwise (`YYYY-Sn`, `YYYY-Qn`), so each period has exactly one
-label and labels of one frequency sort chronologically. Monthly is `2024-03`, not `2024-M03`: it is both
-ISO 8601 and what SDMX-ML 2.1 data messages carry for monthly periods.
-
-Years are four digits. Anything else (`2024-Q5`, `2024-13`, `2024-W53` in a year without an ISO week
-53, `2024-02-30`, times of day, `abc`) gives nulls with reason "bad-period"; absent input (null or blank)
-gives nulls with no reason.
-
-Scalar: `parse_period(value) -> Period`. Vectorized: `parse_period_array(values) -> PeriodColumns`
-(freq, start date32, end date32 inclusive, label, reason): each distinct value parsed once, then gathered.
+Scalar: `parse_period(value) -> Period`. Vectorized: `parse_period_array(values) -> PeriodColumns` (freq,
+start date32, end date32 inclusive, label, reason): each distinct value parsed once, then gathered.
+Accepted forms, labels and "bad-period": docs/harmonization.md.
 """
 from __future__ import annotations
 

@@ -1,14 +1,10 @@
 """Units and multipliers -> one canonical unit per quantity; values rescaled to it; the kind of each unit.
 
-A harmonized value is `value x 10^unit_mult x factor(unit)`, in the canonical unit of `unit`. Every
-canonical unit has a kind (`UnitKind`): a flow is summed over sub-periods and breakdowns and its effects
-are read on the log scale; a level (rate, duration, share, index) is averaged and read in its unit. The
-table of units, spellings, scale words, reasons and kinds, and why: docs/units.md.
-
+A harmonized value is `value x 10^unit_mult x factor(unit)`, in the canonical unit of `unit`.
 Scalar: `canonical_unit(unit) -> UnitFactor`, `normalize_value(value, unit, unit_mult) -> (value, unit,
-reason)`. Vectorized: `canonical_unit_array(units) -> UnitColumns`,
-`normalize_values(values, units, unit_mult) -> NormalizedValues` (unique units, then numpy gathers).
-Kinds: `unit_kind(canonical) -> UnitKind | None`, `unit_kinds()`, `canonical_units()`.
+reason)`. Vectorized: `canonical_unit_array(units) -> UnitColumns`, `normalize_values(values, units,
+unit_mult) -> NormalizedValues`. Kinds (flow: summed, log scale; level: averaged, level scale):
+`unit_kind(canonical) -> UnitKind | None`, `unit_kinds()`, `canonical_units()`. Table and why: docs/units.md.
 """
 from __future__ import annotations
 

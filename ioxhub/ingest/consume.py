@@ -1,11 +1,9 @@
 """Consume one bounded batch from a set of topics, and commit it once its results are durable.
 
-The batch ends when `max_records` were read or nothing arrived for `idle_ms`; end offsets are never
-used to decide "caught up" (tansu under-reports them, platform-facts). Records are handed to the
-caller poll by poll (at most ROUND_RECORDS at a time, fetches capped at FETCH_BYTES) and not kept:
-memory does not grow with the batch; the batch keeps only the offset range of each partition. Partitions are assigned
-explicitly (no group join: ~3 s saved per run, and the DAG allows one active run) while offsets are
-committed to the consumer group, so runs resume where the last committed run stopped.
+`BatchConsumer.poll_batch(max_records, idle_ms, take)` hands records to `take` poll by poll until
+`max_records` were read or nothing arrived for `idle_ms` (end offsets are not trusted: see
+docs/local-stack.md); `commit(batch)` commits the batch's offsets to the consumer group. Partitions are
+assigned explicitly (no group join), so runs resume where the last committed run stopped.
 """
 from __future__ import annotations
 

@@ -1,22 +1,9 @@
 """Dataset events of one batch -> complete releases applied to the harmonized zone.
 
-A release (org, dataset, release id) is a run of chunk events followed by its manifest, all keyed to one
-partition. It becomes visible only when the manifest and every chunk it announces are here and the
-checksum over the chunk bodies matches. Events of a release that is not complete yet are kept in
-staging/ (their bytes as received) and the release is finished by the run that brings its last event,
-or quarantined as `incomplete-release` when it waits too long (ioxhub.ingest.staging); a late event of
-such a release is refused with the same reason.
-
-Every event ends in exactly one bucket of `DatasetCounts`: applied (part of a release applied in this
-run), staged (waiting for the rest of its release), duplicate (an event id seen before, or a release
-already applied) or quarantined (with its reason, see DeadLetters). Observations of the releases applied
-in this run end in one of: harmonized, refused (bad rows), duplicate rows.
-
-Memory stays bounded whatever the size of a release: each chunk is harmonized as it arrives and its
-rows go to a local spill (ioxhub.ingest.spill) in key order; the event bytes go to a local file (for
-the checksum, staging and dead letters). Nothing of a release is durable before the release is
-complete: the spill lives in the run's temporary directory, the harmonized zone is written by
-`apply_release` once the manifest and every chunk are here.
+`DatasetIngest.add` takes each decoded event; `finish` applies the releases that are complete and
+consistent (manifest, every chunk, checksum, counts), stages the others in staging/ and refuses the bad
+ones whole; `settle` removes the staged events of refused releases once their dead letters are written.
+Every event ends in one count of `DatasetCounts`. Release model and crash analysis: docs/architecture.md.
 """
 from __future__ import annotations
 

@@ -1,22 +1,10 @@
 """Apply a complete, harmonized release to the harmonized zone: duplicates, revisions, history, catalog.
 
-- Duplicates: rows of one release with the same series key and period (SERIES_KEY) are kept once (the
-  last one the publisher sent).
-- History: every release's rows are kept as they were, under harmonized/observation_history/.
-- Revisions: the current state (harmonized/observations/org=/dataset=/year=/data.parquet) keeps, per
-  key, the row of the newest release (published_at, then release id). Re-applying the same release (a
-  rerun after a crash) rewrites the same rows: idempotent, nothing counted twice.
-- Each year partition is rewritten in one PUT, so readers never see a half-written partition.
-
-Bounded memory, whatever the size of a release or a partition: a year is processed one key range
-(consecutive (indicator, ref_area) keys, about SLICE_ROWS rows of new and current rows) at a time.
-Every copy of a series lies in one range, so duplicates and revisions are settled range by range; the
-rows of each range are written, sorted by (indicator, ref_area, period), as row groups of a local
-Parquet file that is uploaded once complete. The current partition is read back range by range too
-(its key columns first, then only the row groups a range needs).
-
-Parquet files are written from dictionary-encoded columns without the Arrow schema in their metadata,
-so readers get exactly HARMONIZED_SCHEMA (plain strings, date32, timestamp[ms, UTC]).
+`apply_release(store, catalog, org, dataset_id, release_id, spill, manifest, workdir)` keeps repeated rows
+of the release once, lets the newest release win each series key and period (published_at, then release
+id), keeps the release's rows under harmonized/observation_history/, rewrites each year partition in one
+PUT (re-applying a release rewrites the same rows) and publishes the dataset's catalog entry. A year is
+merged one key range at a time: docs/architecture.md, "Bounded memory in the ingest".
 """
 from __future__ import annotations
 

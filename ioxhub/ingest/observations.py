@@ -1,18 +1,9 @@
 """Dataset chunks -> harmonized observation rows (and refused rows with their reasons).
 
-A chunk arrives columnar and dictionary-encoded (schemas/dataset_chunk): its columns become Arrow
-dictionary arrays over the chunk's string table without touching single observations, and each
-harmonization rule runs on the unique values of its column, then gathers (ioxhub.harmonize.columns).
-
-Harmonized columns (the harmonized zone's Parquet files; org, dataset and year are Hive partition keys
-of the path, so they are not repeated inside the files):
-
-    release_id, schema_version, indicator, ref_area (ISO 3166 alpha-3), counterpart_area, commodity
-    (HS 2022 code), freq, period (normalized label), period_start, period_end, value (canonical unit),
-    unit (canonical), obs_status, published_at
-
-A row is refused when a present value cannot be harmonized or a required one is missing; it is kept
-with the first failing field, the reason, and the source file and line the publisher sent.
+`harmonize_chunk(record, schema_version, published_at)` turns a chunk's columns into Arrow dictionary
+arrays over its string table and runs each harmonization rule on them (`ioxhub.harmonize`); it returns the
+rows in `HARMONIZED_SCHEMA` and the refused ones in `REFUSED_SCHEMA` (first failing field, reason, source
+file and line). The harmonized row: docs/harmonization.md.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Policy update events -> the instruments tables of the harmonized zone.
+"""Policy update events -> the instruments tables of the harmonized zone (`PolicyIngest`).
 
     harmonized/instruments/instrument_versions.parquet   every policy update ever accepted (full history)
     harmonized/instruments/adoptions.parquet             per instrument and member: first adoption date

@@ -1,12 +1,10 @@
 """The dead-letter path: refused events and observations, with their reasons.
 
-Each refusal is a `DeadLetter` record (schemas/dead_letter): written as one Avro container file per
-partition batch under quarantine/events/ (deterministic name: a rerun overwrites it) and sent to the
-hub's dead-letter topic, keyed by `topic/partition/offset/reason` so a consumer of the topic can drop
-the copies a rerun re-sends. Refused observations inside an otherwise good event are also kept as
-rows (with source file, line, field and reason) under quarantine/observations/. An unexpected error
-while handling a record (`internal_error`) refuses that record with reason `internal-error` and keeps
-its traceback under quarantine/errors/.
+`DeadLetters.refuse(record, reason, detail)` collects a refusal (schemas/dead_letter); `internal_error`
+refuses a record that raised unexpectedly and keeps its traceback; `write(store, settings)` writes one
+Avro container file per partition batch under quarantine/events/ (a rerun overwrites it), the tracebacks
+under quarantine/errors/, and sends every letter to the dead-letter topic keyed by
+`topic/partition/offset/reason`. `OUTAGES`: the errors that fail the run instead. Reasons: docs/reliability.md.
 """
 from __future__ import annotations
 

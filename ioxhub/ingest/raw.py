@@ -1,10 +1,9 @@
 """The raw zone: every consumed record exactly as received, one Avro container file per partition batch.
 
-The object name carries the offset range, so a rerun over the same offsets overwrites the same object;
-an earlier attempt that started at the same offset but read a different range (a crashed run) is removed,
-so raw/ never holds the same offsets twice. `RawZone` appends the records to local container files as
-they are polled (bounded memory; encoding and deflate in a background thread) and uploads each once
-the batch is complete.
+`RawZone.add(tp, records)` appends records to local container files as they are polled (deflate in a
+background thread); `write()` uploads each under a name carrying its offset range (a rerun overwrites it)
+and removes an earlier attempt that started at the same offset with another range, so raw/ never holds
+an offset twice.
 """
 from __future__ import annotations
 

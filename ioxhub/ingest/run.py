@@ -1,23 +1,9 @@
 """One ingest run: consume a bounded batch -> raw -> verify, decode -> harmonize -> write -> commit.
 
-This is what the ingest DAGs call. The order of the steps is the exactly-once argument:
-
-1. raw/ gets every record as received (deterministic object names: a rerun overwrites), uploaded once
-   the batch is read (records are appended to local files as they are polled, so memory does not grow
-   with the batch);
-2. each record's signature is verified against the trust store (unless IOXHUB_REQUIRE_SIGNATURES is
-   off), then it is decoded, its org claims checked (topic owner = header org = payload org), and handed
-   to the dataset or policy handler (which checks its content); or it is refused into the dead-letter
-   path with its reason. An unexpected exception refuses the one record (`internal-error`), not the run;
-3. the handler writes harmonized data, quarantine rows, the catalog, then its idempotency markers;
-4. dead letters go to quarantine/ and the dead-letter topic; releases incomplete in staging/ for too
-   long are quarantined (ioxhub.ingest.staging); the run's counts go to the catalog;
-5. only then are the offsets committed.
-
-A crash before 5 leaves the offsets where they were: the rerun reads the same records and rewrites
-the same objects, and a release already marked applied is counted as a duplicate, never applied twice.
-Every consumed event ends in exactly one count (applied, staged, duplicate, quarantined): `reconcile`
-checks it before anything is committed.
+`ingest(kind)` is what the ingest DAGs call; `handle` takes one record (an unexpected exception refuses
+that record as `internal-error`, never the run); `accept` verifies, decodes and checks a record's org
+claims; `reconcile` checks that every consumed event is in exactly one count before anything is
+committed. The order of writes and commits is the exactly-once argument: docs/architecture.md.
 """
 from __future__ import annotations
 

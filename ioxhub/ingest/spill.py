@@ -1,15 +1,9 @@
-"""Harmonized rows of a release being assembled, on local disk in key order: a release of any size is
-applied in bounded memory (ioxhub.ingest.harmonized reads it back one key range at a time).
+"""Harmonized rows of a release being assembled, kept in key order in memory or on local disk.
 
-Each harmonized chunk is sorted (stably: the publisher's order survives among equal keys) by
-(year of period_start, indicator, ref_area) into one record batch per year, with an index of where each
-(indicator, ref_area) key starts. The batches stay in memory while the run's `MemoryBudget` allows
-(MEMORY_ROWS rows over all releases of the run: small releases never touch the disk), the rest goes
-to one Arrow IPC file per chunk. `rows_by_range(year, ranges)` gives
-the rows of one year range by range (key ranges [lo, hi]), chunk after chunk in chunk_seq order.
-
-Rows with the same series key share year, indicator and ref_area, so a key range holds every copy of
-its series: duplicates and revisions are settled inside one range.
+`ReleaseSpill.add(seq, rows)` sorts a chunk's rows by (year, indicator, ref_area); `rows_by_range(year,
+ranges)` gives them back one key range at a time, chunk after chunk in chunk_seq order, so a release of
+any size is applied in bounded memory (`MemoryBudget`: MEMORY_ROWS rows per run stay in memory, the rest
+goes to Arrow IPC files). Method: docs/architecture.md, "Bounded memory in the ingest".
 """
 from __future__ import annotations
 

@@ -2,13 +2,9 @@
 
 - `staged_releases(store)`: each release in staging/ with its events, bytes and the age of its first event.
 - `expire_staged(store, settings, active=..., caught_up=...)`, called by each datasets ingest run: a release
-  still incomplete IOXHUB_STAGING_MAX_AGE_HOURS after its first staged event goes to the dead-letter path
-  (reason `incomplete-release`, one letter per staged event), a record of what was missing is kept under
-  quarantine/expired_releases/, and its staged events are removed. Returns `releases_expired` and
-  `events_expired` (events counted "staged" by earlier runs, so not part of this run's consumed events).
-- `expired_releases(store)`: those records. A late event of an expired release is refused with the same
-  reason by the datasets ingest (the record closes the release id).
-
+  still incomplete IOXHUB_STAGING_MAX_AGE_HOURS after its first staged event is quarantined
+  (`incomplete-release`) and its release id closed; returns `releases_expired` and `events_expired`.
+- `expired_releases(store)`: the records of the expired releases.
 Method and rationale: docs/staging-expiry.md.
 """
 from __future__ import annotations

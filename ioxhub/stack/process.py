@@ -1,12 +1,9 @@
 """Supervision of the local servers: start detached, record what was started, stop exactly that.
 
-A started server runs in its own session (so it outlives the `ioxhub` command and a terminal's
-Ctrl-C), writes stdout/stderr to `<data_dir>/logs/<name>.log`, and is recorded in
-`<data_dir>/run/<name>.pid` (JSON: pid, create time, executable, command line), taken once the server
-has exec'd. A process is the recorded one if its pid, create time and executable match, so a recycled
-pid is never killed. A process whose stdout is a service's log but that no record names (a leftover of
-an earlier run) is found by `leftovers` and stopped by `stop` too.
-psutil reads /proc portably and gives the process tree (airflow standalone forks several servers).
+`start(spec, data_dir)` runs a server in its own session, its output in `<data_dir>/logs/<name>.log`,
+and records it in `<data_dir>/run/<name>.pid` once it has exec'd; `stop` ends the recorded process
+(matched on pid, create time and executable, so a recycled pid is never killed); `leftovers` finds servers
+of this data directory that no record names (psutil: /proc and the process tree). Method: docs/local-stack.md.
 """
 from __future__ import annotations
 

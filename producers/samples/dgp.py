@@ -3,10 +3,9 @@
     x[c, t] = country_fe[c] + dim_fe[...] + trend * (year - 2015) + year_shock[year] + season[sub]
               + sum(planted effect * post_adoption[c, year]) + noise,   noise ~ N(0, noise_sd)
 
-On the ``log`` scale y = exp(x), on the ``level`` scale y = x. Country and dimension fixed effects
-(HS heading, partner, ...) are drawn from the seeded generator; trend, shocks (common to every country,
-e.g. COVID-19) and seasonality are constants here. There are no country-specific trends, so a
-difference-in-differences against never-adopters recovers the planted effects (effects.py).
+y = exp(x) on the ``log`` scale, y = x on the ``level`` scale. There are no country-specific trends, so a
+difference-in-differences against never-adopters recovers the planted effects. Parameters (`DGPS`):
+docs/sample-feeds.md.
 """
 from __future__ import annotations
 

@@ -1,18 +1,10 @@
 """The planted effects: what the impact estimators must recover from the sample feeds.
 
-`PLANTED_EFFECTS` is derived from the policy timeline (`timeline.INSTRUMENTS`), the same source the
-policy files are written from, so adopters and years always agree with the published policy updates.
-
-Scales:
-- ``"level"``: additive, in the indicator's unit: y += effect for every period of an adopter from its
-  adoption year on;
-- ``"log"``: multiplicative: log(y) += effect, i.e. y *= exp(effect) (``percent`` = exp(effect) - 1).
-
-`tolerance` is the documented absolute tolerance (on the effect's scale) within which a
-two-way fixed effects / difference-in-differences estimate over the whole 2015-2025 panel, adopters
-against never-adopters, must land: about 4-5 standard deviations of that estimate across seeds
-(measured on seeds 0-13; tests/unit/test_samples.py checks it). An effect of 0.0 is a planted *absence*
-of effect: the estimate must be within the tolerance of 0 and, on the default seed 0, not significant.
+`PLANTED_EFFECTS` is derived from the policy timeline (`timeline.INSTRUMENTS`), the source the policy files
+are written from, so adopters and years always agree with the published policy updates. Each effect has a
+scale (``"level"``: y += effect from the adoption year on; ``"log"``: y *= exp(effect)) and a `tolerance`
+within which an estimate must land (an effect of 0.0 is a planted absence of effect; tests/unit/test_samples.py
+checks them). How the tolerances were measured: docs/sample-feeds.md ("Planted effects").
 """
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from ioxhub.catalog import Catalog
 from ioxhub.contracts import codec
 from ioxhub.ingest import chunkwire
 from ioxhub.ingest.quarantine import DeadLetters
@@ -63,15 +64,22 @@ def expire_staged(store: ObjectStore, settings: Settings, *, active: set[tuple[s
     `active`: releases that received events in this run (never expired by it); `caught_up`: False when
     the run stopped at its record limit, so a release's missing events may still wait in Kafka: nothing
     expires then."""
-    counts = {"releases_expired": 0, "events_expired": 0}
+    counts = {"releases_expired": 0, "events_expired": 0, "staged_leftovers_removed": 0}
     if not caught_up:
         return counts
     now = now or dt.datetime.now(dt.timezone.utc)
     cutoff = now - dt.timedelta(hours=settings.staging_max_age_hours)
     due = [r for r in staged_releases(store, now)
            if r["oldest"] is not None and r["oldest"] <= cutoff and (r["org"], r["dataset"], r["release"]) not in active]
+    catalog = Catalog(store)
     for r in due:
         key = (r["org"], r["dataset"], r["release"])
+        if catalog.release_applied(*key) is not None:   # applied; a crash came before its staging was emptied
+            leftovers = list(store.list(staging_prefix(*key)))
+            for staged in leftovers:
+                store.delete(staged)
+            counts["staged_leftovers_removed"] += len(leftovers)
+            continue
         letters, record, staged_keys = _expiry(store, settings, key, r, now)
         letters.write(store, settings)                       # durable first ...
         store.put_json(expired_release_key(*key), record)

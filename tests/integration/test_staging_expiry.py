@@ -119,3 +119,29 @@ def test_incomplete_release_expires_to_quarantine_and_its_late_manifest_is_refus
     dlq.close()
     assert sorted(l["event_id"] for l in on_topic if (l["event_id"] or "").startswith(release)
                   and l["reason"] == "incomplete-release") == [f"{release}-0", f"{release}-1", f"{release}-m"]
+
+
+def test_staged_leftovers_of_an_applied_release_are_removed_not_dead_lettered(hub, monkeypatch):
+    """A crash between marking a release applied and emptying its staging leaves staged copies behind:
+    expiry removes them (the release was applied) instead of refusing them as incomplete."""
+    ingest("datasets", idle_ms=1500)
+    release = f"left-{uuid.uuid4().hex[:8]}"
+    chunks, manifest = _events(release)
+    _send([(chunks[0], f"{release}-0"), (chunks[1], f"{release}-1"), (manifest, f"{release}-m")])
+    applied = ingest("datasets", idle_ms=1500)
+    assert applied["events"]["applied"] == 3
+    store = ObjectStore()
+    leftover = staging_prefix(ORG, DATASET, release) + "chunk-000000@" + f"{datasets_topic(ORG)}@0@0.avro"
+    store.put_bytes(leftover, chunks[0], "avro/binary")          # what the crash would have left
+
+    monkeypatch.setenv("IOXHUB_STAGING_MAX_AGE_HOURS", "0")
+    reset_settings_cache()
+    try:
+        run = ingest("datasets", idle_ms=1500)
+    finally:
+        monkeypatch.delenv("IOXHUB_STAGING_MAX_AGE_HOURS")
+        reset_settings_cache()
+    assert run["staged_leftovers_removed"] == 1
+    assert not list(store.list(staging_prefix(ORG, DATASET, release)))
+    assert not _letters(store, release)
+    assert release not in [r["release"] for r in hub_status()["expired"]]

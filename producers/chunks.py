@@ -1,21 +1,8 @@
-"""Size-bounded release chunks in the columnar, dictionary-encoded wire layout, and the manifest.
+"""A release cut into size-bounded dataset chunks (columnar, dictionary-encoded), and its manifest.
 
-A chunk holds up to `max_observations` rows and at most `max_bytes` of framed Avro (default 900 kB,
-under Kafka's default 1 MB `message.max.bytes` with room for headers and signature). Rows are cut in
-arrival order; the size of the previous chunk sets how many rows the next one takes, and a chunk that
-comes out too big is cut shorter and encoded again, so the bound is exact.
-
-Each chunk has its own string table: the *used* entries of every text column's dictionary (found with
-one numpy scatter of the indexes, no per-row Python), columns with fewer distinct values first and each column's values
-sorted, so low-cardinality columns get one-byte indexes and a chunk's bytes depend only on its rows,
-not on how the reader happened to batch them. Each dictionary entry's table position is looked up once
-(a chunk has few distinct strings) and the rows are encoded by one numpy gather of those positions'
-varints per column (`wire.Lookup`).
-
-Identifiers (deterministic, so republishing creates nothing new downstream):
-- `event_id` of chunk k = sha256("<org>/<dataset>/<release>/<k>"), of the manifest
-  sha256("<org>/<dataset>/<release>/manifest"), as lowercase hex;
-- `checksum` = "sha256:" + hex over the chunks' Avro bodies (no 10-byte frame) in chunk_seq order.
+Entry points: `ChunkBuilder(info)` (`add` validated observations, `finish`; yields framed `Chunk`s, then
+`manifest()`), `encode_chunk`, `ReleaseInfo`. How chunks are cut and their string tables built:
+docs/contracts.md; the encoding itself is `ioxhub.contracts.dataset_chunk`.
 """
 from __future__ import annotations
 
@@ -25,9 +12,9 @@ from typing import Iterator
 
 import numpy as np
 
-from ioxhub.contracts import codec
+from ioxhub.contracts import codec, dataset_chunk, release_manifest
+from ioxhub.contracts.dataset_chunk import chunk_event_id
 from ioxhub.contracts.registry import get_registry
-from ioxhub.producers import wire
 from ioxhub.producers.mapping import STRING_FIELDS
 from ioxhub.producers.validate import DictColumn, Observations
 
@@ -36,14 +23,6 @@ DEFAULT_MAX_OBSERVATIONS = 250_000
 _SLACK = 0.92                 # aim under the byte bound: the next chunk's rows are estimated
 _MAX_INT = 2**31 - 1
 _PROBE_ROWS = 4096            # rows scanned for used dictionary entries before scanning the rest
-
-
-def chunk_event_id(org: str, dataset_id: str, release_id: str, seq: int) -> str:
-    return hashlib.sha256(f"{org}/{dataset_id}/{release_id}/{seq}".encode()).hexdigest()
-
-
-def manifest_event_id(org: str, dataset_id: str, release_id: str) -> str:
-    return hashlib.sha256(f"{org}/{dataset_id}/{release_id}/manifest".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -79,7 +58,7 @@ class ChunkBuilder:
         self.info = info
         self.max_bytes = max_bytes
         self.max_observations = max_observations
-        self.frame = codec.SINGLE_OBJECT_MAGIC + get_registry().get(wire.CHUNK_SCHEMA, wire.CHUNK_SCHEMA_VERSION).fingerprint
+        self.frame = codec.SINGLE_OBJECT_MAGIC + get_registry().get(dataset_chunk.NAME, dataset_chunk.VERSION).fingerprint
         self.chunk_count = 0
         self.observation_count = 0
         self.bytes = 0
@@ -106,13 +85,10 @@ class ChunkBuilder:
     def manifest(self, rejected_at_source: int = 0) -> dict:
         """The release manifest record (schemas/release_manifest), after `finish`."""
         i = self.info
-        return {
-            "event_id": manifest_event_id(i.org, i.dataset_id, i.release_id), "org": i.org,
-            "dataset_id": i.dataset_id, "release_id": i.release_id, "chunk_count": self.chunk_count,
-            "observation_count": self.observation_count, "checksum": self.checksum,
-            "produced_at": i.produced_at, "title": i.title, "licence": i.licence, "source_url": i.source_url,
-            "rejected_at_source": rejected_at_source,
-        }
+        return release_manifest.build(
+            org=i.org, dataset_id=i.dataset_id, release_id=i.release_id, chunk_count=self.chunk_count,
+            observation_count=self.observation_count, checksum=self.checksum, produced_at=i.produced_at,
+            title=i.title, licence=i.licence, source_url=i.source_url, rejected_at_source=rejected_at_source)
 
     # ------------------------------------------------------------------------------------------------
     def _take(self, rows: int) -> list[Observations]:
@@ -180,17 +156,17 @@ def encode_chunk(info: ReleaseInfo, seq: int, event_id: str, pieces: list[Observ
     strings = list(dict.fromkeys(s for i in by_size for s in distinct[i]))
     position = dict(zip(strings, range(len(strings))))
 
-    def remapped(cols: list[DictColumn | None], per_piece: list[_Used]) -> wire.Lookup:
+    def remapped(cols: list[DictColumn | None], per_piece: list[_Used]) -> dataset_chunk.Lookup:
         """Per piece, its row indexes and each dictionary entry's table position (extra last slot: -1)."""
         parts = []
         for col, (indices, entries, values) in zip(cols, per_piece):
             table = np.full(1 + (len(col.dictionary) if col is not None else 0), -1, np.int32)
             table[entries] = list(map(position.__getitem__, values))
             parts.append((table, indices))
-        return wire.Lookup(parts)
+        return dataset_chunk.Lookup(parts)
 
     lookups = [remapped(cols, per_piece) for cols, per_piece in zip(text, used)]
-    columns: dict[str, np.ndarray | wire.Lookup] = dict(zip(names, lookups))
+    columns: dict[str, np.ndarray | dataset_chunk.Lookup] = dict(zip(names, lookups))
     attributes = list(zip(attr_names, lookups[len(names):]))
     columns["source_file"] = _concat([np.full(len(p), position[p.file], np.int32) for p in pieces])
     lines = _concat([p.lines for p in pieces])
@@ -200,7 +176,7 @@ def encode_chunk(info: ReleaseInfo, seq: int, event_id: str, pieces: list[Observ
     columns["unit_mult"] = _concat([p.unit_mult for p in pieces])
     value = _concat([p.value for p in pieces])
     missing = np.flatnonzero(_concat([p.missing for p in pieces]))
-    return wire.chunk_body(
+    return dataset_chunk.chunk_body(
         event_id=event_id, org=info.org, dataset_id=info.dataset_id, release_id=info.release_id,
         chunk_seq=seq, chunk_count=None, produced_at=info.produced_at, licence=info.licence,
         source_url=info.source_url, strings=strings, columns=columns, value=value,

@@ -55,7 +55,7 @@ from blake3 import blake3
 from kafka.errors import KafkaError
 
 from ioxhub import names, signing
-from ioxhub.contracts import codec
+from ioxhub.contracts import codec, release_manifest
 from ioxhub.contracts.registry import get_registry
 from ioxhub.errors import IoxhubError, read_user_text
 from ioxhub.harmonize import countries, hs
@@ -193,7 +193,7 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
             else:
                 sender.settle()            # every chunk acknowledged before the manifest goes out
                 manifest = builder.manifest(rejected_at_source=rejected.rows)
-                value = codec.encode("release_manifest", manifest)
+                value = release_manifest.encode(manifest)
                 fp = get_registry().latest("release_manifest").fingerprint
                 sender.send(key, value, manifest["event_id"], fp)
                 summary.event_ids.append(manifest["event_id"])

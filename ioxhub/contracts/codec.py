@@ -1,13 +1,9 @@
-"""The wire format of ioxhub events: Avro single-object encoding, plus Confluent framing on read.
+"""The framing of ioxhub events: Avro single-object encoding on write, that or Confluent framing on read.
 
-Written: `C3 01` + 8-byte little-endian CRC-64-AVRO fingerprint of the writer schema + the schemaless Avro
-body (https://avro.apache.org/docs/1.12.0/specification/#single-object-encoding), so any Avro
-implementation can produce and consume. Read: that, or Confluent framing (`00` + 4-byte big-endian schema
-id, ids from `ioxhub.contracts.registry`). The writer version found in the frame is resolved to the latest
-(reader) version of its schema, so events of older producers keep decoding.
-
-Cost: one header parse and one fastavro call per message; schemas are parsed once in the registry.
-Nothing here touches individual observations (the dataset chunk is columnar).
+Entry points: `encode`, `encode_event` (value and Kafka headers), `decode` (resolved to the latest
+version of the writer's schema), `writer_of`, `body`; the errors of an event (`DecodeError`,
+`EncodeError`, `ContentError`) and `check_ids`, shared by the content checks of the contract modules.
+The format and its rationale: docs/contracts.md.
 """
 from __future__ import annotations
 
@@ -20,6 +16,7 @@ import fastavro
 
 from ioxhub.contracts.registry import Registry, SchemaVersion, UnknownSchema, get_registry
 from ioxhub.errors import IoxhubError
+from ioxhub.names import InvalidName, check_id
 
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 SINGLE_OBJECT_HEADER_LEN = 10          # magic + 8-byte fingerprint
@@ -36,6 +33,7 @@ HEADER_CONTENT_TYPE = "content-type"
 
 Framing = Literal["single-object", "confluent"]
 DecodeReason = Literal["not-avro", "unknown-schema", "truncated", "undecodable"]
+BAD_NAME = "bad-name"                  # the content reason of an id that cannot become a key
 
 
 class DecodeError(IoxhubError, ValueError):
@@ -49,6 +47,26 @@ class DecodeError(IoxhubError, ValueError):
 
 class EncodeError(IoxhubError, ValueError):
     """A record that does not fit its schema."""
+
+
+class ContentError(IoxhubError, ValueError):
+    """A decoded event whose content is unusable (what the schema cannot say): `reason`
+    (machine-readable, the dead-letter reason) and `detail` (which field)."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def check_ids(record: dict[str, Any], fields: tuple[str, ...] = ("dataset_id", "release_id", "event_id")) -> None:
+    """The ids that become object keys: no path tricks, no control characters (checked first, so nothing
+    is looked up under a bad name); else ContentError(BAD_NAME)."""
+    try:
+        for name in fields:
+            check_id(record[name], name)
+    except InvalidName as exc:
+        raise ContentError(BAD_NAME, str(exc)) from None
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,7 @@ import pyarrow as pa
 from kafka.consumer.fetcher import ConsumerRecord
 
 from ioxhub.catalog import Catalog
-from ioxhub.contracts import codec
-from ioxhub.ingest import chunkwire, content
+from ioxhub.contracts import codec, content, dataset_chunk
 from ioxhub.ingest.harmonized import apply_release
 from ioxhub.ingest.observations import REFUSED_SCHEMA, harmonize_chunk
 from ioxhub.ingest.quarantine import OUTAGES, DeadLetters
@@ -150,11 +149,11 @@ class DatasetIngest:
             return
         try:
             content.check_event(decoded)
-        except content.ContentError as exc:
+        except codec.ContentError as exc:
             self.dead.refuse(record, exc.reason, f"{record.topic}@{record.offset}: {decoded.name}: {exc.detail}",
-                             org=rec["org"], event_id=None if exc.reason == content.BAD_NAME else rec["event_id"])
+                             org=rec["org"], event_id=None if exc.reason == codec.BAD_NAME else rec["event_id"])
             key = (rec["org"], rec["dataset_id"], rec["release_id"])
-            if exc.reason != content.BAD_NAME and (key in self.releases or not self.catalog.release_applied(*key)):
+            if exc.reason != codec.BAD_NAME and (key in self.releases or not self.catalog.release_applied(*key)):
                 self._release(key).refuse("bad-release", f"{decoded.name} {rec['event_id']} refused ({exc.reason}: "
                                                          f"{exc.detail})")
             return
@@ -286,7 +285,7 @@ class DatasetIngest:
     def _load_staged(self, release: Release) -> None:
         for key in self.store.list(staging_prefix(*release.key)):
             value = self.store.get_bytes(key)
-            self._take(release, _staged_record(key), chunkwire.decode(value), value, staged=True)
+            self._take(release, _staged_record(key), dataset_chunk.decode(value), value, staged=True)
 
     def _stage(self, release: Release) -> None:
         for part in release.new_parts:

@@ -7,7 +7,7 @@ a record that would cost an `internal-error` in a run.
 """
 from __future__ import annotations
 
-from ioxhub.ingest import content
+from ioxhub.contracts import codec, content
 from ioxhub.ingest.datasets import CHUNK, published_at
 from ioxhub.ingest.observations import harmonize_chunk
 from ioxhub.ingest.policies import POLICY, check_policy_update, policy_row
@@ -26,7 +26,7 @@ def examine(record, trust: TrustStore | None = None) -> str:
         return next(letter["reason"] for letters in dead.letters.values() for letter in letters)
     try:
         content.check_event(decoded)
-    except content.ContentError as exc:
+    except codec.ContentError as exc:
         return exc.reason
     if decoded.name == CHUNK:
         harmonize_chunk(decoded.record, f"{CHUNK}/v{decoded.version}", published_at(decoded.record["produced_at"]))

@@ -60,7 +60,7 @@ class ChunkResult:
 def chunk_columns(record: dict) -> dict[str, pa.Array]:
     """The published columns of a decoded chunk record, as Arrow arrays (strings dictionary-encoded).
 
-    The index and value columns may be lists (fastavro) or numpy arrays (`ioxhub.ingest.chunkwire`)."""
+    The index and value columns may be lists (fastavro) or numpy arrays (`ioxhub.contracts.dataset_chunk.decode`)."""
     strings = pa.array(record["strings"], pa.string())
     n = len(record["indicator"])
     lengths = {name: len(record[name]) for name in

@@ -15,9 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ioxhub.catalog import Catalog
-from ioxhub.contracts import codec
+from ioxhub.contracts import codec, content
 from ioxhub.harmonize.countries import harmonize_country
-from ioxhub.ingest import content
 from ioxhub.ingest.quarantine import DeadLetters, SourceRecord
 from ioxhub.names import InvalidName, check_id, check_org
 from ioxhub.storage import ObjectStore, instruments_key
@@ -87,7 +86,7 @@ class PolicyIngest:
         try:
             content.check_event(decoded)
             problem = check_policy_update(rec)
-        except content.ContentError as exc:
+        except codec.ContentError as exc:
             problem = (exc.reason, exc.detail)
         if problem is None and (owner := self._owner_problem(rec)):
             problem = ("org-mismatch", owner)

@@ -16,13 +16,12 @@ from collections import Counter
 from typing import Literal
 
 from ioxhub.catalog import Catalog
-from ioxhub.contracts import codec
+from ioxhub.contracts import codec, dataset_chunk
 from ioxhub.errors import IoxhubError
 from ioxhub.ingest.consume import BatchConsumer
 from ioxhub.ingest.datasets import DatasetIngest
 from ioxhub.ingest.policies import PolicyIngest
 from ioxhub.ingest.quarantine import OUTAGES, DeadLetters
-from ioxhub.ingest import chunkwire
 from ioxhub.ingest.raw import RawZone
 from ioxhub.ingest.staging import expire_staged
 from ioxhub.names import InvalidName, check_org, org_of_topic
@@ -130,7 +129,7 @@ def accept(record, dead: DeadLetters, trust: TrustStore | None) -> codec.Decoded
                         event_id=headers.get(codec.HEADER_EVENT_ID, b"").decode(errors="replace") or None)
             return None
     try:
-        decoded = chunkwire.decode(record.value)
+        decoded = dataset_chunk.decode(record.value)
     except codec.DecodeError as exc:
         dead.refuse(record, exc.reason, f"{record.topic}[{record.partition}]@{record.offset}: {exc.detail}", org=header_org)
         return None

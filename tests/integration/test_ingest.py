@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from kafka import KafkaConsumer
 
-from ioxhub.contracts import codec
+from ioxhub.contracts import codec, release_manifest
 from ioxhub.demo import ensure_keys
 from ioxhub.ingest.run import ingest
 from ioxhub.kafka import common_config, make_producer
@@ -205,7 +205,7 @@ def _publish_unvalidated_release(tmp_path):
         "obs_status": [-1] * 4, "attributes": [], "source_file": [7] * 4, "source_line": [2, 3, 4, 5],
     }
     value = codec.encode("dataset_chunk", chunk)
-    manifest = codec.encode("release_manifest", {
+    manifest = release_manifest.encode({
         "event_id": "mixed-m", "org": "WHO", "dataset_id": "mixed_test", "release_id": "mixed-r1", "chunk_count": 1,
         "observation_count": 4, "checksum": "sha256:" + hashlib.sha256(codec.body(value)).hexdigest(),
         "produced_at": produced})
@@ -244,7 +244,7 @@ def _release_events(org: str, dataset: str, release: str) -> tuple[bytes, bytes]
         "indicator": [0, 0], "ref_area": [1, 1], "counterpart_area": [-1, -1], "commodity": [-1, -1],
         "period": [2, 3], "value": [1.0, 2.0], "missing_values": [], "unit": [4, 4], "unit_mult": [0, 0],
         "obs_status": [-1, -1], "attributes": [], "source_file": [5, 5], "source_line": [2, 3]})
-    manifest = codec.encode("release_manifest", {
+    manifest = release_manifest.encode({
         "event_id": f"{release}-m", "org": org, "dataset_id": dataset, "release_id": release, "chunk_count": 1,
         "observation_count": 2, "checksum": "sha256:" + hashlib.sha256(codec.body(chunk)).hexdigest(),
         "produced_at": produced})

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from ioxhub.contracts import codec
+from ioxhub.contracts import codec, release_manifest
 from ioxhub.demo import ensure_keys
 from ioxhub.harmonize.countries import harmonize_country
 from ioxhub.harmonize.hs import normalize_hs
@@ -101,7 +101,7 @@ def send(releases) -> None:
             values = [codec.encode("dataset_chunk", c) for c in chunks]
             digest = hashlib.sha256(b"".join(bytes(codec.body(v)) for v in values)).hexdigest()
             first = chunks[0]
-            manifest = codec.encode("release_manifest", {
+            manifest = release_manifest.encode({
                 "event_id": f"{first['dataset_id']}-{release}-manifest", "org": ORG, "dataset_id": first["dataset_id"],
                 "release_id": release, "chunk_count": len(chunks),
                 "observation_count": sum(len(c["indicator"]) for c in chunks), "checksum": f"sha256:{digest}",

@@ -17,7 +17,7 @@ import uuid
 import fastavro
 import pytest
 
-from ioxhub.contracts import codec
+from ioxhub.contracts import codec, policy_update, release_manifest
 from ioxhub.demo import ensure_keys
 from ioxhub.ingest import datasets as datasets_module
 from ioxhub.ingest.run import ingest
@@ -100,7 +100,7 @@ class Sender:
             event_id = fastavro.schemaless_reader(body, codec.get_registry().latest("dataset_chunk").parsed)["event_id"]
             self.send(topic, value, event_id, f"{ORG}/{dataset_id}")
         if manifest_record is not None:
-            self.send(topic, codec.encode("release_manifest", manifest_record), manifest_record["event_id"],
+            self.send(topic, release_manifest.encode(manifest_record), manifest_record["event_id"],
                       f"{ORG}/{dataset_id}")
 
     def close(self) -> None:
@@ -204,7 +204,7 @@ def test_malformed_policy_updates_are_quarantined(hub):
         f"{tag}-good": ({}, None),
     }
     for event_id, (change, _) in cases.items():
-        value = codec.encode("policy_update", {**base, "event_id": event_id, **change})
+        value = policy_update.encode({**base, "event_id": event_id, **change})
         sender.send(topic, value, event_id, f"{ORG}/{base['instrument_id']}")
     sender.close()
     run = ingest("policies", idle_ms=1500)

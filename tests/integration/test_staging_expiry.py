@@ -12,7 +12,7 @@ import fastavro
 import pytest
 from kafka import KafkaConsumer
 
-from ioxhub.contracts import codec
+from ioxhub.contracts import codec, release_manifest
 from ioxhub.demo import ensure_keys
 from ioxhub.ingest.run import ingest
 from ioxhub.kafka import common_config, make_producer
@@ -43,7 +43,7 @@ def _events(release: str) -> tuple[list[bytes], bytes]:
         "value": [float(seq)], "missing_values": [], "unit": [3], "unit_mult": [0], "obs_status": [-1],
         "attributes": [], "source_file": [4], "source_line": [2 + seq]}) for seq in range(2)]
     digest = hashlib.sha256(b"".join(codec.body(c) for c in chunks)).hexdigest()
-    manifest = codec.encode("release_manifest", {
+    manifest = release_manifest.encode({
         "event_id": f"{release}-m", "org": ORG, "dataset_id": DATASET, "release_id": release, "chunk_count": 2,
         "observation_count": 2, "checksum": f"sha256:{digest}", "produced_at": produced})
     return chunks, manifest

@@ -1,4 +1,5 @@
-"""Chunks: byte-identical to fastavro with the schema file, round trip, deterministic ids, size bound."""
+"""Chunks: byte-identical to fastavro with the schema file, round trip, deterministic ids, size bound
+(the encoder alone: tests/unit/test_dataset_chunk.py)."""
 from __future__ import annotations
 
 import hashlib
@@ -11,9 +12,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from ioxhub.contracts import codec
-from ioxhub.producers import wire
-from ioxhub.producers.chunks import ChunkBuilder, ReleaseInfo, chunk_event_id, manifest_event_id
+from ioxhub.contracts import codec, release_manifest
+from ioxhub.contracts.dataset_chunk import chunk_event_id
+from ioxhub.contracts.release_manifest import manifest_event_id
+from ioxhub.producers.chunks import ChunkBuilder, ReleaseInfo
 from ioxhub.producers.mapping import STRING_FIELDS, ColumnMapping
 from ioxhub.producers.publish import compute_release_id
 from ioxhub.producers.readers import open_source
@@ -23,35 +25,6 @@ from ioxhub.settings import PROJECT_ROOT
 SCHEMA = fastavro.parse_schema(json.loads((PROJECT_ROOT / "schemas" / "dataset_chunk" / "v1.avsc").read_text()))
 INFO = ReleaseInfo("WCO", "WCO-SEIZ", "r1", 1_764_000_000_000, licence="CC-BY-4.0", title="t")
 AREAS = ["FRA", "DEU", "Italy", "ESP", "PRT", "BEL", "NLD", "076", "United States", "JPN"]
-
-
-@pytest.mark.parametrize("value", [0, 1, -1, 63, 64, -64, -65, 127, 128, 8191, 8192, 2**31 - 1, -2**31,
-                                   2**40, -2**63, 2**63 - 1])
-def test_varints_match_fastavro(value):
-    out = io.BytesIO()
-    fastavro.schemaless_writer(out, "long", value)
-    assert wire.long(value) == out.getvalue()
-
-
-def test_numpy_encoder_is_byte_identical_to_fastavro():
-    rng = np.random.default_rng(7)
-    n = 5000
-    cols = {k: rng.integers(-1, 3000, n).astype(np.int32) for k in
-            ("indicator", "ref_area", "counterpart_area", "commodity", "period", "unit", "obs_status", "source_file")}
-    cols["unit_mult"] = rng.integers(-18, 19, n).astype(np.int32)
-    cols["source_line"] = rng.integers(1, 2**31 - 1, n).astype(np.int32)
-    value = rng.normal(0, 1e9, n)
-    missing = np.flatnonzero(rng.random(n) < 0.1).astype(np.int32)
-    strings = ["é" * i for i in range(100)]                     # lengths of one and two varint bytes
-    attributes = [("NOTE", rng.integers(-1, 5, n).astype(np.int32)), ("EMPTY", np.zeros(0, np.int32))]
-    head = dict(event_id="e" * 64, org="WCO", dataset_id="D", release_id="r", chunk_seq=3, chunk_count=None,
-                produced_at=1_764_000_000_000, licence=None, source_url="https://x")
-    body = wire.chunk_body(**head, strings=strings, columns=cols, value=value, missing_values=missing, attributes=attributes)
-    record = dict(head, strings=strings, **{k: v.tolist() for k, v in cols.items()}, value=value.tolist(),
-                  missing_values=missing.tolist(), attributes=[{"name": a, "values": v.tolist()} for a, v in attributes])
-    out = io.BytesIO()
-    fastavro.schemaless_writer(out, SCHEMA, record)
-    assert body == out.getvalue()
 
 
 def observations(tmp_path: Path, n: int, *, block_size=8 << 20, name="f.csv"):
@@ -129,7 +102,7 @@ def test_ids_and_manifest(tmp_path):
     assert manifest["checksum"] == "sha256:" + digest.hexdigest()
     assert manifest["chunk_count"] == len(chunks) and manifest["observation_count"] == 3000
     assert manifest["rejected_at_source"] == 4 and manifest["title"] == "t"
-    assert codec.decode(codec.encode("release_manifest", manifest)).record["checksum"] == manifest["checksum"]
+    assert codec.decode(release_manifest.encode(manifest)).record["checksum"] == manifest["checksum"]
 
 
 def test_release_id_is_deterministic_and_follows_content(tmp_path):

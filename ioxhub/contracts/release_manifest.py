@@ -1,0 +1,54 @@
+"""The release_manifest contract (schemas/release_manifest): build the record, encode it, check its content.
+
+A release is complete when its manifest and every chunk it counts are in, and the checksum ("sha256:" +
+hex over the chunks' Avro bodies, without their frame, in chunk_seq order) matches. Entry points:
+`manifest_event_id`, `build(...)`, `encode(record)`, `check_manifest(record)`.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+from ioxhub.contracts import codec
+from ioxhub.contracts.codec import ContentError
+
+NAME = "release_manifest"
+BAD_MANIFEST = "bad-manifest"          # the content reason of a manifest that cannot be true
+CHECKSUM = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def manifest_event_id(org: str, dataset_id: str, release_id: str) -> str:
+    """The event id of a release's manifest: deterministic, so republishing creates nothing new."""
+    return hashlib.sha256(f"{org}/{dataset_id}/{release_id}/manifest".encode()).hexdigest()
+
+
+def build(*, org: str, dataset_id: str, release_id: str, chunk_count: int, observation_count: int,
+          checksum: str, produced_at: int, title: str | None = None, licence: str | None = None,
+          source_url: str | None = None, rejected_at_source: int = 0) -> dict[str, Any]:
+    """The manifest record of a release whose chunks are all sent (`produced_at`: epoch milliseconds)."""
+    return {
+        "event_id": manifest_event_id(org, dataset_id, release_id), "org": org,
+        "dataset_id": dataset_id, "release_id": release_id, "chunk_count": chunk_count,
+        "observation_count": observation_count, "checksum": checksum,
+        "produced_at": produced_at, "title": title, "licence": licence, "source_url": source_url,
+        "rejected_at_source": rejected_at_source,
+    }
+
+
+def encode(record: dict[str, Any]) -> bytes:
+    """The single-object encoding of a manifest record (the latest schema version)."""
+    return codec.encode(NAME, record)
+
+
+def check_manifest(record: dict[str, Any]) -> None:
+    """A release manifest: counts that can be true and a checksum of the published form."""
+    codec.check_ids(record)
+    count, observations = record["chunk_count"], record["observation_count"]
+    if count < 0 or observations < 0 or record["rejected_at_source"] < 0:
+        raise ContentError(BAD_MANIFEST, f"negative count (chunk_count {count}, observation_count {observations}, "
+                                         f"rejected_at_source {record['rejected_at_source']})")
+    if count == 0 and observations:
+        raise ContentError(BAD_MANIFEST, f"chunk_count 0 with observation_count {observations}")
+    if not CHECKSUM.fullmatch(record["checksum"]):
+        raise ContentError(BAD_MANIFEST, f"field checksum: {record['checksum'][:80]!r} is not sha256:<64 hex digits>")

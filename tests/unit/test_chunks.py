@@ -15,7 +15,7 @@ from ioxhub.contracts import codec
 from ioxhub.producers import wire
 from ioxhub.producers.chunks import ChunkBuilder, ReleaseInfo, chunk_event_id, manifest_event_id
 from ioxhub.producers.mapping import STRING_FIELDS, ColumnMapping
-from ioxhub.producers.publish import compute_release_id
+from ioxhub.producers.release_id import compute_release_id
 from ioxhub.producers.readers import open_source
 from ioxhub.producers.validate import DictColumn, Observations, validate_batch
 from ioxhub.settings import PROJECT_ROOT

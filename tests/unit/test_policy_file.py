@@ -10,27 +10,27 @@ from ioxhub.producers.policy_file import check_policy_file, policy_event_id
 from ioxhub.producers.summary import PublishError
 
 GOOD = """\
-- instrument_id: WCO-FOS-ECOM
-  issuing_org: WCO
-  title: Framework of Standards on Cross-Border E-Commerce
-  instrument_type: framework
-  binding: false
-  action: ADOPTED_BY_MEMBER
-  version: '1'
-  effective_date: 2019-06-01
-  member_countries: [France, DE]
+- title: Framework Convention on Tobacco Control
+  instrument_id: WHO-FCTC
+  issuing_org: WHO
+  instrument_type: convention
+  binding: yes
+  action: entered into force
+  version: '2003'
+  effective_date: 2005-02-27
+  member_countries: [Norway, IN]
 """
 BAD = """\
-- instrument_id: WCO-FOS-ECOM
-  issuing_org: WCO
-  title: Framework
-  instrument_type: FRAMEWORK
+- title: International Health Regulations
+  instrument_id: WHO-IHR
+  issuing_org: WHO
+  instrument_type: REGULATION
   binding: maybe
-  action: ADOPTED_BY_MEMBER
-  version: '1'
-  effective_date: 2019-13-01
+  action: REVISED
+  version: '2005'
+  effective_date: 2007-02-30
   member_countries:
-    - FR
+    - CH
     - Atlantis
   colour: blue
 """
@@ -46,23 +46,25 @@ def enums() -> dict[str, list[str]]:
 def test_a_good_entry_becomes_a_record(tmp_path, enums):
     path = tmp_path / "p.yaml"
     path.write_text(GOOD)
-    checked = check_policy_file("WCO", path, enums, produced_at=7)
+    checked = check_policy_file("WHO", path, enums, produced_at=7)
     assert (checked.entries, checked.bad_entries, checked.problems) == (1, 0, [])
     record = checked.records[0]
-    assert record["member_countries"] == ["DEU", "FRA"] and record["instrument_type"] == "FRAMEWORK"
-    assert str(record["effective_date"]) == "2019-06-01" and record["produced_at"] == 7
-    assert record["event_id"] == policy_event_id("WCO", "WCO-FOS-ECOM", "ADOPTED_BY_MEMBER", "1",
-                                                 record["effective_date"], ["FRA", "DEU"])
+    assert record["member_countries"] == ["IND", "NOR"] and record["instrument_type"] == "CONVENTION"
+    assert record["action"] == "ENTERED_INTO_FORCE" and record["binding"] is True
+    assert str(record["effective_date"]) == "2005-02-27" and record["produced_at"] == 7
+    assert record["event_id"] == policy_event_id("WHO", "WHO-FCTC", "ENTERED_INTO_FORCE", "2003",
+                                                 record["effective_date"], ["NOR", "IND"])
 
 
 def test_each_problem_names_its_own_line(tmp_path, enums):
     path = tmp_path / "p.yaml"
     path.write_text(GOOD + BAD)
-    checked = check_policy_file("WCO", path, enums, produced_at=0)
+    checked = check_policy_file("WHO", path, enums, produced_at=0)
     assert (checked.entries, len(checked.records), checked.bad_entries) == (2, 1, 1)
     assert sorted(checked.problems) == [
+        (13, "instrument_type", "REGULATION", "not one of " + ", ".join(enums["instrument_type"])),
         (14, "binding", "maybe", "expected true (binding) or false (soft law)"),
-        (17, "effective_date", "2019-13-01", "not a date (YYYY-MM-DD)"),
+        (17, "effective_date", "2007-02-30", "not a date (YYYY-MM-DD)"),
         (20, "member_countries", "Atlantis", "unknown-country"),
         (21, "colour", "blue", "unknown field")]
 

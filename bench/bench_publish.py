@@ -82,7 +82,7 @@ def child(kind: str, file: str, data_dir: str | None) -> None:
         from ioxhub.settings import get_settings
         settings = dataclasses.replace(get_settings(), data_dir=Path(data_dir))
         started = time.perf_counter()
-        summary = publish_dataset("WTO", "BENCH-PUBLISH", [file], MAPPING, settings=settings, progress=False)
+        summary = publish_dataset("WTO", "BENCH-PUBLISH", [file], MAPPING, settings=settings)
         seconds = time.perf_counter() - started
         rows = summary.rows_sent
         assert summary.rows_rejected == 0 and summary.sent, summary

@@ -37,6 +37,7 @@ def main() -> None:
     from ioxhub.producers.chunks import ChunkBuilder, ReleaseInfo
     from ioxhub.producers.mapping import ColumnMapping
     from ioxhub.producers.readers import open_source
+    from ioxhub.producers.release_id import compute_release_id
     from ioxhub.producers.validate import validate_batch
     from ioxhub.settings import get_settings
     from ioxhub.signing import load_signer
@@ -58,7 +59,7 @@ def main() -> None:
             return chunks + list(builder.finish())
 
         stages = []
-        batches, t = timed(args.repeat, lambda: list(src.batches(resolved.source_columns(), publish._value_column(resolved))))
+        batches, t = timed(args.repeat, lambda: list(src.batches(resolved.source_columns(), publish.value_column(resolved))))
         stages.append(("read (streaming CSV reader)", t))
         checked, t = timed(args.repeat, lambda: [validate_batch(b, resolved, csv.name) for b in batches])
         stages.append(("validate", t))
@@ -66,7 +67,7 @@ def main() -> None:
         stages.append((f"encode ({len(chunks)} chunks, manifest checksum)", t))
         _, t = timed(args.repeat, lambda: [signer.sign(c.value, [], "ioxhub.wto.datasets") for c in chunks])
         stages.append(("sign (BLAKE3 digest + Ed25519)", t))
-        _, t = timed(args.repeat, lambda: publish.compute_release_id("WTO", BULK_DATASET, [src], mapping, (1, 1)))
+        _, t = timed(args.repeat, lambda: compute_release_id("WTO", BULK_DATASET, [src], mapping, (1, 1)))
         stages.append(("release id (BLAKE3 of the file)", t))
     print(f"{rows:,} observations, best of {args.repeat}")
     print(f"{'stage':48s}{'wall s':>9s}{'CPU s':>9s}")

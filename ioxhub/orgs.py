@@ -3,8 +3,7 @@
 `load_orgs()` parses and validates it into frozen dataclasses. Validation is written by hand rather than
 with a schema library on purpose: every message must name the file, the line, the entry (`orgs[3] (IMO)`)
 and the field, say what was expected and what was found; generic validators report JSON paths without
-line numbers or org ids. PyYAML is extended only to remember the line of every mapping key and to refuse
-duplicate keys (plain PyYAML silently keeps the last one).
+line numbers or org ids. The YAML is read by `ioxhub.yamlfile` (line of every key, duplicate keys refused).
 """
 from __future__ import annotations
 
@@ -17,10 +16,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-import yaml
-
-from ioxhub import names
+from ioxhub import names, yamlfile
 from ioxhub.errors import IoxhubError, read_user_text
+from ioxhub.yamlfile import Map
 
 FILE_VERSION = 1
 WHOLE_BUCKET = "*"
@@ -123,59 +121,7 @@ def load_orgs(path: Path | str | None = None) -> OrgsSpec:
 
 def parse_orgs(text: str, path: Path | str = "<orgs.yaml>") -> OrgsSpec:
     """Validate provisioning YAML given as text; `path` is only used in messages."""
-    v = _Validator(Path(path))
-    try:
-        doc = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - _LineLoader is a SafeLoader
-    except _DuplicateKey as exc:
-        raise OrgsFileError(f"{path}:{exc.line}: duplicate key {exc.key!r} (also on line {exc.first_line})") from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise OrgsFileError(f"{where}: not valid YAML: {exc.problem or exc.context}") from None
-    except yaml.YAMLError as exc:
-        raise OrgsFileError(f"{path}: not valid YAML: {exc}") from None
-    return v.document(doc)
-
-
-# --------------------------------------------------------------------------------------- YAML with lines
-class _Map(dict):
-    """A YAML mapping that remembers where it and each of its keys start (1-based lines)."""
-    line: int = 0
-    key_lines: dict
-
-    def line_of(self, key: str) -> int:
-        return self.key_lines.get(key, self.line)
-
-
-class _DuplicateKey(yaml.YAMLError):
-    def __init__(self, key: Any, line: int, first_line: int):
-        super().__init__(key)
-        self.key, self.line, self.first_line = key, line, first_line
-
-
-class _LineLoader(yaml.SafeLoader):
-    pass
-
-
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _Map:
-    loader.flatten_mapping(node)
-    result = _Map()
-    result.line = node.start_mark.line + 1
-    result.key_lines = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        line = key_node.start_mark.line + 1
-        try:
-            if key in result:
-                raise _DuplicateKey(key, line, result.key_lines[key])
-        except TypeError:
-            raise yaml.constructor.ConstructorError(None, None, "a mapping key must be a plain value", key_node.start_mark) from None
-        result[key] = loader.construct_object(value_node, deep=True)
-        result.key_lines[key] = line
-    return result
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    return _Validator(Path(path)).document(yamlfile.load(text, path, OrgsFileError))
 
 
 # --------------------------------------------------------------------------------------- validation
@@ -200,7 +146,7 @@ class _Validator:
         return OrgsFileError(": ".join(parts) + ": " + problem)
 
     def mapping(self, value: Any, line: int, entry: str, field: str | None, allowed: tuple[str, ...],
-                required: tuple[str, ...] = ()) -> _Map:
+                required: tuple[str, ...] = ()) -> Map:
         if not isinstance(value, dict):
             raise self.fail(line, entry, field, f"expected a mapping with {', '.join(allowed)}, got {_describe(value)}")
         for key in value:
@@ -297,7 +243,7 @@ class _Validator:
             raise self.fail(m.line_of("roles"), "storage", "roles.hub", "missing (required: the identity of ingest and derive)")
         return StorageSpec(bucket=bucket, zones=tuple(zones), roles=MappingProxyType(roles))
 
-    def zone_list(self, role: _Map, key: str, entry: str, zones: list[str]) -> tuple[str, ...]:
+    def zone_list(self, role: Map, key: str, entry: str, zones: list[str]) -> tuple[str, ...]:
         value = role[key]
         if value == WHOLE_BUCKET:
             return (WHOLE_BUCKET,)
@@ -391,8 +337,9 @@ class _Validator:
     def timestamp(self, value: Any, line: int, entry: str, field: str) -> datetime:
         expected = "expected an ISO 8601 time with a timezone, e.g. 2026-01-01T00:00:00Z (a bare date means 00:00 UTC)"
         if isinstance(value, str):
+            text = value.strip()
             try:
-                value = datetime.fromisoformat(value.strip())
+                value = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
             except ValueError:
                 raise self.fail(line, entry, field, f"{expected}, got {value!r}") from None
         if isinstance(value, date) and not isinstance(value, datetime):

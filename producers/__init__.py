@@ -5,6 +5,7 @@
     summary.exit_code   # 1 when rows were rejected (see summary.rejects_path)
 """
 from ioxhub.producers.mapping import ColumnMapping
-from ioxhub.producers.publish import PublishError, PublishSummary, publish_dataset, publish_policy
+from ioxhub.producers.publish import publish_dataset, publish_policy
+from ioxhub.producers.summary import PublishError, PublishSummary
 
 __all__ = ["ColumnMapping", "PublishError", "PublishSummary", "publish_dataset", "publish_policy"]

@@ -1,14 +1,18 @@
-"""`ioxhub publish ...` on a terminal: run a publish and print its closing summary (rich)."""
+"""`ioxhub publish ...` on a terminal: `run_publish_dataset`, `run_publish_policy` run a publish with a
+progress bar on stderr (when it is a terminal) and print the closing summary (rich)."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterator, Sequence
 
 from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
 from ioxhub.producers.mapping import ColumnMapping
-from ioxhub.producers.publish import PublishSummary, publish_dataset, publish_policy
+from ioxhub.producers.publish import PublishProgress, publish_dataset, publish_policy
+from ioxhub.producers.summary import PublishSummary
 
 
 def run_publish_dataset(org: str, dataset_id: str, files: Sequence[str], *, fmt: str | None,
@@ -23,8 +27,9 @@ def run_publish_dataset(org: str, dataset_id: str, files: Sequence[str], *, fmt:
             beside = Path(files[0]).with_name(Path(files[0]).name + ".mapping.yaml") if files else None
             mapping = ColumnMapping.from_file(beside) if beside is not None and beside.is_file() else None
         mapping = flags if mapping is None else mapping.merged(flags)
-    summary = publish_dataset(org, dataset_id, files, mapping, fmt=fmt, strict=strict, rejects_path=rejects,
-                              release_id=release_id)
+    with progress_bar() as progress:
+        summary = publish_dataset(org, dataset_id, files, mapping, fmt=fmt, strict=strict, rejects_path=rejects,
+                                  release_id=release_id, progress=progress)
     print_summary(summary)
     return summary.exit_code
 
@@ -33,6 +38,24 @@ def run_publish_policy(org: str, file: str, *, strict: bool, rejects: str | None
     summary = publish_policy(org, file, strict=strict, rejects_path=rejects)
     print_summary(summary)
     return summary.exit_code
+
+
+@contextmanager
+def progress_bar(console: Console | None = None) -> Iterator[Callable[[PublishProgress], None] | None]:
+    """A `progress` callback drawing a bar over the bytes read (file name, speed, time left) on
+    stderr, removed at the end; None when stderr is not a terminal."""
+    console = console or Console(stderr=True)
+    if not console.is_terminal:
+        yield None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  TimeRemainingColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("publishing", total=None)
+
+        def show(p: PublishProgress) -> None:
+            bar.update(task, description=p.file, completed=p.done, total=p.total)
+
+        yield show
 
 
 def print_summary(summary: PublishSummary, console: Console | None = None) -> None:

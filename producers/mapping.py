@@ -27,7 +27,8 @@ The same from CLI flags: ``--map indicator=COL --map attributes.NOTE=COL --const
 
 A field that is not mapped falls back to a source column named by its SDMX concept (REF_AREA,
 TIME_PERIOD, OBS_VALUE, ... see `SDMX_CONCEPTS`) or by the field name itself, when the file has one;
-so SDMX-CSV and SDMX-ML files need no mapping at all.
+so SDMX-CSV and SDMX-ML files need no mapping at all. A YAML mapping file is read by `ioxhub.yamlfile`
+(a key given twice is refused with its line).
 """
 from __future__ import annotations
 
@@ -36,8 +37,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-import yaml
-
+from ioxhub import yamlfile
 from ioxhub.errors import IoxhubError, read_user_text
 from ioxhub.producers.readers import formats
 
@@ -94,10 +94,13 @@ class ColumnMapping:
     def from_file(cls, path: str | Path) -> "ColumnMapping":
         path = Path(path)
         text = read_user_text(path, MappingError, "mapping file")
-        try:
-            data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-        except (yaml.YAMLError, json.JSONDecodeError) as exc:
-            raise MappingError(f"mapping file {path} is not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {exc}") from None
+        if path.suffix.lower() != ".json":
+            data = yamlfile.load(text, path, MappingError)
+        else:
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise MappingError(f"mapping file {path} is not valid JSON: {exc}") from None
         return cls.from_dict(data if data is not None else {}, origin=f"mapping file {path}")
 
     @classmethod

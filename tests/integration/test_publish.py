@@ -10,6 +10,7 @@ from kafka import KafkaConsumer, TopicPartition
 from ioxhub import names, signing
 from ioxhub.contracts import codec
 from ioxhub.producers import publish_dataset, publish_policy
+from ioxhub.producers.publish import PublishProgress
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +48,7 @@ def dataset_records(settings, org, dataset_id):
 
 def test_publish_dataset_end_to_end(provisioned_settings, tmp_path):
     path = write_csv(tmp_path / "seizures.csv", ROWS)
-    summary = publish_dataset("WCO", "IT-SEIZ", [path], MAPPING, settings=provisioned_settings, progress=False,
+    summary = publish_dataset("WCO", "IT-SEIZ", [path], MAPPING, settings=provisioned_settings,
                               max_chunk_observations=2)
     assert (summary.rows_read, summary.rows_sent, summary.rows_rejected, summary.chunks) == (5, 3, 2, 2)
     assert summary.exit_code == 1 and summary.sent
@@ -77,7 +78,7 @@ def test_publish_dataset_end_to_end(provisioned_settings, tmp_path):
     assert chunk["missing_values"] == [1] and chunk["source_line"] == [2, 3]
     assert summary.event_ids == [d.record["event_id"] for d in decoded]
 
-    again = publish_dataset("WCO", "IT-SEIZ", [path], MAPPING, settings=provisioned_settings, progress=False,
+    again = publish_dataset("WCO", "IT-SEIZ", [path], MAPPING, settings=provisioned_settings,
                             max_chunk_observations=2)
     assert again.release_id == summary.release_id and again.event_ids == summary.event_ids
     assert any("already published" in n for n in again.notes)
@@ -87,20 +88,32 @@ def test_publish_dataset_end_to_end(provisioned_settings, tmp_path):
 
 def test_strict_sends_nothing(provisioned_settings, tmp_path):
     path = write_csv(tmp_path / "strict.csv", ROWS)
-    summary = publish_dataset("WCO", "IT-STRICT", [path], MAPPING, strict=True, settings=provisioned_settings, progress=False)
+    summary = publish_dataset("WCO", "IT-STRICT", [path], MAPPING, strict=True, settings=provisioned_settings)
     assert not summary.sent and summary.rows_rejected == 2 and summary.exit_code == 1 and summary.event_ids == []
     assert summary.rejects_path.is_file()
     assert dataset_records(provisioned_settings, "WCO", "IT-STRICT") == []
     clean = write_csv(tmp_path / "clean.csv", [ROWS[0], ROWS[1]])
-    ok = publish_dataset("WCO", "IT-STRICT", [clean], MAPPING, strict=True, settings=provisioned_settings, progress=False)
+    ok = publish_dataset("WCO", "IT-STRICT", [clean], MAPPING, strict=True, settings=provisioned_settings)
     assert ok.sent and ok.exit_code == 0 and ok.rows_sent == 2 and ok.rejects_path is None
     assert len(dataset_records(provisioned_settings, "WCO", "IT-STRICT")) == 2      # one chunk + manifest
 
 
+def test_progress_reports_the_bytes_read_over_all_files(provisioned_settings, tmp_path):
+    first, second = write_csv(tmp_path / "a.csv", ROWS[:2]), write_csv(tmp_path / "b.csv", ROWS[4:])
+    sizes = first.stat().st_size, second.stat().st_size
+    reports: list[PublishProgress] = []
+    for strict in (False, True):          # strict reads the files twice: validation, then the sending pass
+        reports.clear()
+        summary = publish_dataset("WCO", "IT-PROGRESS", [first, second], MAPPING, strict=strict,
+                                  settings=provisioned_settings, progress=reports.append)
+        assert summary.sent and summary.rows_sent == 3
+        one_pass = [PublishProgress("a.csv", sizes[0], sum(sizes)), PublishProgress("b.csv", sum(sizes), sum(sizes))]
+        assert reports == one_pass * (2 if strict else 1)
+
 def test_signed_when_the_org_has_a_key(provisioned_settings, tmp_path):
     signing.generate_org_key("UPU", "upu-test-key", settings=provisioned_settings)
     path = write_csv(tmp_path / "signed.csv", [ROWS[0]])
-    summary = publish_dataset("UPU", "IT-SIGNED", [path], MAPPING, settings=provisioned_settings, progress=False)
+    summary = publish_dataset("UPU", "IT-SIGNED", [path], MAPPING, settings=provisioned_settings)
     assert summary.signed_by == "upu-test-key"
     store = signing.load_trust_store(provisioned_settings)
     for r in dataset_records(provisioned_settings, "UPU", "IT-SIGNED"):

@@ -17,7 +17,7 @@ from ioxhub.contracts.dataset_chunk import chunk_event_id
 from ioxhub.contracts.release_manifest import manifest_event_id
 from ioxhub.producers.chunks import ChunkBuilder, ReleaseInfo
 from ioxhub.producers.mapping import STRING_FIELDS, ColumnMapping
-from ioxhub.producers.publish import compute_release_id
+from ioxhub.producers.release_id import compute_release_id
 from ioxhub.producers.readers import open_source
 from ioxhub.producers.validate import DictColumn, Observations, validate_batch
 from ioxhub.settings import PROJECT_ROOT

@@ -212,6 +212,16 @@ def test_naive_timestamp_and_reversed_window(tmp_path):
     assert "signing_keys[0].valid_until: must be after valid_from" in reversed_
 
 
+def test_an_impossible_date_names_the_field_and_line(tmp_path):
+    message = _error(_doc(f"""\
+  - id: WHO
+    name: World Health Organization
+    signing_keys:
+      - {{key_id: k1, public_key: {KEY}, valid_from: 2026-13-01}}
+"""), tmp_path)
+    assert re.search(r"orgs\.yaml:\d+: orgs\[0\] \(WHO\): signing_keys\[0\]\.valid_from: expected an ISO 8601 time.*"
+                     r"got '2026-13-01'", message), message
+
 def test_key_ids_are_unique_across_orgs(tmp_path):
     message = _error(_doc(f"""\
   - id: WCO

@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 from kafka.errors import KafkaTimeoutError
 
-from ioxhub.producers import publish
+from ioxhub.producers import sender as sender_mod
+from ioxhub.producers.summary import PublishError
 
 
 class FakeFuture:
@@ -36,17 +37,14 @@ class FakeProducer:
         self.log.append(("flush",))
 
 
-def sender(producer: FakeProducer) -> publish._Sender:
-    s = publish._Sender.__new__(publish._Sender)
-    s.topic, s.org, s.signer, s.key_id, s.producer = "ioxhub.wto.datasets", "WTO", None, None, producer
-    s._pending = publish.deque()
-    return s
+def sender(producer: FakeProducer) -> sender_mod.Sender:
+    return sender_mod.Sender("ioxhub.wto.datasets", "WTO", producer)
 
 
 def test_sender_waits_for_the_oldest_ack_beyond_the_bound():
     producer = FakeProducer()
     s = sender(producer)
-    bound = publish.MAX_UNACKNOWLEDGED
+    bound = sender_mod.MAX_UNACKNOWLEDGED
     for i in range(bound + 3):
         s.send(b"k", b"v", f"{i:064x}", b"\0" * 8)
     sends_before_first_ack = producer.log.index(("ack", 0))
@@ -58,6 +56,6 @@ def test_sender_waits_for_the_oldest_ack_beyond_the_bound():
 
 def test_a_failed_ack_stops_the_publish_with_the_event_named():
     s = sender(FakeProducer(fail_at=0))
-    with pytest.raises(publish.PublishError, match=f"event {0:012x} was not stored"):
-        for i in range(publish.MAX_UNACKNOWLEDGED + 1):
+    with pytest.raises(PublishError, match=f"event {0:012x} was not stored"):
+        for i in range(sender_mod.MAX_UNACKNOWLEDGED + 1):
             s.send(b"k", b"v", f"{i:064x}", b"\0" * 8)

@@ -112,6 +112,13 @@ def test_blank_cells_are_absent(tmp_path):
     assert rejects_of(result) == [("f.csv", 2, "ref_area", None, "missing-ref-area")]
 
 
+def test_a_mapping_file_with_a_key_twice_is_refused_at_its_line(tmp_path):
+    path = tmp_path / "f.mapping.yaml"
+    path.write_text("indicator: IND\nref_area: AREA\nperiod: PERIOD\nref_area: OTHER\n")
+    with pytest.raises(MappingError, match=r"f\.mapping\.yaml:4: duplicate key 'ref_area' \(also on line 2\)$"):
+        ColumnMapping.from_file(path)
+
+
 @pytest.mark.parametrize("mapping, message", [
     ({**MAPPING, "ref_area": {"const": "Atlantis"}}, "Atlantis' is refused: unknown-country"),
     ({**MAPPING, "unit_mult": {"const": "x"}}, "is not an integer in -18..18"),

@@ -112,8 +112,9 @@ def keys_generate(
     valid_from: str | None = typer.Option(None, "--valid-from", help="ISO time the key becomes valid (default: now)."),
 ) -> None:
     """Write a new private key (owner-only) and print the public key for infra/orgs.yaml."""
-    from ioxhub.signing import generate_org_key, parse_time_option, print_generated
-    print_generated(generate_org_key(org, key_id, valid_from=parse_time_option(valid_from)))
+    from ioxhub.console import print_generated_key
+    from ioxhub.keys import generate_org_key, parse_time_option
+    print_generated_key(generate_org_key(org, key_id, valid_from=parse_time_option(valid_from)))
 
 
 @keys_app.command("retire")
@@ -122,7 +123,7 @@ def keys_retire(
     at: str | None = typer.Option(None, "--at", help="ISO time the key stops being valid (default: now)."),
 ) -> None:
     """Rotation: end a key's validity window; records it signs from then on are quarantined as expired-key."""
-    from ioxhub.signing import parse_time_option, retire_key
+    from ioxhub.keys import parse_time_option, retire_key
     retired = retire_key(key_id, parse_time_option(at, "--at"))
     typer.echo(f"key {retired.key.key_id} of {retired.org} is valid until {retired.key.valid_until.isoformat()}")
 
@@ -130,10 +131,9 @@ def keys_retire(
 @keys_app.command("list")
 def keys_list() -> None:
     """The keys ingest trusts: infra/orgs.yaml signing_keys + the local keyring."""
-    from rich.console import Console
-
-    from ioxhub.signing import load_trust_store, trust_table
-    Console().print(trust_table(load_trust_store()))
+    from ioxhub.console import print_trust_store
+    from ioxhub.keys import load_trust_store
+    print_trust_store(load_trust_store())
 
 
 # ---------------------------------------------------------------------------------------- publish, samples

@@ -8,6 +8,9 @@ from rich.console import Console
 from rich.padding import Padding
 from rich.table import Table
 
+from ioxhub.keys import KEYRING_FILE, GeneratedKey
+from ioxhub.signing import TrustStore, iso_utc
+
 console = Console()
 
 
@@ -218,3 +221,22 @@ def print_demo(result) -> None:
         print_impact(result.impact)
     if result.report:
         console.print(f"report: {result.report}", soft_wrap=True)   # a long path stays one copyable line
+
+
+# ---------------------------------------------------------------------------------------- keys
+def print_generated_key(g: GeneratedKey) -> None:
+    """`ioxhub keys generate` (plain print: no wrapping, so the key copies cleanly)."""
+    print(f"private key: {g.path} (owner-only; keep it secret, never commit it)")
+    print(f"public key ({g.org}, {g.key_id}): {g.public_key_b64}")
+    print(f"trusted on this machine via the local keyring {g.path.parent.parent / KEYRING_FILE}")
+    print(f"for other deployments, add under {g.org}'s `signing_keys:` in infra/orgs.yaml:")
+    print(g.yaml_entry(), end="")
+
+
+def print_trust_store(store: TrustStore) -> None:
+    """`ioxhub keys list`: the keys ingest trusts."""
+    table = Table("org", "key id", "valid from", "valid until", "declared in")
+    for t in store:
+        table.add_row(t.org, t.key.key_id, iso_utc(t.key.valid_from),
+                      iso_utc(t.key.valid_until) if t.key.valid_until else "-", t.source)
+    Console().print(table)

@@ -41,7 +41,8 @@ def _step(result: DemoResult, name: str, started: float) -> None:
 
 def ensure_keys(orgs: list[str], settings: Settings) -> list[str]:
     """A signing key for every org that has none yet on this machine; returns the orgs given a new key."""
-    from ioxhub.signing import KeyFileError, generate_org_key, load_signer
+    from ioxhub.keys import generate_org_key, load_signer
+    from ioxhub.signing import KeyFileError
 
     created = []
     for org in orgs:

@@ -54,7 +54,7 @@ import yaml
 from blake3 import blake3
 from kafka.errors import KafkaError
 
-from ioxhub import names, signing
+from ioxhub import keys, names
 from ioxhub.contracts import codec
 from ioxhub.contracts.registry import get_registry
 from ioxhub.errors import IoxhubError, read_user_text
@@ -644,10 +644,10 @@ class _Sender:
 
 def _signer(org: str, settings: Settings):
     """The org's newest signing key under <data_dir>/keys/<ORG>/, or None when it has none."""
-    org_dir = signing.keys_dir(settings.data_dir) / org
+    org_dir = keys.keys_dir(settings.data_dir) / org
     if not org_dir.is_dir() or not any(org_dir.glob("*.key")):
         return None
-    return signing.load_signer(org, settings=settings)
+    return keys.load_signer(org, settings=settings)
 
 
 # ================================================================================================ state

@@ -65,10 +65,9 @@ def stack_logs(service: str | None = typer.Argument(None, help="seaweedfs, tansu
 @app.command("provision")
 def provision_cmd(dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change; change nothing.")) -> None:
     """Apply infra/orgs.yaml (topics, bucket, storage identities, Kafka users and ACLs) idempotently."""
-    from rich.console import Console
-
-    from ioxhub.provision import provision, render_report
-    Console(width=160).print(render_report(provision(dry_run=dry_run)))
+    from ioxhub.console import print_provision_report
+    from ioxhub.provision.apply import provision
+    print_provision_report(provision(dry_run=dry_run))
 
 
 # ---------------------------------------------------------------------------------------- schemas, keys

@@ -6,9 +6,11 @@ from typing import Any
 from rich import box
 from rich.console import Console
 from rich.padding import Padding
+from rich.text import Text
 from rich.table import Table
 
 from ioxhub.keys import KEYRING_FILE, GeneratedKey
+from ioxhub.provision.plan import ProvisionReport
 from ioxhub.signing import TrustStore, iso_utc
 
 console = Console()
@@ -240,3 +242,20 @@ def print_trust_store(store: TrustStore) -> None:
         table.add_row(t.org, t.key.key_id, iso_utc(t.key.valid_from),
                       iso_utc(t.key.valid_until) if t.key.valid_until else "-", t.source)
     Console().print(table)
+
+
+# ---------------------------------------------------------------------------------------- provision
+def print_provision_report(report: ProvisionReport) -> None:
+    """`ioxhub provision`: the changes (planned or made), the notes and the one-line summary."""
+    out = Console(width=160)
+    out.print(Text(f"Kafka: {report.kafka_backend}    Storage: {report.storage_backend}", style="bold"))
+    if report.changes:
+        table = Table(title="planned changes" if not report.applied else "changes", title_justify="left")
+        for column in ("area", "target", "action", "detail"):
+            table.add_column(column, overflow="fold")
+        for c in report.changes:
+            table.add_row(c.area, c.target, c.action, c.detail)
+        out.print(table)
+    for note in report.notes:
+        out.print(Text(f"note: {note}", style="yellow"))
+    out.print(Text(report.summary, style="green" if report.applied or not report.changes else "cyan"))

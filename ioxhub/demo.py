@@ -104,7 +104,7 @@ def run_demo(settings: Settings | None = None, *, progress=print) -> DemoResult:
     from ioxhub.catalog import Catalog
     from ioxhub.consumers.access import list_datasets, pull
     from ioxhub.orgs import load_orgs
-    from ioxhub.provision import provision
+    from ioxhub.provision.apply import provision
     from ioxhub.stack import local
     from ioxhub.storage import ObjectStore
 

@@ -15,7 +15,7 @@ from minio.error import S3Error
 
 from ioxhub.kafka import make_admin
 from ioxhub.orgs import load_orgs
-from ioxhub.provision import provision
+from ioxhub.provision.apply import provision
 from ioxhub.s3 import make_client
 
 pytestmark = pytest.mark.integration

@@ -354,7 +354,7 @@ def lane_envs(data_dirs: list[Path]) -> list[dict[str, str]]:
 def up_provision_down(env: dict[str, str], cycles: int) -> list[float]:
     """`stack up`, `provision`, `stack down` (the functions the commands call) `cycles` times on one data
     directory; after each `down` nothing of the stack may run and none of its ports be taken."""
-    from ioxhub.provision import provision
+    from ioxhub.provision.apply import provision
 
     data_dir = Path(env["IOXHUB_DATA_DIR"])
     seconds = []

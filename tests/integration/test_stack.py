@@ -20,7 +20,6 @@ from ioxhub.kafka import make_admin, make_consumer, make_producer
 from ioxhub.s3 import make_client
 from ioxhub.settings import load_settings
 from ioxhub.stack import local, process, seaweedfs, tansu
-from ioxhub.stack.local import up_report
 from ioxhub_cli import cli_env, ioxhub
 
 pytestmark = pytest.mark.integration
@@ -363,7 +362,7 @@ def up_provision_down(env: dict[str, str], cycles: int) -> list[float]:
         settings = load_settings(env)
         try:
             up = local.up(settings)
-            assert up.started == [seaweedfs.NAME, tansu.NAME], f"cycle {cycle}: {up_report(up)}"
+            assert up.started == [seaweedfs.NAME, tansu.NAME], f"cycle {cycle}: started {up.started}, running {up.already_running}, {up.notes}"
             report = provision(up.settings)
             assert report.applied
         finally:

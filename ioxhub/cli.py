@@ -128,9 +128,9 @@ def keys_retire(
     at: str | None = typer.Option(None, "--at", help="ISO time the key stops being valid (default: now)."),
 ) -> None:
     """Rotation: end a key's validity window; records it signs from then on are quarantined as expired-key."""
+    from ioxhub.console import print_retired_key
     from ioxhub.keys import parse_time_option, retire_key
-    retired = retire_key(key_id, parse_time_option(at, "--at"))
-    typer.echo(f"key {retired.key.key_id} of {retired.org} is valid until {retired.key.valid_until.isoformat()}")
+    print_retired_key(retire_key(key_id, parse_time_option(at, "--at")))
 
 
 @keys_app.command("list")

@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # annotations only: `ioxhub status` need not import the schem
     from ioxhub.contracts.registry import Registry
     from ioxhub.keys import GeneratedKey
     from ioxhub.provision.plan import ProvisionReport
-    from ioxhub.signing import TrustStore
+    from ioxhub.signing import TrustedKey, TrustStore
     from ioxhub.stack.local import Endpoints, ServiceState, UpResult
 
 console = Console()
@@ -274,6 +274,11 @@ def print_generated_key(g: GeneratedKey) -> None:
     print(f"trusted on this machine via the local keyring {g.path.parent.parent / KEYRING_FILE}")
     print(f"for other deployments, add under {g.org}'s `signing_keys:` in infra/orgs.yaml:")
     print(g.yaml_entry(), end="")
+
+
+def print_retired_key(retired: TrustedKey) -> None:
+    """`ioxhub keys retire`: the end of the key's validity window."""
+    print(f"key {retired.key.key_id} of {retired.org} is valid until {retired.key.valid_until.isoformat()}")
 
 
 def print_trust_store(store: TrustStore) -> None:

@@ -88,10 +88,10 @@ def test_stack_status_json_of_a_stack_that_never_started(data_dir):
 
 
 def test_provision_json_never_shows_a_payload():
-    secret = "S3CRET-never-printed"
+    planted = "PLANTED-KEY-never-printed"
     report = ProvisionReport("tansu (local, x)", "SeaweedFS (local, y)", [
         Change("storage identity", "analyst", "create", "role analyst: Read on hub/curated/*",
-               (f"s3.configure -user=analyst -access_key=A -secret_key={secret} -apply",)),
+               (f"s3.configure -user=analyst -access_key=A -secret_key={planted} -apply",)),
         Change("bucket", "ioxhub", "create", "zones are key prefixes (no marker objects)")], ["a note"], applied=False)
     shape = console.provision_json(report)
     assert shape == {"kafka_backend": "tansu (local, x)", "storage_backend": "SeaweedFS (local, y)", "applied": False,
@@ -101,7 +101,7 @@ def test_provision_json_never_shows_a_payload():
                                  {"area": "bucket", "target": "ioxhub", "action": "create",
                                   "detail": "zones are key prefixes (no marker objects)"}],
                      "notes": ["a note"]}
-    assert secret not in json.dumps(shape)
+    assert planted not in json.dumps(shape)
 
 
 def test_print_json_writes_times_paths_and_sets_as_plain_json(capsys):

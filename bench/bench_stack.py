@@ -29,7 +29,7 @@ class BenchStack:
     def up(self) -> Settings:
         from ioxhub.demo import ensure_keys
         from ioxhub.orgs import load_orgs
-        from ioxhub.provision import provision
+        from ioxhub.provision.apply import provision
 
         for attempt in range(3):  # a port picked as free can be taken before we bind it
             os.environ.clear()
@@ -59,7 +59,7 @@ class BenchStack:
 
     def reset_broker(self) -> None:
         """An empty broker (memory storage: a restart forgets every record), topics provisioned again."""
-        from ioxhub.provision import provision
+        from ioxhub.provision.apply import provision
 
         tansu.stop(self.settings)
         tansu.start(self.settings, "memory")

@@ -40,7 +40,7 @@ def main() -> None:
     from ioxhub.producers.release_id import compute_release_id
     from ioxhub.producers.validate import validate_batch
     from ioxhub.settings import get_settings
-    from ioxhub.signing import load_signer
+    from ioxhub.keys import load_signer
 
     with tempfile.TemporaryDirectory(prefix="ioxhub-bench-stages-") as tmp:
         csv, mapping_file, rows = build_workload(Path(tmp) / "samples", args.scale)

@@ -7,6 +7,7 @@ traceback.
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
 
 import typer
@@ -14,8 +15,7 @@ import typer
 from ioxhub.errors import IoxhubError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0])
-
-
+JSON = typer.Option(False, "--json", help="Machine-readable JSON on stdout (stable keys, no secrets; docs/cli-json.md).")
 
 
 # ---------------------------------------------------------------------------------------- stack
@@ -26,28 +26,30 @@ app.add_typer(stack_app, name="stack")
 @stack_app.command("up")
 def stack_up(with_airflow: bool = typer.Option(False, "--airflow", help="Also start `airflow standalone` on dags/.")) -> None:
     """Start the local servers (durable: Kafka data lives in S3), wait until they answer, print the endpoints."""
+    from ioxhub.console import print_stack_up
     from ioxhub.settings import get_settings
     from ioxhub.stack import local
-    typer.echo("\n".join(local.up_report(local.up(get_settings(), with_airflow=with_airflow))))
+    result = local.up(get_settings(), with_airflow=with_airflow)
+    print_stack_up(result, local.endpoints(result.settings))
 
 
 @stack_app.command("down")
 def stack_down() -> None:
     """Stop exactly the servers `stack up` started (by pid file); data stays."""
+    from ioxhub.console import print_stack_down
     from ioxhub.settings import get_settings
     from ioxhub.stack import local
-    typer.echo("\n".join(local.down_report(local.down(get_settings()))))
+    print_stack_down(local.down(get_settings()))
 
 
 @stack_app.command("status")
-def stack_status() -> None:
+def stack_status(as_json: bool = JSON) -> None:
     """Each service: running, stopped or leftover, pid, endpoint, and a real health probe; exit 1 if one is unhealthy or left over."""
-    from rich.console import Console
-
+    from ioxhub.console import print_stack_status, show, stack_status_json
     from ioxhub.settings import get_settings
     from ioxhub.stack import local
     states = local.status(get_settings())
-    Console(width=160).print(local.status_table(states))
+    show(states, as_json, print_stack_status, stack_status_json)
     raise typer.Exit(1 if any(s.leftovers or (s.running and s.health != "ok") for s in states) else 0)
 
 
@@ -63,12 +65,12 @@ def stack_logs(service: str | None = typer.Argument(None, help="seaweedfs, tansu
 
 # ---------------------------------------------------------------------------------------- provision
 @app.command("provision")
-def provision_cmd(dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change; change nothing.")) -> None:
+def provision_cmd(dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change; change nothing."),
+                  as_json: bool = JSON) -> None:
     """Apply infra/orgs.yaml (topics, bucket, storage identities, Kafka users and ACLs) idempotently."""
-    from rich.console import Console
-
-    from ioxhub.provision import provision, render_report
-    Console(width=160).print(render_report(provision(dry_run=dry_run)))
+    from ioxhub.console import print_provision_report, provision_json, show
+    from ioxhub.provision.apply import provision
+    show(provision(dry_run=dry_run), as_json, print_provision_report, provision_json)
 
 
 # ---------------------------------------------------------------------------------------- schemas, keys
@@ -84,21 +86,24 @@ def _registry(schemas_dir: str | None):
 
 
 @schemas_app.command("list")
-def schemas_list(schemas_dir: str | None = typer.Option(None, "--dir", help="Schema directory (default: settings.schemas_dir).")) -> None:
+def schemas_list(schemas_dir: str | None = typer.Option(None, "--dir", help="Schema directory (default: settings.schemas_dir)."),
+                 as_json: bool = JSON) -> None:
     """Every schema version with its fingerprint and Confluent id."""
-    from rich.console import Console
-
-    from ioxhub.contracts.registry import registry_table
-    Console().print(registry_table(_registry(schemas_dir)))
+    from ioxhub.console import print_schemas, schemas_json, show
+    show(_registry(schemas_dir), as_json, print_schemas, schemas_json)
 
 
 @schemas_app.command("check")
-def schemas_check(schemas_dir: str | None = typer.Option(None, "--dir", help="Schema directory (default: settings.schemas_dir).")) -> None:
+def schemas_check(schemas_dir: str | None = typer.Option(None, "--dir", help="Schema directory (default: settings.schemas_dir)."),
+                  as_json: bool = JSON) -> None:
     """Refuse incompatible schema evolution (BACKWARD_TRANSITIVE, no removal of a required field); exit 1 if any."""
-    from rich.console import Console
-
-    from ioxhub.contracts.compat import schemas_check as check
-    raise typer.Exit(check(_registry(schemas_dir), Console()))
+    from ioxhub.console import print_schemas_check, schemas_check_json, show
+    from ioxhub.contracts.compat import check_registry
+    registry = _registry(schemas_dir)
+    pairs, problems = check_registry(registry)
+    show(problems, as_json, partial(print_schemas_check, registry=registry, pairs=pairs),
+         partial(schemas_check_json, registry=registry, pairs=pairs))
+    raise typer.Exit(1 if problems else 0)
 
 
 keys_app = typer.Typer(no_args_is_help=True, help="Ed25519 signing keys of the orgs.")
@@ -112,8 +117,9 @@ def keys_generate(
     valid_from: str | None = typer.Option(None, "--valid-from", help="ISO time the key becomes valid (default: now)."),
 ) -> None:
     """Write a new private key (owner-only) and print the public key for infra/orgs.yaml."""
-    from ioxhub.signing import generate_org_key, parse_time_option, print_generated
-    print_generated(generate_org_key(org, key_id, valid_from=parse_time_option(valid_from)))
+    from ioxhub.console import print_generated_key
+    from ioxhub.keys import generate_org_key, parse_time_option
+    print_generated_key(generate_org_key(org, key_id, valid_from=parse_time_option(valid_from)))
 
 
 @keys_app.command("retire")
@@ -122,18 +128,17 @@ def keys_retire(
     at: str | None = typer.Option(None, "--at", help="ISO time the key stops being valid (default: now)."),
 ) -> None:
     """Rotation: end a key's validity window; records it signs from then on are quarantined as expired-key."""
-    from ioxhub.signing import parse_time_option, retire_key
-    retired = retire_key(key_id, parse_time_option(at, "--at"))
-    typer.echo(f"key {retired.key.key_id} of {retired.org} is valid until {retired.key.valid_until.isoformat()}")
+    from ioxhub.console import print_retired_key
+    from ioxhub.keys import parse_time_option, retire_key
+    print_retired_key(retire_key(key_id, parse_time_option(at, "--at")))
 
 
 @keys_app.command("list")
-def keys_list() -> None:
+def keys_list(as_json: bool = JSON) -> None:
     """The keys ingest trusts: infra/orgs.yaml signing_keys + the local keyring."""
-    from rich.console import Console
-
-    from ioxhub.signing import load_trust_store, trust_table
-    Console().print(trust_table(load_trust_store()))
+    from ioxhub.console import print_trust_store, show, trust_store_json
+    from ioxhub.keys import load_trust_store
+    show(load_trust_store(), as_json, print_trust_store, trust_store_json)
 
 
 # ---------------------------------------------------------------------------------------- publish, samples
@@ -189,12 +194,12 @@ def publish_policy_cmd(
 
 # ---------------------------------------------------------------------------------------- status
 @app.command("status")
-def status_cmd() -> None:
+def status_cmd(as_json: bool = JSON) -> None:
     """The last run of each DAG with its counts, the lag of each topic, and releases waiting in staging/."""
-    from ioxhub.console import print_status
+    from ioxhub.console import print_status, show
     from ioxhub.status import hub_status
 
-    print_status(hub_status())
+    show(hub_status(), as_json, print_status)
 
 
 @app.command("ingest")
@@ -211,12 +216,12 @@ def ingest_cmd(kind: str = typer.Argument(..., help="datasets or policies"),
 
 # ---------------------------------------------------------------------------------------- datasets, pull, report
 @app.command("datasets")
-def datasets_cmd() -> None:
+def datasets_cmd(as_json: bool = JSON) -> None:
     """The catalog: every dataset with its publishers, rows, coverage, snapshot and update time."""
     from ioxhub.consumers.access import list_datasets
-    from ioxhub.console import print_datasets
+    from ioxhub.console import print_datasets, show
 
-    print_datasets(list_datasets())
+    show(list_datasets(), as_json, print_datasets)
 
 
 @app.command("pull")

@@ -1,14 +1,60 @@
-"""Terminal output of the CLI (rich tables): one place that decides how counts and catalogs look."""
+"""Terminal output of the CLI: one place that decides how results look, as rich tables and lines or, for
+the listing commands' `--json`, as JSON with stable keys and no secrets (docs/cli-json.md).
+
+Entry points: one `print_*` per command's result; `show` (the table or, with `--json`, `print_json` of the
+result or of its `*_json` shape).
+"""
 from __future__ import annotations
 
-from typing import Any
+import json
+import sys
+from datetime import date, datetime
+from pathlib import PurePath
+from typing import TYPE_CHECKING, Any, Callable
 
 from rich import box
 from rich.console import Console
 from rich.padding import Padding
+from rich.text import Text
 from rich.table import Table
 
+from ioxhub.keys import KEYRING_FILE
+from ioxhub.signing import iso_utc
+
+if TYPE_CHECKING:  # annotations only: `ioxhub status` need not import the schema checker or the stack
+    from ioxhub.contracts.compat import Incompatibility
+    from ioxhub.contracts.registry import Registry
+    from ioxhub.keys import GeneratedKey
+    from ioxhub.provision.plan import ProvisionReport
+    from ioxhub.signing import TrustedKey, TrustStore
+    from ioxhub.stack.local import Endpoints, ServiceState, UpResult
+
 console = Console()
+
+
+# ---------------------------------------------------------------------------------------- --json
+def show(result: Any, as_json: bool, render: Callable[[Any], None], shape: Callable[[Any], Any] | None = None) -> None:
+    """A listing command's result: `render(result)` for people, or with `--json` `shape(result)` (default: the
+    result itself) as JSON."""
+    if as_json:
+        print_json(shape(result) if shape else result)
+    else:
+        render(result)
+
+
+def print_json(data: Any) -> None:
+    """Machine-readable output (`--json`): times in ISO 8601, paths as strings, sets as sorted lists."""
+    sys.stdout.write(json.dumps(data, indent=2, default=_json_value) + "\n")
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
@@ -218,3 +264,133 @@ def print_demo(result) -> None:
         print_impact(result.impact)
     if result.report:
         console.print(f"report: {result.report}", soft_wrap=True)   # a long path stays one copyable line
+
+
+# ---------------------------------------------------------------------------------------- keys
+def print_generated_key(g: GeneratedKey) -> None:
+    """`ioxhub keys generate` (plain print: no wrapping, so the key copies cleanly)."""
+    print(f"private key: {g.path} (owner-only; keep it secret, never commit it)")
+    print(f"public key ({g.org}, {g.key_id}): {g.public_key_b64}")
+    print(f"trusted on this machine via the local keyring {g.path.parent.parent / KEYRING_FILE}")
+    print(f"for other deployments, add under {g.org}'s `signing_keys:` in infra/orgs.yaml:")
+    print(g.yaml_entry(), end="")
+
+
+def print_retired_key(retired: TrustedKey) -> None:
+    """`ioxhub keys retire`: the end of the key's validity window."""
+    print(f"key {retired.key.key_id} of {retired.org} is valid until {retired.key.valid_until.isoformat()}")
+
+
+def print_trust_store(store: TrustStore) -> None:
+    """`ioxhub keys list`: the keys ingest trusts."""
+    table = Table("org", "key id", "valid from", "valid until", "declared in")
+    for t in store:
+        table.add_row(t.org, t.key.key_id, iso_utc(t.key.valid_from),
+                      iso_utc(t.key.valid_until) if t.key.valid_until else "-", t.source)
+    Console().print(table)
+
+
+# ---------------------------------------------------------------------------------------- provision
+def print_provision_report(report: ProvisionReport) -> None:
+    """`ioxhub provision`: the changes (planned or made), the notes and the one-line summary."""
+    out = Console(width=160)
+    out.print(Text(f"Kafka: {report.kafka_backend}    Storage: {report.storage_backend}", style="bold"))
+    if report.changes:
+        table = Table(title="planned changes" if not report.applied else "changes", title_justify="left")
+        for column in ("area", "target", "action", "detail"):
+            table.add_column(column, overflow="fold")
+        for c in report.changes:
+            table.add_row(c.area, c.target, c.action, c.detail)
+        out.print(table)
+    for note in report.notes:
+        out.print(Text(f"note: {note}", style="yellow"))
+    out.print(Text(report.summary, style="green" if report.applied or not report.changes else "cyan"))
+
+
+def provision_json(report: ProvisionReport) -> dict:
+    """The plan (or what was applied): never a change's payload, which may carry keys."""
+    return {"kafka_backend": report.kafka_backend, "storage_backend": report.storage_backend,
+            "applied": report.applied, "summary": report.summary,
+            "changes": [{"area": c.area, "target": c.target, "action": c.action, "detail": c.detail}
+                        for c in report.changes],
+            "notes": list(report.notes)}
+
+
+def trust_store_json(store: TrustStore) -> list[dict]:
+    return [{"org": t.org, "key_id": t.key.key_id, "valid_from": iso_utc(t.key.valid_from),
+             "valid_until": iso_utc(t.key.valid_until) if t.key.valid_until else None, "declared_in": t.source}
+            for t in store]
+
+
+# ---------------------------------------------------------------------------------------- schemas
+def print_schemas(registry: Registry) -> None:
+    """`ioxhub schemas list`: every version with its fingerprint and Confluent id."""
+    table = Table("schema", "version", "fingerprint (CRC-64-AVRO)", "Confluent id", "record")
+    for sv in registry:
+        latest = " (latest)" if sv is registry.latest(sv.name) else ""
+        table.add_row(sv.name, f"v{sv.version}{latest}", sv.fingerprint_hex, str(sv.confluent_id), sv.full_name)
+    for column in table.columns[:4]:
+        column.no_wrap = True
+    Console().print(table)
+
+
+def schemas_json(registry: Registry) -> list[dict]:
+    return [{"schema": sv.name, "version": sv.version, "latest": sv is registry.latest(sv.name),
+             "fingerprint": sv.fingerprint_hex, "confluent_id": sv.confluent_id, "record": sv.full_name,
+             "path": sv.path} for sv in registry]
+
+
+def print_schemas_check(problems: list[Incompatibility], registry: Registry, pairs: int) -> None:
+    """`ioxhub schemas check`: every problem, or the all-clear."""
+    out = Console()
+    if not problems:
+        out.print(f"[green]ok[/green]: {len(registry.names())} schemas, {len(list(registry))} versions, {pairs} "
+                  "version pairs checked (BACKWARD_TRANSITIVE, no removal of a field without default)")
+        return
+    for p in problems:
+        out.print(f"[red]incompatible[/red]: {p}", highlight=False)
+    out.print(f"{len(problems)} incompatibilit{'y' if len(problems) == 1 else 'ies'} in {pairs} version pairs")
+
+
+def schemas_check_json(problems: list[Incompatibility], registry: Registry, pairs: int) -> dict:
+    return {"compatible": not problems, "schemas": len(registry.names()), "versions": len(list(registry)),
+            "pairs_checked": pairs,
+            "incompatibilities": [{"schema": p.name, "writer_version": p.writer_version,
+                                   "reader_version": p.reader_version, "field": p.field, "kind": p.kind,
+                                   "why": p.why} for p in problems]}
+
+
+# ---------------------------------------------------------------------------------------- stack
+def print_stack_up(result: UpResult, where: Endpoints) -> None:
+    """`ioxhub stack up`: what it did, the endpoints, where the keys are (never their values)."""
+    lines = list(result.notes) + [f"{name}: already running" for name in result.already_running]
+    lines += [f"{name}: started" for name in result.started]
+    lines += [
+        f"Kafka bootstrap:  {where.kafka_bootstrap}",
+        f"S3 endpoint:      http://{where.s3_endpoint}  (bucket {where.bucket})",
+        f"S3 keys:          {where.keys_file}  (hub: s3_access_key/s3_secret_key, admin: s3_admin_*; "
+        f"ioxhub commands read them from there)",
+        f"data, logs, pids: {where.data_dir}",
+    ]
+    if where.airflow_url:
+        lines += [f"Airflow UI:       {where.airflow_url}  (user admin, password in {where.airflow_passwords_file})"]
+    print("\n".join(lines))
+
+
+def print_stack_down(stopped: dict[str, int | None]) -> None:
+    print("\n".join(f"{name}: stopped (pid {pid})" if pid else f"{name}: was not running"
+                    for name, pid in stopped.items()))
+
+
+def print_stack_status(states: list[ServiceState]) -> None:
+    """`ioxhub stack status`: each service's state, pid, endpoint and health."""
+    table = Table("service", "state", "pid", "endpoint", "health")
+    for st in states:
+        pids = str(st.pid) if st.pid else ", ".join(map(str, st.leftovers)) or "-"
+        table.add_row(st.name, st.state, pids, st.endpoint, st.health)
+    Console(width=160).print(table)
+
+
+def stack_status_json(states: list[ServiceState]) -> list[dict]:
+    return [{"service": st.name, "state": st.state, "pid": st.pid, "leftover_pids": list(st.leftovers),
+             "endpoint": st.endpoint, "health": st.health} for st in states]

@@ -41,7 +41,8 @@ def _step(result: DemoResult, name: str, started: float) -> None:
 
 def ensure_keys(orgs: list[str], settings: Settings) -> list[str]:
     """A signing key for every org that has none yet on this machine; returns the orgs given a new key."""
-    from ioxhub.signing import KeyFileError, generate_org_key, load_signer
+    from ioxhub.keys import generate_org_key, load_signer
+    from ioxhub.signing import KeyFileError
 
     created = []
     for org in orgs:
@@ -103,7 +104,7 @@ def run_demo(settings: Settings | None = None, *, progress=print) -> DemoResult:
     from ioxhub.catalog import Catalog
     from ioxhub.consumers.access import list_datasets, pull
     from ioxhub.orgs import load_orgs
-    from ioxhub.provision import provision
+    from ioxhub.provision.apply import provision
     from ioxhub.stack import local
     from ioxhub.storage import ObjectStore
 

@@ -9,6 +9,8 @@ when they expire: docs/architecture.md, docs/staging-expiry.md.
 """
 from __future__ import annotations
 
+import datetime as dt
+
 from kafka.structs import TopicPartition
 
 from ioxhub.catalog import Catalog

@@ -12,7 +12,7 @@ from typing import Any
 
 from kafka.errors import KafkaError
 
-from ioxhub import signing
+from ioxhub import keys, signing
 from ioxhub.contracts import codec
 from ioxhub.kafka import make_producer
 from ioxhub.producers.summary import PublishError
@@ -90,7 +90,7 @@ class Sender:
 
 def org_signer(org: str, settings: Settings) -> signing.Signer | None:
     """The org's newest signing key under <data_dir>/keys/<ORG>/, or None when it has none."""
-    org_dir = signing.keys_dir(settings.data_dir) / org
+    org_dir = keys.keys_dir(settings.data_dir) / org
     if not org_dir.is_dir() or not any(org_dir.glob("*.key")):
         return None
-    return signing.load_signer(org, settings=settings)
+    return keys.load_signer(org, settings=settings)

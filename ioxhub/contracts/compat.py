@@ -163,17 +163,3 @@ def check_registry(registry: Registry) -> tuple[int, list[Incompatibility]]:
 
 
 __all__ = ["Incompatibility", "check_pair", "check_registry", "version_pairs"]
-
-
-def schemas_check(registry: Registry, console) -> int:
-    """`ioxhub schemas check`: print every problem (or the all-clear); 0 if compatible, 1 if not."""
-    pairs, problems = check_registry(registry)
-    names = registry.names()
-    if not problems:
-        console.print(f"[green]ok[/green]: {len(names)} schemas, {len(list(registry))} versions, {pairs} "
-                      "version pairs checked (BACKWARD_TRANSITIVE, no removal of a field without default)")
-        return 0
-    for p in problems:
-        console.print(f"[red]incompatible[/red]: {p}", highlight=False)
-    console.print(f"{len(problems)} incompatibilit{'y' if len(problems) == 1 else 'ies'} in {pairs} version pairs")
-    return 1

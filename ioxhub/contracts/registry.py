@@ -231,15 +231,3 @@ def reset_registry() -> None:
     global _registry
     with _lock:
         _registry = None
-
-
-def registry_table(registry: Registry):
-    """`ioxhub schemas list`: a rich table of every version with its fingerprint and Confluent id."""
-    from rich.table import Table
-    table = Table("schema", "version", "fingerprint (CRC-64-AVRO)", "Confluent id", "record")
-    for sv in registry:
-        latest = " (latest)" if sv is registry.latest(sv.name) else ""
-        table.add_row(sv.name, f"v{sv.version}{latest}", sv.fingerprint_hex, str(sv.confluent_id), sv.full_name)
-    for column in table.columns[:4]:
-        column.no_wrap = True
-    return table

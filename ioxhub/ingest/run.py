@@ -27,7 +27,8 @@ from ioxhub.ingest.staging import expire_staged
 from ioxhub.names import InvalidName, check_org, org_of_topic
 from ioxhub.orgs import load_orgs
 from ioxhub.settings import Settings, get_settings
-from ioxhub.signing import SignatureError, TrustStore, load_trust_store, verification_time, verify
+from ioxhub.keys import load_trust_store
+from ioxhub.signing import SignatureError, TrustStore, verification_time, verify
 from ioxhub.storage import ObjectStore
 
 log = logging.getLogger("ioxhub.ingest")

@@ -1,5 +1,7 @@
 """The local stack as a whole: `ioxhub stack up | down | status | logs` and the test fixture use this.
 
+Entry points: `up`, `down`, `status`, `logs`, `endpoints`; `free_ports_env`, `isolated_env`, `start_guard`.
+
 Order matters: SeaweedFS first (tansu keeps its data in it), then tansu, then Airflow; `down` stops
 them in reverse. A leftover server of this data directory that no pid file names (see
 `process.leftovers`) is stopped by `up` (with a one-line note) and by `down`, and `status` shows it.
@@ -207,33 +209,22 @@ def guard(owner_pid: int, owner_create_time: float, data_dir: str, interval: flo
         time.sleep(interval)
 
 
-# ------------------------------------------------------------------------------------ what to print
-def up_report(result: UpResult) -> list[str]:
-    """What `ioxhub stack up` prints: what it did, the endpoints, where the keys are (never their values)."""
-    s = result.settings
-    lines = list(result.notes) + [f"{name}: already running" for name in result.already_running]
-    lines += [f"{name}: started" for name in result.started]
-    lines += [
-        f"Kafka bootstrap:  {tansu.bootstrap_address(s)}",
-        f"S3 endpoint:      http://{s.s3_endpoint}  (bucket {s.bucket})",
-        f"S3 keys:          {s.local_secrets_file}  (hub: s3_access_key/s3_secret_key, admin: s3_admin_*; "
-        f"ioxhub commands read them from there)",
-        f"data, logs, pids: {s.data_dir}",
-    ]
-    if process.running(s.data_dir, airflow.NAME):
-        lines += [f"Airflow UI:       {airflow.url(s)}  (user admin, password in {airflow.passwords_file(s)})"]
-    return lines
+# ------------------------------------------------------------------------------------ where things are
+@dataclass(frozen=True)
+class Endpoints:
+    """Where a client finds the local stack: addresses, the keys file (never the keys), the data directory."""
+    kafka_bootstrap: str
+    s3_endpoint: str
+    bucket: str
+    keys_file: Path
+    data_dir: Path
+    airflow_url: str | None = None               # None: Airflow not running
+    airflow_passwords_file: Path | None = None
 
 
-def down_report(stopped: dict[str, int | None]) -> list[str]:
-    return [f"{name}: stopped (pid {pid})" if pid else f"{name}: was not running" for name, pid in stopped.items()]
-
-
-def status_table(states: list[ServiceState]):
-    from rich.table import Table
-
-    table = Table("service", "state", "pid", "endpoint", "health")
-    for st in states:
-        pids = str(st.pid) if st.pid else ", ".join(map(str, st.leftovers)) or "-"
-        table.add_row(st.name, st.state, pids, st.endpoint, st.health)
-    return table
+def endpoints(settings: Settings) -> Endpoints:
+    running = process.running(settings.data_dir, airflow.NAME)
+    return Endpoints(tansu.bootstrap_address(settings), settings.s3_endpoint, settings.bucket,
+                     settings.local_secrets_file, settings.data_dir,
+                     airflow.url(settings) if running else None,
+                     airflow.passwords_file(settings) if running else None)

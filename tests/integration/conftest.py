@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from ioxhub.provision import ProvisionReport, provision
+from ioxhub.provision.apply import provision
+from ioxhub.provision.plan import ProvisionReport
 from ioxhub.settings import Settings
 
 

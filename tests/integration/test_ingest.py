@@ -20,7 +20,7 @@ from ioxhub.kafka import common_config, make_producer
 from ioxhub.names import DEAD_LETTER_TOPIC, datasets_topic
 from ioxhub.producers import publish_dataset
 from ioxhub.producers.samples.manifest import SampleManifest
-from ioxhub.signing import load_signer
+from ioxhub.keys import load_signer
 from ioxhub.storage import ObjectStore, harmonized_dataset_prefix
 
 

@@ -31,7 +31,7 @@ from ioxhub.ingest.observations import SERIES_KEY
 from ioxhub.ingest.run import ingest
 from ioxhub.kafka import make_producer
 from ioxhub.names import datasets_topic
-from ioxhub.signing import load_signer
+from ioxhub.keys import load_signer
 from ioxhub.storage import ObjectStore, harmonized_dataset_prefix, history_key, quarantine_rows_key
 
 pytestmark = pytest.mark.integration

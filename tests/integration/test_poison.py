@@ -23,7 +23,7 @@ from ioxhub.ingest import datasets as datasets_module
 from ioxhub.ingest.run import ingest
 from ioxhub.kafka import make_producer
 from ioxhub.names import datasets_topic, policies_topic
-from ioxhub.signing import load_signer
+from ioxhub.keys import load_signer
 from ioxhub.status import hub_status
 from ioxhub.storage import ObjectStore, harmonized_dataset_prefix, staging_prefix
 

@@ -13,9 +13,10 @@ import pytest
 from kafka.admin import ConfigResource, ConfigResourceType
 from minio.error import S3Error
 
+from ioxhub.consumers.access import list_datasets
 from ioxhub.kafka import make_admin
 from ioxhub.orgs import load_orgs
-from ioxhub.provision import provision
+from ioxhub.provision.apply import provision
 from ioxhub.s3 import make_client
 
 pytestmark = pytest.mark.integration
@@ -51,6 +52,38 @@ def test_topics_exist_with_their_partitions_and_retention(provisioned_settings, 
         assert described[topic.name] == topic.partitions, topic.name
         assert int(configs[topic.name]["retention.ms"]["value"]) == topic.retention_ms, topic.name
     assert described["ioxhub.wco.datasets"] == 12  # the per-org override in infra/orgs.yaml
+
+
+def test_cli_json_of_the_plan_the_status_the_catalog_and_the_stack(provisioned_settings, spec):
+    """`--json` of the listing commands that need the servers: stable keys, the values the hub holds, no secret."""
+    def run(*args: str) -> object:
+        done = subprocess.run([sys.executable, "-m", "ioxhub.cli", *args, "--json"], capture_output=True, text=True,
+                              timeout=120, env=dict(os.environ))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert not [v for v in provisioned_settings.secret_values() if v in done.stdout], f"{args} printed a secret"
+        return json.loads(done.stdout)
+
+    plan = run("provision", "--dry-run")
+    assert set(plan) == {"kafka_backend", "storage_backend", "applied", "summary", "changes", "notes"}
+    assert (plan["applied"], plan["changes"]) == (False, [])
+    assert "tansu" in plan["kafka_backend"] and plan["summary"].startswith("no changes")
+    assert any("broker-side authentication and ACLs are unavailable" in n for n in plan["notes"])
+
+    status = run("status")
+    assert set(status) == {"runs", "failures", "lag", "staging", "expired", "internal_errors"}
+    assert set(status["lag"]["datasets"]) == {o.datasets.name for o in spec.orgs}
+    assert set(status["lag"]["policies"]) == {o.policies.name for o in spec.orgs}
+    assert all(isinstance(n, int) and n >= 0 for kind in status["lag"].values() for n in kind.values())
+
+    datasets = run("datasets")
+    assert datasets == json.loads(json.dumps(list_datasets(provisioned_settings), default=str))
+
+    services = {r["service"]: r for r in run("stack", "status")}
+    assert set(services) == {"seaweedfs", "tansu", "airflow"}
+    for name in ("seaweedfs", "tansu"):
+        assert (services[name]["state"], services[name]["health"]) == ("running", "ok"), services[name]
+        assert isinstance(services[name]["pid"], int)
+    assert services["tansu"]["endpoint"] == provisioned_settings.kafka_bootstrap
 
 
 def test_cli_second_run_says_no_changes_and_shows_no_secret(provisioned_settings):

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from ioxhub import names, signing
+from ioxhub import keys, names, signing
 from ioxhub.contracts import codec
 from ioxhub.producers import publish_dataset, publish_policy
 from ioxhub.producers.publish import PublishProgress
@@ -111,11 +111,11 @@ def test_progress_reports_the_bytes_read_over_all_files(provisioned_settings, tm
         assert reports == one_pass * (2 if strict else 1)
 
 def test_signed_when_the_org_has_a_key(provisioned_settings, tmp_path):
-    signing.generate_org_key("UPU", "upu-test-key", settings=provisioned_settings)
+    keys.generate_org_key("UPU", "upu-test-key", settings=provisioned_settings)
     path = write_csv(tmp_path / "signed.csv", [ROWS[0]])
     summary = publish_dataset("UPU", "IT-SIGNED", [path], MAPPING, settings=provisioned_settings)
     assert summary.signed_by == "upu-test-key"
-    store = signing.load_trust_store(provisioned_settings)
+    store = keys.load_trust_store(provisioned_settings)
     for r in dataset_records(provisioned_settings, "UPU", "IT-SIGNED"):
         key = signing.verify(r.value, r.headers, r.topic, store, at=datetime.now(timezone.utc))  # raises if invalid
         assert key.key.key_id == "upu-test-key"

@@ -19,7 +19,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from ioxhub.settings import load_settings
-from ioxhub.signing import load_private_key
+from ioxhub.keys import load_private_key
 from ioxhub.storage import ObjectStore
 from ioxhub_cli import cli_env, ioxhub
 

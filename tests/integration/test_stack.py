@@ -20,7 +20,6 @@ from ioxhub.kafka import make_admin, make_consumer, make_producer
 from ioxhub.s3 import make_client
 from ioxhub.settings import load_settings
 from ioxhub.stack import local, process, seaweedfs, tansu
-from ioxhub.stack.local import up_report
 from ioxhub_cli import cli_env, ioxhub
 
 pytestmark = pytest.mark.integration
@@ -354,7 +353,7 @@ def lane_envs(data_dirs: list[Path]) -> list[dict[str, str]]:
 def up_provision_down(env: dict[str, str], cycles: int) -> list[float]:
     """`stack up`, `provision`, `stack down` (the functions the commands call) `cycles` times on one data
     directory; after each `down` nothing of the stack may run and none of its ports be taken."""
-    from ioxhub.provision import provision
+    from ioxhub.provision.apply import provision
 
     data_dir = Path(env["IOXHUB_DATA_DIR"])
     seconds = []
@@ -363,7 +362,7 @@ def up_provision_down(env: dict[str, str], cycles: int) -> list[float]:
         settings = load_settings(env)
         try:
             up = local.up(settings)
-            assert up.started == [seaweedfs.NAME, tansu.NAME], f"cycle {cycle}: {up_report(up)}"
+            assert up.started == [seaweedfs.NAME, tansu.NAME], f"cycle {cycle}: started {up.started}, running {up.already_running}, {up.notes}"
             report = provision(up.settings)
             assert report.applied
         finally:

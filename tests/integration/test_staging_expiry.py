@@ -18,7 +18,7 @@ from ioxhub.ingest.run import ingest
 from ioxhub.kafka import common_config, make_producer
 from ioxhub.names import DEAD_LETTER_TOPIC, datasets_topic
 from ioxhub.settings import reset_settings_cache
-from ioxhub.signing import load_signer
+from ioxhub.keys import load_signer
 from ioxhub.status import hub_status
 from ioxhub.storage import ObjectStore, harmonized_dataset_prefix, staging_prefix
 

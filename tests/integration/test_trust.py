@@ -35,7 +35,8 @@ from ioxhub.kafka import common_config, make_producer
 from ioxhub.names import DEAD_LETTER_TOPIC, datasets_topic, policies_topic
 from ioxhub.producers import publish_dataset, publish_policy
 from ioxhub.s3 import make_client
-from ioxhub.signing import Signer, generate_key, generate_org_key, load_private_key, load_signer, retire_key
+from ioxhub.keys import generate_key, generate_org_key, load_private_key, load_signer, retire_key
+from ioxhub.signing import Signer
 from ioxhub.storage import ObjectStore, StorageError, curated_prefix, harmonized_dataset_prefix
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]

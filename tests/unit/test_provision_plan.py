@@ -9,11 +9,12 @@ from kafka.admin import ACLOperation, ACLPermissionType, ACLResourcePatternType,
 
 from ioxhub import names
 from ioxhub.orgs import load_orgs
-from ioxhub.provision import (
-    AclRule, MinioUser, ObservedTopic, ProvisionReport, RoleIdentity, SeaweedIdentity, acl_requests, desired_acls,
-    minio_policy, minio_policy_name, normalize_policy, org_user, plan_bucket, plan_kafka_auth, plan_minio,
-    plan_seaweed, plan_topics, scram_upsertions, seaweed_actions,
+from ioxhub.provision.kafka import (
+    AclRule, ObservedTopic, acl_requests, desired_acls, org_user, plan_kafka_auth, plan_topics, scram_upsertions,
 )
+from ioxhub.provision.minio import MinioUser, minio_policy, minio_policy_name, normalize_policy, plan_minio
+from ioxhub.provision.plan import ProvisionReport, RoleIdentity, plan_bucket
+from ioxhub.provision.seaweedfs import SeaweedIdentity, plan_seaweed, seaweed_actions
 from ioxhub.settings import PROJECT_ROOT
 
 SPEC = load_orgs(PROJECT_ROOT / "infra" / "orgs.yaml")

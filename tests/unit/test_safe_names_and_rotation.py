@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ioxhub import names, signing
+from ioxhub import keys, names, signing
 from ioxhub.contracts.codec import record_headers
 from ioxhub.settings import load_settings
 
@@ -26,37 +26,37 @@ def settings(tmp_path):
 
 # ------------------------------------------------------------------------------------------ rotation
 def test_retired_key_verifies_before_its_end_and_is_expired_after(settings):
-    old = signing.generate_org_key("WHO", "who-old", settings=settings, valid_from=T0)
-    new = signing.generate_org_key("WHO", "who-new", settings=settings, valid_from=T0 + timedelta(days=30))
-    retired = signing.retire_key("who-old", T0 + timedelta(days=60), settings=settings)
+    old = keys.generate_org_key("WHO", "who-old", settings=settings, valid_from=T0)
+    new = keys.generate_org_key("WHO", "who-new", settings=settings, valid_from=T0 + timedelta(days=30))
+    retired = keys.retire_key("who-old", T0 + timedelta(days=60), settings=settings)
     assert (retired.org, retired.key.valid_until) == ("WHO", T0 + timedelta(days=60))
 
-    store = signing.load_trust_store(settings)
-    signer = signing.load_signer("WHO", old.key_id, settings=settings)
+    store = keys.load_trust_store(settings)
+    signer = keys.load_signer("WHO", old.key_id, settings=settings)
     headers = signer.sign(VALUE, record_headers("WHO", bytes(8), "e1"), TOPIC)
     assert signing.verify(VALUE, headers, TOPIC, store, T0 + timedelta(days=59)).key.key_id == "who-old"
     with pytest.raises(signing.SignatureError) as err:
         signing.verify(VALUE, headers, TOPIC, store, T0 + timedelta(days=60))
     assert err.value.reason == "expired-key" and "who-old" in err.value.detail
     # The key a producer signs with by default is the newest one still valid, never a retired one.
-    signing.retire_key("who-new", datetime.now(timezone.utc) + timedelta(days=1), settings=settings)
-    assert signing.load_signer("WHO", settings=settings).key_id == new.key_id
+    keys.retire_key("who-new", datetime.now(timezone.utc) + timedelta(days=1), settings=settings)
+    assert keys.load_signer("WHO", settings=settings).key_id == new.key_id
 
 
 def test_retiring_every_key_of_an_org_makes_load_signer_say_so(settings):
-    signing.generate_org_key("ICC", "icc-1", settings=settings, valid_from=T0)
-    signing.retire_key("icc-1", T0 + timedelta(days=1), settings=settings)
+    keys.generate_org_key("ICC", "icc-1", settings=settings, valid_from=T0)
+    keys.retire_key("icc-1", T0 + timedelta(days=1), settings=settings)
     with pytest.raises(signing.KeyFileError, match="every signing key of ICC .* is retired"):
-        signing.load_signer("ICC", settings=settings)
+        keys.load_signer("ICC", settings=settings)
 
 
 def test_retire_refuses_unknown_keys_and_windows_that_end_before_they_start(settings):
-    signing.generate_org_key("WCO", "wco-1", settings=settings, valid_from=T0)
+    keys.generate_org_key("WCO", "wco-1", settings=settings, valid_from=T0)
     with pytest.raises(signing.KeyFileError, match="no key 'nope' in the local keyring"):
-        signing.retire_key("nope", settings=settings)
+        keys.retire_key("nope", settings=settings)
     with pytest.raises(signing.KeyFileError, match="valid_until .* is not after valid_from"):
-        signing.retire_key("wco-1", T0 - timedelta(days=1), settings=settings)
-    assert signing.load_trust_store(settings).get("wco-1").key.valid_until is None   # nothing written
+        keys.retire_key("wco-1", T0 - timedelta(days=1), settings=settings)
+    assert keys.load_trust_store(settings).get("wco-1").key.valid_until is None   # nothing written
 
 
 def test_cli_keys_retire(tmp_path):

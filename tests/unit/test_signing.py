@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ioxhub import signing
 from ioxhub.contracts.codec import record_headers
+from ioxhub.keys import generate_key, generate_org_key, load_keyring, load_private_key, load_signer, load_trust_store
 from ioxhub.orgs import SigningKey, parse_orgs
 from ioxhub.settings import load_settings
 from ioxhub.signing import SignatureError, TrustedKey, TrustStore, sign, verify
@@ -123,15 +124,15 @@ def test_payload_org_must_match():
 
 def test_generate_key_writes_owner_only_files(tmp_path):
     out = tmp_path / "keys" / "WCO"
-    g = signing.generate_key("WCO", "wco-test", out)
+    g = generate_key("WCO", "wco-test", out)
     assert g.path == out / "wco-test.key"
     assert stat.S_IMODE(g.path.stat().st_mode) == 0o600 and stat.S_IMODE(out.stat().st_mode) == 0o700
-    private = signing.load_private_key(g.path)
+    private = load_private_key(g.path)
     assert base64.b64decode(g.public_key_b64) == private.public_key().public_bytes_raw()
     with pytest.raises(signing.KeyFileError, match="already exists"):
-        signing.generate_key("WCO", "wco-test", out)
+        generate_key("WCO", "wco-test", out)
     with pytest.raises(Exception, match="not valid"):
-        signing.generate_key("wco", None, out)
+        generate_key("wco", None, out)
     # the printed snippet is valid orgs.yaml
     doc = (f"version: 1\ndead_letter: {{partitions: 1, retention_ms: 1}}\nstorage:\n  zones: [raw]\n"
            f"  roles: {{hub: {{read: '*', write: '*'}}}}\norgs:\n  - id: WCO\n    name: W\n"
@@ -149,23 +150,23 @@ def test_keys_generate_keyring_trust_store_and_signer(tmp_path):
                     "  - id: WHO\n    name: H\n"
                     "    datasets: {partitions: 1, retention_ms: 1}\n    policies: {partitions: 1, retention_ms: 1}\n")
     settings = load_settings({"IOXHUB_DATA_DIR": str(tmp_path / "data"), "IOXHUB_ORGS_FILE": str(orgs)})
-    first = signing.generate_org_key("WCO", "wco-a", settings=settings, valid_from=T0)
-    second = signing.generate_org_key("WCO", None, settings=settings)  # newer: the default signer
-    signing.generate_org_key("WHO", "who-a", settings=settings)
+    first = generate_org_key("WCO", "wco-a", settings=settings, valid_from=T0)
+    second = generate_org_key("WCO", None, settings=settings)  # newer: the default signer
+    generate_org_key("WHO", "who-a", settings=settings)
     with pytest.raises(signing.KeyFileError, match="already"):
-        signing.generate_org_key("WHO", "wco-a", settings=settings)
+        generate_org_key("WHO", "wco-a", settings=settings)
     assert not (tmp_path / "data" / "keys" / "WHO" / "wco-a.key").exists()
 
-    store = signing.load_trust_store(settings)
+    store = load_trust_store(settings)
     assert {(k.org, k.key.key_id) for k in store} == {("WCO", "wco-a"), ("WCO", second.key_id), ("WHO", "who-a")}
     assert store.get("wco-a").key.public_key == base64.b64decode(first.public_key_b64)
 
-    signer = signing.load_signer("WCO", "wco-a", settings=settings)
+    signer = load_signer("WCO", "wco-a", settings=settings)
     headers = signer.sign(VALUE, record_headers("WCO", FP, "e1"), WCO_TOPIC)
     assert verify(VALUE, headers, WCO_TOPIC, store, datetime.now(timezone.utc)).key.key_id == "wco-a"
-    assert signing.load_signer("WCO", settings=settings).key_id == second.key_id
+    assert load_signer("WCO", settings=settings).key_id == second.key_id
     with pytest.raises(signing.KeyFileError, match="keys generate --org ICC"):
-        signing.load_signer("ICC", settings=settings)
+        load_signer("ICC", settings=settings)
 
 
 def test_conflicting_key_ids_are_refused():
@@ -181,7 +182,7 @@ def test_malformed_keyring_names_the_entry(tmp_path):
     ring = tmp_path / "public-keys.yaml"
     ring.write_text("orgs:\n  WCO:\n    - key_id: k1\n      public_key: not-base64!\n      valid_from: 2026-01-01T00:00:00Z\n")
     with pytest.raises(signing.KeyFileError, match=r"orgs.WCO\[0\]: malformed entry"):
-        signing.load_keyring(ring)
+        load_keyring(ring)
 
 
 def test_cli_keys_generate_and_list(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ioxhub.status import staged_releases
+from ioxhub.status import internal_errors, staged_releases
 from ioxhub.storage import ObjectEntry
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.timezone.utc)
@@ -16,6 +16,9 @@ class Store:
 
     def entries(self, prefix, recursive=True):
         return [e for e in self._entries if e.key.startswith(prefix)]
+
+    def get_bytes(self, key):
+        return f"Traceback (most recent call last):\nValueError: at {key}\n".encode()
 
 
 def entry(key: str, size: int, hours_ago: float) -> ObjectEntry:
@@ -40,3 +43,15 @@ def test_staged_events_are_grouped_by_release_oldest_first():
 
 def test_nothing_staged_is_an_empty_list():
     assert staged_releases(Store([]), now=NOW) == []
+
+
+def test_internal_errors_newest_first_and_one_without_a_time_last():
+    store = Store([
+        entry("quarantine/errors/topic=t/partition=0/offset=5.txt", 1, 2),
+        ObjectEntry("quarantine/errors/topic=t/partition=1/offset=9.txt", 1, None),
+        entry("quarantine/errors/topic=t/partition=0/offset=7.txt", 1, 1),
+    ])
+    rows = internal_errors(store)
+    assert [(r["partition"], r["offset"], r["at"]) for r in rows] == [
+        (0, 7, NOW - dt.timedelta(hours=1)), (0, 5, NOW - dt.timedelta(hours=2)), (1, 9, None)]
+    assert rows[0]["error"] == "ValueError: at quarantine/errors/topic=t/partition=0/offset=7.txt"

@@ -10,7 +10,7 @@ because no library decodes Avro arrays into numpy; it covers exactly one schema 
 to `codec.decode` (fastavro) for anything else and for anything it does not accept (other versions,
 Confluent framing, truncated or odd bodies), so errors and their reasons stay the codec's.
 
-`decode(value)` returns the same `codec.Decoded` as `codec.decode`, except that the observation columns
+`decode(value, registry)` returns the same `codec.Decoded` as `codec.decode`, except that the observation columns
 are numpy arrays (int32; value float64) instead of lists.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ import datetime as dt
 import numpy as np
 
 from ioxhub.contracts import codec
-from ioxhub.contracts.registry import get_registry
+from ioxhub.contracts.registry import Registry, get_registry
 
 NAME, VERSION = "dataset_chunk", 1
 _INT_ARRAYS = ("indicator", "ref_area", "counterpart_area", "commodity", "period")
@@ -32,19 +32,19 @@ class _Unsupported(Exception):
     """The fast path does not take this value; fastavro decides."""
 
 
-def decode(value: bytes) -> codec.Decoded:
+def decode(value: bytes, registry: Registry | None = None) -> codec.Decoded:
     """Decode a framed event: the fast path for dataset_chunk v1, `codec.decode` for everything else."""
+    registry = registry or get_registry()
     try:
-        writer, framing, offset = codec.writer_of(value)
+        writer, framing, offset = codec.writer_of(value, registry)
     except codec.DecodeError:
-        return codec.decode(value)
-    registry = get_registry()
+        return codec.decode(value, registry)
     if writer.name != NAME or writer.version != VERSION or registry.latest(NAME).version != VERSION:
-        return codec.decode(value)
+        return codec.decode(value, registry)
     try:
         record = _Reader(value, offset).chunk()
     except Exception:    # anything odd (truncated, overflowing, not UTF-8...): fastavro decides and names it
-        return codec.decode(value)
+        return codec.decode(value, registry)
     return codec.Decoded(writer.name, writer.version, writer.fingerprint, record, framing, offset)
 
 

@@ -17,6 +17,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from ioxhub.contracts import codec
+from ioxhub.contracts.registry import get_registry
 from ioxhub.ingest import chunkwire
 from ioxhub.ingest.quarantine import DeadLetters
 from ioxhub.settings import Settings
@@ -95,7 +96,7 @@ def _expiry(store: ObjectStore, settings: Settings, key: tuple[str, str, str], s
         kind, topic, partition, offset = entry.key.rsplit("/", 1)[-1].removesuffix(".avro").split("@")
         value = store.get_bytes(entry.key)
         try:
-            record = chunkwire.decode(value).record if value else None
+            record = chunkwire.decode(value, get_registry(settings.schemas_dir)).record if value else None
         except codec.DecodeError:
             record = None     # it decoded when staged; kept as bytes in its dead letter whatever happens
         stamp = int(entry.modified.timestamp() * 1000) if entry.modified else 0

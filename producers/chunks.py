@@ -26,7 +26,7 @@ from typing import Iterator
 import numpy as np
 
 from ioxhub.contracts import codec
-from ioxhub.contracts.registry import get_registry
+from ioxhub.contracts.registry import Registry, get_registry
 from ioxhub.producers import wire
 from ioxhub.producers.mapping import STRING_FIELDS
 from ioxhub.producers.validate import DictColumn, Observations
@@ -73,13 +73,14 @@ class ChunkBuilder:
     """Feed validated observations with `add`; it yields full chunks; `finish` yields the last one."""
 
     def __init__(self, info: ReleaseInfo, *, max_bytes: int = DEFAULT_MAX_BYTES,
-                 max_observations: int = DEFAULT_MAX_OBSERVATIONS):
+                 max_observations: int = DEFAULT_MAX_OBSERVATIONS, registry: Registry | None = None):
         if max_bytes < 1000 or max_observations < 1:
             raise ValueError("chunk bounds too small")
         self.info = info
         self.max_bytes = max_bytes
         self.max_observations = max_observations
-        self.frame = codec.SINGLE_OBJECT_MAGIC + get_registry().get(wire.CHUNK_SCHEMA, wire.CHUNK_SCHEMA_VERSION).fingerprint
+        self.registry = registry or get_registry()
+        self.frame = codec.SINGLE_OBJECT_MAGIC + self.registry.get(wire.CHUNK_SCHEMA, wire.CHUNK_SCHEMA_VERSION).fingerprint
         self.chunk_count = 0
         self.observation_count = 0
         self.bytes = 0

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
-import shutil
-from pathlib import Path
 from typing import NamedTuple
 
 import pytest
@@ -33,18 +30,6 @@ class Record(NamedTuple):
     timestamp_type: int = 1
 
 
-def schemas_with_a_new_policy_version(base: Path) -> Path:
-    """A copy of schemas/ plus a policy_update version the repository does not have (one more
-    optional field: a compatible change)."""
-    target = base / "schemas"
-    shutil.copytree(PROJECT_ROOT / "schemas", target)
-    latest = max((target / "policy_update").glob("v*.avsc"), key=lambda p: int(p.stem[1:]))
-    schema = json.loads(latest.read_text())
-    schema["fields"].append({"name": "note", "type": ["null", "string"], "default": None})
-    (target / "policy_update" / f"v{int(latest.stem[1:]) + 1}.avsc").write_text(json.dumps(schema))
-    return target
-
-
 def policy(org: str = "WCO") -> dict:
     return {"event_id": "e1", "org": org, "instrument_id": f"{org}-X", "issuing_org": org, "partner_orgs": [],
             "title": "T", "instrument_type": "GUIDELINE", "binding": False, "action": "ADOPTED", "version": "1",
@@ -53,16 +38,16 @@ def policy(org: str = "WCO") -> dict:
             "note": "only in the other schemas"}
 
 
-def test_one_registry_per_schema_directory(tmp_path):
-    other_dir = schemas_with_a_new_policy_version(tmp_path)
+def test_one_registry_per_schema_directory(other_schemas_dir):
+    other_dir = other_schemas_dir
     default, other = get_registry(), get_registry(other_dir)
     assert default is get_registry(PROJECT_ROOT / "schemas") and other is get_registry(other_dir)
     assert other.latest("policy_update").version == default.latest("policy_update").version + 1
     assert default.latest("policy_update").version == get_registry().latest("policy_update").version
 
 
-def test_an_event_decodes_with_the_registry_given_and_only_there(tmp_path):
-    other = get_registry(schemas_with_a_new_policy_version(tmp_path))
+def test_an_event_decodes_with_the_registry_given_and_only_there(other_schemas_dir):
+    other = get_registry(other_schemas_dir)
     record = Record("ioxhub.WCO.policies", codec.encode("policy_update", policy(), registry=other))
 
     dead = DeadLetters()

@@ -17,6 +17,8 @@ lower bound, which the output says.
 """
 from __future__ import annotations
 
+import datetime as dt
+
 from kafka.structs import TopicPartition
 
 from ioxhub.catalog import Catalog

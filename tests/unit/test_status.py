@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ioxhub.status import staged_releases
+from ioxhub.status import internal_errors, staged_releases
 from ioxhub.storage import ObjectEntry
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.timezone.utc)
@@ -40,3 +40,15 @@ def test_staged_events_are_grouped_by_release_oldest_first():
 
 def test_nothing_staged_is_an_empty_list():
     assert staged_releases(Store([]), now=NOW) == []
+
+
+def test_internal_errors_newest_first_also_without_a_modification_time():
+    class Errors(Store):
+        def get_bytes(self, key):
+            return b"Traceback (most recent call last):\n  ...\nValueError: " + key.encode()
+
+    store = Errors([ObjectEntry("quarantine/errors/topic=t/partition=1/offset=7.txt", 10, None),
+                    entry("quarantine/errors/topic=t/partition=0/offset=5.txt", 10, 1)])
+    rows = internal_errors(store)
+    assert [(r["partition"], r["offset"]) for r in rows] == [(0, 5), (1, 7)]
+    assert rows[1]["error"] == "ValueError: quarantine/errors/topic=t/partition=1/offset=7.txt"

@@ -1,24 +1,27 @@
-"""The one settings object of the hub.
+"""The one settings object of the hub: `Settings`, built by `load_settings()`, cached for the process by
+`get_settings()` (the default of the entry points; library functions use the Settings they are handed).
 
-Every component reads `get_settings()`; nothing else parses the environment. Values come, in order of
-precedence, from environment variables `IOXHUB_<FIELD>` (upper case), then an optional TOML file
-(`IOXHUB_CONFIG`, else `ioxhub.toml` in the working directory; keys are the field names), then the
-defaults below, which point at the local stack (`ioxhub stack up`).
+Values come, in order of precedence, from environment variables `IOXHUB_<FIELD>` (upper case), then an
+optional TOML file (`IOXHUB_CONFIG`, else `ioxhub.toml` in the working directory; keys are the field
+names), then the defaults below, which point at the local stack (`ioxhub stack up`). Every value is parsed
+and checked here; a bad one is a `SettingsError`, one line naming the variable (or file and key), the value
+and what is expected. Parsed by hand, not with pydantic-settings: docs/settings.md says why.
 
-Secrets (`secret=True`) are never printed: `Settings.describe()` masks them. On the local stack the S3
-keys default to the random ones that `ioxhub stack up` generates on first start and keeps, owner-only,
-in `<data_dir>/secrets/local-stack.json`.
+Secrets (`secret=True`) are never printed: `Settings.describe()` masks them and repr() leaves them out. On
+the local stack the S3 keys default to the random ones that `ioxhub stack up` generates on first start
+and keeps, owner-only, in `<data_dir>/secrets/local-stack.json`.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ioxhub.errors import IoxhubError
 
@@ -33,9 +36,19 @@ class SettingsError(IoxhubError, ValueError):
     """A setting has a value of the wrong form; the message names the variable and the source."""
 
 
-def _setting(default: Any, help: str, *, secret: bool = False) -> Any:
+Check = tuple[Callable[[Any], bool], str]        # a test of a parsed value, and what it expects
+PORT: Check = (lambda v: 1 <= v <= 65535, "a port number from 1 to 65535")
+POSITIVE: Check = (lambda v: v > 0, "a number above 0")
+NOT_NEGATIVE: Check = (lambda v: v >= 0, "a number from 0 up")
+
+
+def one_of(*choices: str) -> Check:
+    return (lambda v: v in choices, "one of " + ", ".join(choices))
+
+
+def _setting(default: Any, help: str, *, secret: bool = False, check: Check | None = None) -> Any:
     # Secrets stay out of repr(): a Settings object in a log line, a traceback or a test failure shows none.
-    return field(default=default, repr=not secret, metadata={"help": help, "secret": secret})
+    return field(default=default, repr=not secret, metadata={"help": help, "secret": secret, "check": check})
 
 
 @dataclass(frozen=True)
@@ -49,8 +62,10 @@ class Settings:
 
     # --- Kafka ---------------------------------------------------------------------------------------
     kafka_bootstrap: str = _setting("127.0.0.1:19092", "Kafka bootstrap servers, comma-separated host:port.")
-    kafka_security_protocol: str = _setting("PLAINTEXT", "PLAINTEXT, SASL_PLAINTEXT or SASL_SSL.")
-    kafka_sasl_mechanism: str | None = _setting(None, "SCRAM-SHA-256 or SCRAM-SHA-512 when SASL is on.")
+    kafka_security_protocol: str = _setting("PLAINTEXT", "PLAINTEXT, SASL_PLAINTEXT or SASL_SSL.",
+                                            check=one_of("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"))
+    kafka_sasl_mechanism: str | None = _setting(None, "SCRAM-SHA-256 or SCRAM-SHA-512 when SASL is on.",
+                                                check=one_of("SCRAM-SHA-256", "SCRAM-SHA-512"))
     kafka_username: str | None = _setting(None, "SASL user of this client.")
     kafka_password: str | None = _setting(None, "SASL password of this client.", secret=True)
     kafka_admin_username: str | None = _setting(None, "SASL user allowed to create topics, users and ACLs (provisioning).")
@@ -67,26 +82,27 @@ class Settings:
     bucket: str = _setting("ioxhub", "Bucket holding the zones raw/ harmonized/ curated/ quarantine/ and the catalog.")
 
     # --- local stack ports (loopback only) -----------------------------------------------------------
-    s3_master_port: int = _setting(19333, "Local SeaweedFS master port.")
-    s3_volume_port: int = _setting(18081, "Local SeaweedFS volume port.")
-    s3_filer_port: int = _setting(18888, "Local SeaweedFS filer port.")
+    s3_master_port: int = _setting(19333, "Local SeaweedFS master port.", check=PORT)
+    s3_volume_port: int = _setting(18081, "Local SeaweedFS volume port.", check=PORT)
+    s3_filer_port: int = _setting(18888, "Local SeaweedFS filer port.", check=PORT)
     broker_bucket: str = _setting("ioxhub-broker", "Bucket where the local tansu broker keeps its data (durable mode).")
-    airflow_port: int = _setting(18080, "Local Airflow api-server port (`ioxhub stack up --airflow`).")
+    airflow_port: int = _setting(18080, "Local Airflow api-server port (`ioxhub stack up --airflow`).", check=PORT)
 
     # --- ingest --------------------------------------------------------------------------------------
     consumer_group: str = _setting("ioxhub-ingest", "Kafka consumer group prefix of the ingest DAGs.")
-    ingest_max_records: int = _setting(200_000, "Most Kafka records one ingest run consumes.")
-    ingest_idle_ms: int = _setting(1500, "An ingest run stops polling after this long without records.")
-    require_signatures: bool = _setting(True, "Ingest refuses records without a valid Ed25519 signature of their org (issue 6).")
-    staging_max_age_hours: float = _setting(72.0, "A release still incomplete in staging/ this long after its first staged event is quarantined (incomplete-release).")
+    ingest_max_records: int = _setting(200_000, "Most Kafka records one ingest run consumes.", check=POSITIVE)
+    ingest_idle_ms: int = _setting(1500, "An ingest run stops polling after this long without records.", check=POSITIVE)
+    require_signatures: bool = _setting(True, "Ingest refuses records without a valid Ed25519 signature of their org.")
+    staging_max_age_hours: float = _setting(72.0, "A release still incomplete in staging/ this long after its first staged event is quarantined (incomplete-release).", check=NOT_NEGATIVE)
 
     # --- Airflow runs (every task of the hub DAGs) ----------------------------------------------------
-    task_retries: int = _setting(3, "Retries of a failed DAG task before its run fails.")
-    task_retry_delay_seconds: int = _setting(60, "Wait before the first retry.")
-    task_retry_backoff: float = _setting(2.0, "Each further retry waits this many times longer (exponential backoff; 1 = constant).")
-    task_max_retry_delay_seconds: int = _setting(600, "Longest wait between two tries.")
-    task_timeout_minutes: float = _setting(20.0, "A task try running longer is stopped and counts as failed (a hung poll or request).")
-    dagrun_timeout_minutes: int = _setting(120, "A DAG run still unfinished after this long fails, so the next run of a one-run-at-a-time DAG can start.")
+    task_retries: int = _setting(3, "Retries of a failed DAG task before its run fails.", check=NOT_NEGATIVE)
+    task_retry_delay_seconds: int = _setting(60, "Wait before the first retry.", check=NOT_NEGATIVE)
+    task_retry_backoff: float = _setting(2.0, "Each further retry waits this many times longer (exponential backoff; 1 = constant).",
+                                         check=(lambda v: v >= 1, "a number from 1 up"))
+    task_max_retry_delay_seconds: int = _setting(600, "Longest wait between two tries.", check=NOT_NEGATIVE)
+    task_timeout_minutes: float = _setting(20.0, "A task try running longer is stopped and counts as failed (a hung poll or request).", check=POSITIVE)
+    dagrun_timeout_minutes: int = _setting(120, "A DAG run still unfinished after this long fails, so the next run of a one-run-at-a-time DAG can start.", check=POSITIVE)
 
     # ------------------------------------------------------------------------------------------------
     @property
@@ -119,29 +135,40 @@ def setting_env_names() -> set[str]:
     return {env_name(f.name) for f in dataclasses.fields(Settings)} | {ENV_PREFIX + "CONFIG"}
 
 
-def _coerce(name: str, raw: Any, annotation: str, source: str) -> Any:
-    if raw is None:
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+_EXPECTED = {"int": "a whole number", "float": "a finite number", "str": "a string", "Path": "a path (a string)",
+             "bool": "a boolean (true/false, yes/no, on/off, 1/0)"}
+
+
+def _coerce(f: dataclasses.Field, raw: Any, where: str) -> Any:
+    """The value of setting `f` given as `raw` (a string from the environment, or a TOML value); a
+    SettingsError naming `where` (the variable, or the file and key), the value and what is expected."""
+    annotation = str(f.type)
+    kind = annotation.split(" ")[0]
+    if raw is None or (annotation.endswith("| None") and raw == ""):
+        return None
+    if kind == "bool":
+        value = raw if isinstance(raw, bool) else _BOOLEANS.get(str(raw).strip().lower())
+    elif kind in ("int", "float"):
+        value = _number(raw, kind)
+    else:
+        value = (Path(raw).expanduser() if kind == "Path" else raw) if isinstance(raw, str) else None
+    if value is None:
+        raise SettingsError(f"{where} = {raw!r}: not {_EXPECTED[kind]}")
+    check = f.metadata["check"]
+    if check is not None and not check[0](value):
+        raise SettingsError(f"{where} = {raw!r}: not {check[1]}")
+    return value
+
+
+def _number(raw: Any, kind: str) -> int | float | None:
+    if isinstance(raw, bool) or (kind == "int" and isinstance(raw, float)):
         return None
     try:
-        if annotation.startswith("Path"):
-            return Path(raw).expanduser()
-        if annotation == "int":
-            return int(raw)
-        if annotation == "float":
-            return float(raw)
-        if annotation == "bool":
-            if isinstance(raw, bool):
-                return raw
-            text = str(raw).strip().lower()
-            if text in {"1", "true", "yes", "on"}:
-                return True
-            if text in {"0", "false", "no", "off"}:
-                return False
-            raise ValueError(raw)
-        text = str(raw)
-        return None if (annotation.endswith("| None") and text == "") else text
+        value = int(raw) if kind == "int" else float(raw)
     except (TypeError, ValueError):
-        raise SettingsError(f"{source}: {name} = {raw!r} is not a valid {annotation.split(' ')[0]}") from None
+        return None
+    return value if kind == "int" or math.isfinite(value) else None
 
 
 def load_settings(environ: Mapping[str, str] | None = None, config_file: Path | None = None) -> Settings:
@@ -165,11 +192,10 @@ def load_settings(environ: Mapping[str, str] | None = None, config_file: Path | 
 
     values: dict[str, Any] = {}
     for name, f in known.items():
-        annotation = str(f.type)
         if env_name(name) in environ:
-            values[name] = _coerce(env_name(name), environ[env_name(name)], annotation, "environment")
+            values[name] = _coerce(f, environ[env_name(name)], env_name(name))
         elif name in file_values:
-            values[name] = _coerce(name, file_values[name], annotation, str(config_path))
+            values[name] = _coerce(f, file_values[name], f"{config_path}: {name}")
     settings = Settings(**values)
     settings = dataclasses.replace(settings, data_dir=settings.data_dir.resolve())
     return _with_local_stack_secrets(settings)

@@ -25,7 +25,7 @@ ERRORS_ZONE = "quarantine/errors/"
 
 def topic_lag(settings: Settings) -> dict[str, dict[str, int]]:
     """{kind: {topic: records not yet committed by the ingest group of that kind}}."""
-    spec = load_orgs()
+    spec = load_orgs(settings.orgs_file)
     lags: dict[str, dict[str, int]] = {}
     for kind in ("datasets", "policies"):
         consumer = make_consumer(f"{settings.consumer_group}-{kind}", settings)

@@ -14,7 +14,7 @@ import numpy as np
 
 from ioxhub.contracts import codec, dataset_chunk, release_manifest
 from ioxhub.contracts.dataset_chunk import chunk_event_id
-from ioxhub.contracts.registry import get_registry
+from ioxhub.contracts.registry import Registry, get_registry
 from ioxhub.producers.mapping import STRING_FIELDS
 from ioxhub.producers.validate import DictColumn, Observations
 
@@ -52,13 +52,14 @@ class ChunkBuilder:
     """Feed validated observations with `add`; it yields full chunks; `finish` yields the last one."""
 
     def __init__(self, info: ReleaseInfo, *, max_bytes: int = DEFAULT_MAX_BYTES,
-                 max_observations: int = DEFAULT_MAX_OBSERVATIONS):
+                 max_observations: int = DEFAULT_MAX_OBSERVATIONS, registry: Registry | None = None):
         if max_bytes < 1000 or max_observations < 1:
             raise ValueError("chunk bounds too small")
         self.info = info
         self.max_bytes = max_bytes
         self.max_observations = max_observations
-        self.frame = codec.SINGLE_OBJECT_MAGIC + get_registry().get(dataset_chunk.NAME, dataset_chunk.VERSION).fingerprint
+        self.registry = registry or get_registry()
+        self.frame = codec.SINGLE_OBJECT_MAGIC + self.registry.get(dataset_chunk.NAME, dataset_chunk.VERSION).fingerprint
         self.chunk_count = 0
         self.observation_count = 0
         self.bytes = 0

@@ -90,7 +90,7 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
     # parsing run in background threads while the files are hashed for the release id.
     background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ioxhub-publish")
     connecting = background.submit(Sender.connect, settings, topic, org)
-    background.submit(warm_up)
+    background.submit(warm_up, settings.schemas_dir)
     batches = None if strict else Prefetched(iter(read_batches(sources, resolved)), depth=2)
     sender: Sender | None = None
     try:
@@ -110,7 +110,8 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
                     return summary
                 summary.rows_read = 0
                 batches = Prefetched(iter(read_batches(sources, resolved)), depth=2)
-            builder = ChunkBuilder(info, max_bytes=max_chunk_bytes, max_observations=max_chunk_observations)
+            builder = ChunkBuilder(info, max_bytes=max_chunk_bytes, max_observations=max_chunk_observations,
+                                   registry=get_registry(settings.schemas_dir))
             sender = connecting.result()
             summary.signed_by = sender.key_id
             key = f"{org}/{dataset_id}".encode()
@@ -136,8 +137,8 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
             else:
                 sender.settle()            # every chunk acknowledged before the manifest goes out
                 manifest = builder.manifest(rejected_at_source=rejected.rows)
-                value = release_manifest.encode(manifest)
-                fp = get_registry().latest("release_manifest").fingerprint
+                value = release_manifest.encode(manifest, builder.registry)
+                fp = builder.registry.latest("release_manifest").fingerprint
                 sender.send(key, value, manifest["event_id"], fp)
                 summary.event_ids.append(manifest["event_id"])
                 sender.settle()
@@ -172,12 +173,12 @@ def _cut_off(problem: str, chunks: int, release_id: str) -> str:
             "lists it), nothing of it becomes visible")
 
 
-def warm_up() -> None:
+def warm_up(schemas_dir: Path | None = None) -> None:
     """Load the code lists validation needs (HS 2022 nomenclature, ISO 3166 tables) and the schema
-    registry ahead of use."""
+    registry (of `schemas_dir`, default: the global settings') ahead of use."""
     hs._nomenclature()
     countries._tables()
-    get_registry()
+    get_registry(schemas_dir)
 
 
 def source_batches(sources: Sequence[SourceFile], resolved: Sequence[ColumnMapping]) -> Iterator[Batch]:
@@ -246,7 +247,8 @@ def publish_policy(org: str, file: str | Path, *, strict: bool = False, rejects_
     names.check_org(org)
     path = Path(file)
     topic = names.policies_topic(org)
-    schema = get_registry().latest("policy_update")
+    registry = get_registry(settings.schemas_dir)
+    schema = registry.latest("policy_update")
     enums = {f["name"]: f["type"]["symbols"] for f in schema.schema["fields"]
              if isinstance(f["type"], dict) and f["type"].get("type") == "enum"}
     checked = check_policy_file(org, path, enums, int(time.time() * 1000))
@@ -270,7 +272,7 @@ def publish_policy(org: str, file: str | Path, *, strict: bool = False, rejects_
         with Sender.connect(settings, topic, org) as sender:
             summary.signed_by = sender.key_id
             for record in unique:
-                value = policy_update.encode(record)
+                value = policy_update.encode(record, registry)
                 sender.send(record["instrument_id"].encode(), value, record["event_id"], schema.fingerprint)
                 summary.event_ids.append(record["event_id"])
                 summary.bytes_sent += len(value)

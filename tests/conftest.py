@@ -9,10 +9,12 @@ Session fixtures (each paid only by the tests that ask for it):
 - `stack_settings`: SeaweedFS + tansu (memory broker) on free loopback ports, started by
   `ioxhub.stack.local.up` (the code path of `ioxhub stack up`), IOXHUB_* exported, Settings returned.
 - `airflow_db`: `airflow db migrate` once, so `dag.test()` works.
+- `other_schemas_dir`: a copy of schemas/ with one policy_update version more (Settings side by side).
 """
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import shutil
 import subprocess
@@ -33,7 +35,7 @@ os.environ["IOXHUB_AIRFLOW_HOME"] = str(_BASE / "airflow")
 os.environ.update({"IOXHUB_TASK_RETRIES": "1", "IOXHUB_TASK_RETRY_DELAY_SECONDS": "1",
                    "IOXHUB_TASK_MAX_RETRY_DELAY_SECONDS": "2"})
 
-from ioxhub.settings import env_name, get_settings, load_settings, reset_settings_cache  # noqa: E402
+from ioxhub.settings import PROJECT_ROOT, env_name, get_settings, load_settings, reset_settings_cache  # noqa: E402
 from ioxhub.stack import airflow as stack_airflow  # noqa: E402  (does not import airflow)
 from ioxhub.stack import local, process  # noqa: E402
 from ioxhub.stack.process import StackError  # noqa: E402
@@ -87,3 +89,16 @@ def airflow_db():
     if done.returncode != 0:
         pytest.fail(f"airflow db migrate failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return settings.resolved_airflow_home
+
+
+@pytest.fixture
+def other_schemas_dir(tmp_path) -> Path:
+    """A copy of schemas/ plus a policy_update version the repository does not have (one more optional
+    field: a compatible change)."""
+    target = tmp_path / "schemas"
+    shutil.copytree(PROJECT_ROOT / "schemas", target)
+    latest = max((target / "policy_update").glob("v*.avsc"), key=lambda p: int(p.stem[1:]))
+    schema = json.loads(latest.read_text())
+    schema["fields"].append({"name": "note", "type": ["null", "string"], "default": None})
+    (target / "policy_update" / f"v{int(latest.stem[1:]) + 1}.avsc").write_text(json.dumps(schema))
+    return target

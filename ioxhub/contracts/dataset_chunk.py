@@ -16,7 +16,7 @@ import numpy as np
 
 from ioxhub.contracts import codec
 from ioxhub.contracts.codec import ContentError
-from ioxhub.contracts.registry import get_registry
+from ioxhub.contracts.registry import Registry, get_registry
 
 NAME, VERSION = "dataset_chunk", 1     # the version this module writes and reads fast
 INT32 = (-(1 << 31), (1 << 31) - 1)
@@ -269,20 +269,21 @@ class _Unsupported(Exception):
     """The fast path does not take this value; fastavro decides."""
 
 
-def decode(value: bytes) -> codec.Decoded:
+def decode(value: bytes, registry: Registry | None = None) -> codec.Decoded:
     """Decode a framed event: the fast path for dataset_chunk v1, `codec.decode` for everything else
-    (errors and their reasons are the codec's). The observation columns are numpy arrays (int32; value float64)."""
+    (errors and their reasons are the codec's). The observation columns are numpy arrays (int32; value float64).
+    `registry`: the schemas to resolve against (default: the global settings')."""
+    registry = registry or get_registry()
     try:
-        writer, framing, offset = codec.writer_of(value)
+        writer, framing, offset = codec.writer_of(value, registry)
     except codec.DecodeError:
-        return codec.decode(value)
-    registry = get_registry()
+        return codec.decode(value, registry)
     if writer.name != NAME or writer.version != VERSION or registry.latest(NAME).version != VERSION:
-        return codec.decode(value)
+        return codec.decode(value, registry)
     try:
         record = _Reader(value, offset).chunk()
     except Exception:    # anything odd (truncated, overflowing, not UTF-8...): fastavro decides and names it
-        return codec.decode(value)
+        return codec.decode(value, registry)
     return codec.Decoded(writer.name, writer.version, writer.fingerprint, record, framing, offset)
 
 

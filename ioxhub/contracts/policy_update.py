@@ -9,6 +9,7 @@ import datetime as dt
 from typing import Any
 
 from ioxhub.contracts import codec
+from ioxhub.contracts.registry import Registry
 from ioxhub.contracts.codec import BAD_NAME, ContentError
 from ioxhub.names import InvalidName, check_org
 
@@ -17,9 +18,10 @@ BAD_POLICY = "bad-policy"              # the content reason of an update that ca
 DATES = (dt.date(1800, 1, 1), dt.date(2200, 12, 31))
 
 
-def encode(record: dict[str, Any]) -> bytes:
-    """The single-object encoding of a policy update record (the latest schema version)."""
-    return codec.encode(NAME, record)
+def encode(record: dict[str, Any], registry: Registry | None = None) -> bytes:
+    """The single-object encoding of a policy update record (the latest version of `registry`, default the
+    global settings' schemas)."""
+    return codec.encode(NAME, record, registry=registry)
 
 
 def check_policy(record: dict[str, Any]) -> None:

@@ -212,22 +212,30 @@ class Registry:
 
 
 _lock = threading.Lock()
-_registry: Registry | None = None
+_registry: Registry | None = None                 # the registry of the global settings' schemas_dir
+_by_dir: dict[Path, Registry] = {}                 # registries of other schema directories
 
 
-def get_registry() -> Registry:
-    """The process-wide registry of `settings.schemas_dir`, loaded once."""
+def get_registry(schemas_dir: Path | None = None) -> Registry:
+    """The registry of `schemas_dir` (default: the global settings' schemas_dir), loaded once per directory."""
     global _registry
-    if _registry is None:
-        with _lock:
-            if _registry is None:
-                from ioxhub.settings import get_settings
-                _registry = Registry.load(get_settings().schemas_dir)
-    return _registry
+    if schemas_dir is None:
+        if _registry is None:
+            with _lock:
+                if _registry is None:
+                    from ioxhub.settings import get_settings
+                    _registry = get_registry(get_settings().schemas_dir)
+        return _registry
+    key = Path(schemas_dir).resolve()
+    registry = _by_dir.get(key)
+    if registry is None:
+        registry = _by_dir.setdefault(key, Registry.load(Path(schemas_dir)))
+    return registry
 
 
 def reset_registry() -> None:
-    """Forget the cached registry (tests, or after the schemas directory setting changed)."""
+    """Forget the cached registries (tests, or after the schemas directory setting changed)."""
     global _registry
     with _lock:
         _registry = None
+        _by_dir.clear()

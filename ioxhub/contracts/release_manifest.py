@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from ioxhub.contracts import codec
+from ioxhub.contracts.registry import Registry
 from ioxhub.contracts.codec import ContentError
 
 NAME = "release_manifest"
@@ -36,9 +37,10 @@ def build(*, org: str, dataset_id: str, release_id: str, chunk_count: int, obser
     }
 
 
-def encode(record: dict[str, Any]) -> bytes:
-    """The single-object encoding of a manifest record (the latest schema version)."""
-    return codec.encode(NAME, record)
+def encode(record: dict[str, Any], registry: Registry | None = None) -> bytes:
+    """The single-object encoding of a manifest record (the latest version of `registry`, default the
+    global settings' schemas)."""
+    return codec.encode(NAME, record, registry=registry)
 
 
 def check_manifest(record: dict[str, Any]) -> None:

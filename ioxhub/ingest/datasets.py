@@ -20,6 +20,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 
 from ioxhub.catalog import Catalog
 from ioxhub.contracts import codec, content, dataset_chunk
+from ioxhub.contracts.registry import Registry, get_registry
 from ioxhub.ingest.harmonized import apply_release
 from ioxhub.ingest.observations import REFUSED_SCHEMA, harmonize_chunk
 from ioxhub.ingest.quarantine import OUTAGES, DeadLetters
@@ -126,8 +127,10 @@ class DatasetIngest:
 
     `workdir`: a local directory for this run's spills (the caller removes it)."""
 
-    def __init__(self, store: ObjectStore, catalog: Catalog, dead: DeadLetters, workdir: Path):
+    def __init__(self, store: ObjectStore, catalog: Catalog, dead: DeadLetters, workdir: Path,
+                 registry: Registry | None = None):
         self.store, self.catalog, self.dead = store, catalog, dead
+        self.registry = registry or get_registry()
         self.workdir = workdir
         self.releases: dict[tuple[str, str, str], Release] = {}
         self.seen_events: set[str] = set()
@@ -285,7 +288,7 @@ class DatasetIngest:
     def _load_staged(self, release: Release) -> None:
         for key in self.store.list(staging_prefix(*release.key)):
             value = self.store.get_bytes(key)
-            self._take(release, _staged_record(key), dataset_chunk.decode(value), value, staged=True)
+            self._take(release, _staged_record(key), dataset_chunk.decode(value, self.registry), value, staged=True)
 
     def _stage(self, release: Release) -> None:
         for part in release.new_parts:

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from ioxhub.catalog import Catalog
 from ioxhub.contracts import codec, content
+from ioxhub.contracts.registry import Registry, get_registry
 from ioxhub.harmonize.countries import harmonize_country
 from ioxhub.ingest.quarantine import DeadLetters, SourceRecord
 from ioxhub.names import InvalidName, check_id, check_org
@@ -46,8 +47,9 @@ class PolicyCounts:
 
 
 class PolicyIngest:
-    def __init__(self, store: ObjectStore, catalog: Catalog, dead: DeadLetters):
+    def __init__(self, store: ObjectStore, catalog: Catalog, dead: DeadLetters, registry: Registry | None = None):
         self.store, self.catalog, self.dead = store, catalog, dead
+        self.registry = registry or get_registry()
         self.rows: list[dict] = []
         self.counts = PolicyCounts()
         self._existing: pa.Table | None = None
@@ -131,7 +133,7 @@ class PolicyIngest:
                             ("instruments.instruments", current)):
             self.catalog.publish_snapshot(name, {
                 "kind": "harmonized", "publishers": orgs, "rows": table.num_rows,
-                "schema_version": f"{POLICY}/v{codec.get_registry().latest(POLICY).version}",
+                "schema_version": f"{POLICY}/v{self.registry.latest(POLICY).version}",
                 "coverage": {"instruments": sorted(set(versions["instrument_id"].to_pylist()))},
                 "columns": [f"{f.name}:{f.type}" for f in table.schema],
             }, instruments_key(name.split(".", 1)[1]))

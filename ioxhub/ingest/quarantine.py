@@ -105,7 +105,8 @@ class DeadLetters:
             store.put_bytes(key, text.encode(), "text/plain; charset=utf-8")
         if not self.letters:
             return 0
-        schema = get_registry().latest("dead_letter").parsed
+        registry = get_registry(settings.schemas_dir)
+        schema = registry.latest("dead_letter").parsed
         producer = make_producer(settings)
         try:
             futures = []
@@ -117,7 +118,7 @@ class DeadLetters:
                 store.put_bytes(quarantine_events_key(topic, partition, first, last), sink.getvalue(), "avro/binary")
                 for letter in letters:
                     key = f"{topic}/{partition}/{letter['offset']}/{letter['reason']}".encode()
-                    futures.append(producer.send(DEAD_LETTER_TOPIC, key=key, value=codec.encode("dead_letter", letter),
+                    futures.append(producer.send(DEAD_LETTER_TOPIC, key=key, value=codec.encode("dead_letter", letter, registry=registry),
                                                  headers=[("reason", letter["reason"].encode())]))
             producer.flush()
             for f in futures:

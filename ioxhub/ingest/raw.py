@@ -13,7 +13,7 @@ from fastavro.write import Writer
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import TopicPartition
 
-from ioxhub.contracts.registry import get_registry
+from ioxhub.contracts.registry import Registry, get_registry
 from ioxhub.ingest.background import Background
 from ioxhub.names import org_of_topic
 from ioxhub.storage import ObjectStore, raw_key, raw_prefix_from
@@ -34,10 +34,10 @@ def raw_event(record: ConsumerRecord) -> dict:
 class RawZone:
     """This run's raw objects, one per partition, written to local files as records arrive."""
 
-    def __init__(self, store: ObjectStore, directory: Path):
+    def __init__(self, store: ObjectStore, directory: Path, registry: Registry | None = None):
         self.store, self.directory = store, directory
         directory.mkdir(parents=True, exist_ok=True)
-        self.schema = get_registry().latest("raw_event").parsed
+        self.schema = (registry or get_registry()).latest("raw_event").parsed
         self.files: dict[TopicPartition, tuple] = {}      # tp -> (file, writer, first, last)
         self.background = Background("raw")
 

@@ -17,6 +17,7 @@ from typing import Literal
 
 from ioxhub.catalog import Catalog
 from ioxhub.contracts import codec, dataset_chunk
+from ioxhub.contracts.registry import Registry, get_registry
 from ioxhub.errors import IoxhubError
 from ioxhub.ingest.consume import BatchConsumer
 from ioxhub.ingest.datasets import DatasetIngest
@@ -53,7 +54,8 @@ def ingest(kind: Kind, settings: Settings | None = None, *, max_records: int | N
     """Run one ingest of all org topics of `kind`; returns (and logs, and records) the run's counts."""
     settings = settings or get_settings()
     started = time.monotonic()
-    spec = load_orgs()
+    spec = load_orgs(settings.orgs_file)
+    registry = get_registry(settings.schemas_dir)
     topics = [getattr(org, kind).name for org in spec.orgs]
     store = ObjectStore(settings)
     catalog = Catalog(store)
@@ -63,14 +65,15 @@ def ingest(kind: Kind, settings: Settings | None = None, *, max_records: int | N
     try:
         with tempfile.TemporaryDirectory(prefix=f"ioxhub-ingest-{kind}-") as tmp:
             work = Path(tmp)
-            handler = DatasetIngest(store, catalog, dead, work) if kind == "datasets" else PolicyIngest(store, catalog, dead)
-            raw = RawZone(store, work / "raw")
+            handler = (DatasetIngest(store, catalog, dead, work, registry) if kind == "datasets"
+                       else PolicyIngest(store, catalog, dead, registry))
+            raw = RawZone(store, work / "raw", registry)
 
             def take(polled) -> None:
                 for tp, records in sorted(polled.items()):
                     raw.add(tp, records)
                     for record in records:
-                        handle(record, handler, dead, trust)
+                        handle(record, handler, dead, trust, registry)
 
             try:
                 batch = consumer.poll_batch(max_records or settings.ingest_max_records,
@@ -98,13 +101,14 @@ def ingest(kind: Kind, settings: Settings | None = None, *, max_records: int | N
     return summary
 
 
-def handle(record, handler: DatasetIngest | PolicyIngest, dead: DeadLetters, trust: TrustStore | None) -> None:
+def handle(record, handler: DatasetIngest | PolicyIngest, dead: DeadLetters, trust: TrustStore | None,
+           registry: Registry | None = None) -> None:
     """Take one consumed record: accept it and hand it to `handler`, or refuse it. An unexpected
     exception (a bug) costs this record, never the run: it is refused as `internal-error` with its
     traceback; outages (storage, broker, disk) still fail the run, which is retried."""
     decoded = None
     try:
-        decoded = accept(record, dead, trust)
+        decoded = accept(record, dead, trust, registry)
         if decoded is not None:
             handler.add(record, decoded)
     except OUTAGES:
@@ -117,8 +121,9 @@ def handle(record, handler: DatasetIngest | PolicyIngest, dead: DeadLetters, tru
                                                  event_id=event_id if isinstance(event_id, str) else None))
 
 
-def accept(record, dead: DeadLetters, trust: TrustStore | None) -> codec.Decoded | None:
-    """Verify a record's signature, decode it and check its org claims; refuse it with a reason otherwise."""
+def accept(record, dead: DeadLetters, trust: TrustStore | None, registry: Registry | None = None) -> codec.Decoded | None:
+    """Verify a record's signature, decode it (with `registry`, default: the global settings') and check
+    its org claims; refuse it with a reason otherwise."""
     headers = codec.header_map(record.headers)
     header_org = headers.get(codec.HEADER_ORG, b"").decode(errors="replace") or None
     if trust is not None:
@@ -130,7 +135,7 @@ def accept(record, dead: DeadLetters, trust: TrustStore | None) -> codec.Decoded
                         event_id=headers.get(codec.HEADER_EVENT_ID, b"").decode(errors="replace") or None)
             return None
     try:
-        decoded = dataset_chunk.decode(record.value)
+        decoded = dataset_chunk.decode(record.value, registry)
     except codec.DecodeError as exc:
         dead.refuse(record, exc.reason, f"{record.topic}[{record.partition}]@{record.offset}: {exc.detail}", org=header_org)
         return None

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ioxhub.catalog import Catalog
 from ioxhub.contracts import codec, dataset_chunk
+from ioxhub.contracts.registry import get_registry
 from ioxhub.ingest.quarantine import DeadLetters
 from ioxhub.settings import Settings
 from ioxhub.storage import ObjectStore, expired_release_key, staging_prefix
@@ -98,7 +99,7 @@ def _expiry(store: ObjectStore, settings: Settings, key: tuple[str, str, str], s
         kind, topic, partition, offset = entry.key.rsplit("/", 1)[-1].removesuffix(".avro").split("@")
         value = store.get_bytes(entry.key)
         try:
-            record = dataset_chunk.decode(value).record if value else None
+            record = dataset_chunk.decode(value, get_registry(settings.schemas_dir)).record if value else None
         except codec.DecodeError:
             record = None     # it decoded when staged; kept as bytes in its dead letter whatever happens
         stamp = int(entry.modified.timestamp() * 1000) if entry.modified else 0

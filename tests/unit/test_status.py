@@ -55,3 +55,15 @@ def test_internal_errors_newest_first_and_one_without_a_time_last():
     assert [(r["partition"], r["offset"], r["at"]) for r in rows] == [
         (0, 7, NOW - dt.timedelta(hours=1)), (0, 5, NOW - dt.timedelta(hours=2)), (1, 9, None)]
     assert rows[0]["error"] == "ValueError: at quarantine/errors/topic=t/partition=0/offset=7.txt"
+
+
+def test_internal_errors_newest_first_also_without_a_modification_time():
+    class Errors(Store):
+        def get_bytes(self, key):
+            return b"Traceback (most recent call last):\n  ...\nValueError: " + key.encode()
+
+    store = Errors([ObjectEntry("quarantine/errors/topic=t/partition=1/offset=7.txt", 10, None),
+                    entry("quarantine/errors/topic=t/partition=0/offset=5.txt", 10, 1)])
+    rows = internal_errors(store)
+    assert [(r["partition"], r["offset"]) for r in rows] == [(0, 5), (1, 7)]
+    assert rows[1]["error"] == "ValueError: quarantine/errors/topic=t/partition=1/offset=7.txt"

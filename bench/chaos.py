@@ -71,7 +71,7 @@ class Hub:
     def up(self) -> None:
         from ioxhub.demo import ensure_keys
         from ioxhub.orgs import load_orgs
-        from ioxhub.provision import provision
+        from ioxhub.provision.apply import provision
         from ioxhub.settings import load_settings, reset_settings_cache
         from ioxhub.stack import local, process
 

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ioxhub.consumers.derive.coverage import data_coverage
-from ioxhub.consumers.derive.impact import instrument_impact
-from ioxhub.consumers.derive.panel import indicator_panel, panel_wide
+from consumers.derive.coverage import data_coverage
+from consumers.derive.impact import instrument_impact
+from consumers.derive.panel import indicator_panel, panel_wide
 
 YEARS = np.arange(2000, 2025)
 N_COUNTRIES = 200

@@ -78,7 +78,7 @@ def child(kind: str, file: str, data_dir: str | None) -> None:
         seconds = time.perf_counter() - started
         rows = table.num_rows
     else:
-        from ioxhub.producers import publish_dataset
+        from producers import publish_dataset
         from ioxhub.settings import get_settings
         settings = dataclasses.replace(get_settings(), data_dir=Path(data_dir))
         started = time.perf_counter()

@@ -3,7 +3,7 @@
 `write_panel(settings, rows)` writes a panel-like table (the columns of the derivation's long panels)
 with the derivation's conventions: sorted by ref_area (then indicator, period), `ObjectStore.put_parquet`
 with 64k-row row groups under curated/<name>/snapshot=N/data.parquet, published in the catalog with
-`Catalog.publish_snapshot`. `pull_once` then pulls one country with `ioxhub.consumers.access.pull_table`,
+`Catalog.publish_snapshot`. `pull_once` then pulls one country with `consumers.access.pull_table`,
 whose reader prunes row groups by their min/max statistics.
 """
 from __future__ import annotations
@@ -64,7 +64,7 @@ def write_panel(settings: Settings, rows: int) -> tuple[str, int]:
 
 
 def pull_once(settings: Settings, name: str, country: str) -> dict:
-    from ioxhub.consumers.access import pull_table
+    from consumers.access import pull_table
 
     started = time.perf_counter()
     result = pull_table(name, where=[f"ref_area={country}"], settings=settings)

@@ -27,7 +27,7 @@ class BenchStack:
         self.settings: Settings | None = None
 
     def up(self) -> Settings:
-        from ioxhub.demo import ensure_keys
+        from app.demo import ensure_keys
         from ioxhub.orgs import load_orgs
         from ioxhub.provision.apply import provision
 

@@ -32,13 +32,13 @@ def main() -> None:
 
     from run import BULK_DATASET, build_workload
 
-    from ioxhub.demo import ensure_keys
-    from ioxhub.producers import publish
-    from ioxhub.producers.chunks import ChunkBuilder, ReleaseInfo
-    from ioxhub.producers.mapping import ColumnMapping
-    from ioxhub.producers.readers import open_source
-    from ioxhub.producers.release_id import compute_release_id
-    from ioxhub.producers.validate import validate_batch
+    from app.demo import ensure_keys
+    from producers import publish
+    from producers.chunks import ChunkBuilder, ReleaseInfo
+    from producers.mapping import ColumnMapping
+    from producers.readers import open_source
+    from producers.release_id import compute_release_id
+    from producers.validate import validate_batch
     from ioxhub.settings import get_settings
     from ioxhub.keys import load_signer
 

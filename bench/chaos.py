@@ -48,7 +48,7 @@ def child(kind: str, args: list[str]) -> dict:
         counts = ingest(args[0], max_records=int(args[2]) if len(args) > 2 else None, run_id=args[1])
         return {"consumed": counts["events"]["consumed"], "events": counts["events"]}
     if kind == "derive":
-        from ioxhub.consumers.evidence import derive_evidence
+        from consumers.evidence import derive_evidence
         return {"changed": derive_evidence(run_id=args[0])["changed"]}
     raise SystemExit(f"unknown child {kind}")
 
@@ -69,7 +69,7 @@ class Hub:
         self._saved_env: dict[str, str] | None = None
 
     def up(self) -> None:
-        from ioxhub.demo import ensure_keys
+        from app.demo import ensure_keys
         from ioxhub.orgs import load_orgs
         from ioxhub.provision.apply import provision
         from ioxhub.settings import load_settings, reset_settings_cache
@@ -235,15 +235,15 @@ class Workload:
 
 
 def build_workload(out: Path, scale: float) -> Workload:
-    from ioxhub.producers.samples import generate
+    from producers.samples import generate
     manifest = generate(out, scale=scale)
     return Workload(out, manifest.files, sum(f.rows for f in manifest.datasets()))
 
 
 def publish_all(hub: Hub, work: Workload) -> list[dict]:
     """Publish every sample file (as `ioxhub demo` does); one dict per file for the accounting."""
-    from ioxhub.producers import publish_dataset, publish_policy
-    from ioxhub.producers.mapping import ColumnMapping
+    from producers import publish_dataset, publish_policy
+    from producers.mapping import ColumnMapping
 
     published = []
     for f in work.files:

@@ -73,8 +73,8 @@ def child(kind: str, args: list[str]) -> dict:
         rows = pacsv.read_csv(args[0]).num_rows
         return {"seconds": time.perf_counter() - started, "rows": rows}
     if kind in ("publish", "publish-parsed"):
-        from ioxhub.producers import publish_dataset
-        from ioxhub.producers.mapping import ColumnMapping
+        from producers import publish_dataset
+        from producers.mapping import ColumnMapping
         from ioxhub.settings import get_settings
         file, mapping = args
         settings = get_settings()
@@ -101,8 +101,8 @@ def child(kind: str, args: list[str]) -> dict:
 def parsed_before_the_timer(file: Path, mapping):
     """Diagnostic (not a target): a `read_batches` for `publish_dataset` handing out batches parsed here,
     so the figure is what publishing costs beyond parsing the CSV."""
-    from ioxhub.producers.publish import source_batches
-    from ioxhub.producers.readers import open_source
+    from producers.publish import source_batches
+    from producers.readers import open_source
 
     src = open_source(file, mapping.format)
     parsed = list(source_batches([src], [mapping.resolve(src.columns, src.name)]))
@@ -174,7 +174,7 @@ def run_child(kind: str, args: list[str], env: dict[str, str], timeout: float = 
 # ------------------------------------------------------------------------------------------ workload
 def build_workload(out: Path, scale: float) -> tuple[Path, Path, int]:
     """The bulk WTO CSV at `scale` (and the other sample feeds, unused): (csv, mapping, rows)."""
-    from ioxhub.producers.samples import generate
+    from producers.samples import generate
 
     manifest = generate(out, scale=scale)
     bulk = next(f for f in manifest.files if f.dataset_id == BULK_DATASET)

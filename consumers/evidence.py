@@ -1,6 +1,6 @@
 """Derive the shared evidence datasets from the harmonized zone into curated/ snapshots.
 
-`derive_evidence(settings)` runs the pure derivations of `ioxhub.consumers.derive` on the harmonized
+`derive_evidence(settings)` runs the pure derivations of `consumers.derive` on the harmonized
 observations and instruments tables and writes each output as a new snapshot
 (`curated/<name>/snapshot=<n>/data.parquet`, then the catalog); a run whose inputs have not changed writes
 nothing. Details: docs/evidence.md.
@@ -16,10 +16,10 @@ import pandas as pd
 import pyarrow as pa
 
 from ioxhub.catalog import Catalog
-from ioxhub.consumers.derive.compendium import instrument_history, instruments_compendium
-from ioxhub.consumers.derive.coverage import data_coverage
-from ioxhub.consumers.derive.impact import instrument_impact
-from ioxhub.consumers.derive.panel import indicator_panel, panel_wide
+from consumers.derive.compendium import instrument_history, instruments_compendium
+from consumers.derive.coverage import data_coverage
+from consumers.derive.impact import instrument_impact
+from consumers.derive.panel import indicator_panel, panel_wide
 from ioxhub.settings import Settings, get_settings
 from ioxhub.storage import ObjectStore, curated_prefix, instruments_key
 

@@ -19,8 +19,8 @@ from matplotlib.figure import Figure
 
 from ioxhub.errors import IoxhubError
 
-from .derive.frames import TableLike, frame
-from .derive.impact import Impact
+from consumers.derive.frames import TableLike, frame
+from consumers.derive.impact import Impact
 
 ADOPTER, OTHER = "#c0392b", "#2c3e50"
 

@@ -1,4 +1,4 @@
-"""Derive the evidence datasets when harmonized data changed (ioxhub.airflow_dags)."""
-from ioxhub.airflow_dags import derive_dag
+"""Derive the evidence datasets when harmonized data changed (app.airflow_dags)."""
+from app.airflow_dags import derive_dag
 
 dag = derive_dag()

@@ -90,7 +90,7 @@ class Catalog:
 
     # --- failures ---------------------------------------------------------------------------------
     def record_failure(self, document: dict[str, Any]) -> str:
-        """Keep one failed try or run (a document of ioxhub.failures.failure_record); returns its key.
+        """Keep one failed try or run (a document of app.airflow_failures.failure_record); returns its key.
         Keys start with the UTC time, so a listing is in time order."""
         stamp = document["failed_at"].replace("-", "").replace(":", "")
         name = "_".join(_safe(str(document.get(k) or "-")) for k in ("run_id", "task_id", "try_number"))

@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 from ioxhub import names, yamlfile
 from ioxhub.errors import IoxhubError, read_user_text
+from ioxhub.settings import get_settings
 from ioxhub.yamlfile import Map
 
 FILE_VERSION = 1
@@ -113,7 +114,6 @@ class OrgsSpec:
 def load_orgs(path: Path | str | None = None) -> OrgsSpec:
     """Read and validate the provisioning file (default: settings.orgs_file)."""
     if path is None:
-        from ioxhub.settings import get_settings
         path = get_settings().orgs_file
     path = Path(path)
     return parse_orgs(read_user_text(path, OrgsFileError, "provisioning file (IOXHUB_ORGS_FILE)"), path)

@@ -15,8 +15,8 @@ import numpy as np
 from ioxhub.contracts import codec, dataset_chunk, release_manifest
 from ioxhub.contracts.dataset_chunk import chunk_event_id
 from ioxhub.contracts.registry import Registry, get_registry
-from ioxhub.producers.mapping import STRING_FIELDS
-from ioxhub.producers.validate import DictColumn, Observations
+from producers.mapping import STRING_FIELDS
+from producers.validate import DictColumn, Observations
 
 DEFAULT_MAX_BYTES = 900_000
 DEFAULT_MAX_OBSERVATIONS = 250_000

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ioxhub.producers.summary import PublishError
+from producers.summary import PublishError
 from ioxhub.settings import Settings
 
 

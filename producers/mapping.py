@@ -39,7 +39,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from ioxhub import yamlfile
 from ioxhub.errors import IoxhubError, read_user_text
-from ioxhub.producers.readers import formats
+from producers.readers import formats
 
 FIELDS = ("indicator", "ref_area", "counterpart_area", "commodity", "period", "value", "unit", "unit_mult", "obs_status")
 REQUIRED = ("indicator", "ref_area", "period", "value")

@@ -17,8 +17,8 @@ from typing import Any, Iterable
 from ioxhub import names, yamlfile
 from ioxhub.errors import read_user_text
 from ioxhub.harmonize import countries
-from ioxhub.producers.filecheck import check_file
-from ioxhub.producers.summary import PublishError
+from producers.filecheck import check_file
+from producers.summary import PublishError
 
 REQUIRED = ("instrument_id", "issuing_org", "title", "instrument_type", "binding", "action", "version",
             "effective_date")

@@ -21,19 +21,19 @@ from ioxhub import names
 from ioxhub.contracts import policy_update, release_manifest
 from ioxhub.contracts.registry import get_registry
 from ioxhub.harmonize import countries, hs
-from ioxhub.producers import rejects as rejects_mod
-from ioxhub.producers.chunks import DEFAULT_MAX_BYTES, DEFAULT_MAX_OBSERVATIONS, Chunk, ChunkBuilder, ReleaseInfo
-from ioxhub.producers.filecheck import SourceError
-from ioxhub.producers.ledger import ReleaseLedger
-from ioxhub.producers.mapping import ColumnMapping
-from ioxhub.producers.policy_file import check_policy_file
-from ioxhub.producers.prefetch import Prefetched
-from ioxhub.producers.readers import open_source
-from ioxhub.producers.readers.base import DEFAULT_BLOCK_SIZE, SourceBatch, SourceFile
-from ioxhub.producers.release_id import compute_release_id
-from ioxhub.producers.sender import Sender
-from ioxhub.producers.summary import PublishError, PublishSummary, default_rejects_path, finish_rejects
-from ioxhub.producers.validate import check_constants, validate_batch
+from producers import rejects as rejects_mod
+from producers.chunks import DEFAULT_MAX_BYTES, DEFAULT_MAX_OBSERVATIONS, Chunk, ChunkBuilder, ReleaseInfo
+from producers.filecheck import SourceError
+from producers.ledger import ReleaseLedger
+from producers.mapping import ColumnMapping
+from producers.policy_file import check_policy_file
+from producers.prefetch import Prefetched
+from producers.readers import open_source
+from producers.readers.base import DEFAULT_BLOCK_SIZE, SourceBatch, SourceFile
+from producers.release_id import compute_release_id
+from producers.sender import Sender
+from producers.summary import PublishError, PublishSummary, default_rejects_path, finish_rejects
+from producers.validate import check_constants, validate_batch
 from ioxhub.settings import Settings, get_settings
 
 __all__ = ["PublishError", "PublishProgress", "PublishSummary", "publish_dataset", "publish_policy",

@@ -14,9 +14,9 @@ from typing import Sequence
 
 from blake3 import blake3
 
-from ioxhub.producers.filecheck import Utf8Scan
-from ioxhub.producers.mapping import ColumnMapping
-from ioxhub.producers.readers.base import SourceFile
+from producers.filecheck import Utf8Scan
+from producers.mapping import ColumnMapping
+from producers.readers.base import SourceFile
 
 LAYOUT_VERSION = 1
 

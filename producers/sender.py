@@ -15,7 +15,7 @@ from kafka.errors import KafkaError
 from ioxhub import keys, signing
 from ioxhub.contracts import codec
 from ioxhub.kafka import make_producer
-from ioxhub.producers.summary import PublishError
+from producers.summary import PublishError
 from ioxhub.settings import Settings
 
 SEND_TIMEOUT_S = 120.0

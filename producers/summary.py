@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ioxhub.errors import IoxhubError
-from ioxhub.producers.rejects import RejectsWriter
+from producers.rejects import RejectsWriter
 
 
 class PublishError(IoxhubError):

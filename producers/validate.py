@@ -33,9 +33,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ioxhub.harmonize import countries, hs, periods, units
-from ioxhub.producers import rejects
-from ioxhub.producers.mapping import STRING_FIELDS, ColumnMapping, MappingError, Source
-from ioxhub.producers.readers.base import SourceBatch
+from producers import rejects
+from producers.mapping import STRING_FIELDS, ColumnMapping, MappingError, Source
+from producers.readers.base import SourceBatch
 
 NOT_A_NUMBER = "not-a-number"
 BAD_UNIT_MULT = "bad-unit-mult"

@@ -7,10 +7,10 @@
 
 Inputs: pandas or pyarrow; outputs: pandas with fixed column and row order. Methods: docs/evidence.md.
 """
-from .compendium import COMPENDIUM_COLUMNS, HISTORY_COLUMNS, instrument_history, instruments_compendium
-from .coverage import Coverage, data_coverage
-from .impact import COUNTRY_COLUMNS, DID_COLUMNS, EVENT_COLUMNS, Impact, instrument_impact
-from .panel import LONG_COLUMNS, indicator_panel, panel_wide
+from consumers.derive.compendium import COMPENDIUM_COLUMNS, HISTORY_COLUMNS, instrument_history, instruments_compendium
+from consumers.derive.coverage import Coverage, data_coverage
+from consumers.derive.impact import COUNTRY_COLUMNS, DID_COLUMNS, EVENT_COLUMNS, Impact, instrument_impact
+from consumers.derive.panel import LONG_COLUMNS, indicator_panel, panel_wide
 
 __all__ = [
     "COMPENDIUM_COLUMNS", "HISTORY_COLUMNS", "instrument_history", "instruments_compendium",

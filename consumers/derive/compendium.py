@@ -11,7 +11,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from .frames import TableLike, frame
+from consumers.derive.frames import TableLike, frame
 
 log = logging.getLogger(__name__)
 

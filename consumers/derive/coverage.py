@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .frames import TableLike, arrow_table, codes, day_numbers, decode, epoch_ns, group_ids
+from consumers.derive.frames import TableLike, arrow_table, codes, day_numbers, decode, epoch_ns, group_ids
 
 COLUMNS = ("org", "dataset_id", "release_id", "indicator", "ref_area", "counterpart_area", "commodity", "freq",
            "period", "period_start", "period_end", "value", "unit", "published_at")

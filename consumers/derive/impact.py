@@ -18,8 +18,8 @@ import pandas as pd
 from ioxhub.errors import IoxhubError
 from ioxhub.harmonize.units import unit_kind
 
-from .frames import TableLike, frame
-from .stats import t_pvalue, t_quantile
+from consumers.derive.frames import TableLike, frame
+from consumers.derive.stats import t_pvalue, t_quantile
 
 COUNTRY_COLUMNS = ["instrument_id", "indicator", "unit", "country", "adoption_date", "adoption_year",
                    "pre_start", "pre_end", "post_start", "post_end", "n_pre", "n_post", "pre_mean",

@@ -17,7 +17,7 @@ import pyarrow as pa
 from ioxhub.errors import IoxhubError
 from ioxhub.harmonize.units import unit_kind
 
-from .frames import TableLike, arrow_table, codes, day_numbers, decode, epoch_ns, group_ids, latest_per_group, string_rank
+from consumers.derive.frames import TableLike, arrow_table, codes, day_numbers, decode, epoch_ns, group_ids, latest_per_group, string_rank
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,7 @@ COPY --chown=airflow:root pyproject.toml README.md /opt/ioxhub/
 COPY --chown=airflow:root ioxhub /opt/ioxhub/ioxhub
 COPY --chown=airflow:root producers /opt/ioxhub/producers
 COPY --chown=airflow:root consumers /opt/ioxhub/consumers
+COPY --chown=airflow:root app /opt/ioxhub/app
 COPY --chown=airflow:root schemas /opt/ioxhub/schemas
 COPY --chown=airflow:root infra/orgs.yaml /opt/ioxhub/infra/orgs.yaml
 RUN pip install --no-cache-dir --no-deps -e /opt/ioxhub \

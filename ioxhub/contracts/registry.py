@@ -33,6 +33,7 @@ import fastavro
 from fastavro.schema import SchemaParseException, fingerprint, to_parsing_canonical_form
 
 from ioxhub.errors import IoxhubError
+from ioxhub.settings import get_settings
 
 _VERSION_FILE = re.compile(r"^v([1-9][0-9]*)\.avsc$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -223,7 +224,6 @@ def get_registry(schemas_dir: Path | None = None) -> Registry:
         if _registry is None:
             with _lock:
                 if _registry is None:
-                    from ioxhub.settings import get_settings
                     _registry = get_registry(get_settings().schemas_dir)
         return _registry
     key = Path(schemas_dir).resolve()

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ioxhub.producers.filecheck import SourceError, check_file
-from ioxhub.producers.readers.base import DEFAULT_BLOCK_SIZE, DESCRIBE, Reader, SourceFile, looks_like
-from ioxhub.producers.readers.csv import CsvReader
-from ioxhub.producers.readers.jsonl import JsonLinesReader
-from ioxhub.producers.readers.sdmx_csv import SdmxCsvReader
-from ioxhub.producers.readers.sdmx_ml import SdmxMlReader
+from producers.filecheck import SourceError, check_file
+from producers.readers.base import DEFAULT_BLOCK_SIZE, DESCRIBE, Reader, SourceFile, looks_like
+from producers.readers.csv import CsvReader
+from producers.readers.jsonl import JsonLinesReader
+from producers.readers.sdmx_csv import SdmxCsvReader
+from producers.readers.sdmx_ml import SdmxMlReader
 
 # In detection order: SDMX-CSV before CSV, whose extensions it shares.
 READERS: list[Reader] = [SdmxCsvReader(), CsvReader(), JsonLinesReader(), SdmxMlReader()]

@@ -13,7 +13,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import pyarrow as pa
 
-from ioxhub.producers.filecheck import MAX_LINE_BYTES
+from producers.filecheck import MAX_LINE_BYTES
 
 DEFAULT_BLOCK_SIZE = 8 << 20        # bytes of source text per batch
 

@@ -18,11 +18,11 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from ioxhub.errors import not_utf8
-from ioxhub.producers import rejects
-from ioxhub.producers.filecheck import HEAD_BYTES as _HEAD
-from ioxhub.producers.filecheck import MAX_LINE_BYTES, SourceError, long_line
-from ioxhub.producers.filecheck import UTF8_BOM as _BOM
-from ioxhub.producers.readers.base import LongLine, Reader, SourceBatch, SourceFile, check_line_length
+from producers import rejects
+from producers.filecheck import HEAD_BYTES as _HEAD
+from producers.filecheck import MAX_LINE_BYTES, SourceError, long_line
+from producers.filecheck import UTF8_BOM as _BOM
+from producers.readers.base import LongLine, Reader, SourceBatch, SourceFile, check_line_length
 
 CSV_PARSERS = 2                     # blocks parsed at once, each by one thread (docs/readers.md)
 _DICT = pa.dictionary(pa.int32(), pa.string())

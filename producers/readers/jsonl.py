@@ -14,10 +14,10 @@ import pyarrow as pa
 import pyarrow.json as pajson
 
 from ioxhub.errors import not_utf8
-from ioxhub.producers import rejects
-from ioxhub.producers.filecheck import HEAD_BYTES as _HEAD
-from ioxhub.producers.filecheck import MAX_LINE_BYTES, SourceError, long_line
-from ioxhub.producers.readers.base import LongLine, Reader, SourceBatch, SourceFile, check_line_length
+from producers import rejects
+from producers.filecheck import HEAD_BYTES as _HEAD
+from producers.filecheck import MAX_LINE_BYTES, SourceError, long_line
+from producers.readers.base import LongLine, Reader, SourceBatch, SourceFile, check_line_length
 
 JSONL_COLUMN_SAMPLE = 1000          # columns: the keys seen in the first objects
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ioxhub.producers.filecheck import UTF8_BOM, SourceError
-from ioxhub.producers.readers.csv import CsvReader
+from producers.filecheck import UTF8_BOM, SourceError
+from producers.readers.csv import CsvReader
 
 _FIRST_COLUMNS = ("DATAFLOW", "STRUCTURE")
 

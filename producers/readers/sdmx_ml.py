@@ -14,8 +14,8 @@ from typing import Iterator
 import numpy as np
 import pyarrow as pa
 
-from ioxhub.producers.filecheck import SourceError
-from ioxhub.producers.readers.base import Reader, SourceBatch, SourceFile
+from producers.filecheck import SourceError
+from producers.readers.base import Reader, SourceBatch, SourceFile
 
 SDMX_ML_BATCH_ROWS = 100_000
 

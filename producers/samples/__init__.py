@@ -4,8 +4,8 @@
 JSON Lines, SDMX-ML 2.1), a column mapping next to each, the policy timeline (YAML) and manifest.json.
 `PLANTED_EFFECTS` lists what impact estimates must recover. See docs/sample-feeds.md.
 """
-from .effects import PLANTED_EFFECTS, PlantedEffect
-from .generate import generate
-from .manifest import BadRow, SampleFile, SampleManifest
+from producers.samples.effects import PLANTED_EFFECTS, PlantedEffect
+from producers.samples.generate import generate
+from producers.samples.manifest import BadRow, SampleFile, SampleManifest
 
 __all__ = ["generate", "SampleManifest", "SampleFile", "BadRow", "PLANTED_EFFECTS", "PlantedEffect"]

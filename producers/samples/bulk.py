@@ -19,10 +19,10 @@ import pyarrow.csv as pacsv
 
 from ioxhub.errors import IoxhubError
 
-from .countries import ALPHA3, codes
-from .dgp import DGPS, YEARS, draw_fixed_effects, values
-from .feeds import LICENCE, rng_for, write_mapping
-from .manifest import SampleFile
+from producers.samples.countries import ALPHA3, codes
+from producers.samples.dgp import DGPS, YEARS, draw_fixed_effects, values
+from producers.samples.feeds import LICENCE, rng_for, write_mapping
+from producers.samples.manifest import SampleFile
 
 ROWS_PER_CODE = len(ALPHA3) * (len(ALPHA3) - 1) * len(YEARS)
 CODES_PER_SCALE = 5

@@ -14,8 +14,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .countries import ALPHA3
-from .effects import effects_for, post_adoption
+from producers.samples.countries import ALPHA3
+from producers.samples.effects import effects_for, post_adoption
 
 FIRST_YEAR, LAST_YEAR = 2015, 2025
 YEARS = np.arange(FIRST_YEAR, LAST_YEAR + 1)

@@ -14,7 +14,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .timeline import BY_ID
+from producers.samples.timeline import BY_ID
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,11 @@ from typing import Any, Sequence
 import numpy as np
 import yaml
 
-from .countries import ALPHA3, codes
-from .dgp import DGPS, YEARS, simulate
-from .manifest import SampleFile
-from .sdmxml import write_generic
-from .tabular import MISSING, Spoil, number, plant_mess, write_csv, write_jsonl
+from producers.samples.countries import ALPHA3, codes
+from producers.samples.dgp import DGPS, YEARS, simulate
+from producers.samples.manifest import SampleFile
+from producers.samples.sdmxml import write_generic
+from producers.samples.tabular import MISSING, Spoil, number, plant_mess, write_csv, write_jsonl
 
 LICENCE = "CC-BY-4.0"
 PREPARED = "2026-01-15T00:00:00"   # fixed: the files must not depend on the wall clock

@@ -6,11 +6,11 @@ from typing import Callable
 
 from ioxhub.errors import IoxhubError
 
-from .bulk import n_codes, wto_imports_bulk
-from .effects import PLANTED_EFFECTS
-from .feeds import icao_aircargo, imo_port_calls, upu_postal, wco_clearance, wco_hazwaste, who_shipments, wto_exports
-from .manifest import SampleManifest
-from .policies import write_policies
+from producers.samples.bulk import n_codes, wto_imports_bulk
+from producers.samples.effects import PLANTED_EFFECTS
+from producers.samples.feeds import icao_aircargo, imo_port_calls, upu_postal, wco_clearance, wco_hazwaste, who_shipments, wto_exports
+from producers.samples.manifest import SampleManifest
+from producers.samples.policies import write_policies
 
 FEEDS = (wco_clearance, wco_hazwaste, who_shipments, icao_aircargo, wto_exports, upu_postal, imo_port_calls)
 

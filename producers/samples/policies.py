@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from .manifest import SampleFile
-from .timeline import INSTRUMENTS, policy_records
+from producers.samples.manifest import SampleFile
+from producers.samples.timeline import INSTRUMENTS, policy_records
 
 
 def write_policies(out: Path) -> list[SampleFile]:

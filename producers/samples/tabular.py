@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .manifest import BadRow
+from producers.samples.manifest import BadRow
 
 MISSING = object()   # spoil value meaning "field missing"
 INGEST_REASONS = frozenset({"unknown-unit"})   # caught by harmonization, not by producer validation

@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from ioxhub.console import console, print_status
-from ioxhub.demo import ensure_keys
+from app.console import console, print_status
+from app.demo import ensure_keys
 from ioxhub.ingest.run import ingest
-from ioxhub.producers import publish_dataset
+from producers import publish_dataset
 from ioxhub.settings import get_settings, reset_settings_cache
 from ioxhub.status import hub_status
 

@@ -172,7 +172,7 @@ def test_apache_avro_producers_are_read_by_the_hub(stack_settings):
 def test_every_published_sample_feed_decodes_with_apache_avro(provisioned_settings, tmp_path):
     """The partner round trip: all sample feeds published; a partner's Apache Avro consumer decodes every
     message of the org topics with the schema files alone, and finds exactly what was published."""
-    from ioxhub.demo import ensure_keys, publish_samples
+    from app.demo import ensure_keys, publish_samples
     from ioxhub.orgs import load_orgs
 
     spec = load_orgs()

@@ -16,7 +16,7 @@ import matplotlib.image
 import pytest
 
 from ioxhub.catalog import Catalog
-from ioxhub.producers.samples.effects import PLANTED_EFFECTS
+from producers.samples.effects import PLANTED_EFFECTS
 from ioxhub.settings import load_settings
 from ioxhub.stack import local
 from ioxhub.storage import ObjectStore
@@ -31,7 +31,7 @@ def _env(data_dir) -> dict[str, str]:
 
 
 def _ioxhub(env, *args, cwd, timeout=600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ioxhub.cli", *args], env=env, cwd=cwd, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], env=env, cwd=cwd, capture_output=True,
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 

@@ -28,13 +28,13 @@ import pycountry
 import pytest
 
 from ioxhub.catalog import Catalog
-from ioxhub.consumers import pull
-from ioxhub.consumers.access import PullError, pull_table
-from ioxhub.consumers.evidence import derive_evidence
-from ioxhub.demo import ensure_keys, publish_samples
+from consumers import pull
+from consumers.access import PullError, pull_table
+from consumers.evidence import derive_evidence
+from app.demo import ensure_keys, publish_samples
 from ioxhub.ingest.run import ingest
-from ioxhub.producers import publish_dataset
-from ioxhub.producers.samples.effects import PLANTED_EFFECTS
+from producers import publish_dataset
+from producers.samples.effects import PLANTED_EFFECTS
 from ioxhub.storage import ObjectStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
@@ -155,7 +155,7 @@ def test_as_of_returns_the_snapshot_before_a_revision(hub, run_dag, tmp_path):
         pull(PANEL, where, as_of=str(n + 2))
 
     # the same through the CLI, as an analyst runs it
-    cli = [sys.executable, "-m", "ioxhub.cli", "pull", PANEL, "--where", where[0], "--where", where[1],
+    cli = [sys.executable, "-m", "app.cli", "pull", PANEL, "--where", where[0], "--where", where[1],
            "--columns", "year,value", "--format", "csv"]
     env = {k: v for k, v in os.environ.items()}
     for as_of, expected in ((str(n), old), (None, new)):

@@ -14,12 +14,12 @@ import pytest
 from kafka import KafkaConsumer
 
 from ioxhub.contracts import codec, release_manifest
-from ioxhub.demo import ensure_keys
+from app.demo import ensure_keys
 from ioxhub.ingest.run import ingest
 from ioxhub.kafka import common_config, make_producer
 from ioxhub.names import DEAD_LETTER_TOPIC, datasets_topic
-from ioxhub.producers import publish_dataset
-from ioxhub.producers.samples.manifest import SampleManifest
+from producers import publish_dataset
+from producers.samples.manifest import SampleManifest
 from ioxhub.keys import load_signer
 from ioxhub.storage import ObjectStore, harmonized_dataset_prefix
 
@@ -50,9 +50,9 @@ def publish_fresh_samples(out_dir, settings, tag: str) -> tuple[list[dict], Samp
     releases are new even when other tests of the session already ingested the plain sample feeds."""
     import yaml
 
-    from ioxhub.producers import publish_policy
-    from ioxhub.producers.mapping import ColumnMapping
-    from ioxhub.producers.samples import generate
+    from producers import publish_policy
+    from producers.mapping import ColumnMapping
+    from producers.samples import generate
 
     manifest = generate(out_dir)
     published = []

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ioxhub.contracts import codec, release_manifest
-from ioxhub.demo import ensure_keys
+from app.demo import ensure_keys
 from ioxhub.harmonize.countries import harmonize_country
 from ioxhub.harmonize.hs import normalize_hs
 from ioxhub.harmonize.periods import parse_period

@@ -18,7 +18,7 @@ import fastavro
 import pytest
 
 from ioxhub.contracts import codec, policy_update, release_manifest
-from ioxhub.demo import ensure_keys
+from app.demo import ensure_keys
 from ioxhub.ingest import datasets as datasets_module
 from ioxhub.ingest.run import ingest
 from ioxhub.kafka import make_producer

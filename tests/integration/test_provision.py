@@ -13,7 +13,7 @@ import pytest
 from kafka.admin import ConfigResource, ConfigResourceType
 from minio.error import S3Error
 
-from ioxhub.consumers.access import list_datasets
+from consumers.access import list_datasets
 from ioxhub.kafka import make_admin
 from ioxhub.orgs import load_orgs
 from ioxhub.provision.apply import provision
@@ -57,7 +57,7 @@ def test_topics_exist_with_their_partitions_and_retention(provisioned_settings, 
 def test_cli_json_of_the_plan_the_status_the_catalog_and_the_stack(provisioned_settings, spec):
     """`--json` of the listing commands that need the servers: stable keys, the values the hub holds, no secret."""
     def run(*args: str) -> object:
-        done = subprocess.run([sys.executable, "-m", "ioxhub.cli", *args, "--json"], capture_output=True, text=True,
+        done = subprocess.run([sys.executable, "-m", "app.cli", *args, "--json"], capture_output=True, text=True,
                               timeout=120, env=dict(os.environ))
         assert done.returncode == 0, done.stdout + done.stderr
         assert not [v for v in provisioned_settings.secret_values() if v in done.stdout], f"{args} printed a secret"
@@ -87,7 +87,7 @@ def test_cli_json_of_the_plan_the_status_the_catalog_and_the_stack(provisioned_s
 
 
 def test_cli_second_run_says_no_changes_and_shows_no_secret(provisioned_settings):
-    done = subprocess.run([sys.executable, "-m", "ioxhub.cli", "provision"], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "app.cli", "provision"], capture_output=True, text=True,
                           timeout=120, env=dict(os.environ))
     assert done.returncode == 0, done.stderr
     assert "no changes" in done.stdout

@@ -9,8 +9,8 @@ from kafka import KafkaConsumer, TopicPartition
 
 from ioxhub import keys, names, signing
 from ioxhub.contracts import codec
-from ioxhub.producers import publish_dataset, publish_policy
-from ioxhub.producers.publish import PublishProgress
+from producers import publish_dataset, publish_policy
+from producers.publish import PublishProgress
 
 pytestmark = pytest.mark.integration
 

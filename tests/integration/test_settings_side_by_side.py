@@ -9,10 +9,10 @@ import uuid
 import pytest
 import yaml
 
-from ioxhub.demo import ensure_keys
+from app.demo import ensure_keys
 from ioxhub.ingest.run import ingest
 from ioxhub.names import policies_topic
-from ioxhub.producers import publish_policy
+from producers import publish_policy
 from ioxhub.status import topic_lag
 from ioxhub.storage import ObjectStore, instruments_key
 

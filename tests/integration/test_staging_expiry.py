@@ -13,7 +13,7 @@ import pytest
 from kafka import KafkaConsumer
 
 from ioxhub.contracts import codec, release_manifest
-from ioxhub.demo import ensure_keys
+from app.demo import ensure_keys
 from ioxhub.ingest.run import ingest
 from ioxhub.kafka import common_config, make_producer
 from ioxhub.names import DEAD_LETTER_TOPIC, datasets_topic

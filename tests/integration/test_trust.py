@@ -27,13 +27,13 @@ import pytest
 from kafka import KafkaConsumer
 
 from ioxhub.catalog import Catalog, dataset_key
-from ioxhub.consumers.access import pull_table
+from consumers.access import pull_table
 from ioxhub.contracts import codec
-from ioxhub.demo import ensure_keys
+from app.demo import ensure_keys
 from ioxhub.ingest.run import ingest
 from ioxhub.kafka import common_config, make_producer
 from ioxhub.names import DEAD_LETTER_TOPIC, datasets_topic, policies_topic
-from ioxhub.producers import publish_dataset, publish_policy
+from producers import publish_dataset, publish_policy
 from ioxhub.s3 import make_client
 from ioxhub.keys import generate_key, generate_org_key, load_private_key, load_signer, retire_key
 from ioxhub.signing import Signer

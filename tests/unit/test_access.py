@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ioxhub.catalog import Catalog
-from ioxhub.consumers.access import PullError, PullResult, _snapshot_location, parse_where, pull, pull_table, write_pull
+from consumers.access import PullError, PullResult, _snapshot_location, parse_where, pull, pull_table, write_pull
 from ioxhub.errors import IoxhubError
 from ioxhub.storage import ObjectStore, curated_prefix
 

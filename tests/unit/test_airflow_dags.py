@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from ioxhub import failures
+from app import airflow_failures as failures
 from ioxhub.settings import Settings, get_settings, reset_settings_cache
 
 DAG_IDS = {"ingest_datasets", "ingest_policies", "derive_evidence"}

@@ -15,11 +15,11 @@ import pytest
 from ioxhub.contracts import codec, release_manifest
 from ioxhub.contracts.dataset_chunk import chunk_event_id
 from ioxhub.contracts.release_manifest import manifest_event_id
-from ioxhub.producers.chunks import ChunkBuilder, ReleaseInfo
-from ioxhub.producers.mapping import STRING_FIELDS, ColumnMapping
-from ioxhub.producers.release_id import compute_release_id
-from ioxhub.producers.readers import open_source
-from ioxhub.producers.validate import DictColumn, Observations, validate_batch
+from producers.chunks import ChunkBuilder, ReleaseInfo
+from producers.mapping import STRING_FIELDS, ColumnMapping
+from producers.release_id import compute_release_id
+from producers.readers import open_source
+from producers.validate import DictColumn, Observations, validate_batch
 from ioxhub.settings import PROJECT_ROOT
 
 SCHEMA = fastavro.parse_schema(json.loads((PROJECT_ROOT / "schemas" / "dataset_chunk" / "v1.avsc").read_text()))

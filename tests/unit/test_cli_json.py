@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ioxhub import console
-from ioxhub.cli import app
+from app import console
+from app.cli import app
 from ioxhub.contracts.compat import check_registry
 from ioxhub.contracts.registry import Registry
 from ioxhub.keys import generate_org_key, load_trust_store

@@ -41,7 +41,7 @@ def evolve(mutate) -> dict:
 
 
 def ioxhub(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ioxhub.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True, text=True,
                           env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"}, timeout=60)
 
 

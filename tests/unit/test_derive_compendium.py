@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from ioxhub.consumers.derive.compendium import (COMPENDIUM_COLUMNS, HISTORY_COLUMNS, instrument_history,
+from consumers.derive.compendium import (COMPENDIUM_COLUMNS, HISTORY_COLUMNS, instrument_history,
                                                 instruments_compendium)
 from ioxhub.errors import IoxhubError
 

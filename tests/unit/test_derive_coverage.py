@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from derive_dgp import months, observations
 
-from ioxhub.consumers.derive.coverage import DETAIL_COLUMNS, ORG_COLUMNS, data_coverage
+from consumers.derive.coverage import DETAIL_COLUMNS, ORG_COLUMNS, data_coverage
 
 
 def test_counts_periods_and_grid_share():

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from derive_dgp import make_panel
 
-from ioxhub.consumers.derive.impact import COUNTRY_COLUMNS, DID_COLUMNS, EVENT_COLUMNS, instrument_impact
+from consumers.derive.impact import COUNTRY_COLUMNS, DID_COLUMNS, EVENT_COLUMNS, instrument_impact
 from ioxhub.errors import IoxhubError
 
 STAGGERED = {2013: 3, 2015: 4, 2017: 3, 2019: 2}

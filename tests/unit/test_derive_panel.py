@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 from derive_dgp import months, observations
 
-from ioxhub.consumers.derive.panel import LONG_COLUMNS, indicator_panel, panel_wide
+from consumers.derive.panel import LONG_COLUMNS, indicator_panel, panel_wide
 from ioxhub.errors import IoxhubError
 
 

@@ -19,14 +19,14 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from ioxhub.consumers.derive.impact import instrument_impact
-from ioxhub.consumers.derive.panel import indicator_panel
+from consumers.derive.impact import instrument_impact
+from consumers.derive.panel import indicator_panel
 from ioxhub.harmonize.units import normalize_values
-from ioxhub.producers.samples import dgp as sample_dgp
-from ioxhub.producers.samples.countries import ALPHA3
-from ioxhub.producers.samples.effects import PLANTED_EFFECTS
-from ioxhub.producers.samples.feeds import HAZWASTE_HEADINGS, grid, rng_for
-from ioxhub.producers.samples.timeline import INSTRUMENTS
+from producers.samples import dgp as sample_dgp
+from producers.samples.countries import ALPHA3
+from producers.samples.effects import PLANTED_EFFECTS
+from producers.samples.feeds import HAZWASTE_HEADINGS, grid, rng_for
+from producers.samples.timeline import INSTRUMENTS
 
 # indicator -> (feed name as the feed draws it, sub-periods per year, commodity breakdown)
 FEEDS = {

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from ioxhub.consumers.derive.stats import betainc, t_pvalue, t_quantile
+from consumers.derive.stats import betainc, t_pvalue, t_quantile
 
 # two-sided 5 % critical values of Student's t (any statistics table)
 T975 = {1: 12.7062, 2: 4.3027, 3: 3.1824, 5: 2.5706, 10: 2.2281, 20: 2.0860, 30: 2.0423, 120: 1.9799}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from types import SimpleNamespace
 
-from ioxhub.failures import ERROR_CHARS, failure_record
+from app.airflow_failures import ERROR_CHARS, failure_record
 
 NOW = dt.datetime(2026, 12, 6, 9, 30, tzinfo=dt.timezone.utc)
 TI = SimpleNamespace(dag_id="ingest_datasets", task_id="ingest", run_id="manual__1", try_number=2, max_tries=3)
@@ -31,7 +31,7 @@ def test_a_long_exception_text_is_bounded():
 
 
 def test_a_run_failed_by_its_task_is_left_to_the_task_callback(monkeypatch):
-    from ioxhub import failures
+    from app import airflow_failures as failures
 
     recorded = []
     monkeypatch.setattr(failures, "record", lambda context, outcome: recorded.append((context["reason"], outcome)))
@@ -41,7 +41,8 @@ def test_a_run_failed_by_its_task_is_left_to_the_task_callback(monkeypatch):
 
 
 def test_recording_never_raises_when_the_catalog_cannot_be_written(monkeypatch, caplog):
-    from ioxhub import catalog, failures
+    from app import airflow_failures as failures
+    from ioxhub import catalog
 
     def refuse(self, document):
         raise OSError("S3 unreachable")

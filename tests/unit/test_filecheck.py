@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ioxhub.producers.filecheck import HEAD_BYTES, MAX_LINE_BYTES, SourceError, Utf8Scan, check_file, head_problem
-from ioxhub.producers.readers import open_source
+from producers.filecheck import HEAD_BYTES, MAX_LINE_BYTES, SourceError, Utf8Scan, check_file, head_problem
+from producers.readers import open_source
 
 TEXT = "IND,AREA,VALUE\nSEIZ,Côte d'Ivoire,1\nSEIZ,FRA,2\n"
 

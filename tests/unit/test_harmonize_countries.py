@@ -70,7 +70,7 @@ def test_absent_is_null_without_reason(value):
 
 
 def test_sample_feed_spellings_resolve():
-    samples = pytest.importorskip("ioxhub.producers.samples.countries",
+    samples = pytest.importorskip("producers.samples.countries",
                                   reason="the SAMPLES helper's country module is not there yet")
     for style in samples.CODE_STYLES:
         assert [to_iso3(v) for v in samples.codes(style)] == list(samples.ALPHA3), style

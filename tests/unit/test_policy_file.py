@@ -6,8 +6,8 @@ import json
 import pytest
 
 from ioxhub.contracts.registry import get_registry
-from ioxhub.producers.policy_file import check_policy_file, policy_event_id
-from ioxhub.producers.summary import PublishError
+from producers.policy_file import check_policy_file, policy_event_id
+from producers.summary import PublishError
 
 GOOD = """\
 - title: Framework Convention on Tobacco Control

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 from kafka.errors import KafkaTimeoutError
 
-from ioxhub.producers import sender as sender_mod
-from ioxhub.producers.summary import PublishError
+from producers import sender as sender_mod
+from producers.summary import PublishError
 
 
 class FakeFuture:

@@ -10,13 +10,13 @@ import pyarrow as pa
 import pytest
 
 from ioxhub.contracts import codec
-from ioxhub.producers import readers
-from ioxhub.producers.chunks import ChunkBuilder, ReleaseInfo
-from ioxhub.producers.filecheck import SourceError
-from ioxhub.producers.mapping import ColumnMapping, MappingError
-from ioxhub.producers.readers import get_reader, open_source, register
-from ioxhub.producers.readers.base import Reader, SourceBatch, SourceFile
-from ioxhub.producers.validate import validate_batch
+from producers import readers
+from producers.chunks import ChunkBuilder, ReleaseInfo
+from producers.filecheck import SourceError
+from producers.mapping import ColumnMapping, MappingError
+from producers.readers import get_reader, open_source, register
+from producers.readers.base import Reader, SourceBatch, SourceFile
+from producers.validate import validate_batch
 
 
 class KeyValueReader(Reader):

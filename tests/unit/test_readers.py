@@ -7,8 +7,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from ioxhub.producers.filecheck import SourceError
-from ioxhub.producers.readers import open_source
+from producers.filecheck import SourceError
+from producers.readers import open_source
 
 HEADER = "INDICATOR,REF_AREA,TIME_PERIOD,OBS_VALUE,NOTE\n"
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from derive_dgp import make_panel
 
-from ioxhub.consumers.derive.impact import instrument_impact
-from ioxhub.consumers.report import write_report
+from consumers.derive.impact import instrument_impact
+from consumers.report import write_report
 from ioxhub.errors import IoxhubError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

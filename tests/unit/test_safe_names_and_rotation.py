@@ -16,7 +16,7 @@ from ioxhub.settings import load_settings
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 VALUE = b"\xc3\x01" + bytes(8) + b"avro body"
 TOPIC = "ioxhub.who.datasets"
-IOXHUB = [sys.executable, "-m", "ioxhub.cli"]
+IOXHUB = [sys.executable, "-m", "app.cli"]
 
 
 @pytest.fixture

@@ -16,12 +16,12 @@ import pytest
 import yaml
 
 from ioxhub.errors import IoxhubError
-from ioxhub.producers.mapping import ColumnMapping
-from ioxhub.producers.samples import PLANTED_EFFECTS, SampleManifest, generate
-from ioxhub.producers.samples import bulk
-from ioxhub.producers.samples.countries import ALPHA3
-from ioxhub.producers.samples.feeds import imo_port_calls, wco_clearance
-from ioxhub.producers.samples.timeline import INSTRUMENTS
+from producers.mapping import ColumnMapping
+from producers.samples import PLANTED_EFFECTS, SampleManifest, generate
+from producers.samples import bulk
+from producers.samples.countries import ALPHA3
+from producers.samples.feeds import imo_port_calls, wco_clearance
+from producers.samples.timeline import INSTRUMENTS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -82,7 +82,7 @@ def test_bad_arguments_are_clear_errors(tmp_path):
     for kwargs in ({"seed": -1}, {"scale": 0}, {"scale": 10_000}):
         with pytest.raises(IoxhubError):
             generate(tmp_path, **kwargs)
-    run = subprocess.run([sys.executable, "-m", "ioxhub.cli", "samples", "generate", str(tmp_path), "--scale", "0"],
+    run = subprocess.run([sys.executable, "-m", "app.cli", "samples", "generate", str(tmp_path), "--scale", "0"],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and run.stderr.startswith("error: scale must be a positive number"), run.stderr
 
@@ -311,7 +311,7 @@ def test_did_recovers_the_log_scale_effects(sample, indicator):
 
 
 def test_producers_readers_read_every_file_with_its_mapping(sample):
-    from ioxhub.producers.readers import open_source
+    from producers.readers import open_source
     out, manifest = sample
     for f in manifest.datasets():
         source = open_source(out / f.path, f.format)

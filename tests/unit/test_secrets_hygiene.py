@@ -88,7 +88,7 @@ ENV_READ = re.compile(r"(environ(\.get)?\s*[\[(]|getenv\s*\()\s*[\"'](\w+)[\"']"
 
 def test_only_the_settings_read_configuration_from_the_environment():
     readers = {}
-    for root in ("ioxhub", "producers", "consumers", "dags"):
+    for root in ("ioxhub", "producers", "consumers", "app", "dags"):
         for path in (PROJECT_ROOT / root).rglob("*.py"):
             for match in ENV_READ.finditer(path.read_text()):
                 readers.setdefault(match.group(3), []).append(str(path.relative_to(PROJECT_ROOT)))

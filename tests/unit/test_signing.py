@@ -189,7 +189,7 @@ def test_cli_keys_generate_and_list(tmp_path):
     import subprocess
     import sys
     env = {"PATH": "/usr/bin:/bin", "IOXHUB_DATA_DIR": str(tmp_path), "COLUMNS": "200"}
-    run = lambda *a: subprocess.run([sys.executable, "-m", "ioxhub.cli", "keys", *a], capture_output=True,  # noqa: E731
+    run = lambda *a: subprocess.run([sys.executable, "-m", "app.cli", "keys", *a], capture_output=True,  # noqa: E731
                                     text=True, env=env, timeout=60)
     out = run("generate", "--org", "IMO", "--key-id", "imo-1")
     assert out.returncode == 0, out.stderr

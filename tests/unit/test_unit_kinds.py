@@ -11,10 +11,10 @@ import pycountry
 import pytest
 from derive_dgp import make_panel, months, observations
 
-import ioxhub.console
-import ioxhub.consumers
-from ioxhub.consumers.derive.impact import instrument_impact
-from ioxhub.consumers.derive.panel import indicator_panel
+import app.console
+import consumers
+from consumers.derive.impact import instrument_impact
+from consumers.derive.panel import indicator_panel
 from ioxhub.harmonize import units
 from ioxhub.harmonize.units import FLOW, LEVEL, canonical_unit, canonical_units, unit_kind, unit_kinds
 
@@ -122,7 +122,7 @@ def unit_names_not_canonical(source: str) -> set[str]:
     return found
 
 
-CONSUMER_SOURCES = sorted(Path(ioxhub.consumers.__path__[0]).rglob("*.py")) + [Path(ioxhub.console.__file__)]
+CONSUMER_SOURCES = sorted(Path(consumers.__path__[0]).rglob("*.py")) + [Path(app.console.__file__)]
 
 
 @pytest.mark.parametrize("path", CONSUMER_SOURCES, ids=lambda p: p.name)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from ioxhub.producers.mapping import ColumnMapping, MappingError
-from ioxhub.producers.readers import open_source
-from ioxhub.producers.validate import check_constants, validate_batch
+from producers.mapping import ColumnMapping, MappingError
+from producers.readers import open_source
+from producers.validate import check_constants, validate_batch
 
 HEADER = "IND,AREA,PARTNER,HS,PERIOD,VALUE,UNIT,MULT,STATUS,NOTE\n"
 MAPPING = {"indicator": "IND", "ref_area": "AREA", "counterpart_area": "PARTNER", "commodity": "HS",

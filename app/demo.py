@@ -56,9 +56,9 @@ def ensure_keys(orgs: list[str], settings: Settings) -> list[str]:
 
 def publish_samples(out_dir: Path, settings: Settings) -> list[dict]:
     """Generate the sample feeds (deterministic) and publish every file; returns one summary per file."""
-    from ioxhub.producers import publish_dataset, publish_policy
-    from ioxhub.producers.mapping import ColumnMapping
-    from ioxhub.producers.samples import generate
+    from producers import publish_dataset, publish_policy
+    from producers.mapping import ColumnMapping
+    from producers.samples import generate
 
     manifest = generate(out_dir)
     summaries = []
@@ -102,7 +102,7 @@ def migrate_airflow(settings: Settings) -> None:
 
 def run_demo(settings: Settings | None = None, *, progress=print) -> DemoResult:
     from ioxhub.catalog import Catalog
-    from ioxhub.consumers.access import list_datasets, pull
+    from consumers.access import list_datasets, pull
     from ioxhub.orgs import load_orgs
     from ioxhub.provision.apply import provision
     from ioxhub.stack import local
@@ -155,9 +155,9 @@ def run_demo(settings: Settings | None = None, *, progress=print) -> DemoResult:
 
 def write_report_for(instrument_id: str, out: Path, settings: Settings | None = None) -> Path:
     """The report of one instrument, from the curated datasets only (what an analyst may read)."""
-    from ioxhub.consumers.access import pull
-    from ioxhub.consumers.derive.impact import Impact
-    from ioxhub.consumers.report import write_report
+    from consumers.access import pull
+    from consumers.derive.impact import Impact
+    from consumers.report import write_report
 
     where = [f"instrument_id={instrument_id}"]
     impact = Impact(*(pull(name, where=where, settings=settings)

@@ -4,7 +4,7 @@
   ingest run (ioxhub.ingest.run.ingest); the Asset is announced only when the run applied something.
 - `derive_dag()`: derive_evidence, triggered by either harmonized Asset.
 - `run_policy()`: retries with backoff, `execution_timeout`, `dagrun_timeout` from the IOXHUB_TASK_* and
-  IOXHUB_DAGRUN_TIMEOUT_MINUTES settings; failures are recorded by ioxhub.failures (docs/airflow-runs.md).
+  IOXHUB_DAGRUN_TIMEOUT_MINUTES settings; failures are recorded by app.airflow_failures (docs/airflow-runs.md).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, Asset, Param, dag, task  # noqa: F401
 
 from ioxhub.assets import CURATED, HARMONIZED_INSTRUMENTS, HARMONIZED_OBSERVATIONS
-from ioxhub.failures import on_run_failure, on_task_failure, on_task_retry
+from app.airflow_failures import on_run_failure, on_task_failure, on_task_retry
 from ioxhub.settings import Settings, get_settings
 
 START = datetime(2026, 1, 1)
@@ -94,7 +94,7 @@ def derive_dag() -> DAG:
         def derive(params=None, run_id=None) -> dict:
             from airflow.sdk.exceptions import AirflowSkipException
 
-            from ioxhub.consumers.evidence import derive_evidence as run_derive
+            from consumers.evidence import derive_evidence as run_derive
 
             summary = run_derive(force=params["force"], run_id=run_id)
             if not summary["changed"]:

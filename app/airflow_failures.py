@@ -1,6 +1,6 @@
 """Failed tries and failed runs of the hub DAGs, recorded in the catalog so `ioxhub status` shows them.
 
-Entry points (Airflow callbacks, set on every hub DAG by ioxhub.airflow_dags): `on_task_retry` (a try
+Entry points (Airflow callbacks, set on every hub DAG by app.airflow_dags): `on_task_retry` (a try
 failed, another follows), `on_task_failure` (the last try failed), `on_run_failure` (the run failed for
 another reason than a failed task, e.g. `dagrun_timeout`). `failure_record` builds the document from the
 callback context (pure). A callback never raises: a failure to record is logged, not added to the failure.
@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 from typing import Any, Mapping
 
-log = logging.getLogger("ioxhub.failures")
+log = logging.getLogger("app.airflow_failures")
 
 ERROR_CHARS = 2000     # enough for the exception's message, bounded for the catalog document
 

@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
-from ioxhub.producers.mapping import ColumnMapping
-from ioxhub.producers.publish import PublishProgress, publish_dataset, publish_policy
-from ioxhub.producers.summary import PublishSummary
+from producers.mapping import ColumnMapping
+from producers.publish import PublishProgress, publish_dataset, publish_policy
+from producers.summary import PublishSummary
 
 
 def run_publish_dataset(org: str, dataset_id: str, files: Sequence[str], *, fmt: str | None,

@@ -8,8 +8,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .generate import generate
-from .manifest import SampleManifest
+from producers.samples.generate import generate
+from producers.samples.manifest import SampleManifest
 
 
 def generate_and_report(out_dir: Path, seed: int, scale: float, console: Console | None = None) -> SampleManifest:

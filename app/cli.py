@@ -26,7 +26,7 @@ app.add_typer(stack_app, name="stack")
 @stack_app.command("up")
 def stack_up(with_airflow: bool = typer.Option(False, "--airflow", help="Also start `airflow standalone` on dags/.")) -> None:
     """Start the local servers (durable: Kafka data lives in S3), wait until they answer, print the endpoints."""
-    from ioxhub.console import print_stack_up
+    from app.console import print_stack_up
     from ioxhub.settings import get_settings
     from ioxhub.stack import local
     result = local.up(get_settings(), with_airflow=with_airflow)
@@ -36,7 +36,7 @@ def stack_up(with_airflow: bool = typer.Option(False, "--airflow", help="Also st
 @stack_app.command("down")
 def stack_down() -> None:
     """Stop exactly the servers `stack up` started (by pid file); data stays."""
-    from ioxhub.console import print_stack_down
+    from app.console import print_stack_down
     from ioxhub.settings import get_settings
     from ioxhub.stack import local
     print_stack_down(local.down(get_settings()))
@@ -45,7 +45,7 @@ def stack_down() -> None:
 @stack_app.command("status")
 def stack_status(as_json: bool = JSON) -> None:
     """Each service: running, stopped or leftover, pid, endpoint, and a real health probe; exit 1 if one is unhealthy or left over."""
-    from ioxhub.console import print_stack_status, show, stack_status_json
+    from app.console import print_stack_status, show, stack_status_json
     from ioxhub.settings import get_settings
     from ioxhub.stack import local
     states = local.status(get_settings())
@@ -68,7 +68,7 @@ def stack_logs(service: str | None = typer.Argument(None, help="seaweedfs, tansu
 def provision_cmd(dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change; change nothing."),
                   as_json: bool = JSON) -> None:
     """Apply infra/orgs.yaml (topics, bucket, storage identities, Kafka users and ACLs) idempotently."""
-    from ioxhub.console import print_provision_report, provision_json, show
+    from app.console import print_provision_report, provision_json, show
     from ioxhub.provision.apply import provision
     show(provision(dry_run=dry_run), as_json, print_provision_report, provision_json)
 
@@ -89,7 +89,7 @@ def _registry(schemas_dir: str | None):
 def schemas_list(schemas_dir: str | None = typer.Option(None, "--dir", help="Schema directory (default: settings.schemas_dir)."),
                  as_json: bool = JSON) -> None:
     """Every schema version with its fingerprint and Confluent id."""
-    from ioxhub.console import print_schemas, schemas_json, show
+    from app.console import print_schemas, schemas_json, show
     show(_registry(schemas_dir), as_json, print_schemas, schemas_json)
 
 
@@ -97,7 +97,7 @@ def schemas_list(schemas_dir: str | None = typer.Option(None, "--dir", help="Sch
 def schemas_check(schemas_dir: str | None = typer.Option(None, "--dir", help="Schema directory (default: settings.schemas_dir)."),
                   as_json: bool = JSON) -> None:
     """Refuse incompatible schema evolution (BACKWARD_TRANSITIVE, no removal of a required field); exit 1 if any."""
-    from ioxhub.console import print_schemas_check, schemas_check_json, show
+    from app.console import print_schemas_check, schemas_check_json, show
     from ioxhub.contracts.compat import check_registry
     registry = _registry(schemas_dir)
     pairs, problems = check_registry(registry)
@@ -117,7 +117,7 @@ def keys_generate(
     valid_from: str | None = typer.Option(None, "--valid-from", help="ISO time the key becomes valid (default: now)."),
 ) -> None:
     """Write a new private key (owner-only) and print the public key for infra/orgs.yaml."""
-    from ioxhub.console import print_generated_key
+    from app.console import print_generated_key
     from ioxhub.keys import generate_org_key, parse_time_option
     print_generated_key(generate_org_key(org, key_id, valid_from=parse_time_option(valid_from)))
 
@@ -128,7 +128,7 @@ def keys_retire(
     at: str | None = typer.Option(None, "--at", help="ISO time the key stops being valid (default: now)."),
 ) -> None:
     """Rotation: end a key's validity window; records it signs from then on are quarantined as expired-key."""
-    from ioxhub.console import print_retired_key
+    from app.console import print_retired_key
     from ioxhub.keys import parse_time_option, retire_key
     print_retired_key(retire_key(key_id, parse_time_option(at, "--at")))
 
@@ -136,7 +136,7 @@ def keys_retire(
 @keys_app.command("list")
 def keys_list(as_json: bool = JSON) -> None:
     """The keys ingest trusts: infra/orgs.yaml signing_keys + the local keyring."""
-    from ioxhub.console import print_trust_store, show, trust_store_json
+    from app.console import print_trust_store, show, trust_store_json
     from ioxhub.keys import load_trust_store
     show(load_trust_store(), as_json, print_trust_store, trust_store_json)
 
@@ -152,7 +152,7 @@ def samples_generate(
         seed: int = typer.Option(0, "--seed", help="Random seed: same seed and scale, same bytes."),
         scale: float = typer.Option(1.0, "--scale", help="Size of the bulk WTO file: 47,850 rows x scale (21 = ~1M, 209 = ~10M).")) -> None:
     """Write the sample feeds, a column mapping next to each, the policy timeline and manifest.json."""
-    from ioxhub.producers.samples.console import generate_and_report
+    from app.console.samples import generate_and_report
     generate_and_report(out_dir, seed, scale)
 
 
@@ -175,7 +175,7 @@ def publish_dataset_cmd(
         release_id: str | None = typer.Option(None, "--release-id", help="Name the release (default: a hash of its content)."),
 ) -> None:
     """Validate, chunk and send one dataset release; exit 1 if any row was rejected."""
-    from ioxhub.producers.console import run_publish_dataset
+    from app.console.publish import run_publish_dataset
     raise typer.Exit(run_publish_dataset(org, dataset, files, fmt=fmt, mapping_file=mapping, maps=maps, consts=consts,
                                          defaults=defaults, strict=strict, rejects=rejects, release_id=release_id))
 
@@ -188,7 +188,7 @@ def publish_policy_cmd(
         rejects: str | None = typer.Option(None, "--rejects", help="Rejects CSV (default: FILE.rejects.csv)."),
 ) -> None:
     """Validate and send policy updates; exit 1 if any update was rejected."""
-    from ioxhub.producers.console import run_publish_policy
+    from app.console.publish import run_publish_policy
     raise typer.Exit(run_publish_policy(org, file, strict=strict, rejects=rejects))
 
 
@@ -196,7 +196,7 @@ def publish_policy_cmd(
 @app.command("status")
 def status_cmd(as_json: bool = JSON) -> None:
     """The last run of each DAG with its counts, the lag of each topic, and releases waiting in staging/."""
-    from ioxhub.console import print_status, show
+    from app.console import print_status, show
     from ioxhub.status import hub_status
 
     show(hub_status(), as_json, print_status)
@@ -206,7 +206,7 @@ def status_cmd(as_json: bool = JSON) -> None:
 def ingest_cmd(kind: str = typer.Argument(..., help="datasets or policies"),
                max_records: int | None = typer.Option(None, help="Most records to read (default: settings).")) -> None:
     """Run one ingest outside Airflow (the DAGs call the same function)."""
-    from ioxhub.console import print_counts
+    from app.console import print_counts
     from ioxhub.ingest.run import ingest
 
     if kind not in ("datasets", "policies"):
@@ -218,8 +218,8 @@ def ingest_cmd(kind: str = typer.Argument(..., help="datasets or policies"),
 @app.command("datasets")
 def datasets_cmd(as_json: bool = JSON) -> None:
     """The catalog: every dataset with its publishers, rows, coverage, snapshot and update time."""
-    from ioxhub.consumers.access import list_datasets
-    from ioxhub.console import print_datasets, show
+    from consumers.access import list_datasets
+    from app.console import print_datasets, show
 
     show(list_datasets(), as_json, print_datasets)
 
@@ -234,7 +234,7 @@ def pull_cmd(
     out: Path | None = typer.Option(None, "-o", "--output", help="Output file (default: stdout for csv/json)."),
 ) -> None:
     """Pull a dataset, filtered and projected with predicate pushdown."""
-    from ioxhub.consumers.access import pull_table, write_pull
+    from consumers.access import pull_table, write_pull
 
     result = pull_table(dataset, where, columns.split(",") if columns else None, as_of)
     written = write_pull(result, fmt, out)
@@ -246,15 +246,15 @@ def pull_cmd(
 @app.command("derive")
 def derive_cmd(force: bool = typer.Option(False, help="Derive even when inputs did not change.")) -> None:
     """Derive the evidence datasets now (the derive_evidence DAG calls the same function)."""
-    from ioxhub.console import print_counts
-    from ioxhub.consumers.evidence import derive_evidence
+    from app.console import print_counts
+    from consumers.evidence import derive_evidence
 
     print_counts("derive evidence", derive_evidence(force=force))
 @app.command("report")
 def report_cmd(instrument: str = typer.Argument(..., help="Instrument id, e.g. WCO-FOS-ECOM."),
                out: Path | None = typer.Option(None, "-o", "--output", help="Output .html or .png (default: reports/<id>.html).")) -> None:
     """Write an instrument's impact report: adopters vs non-adopters, adoption dates, DiD and event study."""
-    from ioxhub.demo import write_report_for
+    from app.demo import write_report_for
 
     path = write_report_for(instrument, out or Path("reports") / f"{instrument}.html")
     typer.echo(f"report written to {path}")
@@ -264,8 +264,8 @@ def report_cmd(instrument: str = typer.Argument(..., help="Instrument id, e.g. W
 @app.command("demo")
 def demo_cmd() -> None:
     """The main job: stack up, provision, publish the sample feeds, run the DAGs through Airflow, summarize."""
-    from ioxhub.console import print_demo
-    from ioxhub.demo import run_demo
+    from app.console import print_demo
+    from app.demo import run_demo
 
     print_demo(run_demo(progress=lambda text: typer.echo(f"* {text}")))
 

@@ -103,6 +103,11 @@ class Sender:
             self.send(topic, release_manifest.encode(manifest_record), manifest_record["event_id"],
                       f"{ORG}/{dataset_id}")
 
+    def valid_release(self, dataset_id: str, release_id: str) -> None:
+        """A good 4-observation release (one chunk and its manifest)."""
+        value = codec.encode("dataset_chunk", chunk(dataset_id, release_id))
+        self.release(dataset_id, [value], manifest(dataset_id, release_id, [value]))
+
     def close(self) -> None:
         self.producer.flush()
         self.producer.close()
@@ -168,9 +173,8 @@ def test_malformed_content_is_quarantined_per_event_and_the_good_release_applied
     sender.release(dataset_id, [first, second], manifest(dataset_id, release_id, [first]))
     expected.update({f"{release_id}-c0": "conflicting-event", f"{release_id}-m": "conflicting-event"})
 
-    good_id, good_release = f"poison_good_{tag}", f"{tag}-good"
-    good = codec.encode("dataset_chunk", chunk(good_id, good_release))
-    sender.release(good_id, [good], manifest(good_id, good_release, [good]))
+    good_id = f"poison_good_{tag}"
+    sender.valid_release(good_id, f"{tag}-good")
     sender.close()
 
     run = ingest("datasets", idle_ms=1500)
@@ -229,11 +233,9 @@ def test_an_unexpected_error_costs_one_release_not_the_run(hub, monkeypatch):
 
     monkeypatch.setattr(datasets_module, "harmonize_chunk", harmonize_with_a_bug)
     sender = Sender(hub)
-    doomed = codec.encode("dataset_chunk", chunk(doomed_id, doomed_release))
-    sender.release(doomed_id, [doomed], manifest(doomed_id, doomed_release, [doomed]))
-    good_id, good_release = f"poison_nobug_{tag}", f"{tag}-nobug"
-    good = codec.encode("dataset_chunk", chunk(good_id, good_release))
-    sender.release(good_id, [good], manifest(good_id, good_release, [good]))
+    sender.valid_release(doomed_id, doomed_release)
+    good_id = f"poison_nobug_{tag}"
+    sender.valid_release(good_id, f"{tag}-nobug")
     sender.close()
 
     run = ingest("datasets", idle_ms=1500)

@@ -58,6 +58,17 @@ def _send(events: list[tuple[bytes, str]]) -> None:
     producer.close()
 
 
+def _ingest_after_max_age(monkeypatch) -> dict:
+    """One datasets ingest run as if every staged release were older than the max age."""
+    monkeypatch.setenv("IOXHUB_STAGING_MAX_AGE_HOURS", "0")
+    reset_settings_cache()
+    try:
+        return ingest("datasets", idle_ms=1500)
+    finally:
+        monkeypatch.delenv("IOXHUB_STAGING_MAX_AGE_HOURS")
+        reset_settings_cache()
+
+
 def _reconciles(run: dict) -> bool:
     e = run["events"]
     return e["consumed"] == e["applied"] + e["staged"] + e["duplicate"] + e["quarantined"]
@@ -83,13 +94,7 @@ def test_incomplete_release_expires_to_quarantine_and_its_late_manifest_is_refus
     assert first["events"]["staged"] == 1 and first["releases_expired"] == 0 and _reconciles(first)
     assert [r["release"] for r in hub_status()["staging"]].count(release) == 1
 
-    monkeypatch.setenv("IOXHUB_STAGING_MAX_AGE_HOURS", "0")    # as if the max age had passed
-    reset_settings_cache()
-    try:
-        second = ingest("datasets", idle_ms=1500)
-    finally:
-        monkeypatch.delenv("IOXHUB_STAGING_MAX_AGE_HOURS")
-        reset_settings_cache()
+    second = _ingest_after_max_age(monkeypatch)
     assert second["releases_expired"] >= 1 and second["events_expired"] >= 1
     assert _reconciles(second)                                # expired events are not consumed by this run
     assert not list(store.list(staging_prefix(ORG, DATASET, release)))
@@ -134,13 +139,7 @@ def test_staged_leftovers_of_an_applied_release_are_removed_not_dead_lettered(hu
     leftover = staging_prefix(ORG, DATASET, release) + "chunk-000000@" + f"{datasets_topic(ORG)}@0@0.avro"
     store.put_bytes(leftover, chunks[0], "avro/binary")          # what the crash would have left
 
-    monkeypatch.setenv("IOXHUB_STAGING_MAX_AGE_HOURS", "0")
-    reset_settings_cache()
-    try:
-        run = ingest("datasets", idle_ms=1500)
-    finally:
-        monkeypatch.delenv("IOXHUB_STAGING_MAX_AGE_HOURS")
-        reset_settings_cache()
+    run = _ingest_after_max_age(monkeypatch)
     assert run["staged_leftovers_removed"] == 1
     assert not list(store.list(staging_prefix(ORG, DATASET, release)))
     assert not _letters(store, release)

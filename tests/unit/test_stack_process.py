@@ -20,6 +20,14 @@ def spec(name="sleeper", argv=SLEEPER, ports=(), **kw) -> ServiceSpec:
     return ServiceSpec(name=name, argv=list(argv), ports=list(ports), package="some-wheel", **kw)
 
 
+
+def assert_stopped_with(tmp_path, record: PidRecord) -> None:
+    """With `record` as the sleeper's pid file, `running` finds the server and `stop` stops it."""
+    process.pid_path(tmp_path, "sleeper").write_text(record.to_json())
+    assert process.running(tmp_path, "sleeper") is not None
+    assert process.stop(tmp_path, "sleeper") == record.pid
+    assert not psutil.pid_exists(record.pid) or psutil.Process(record.pid).status() == psutil.STATUS_ZOMBIE
+
 def test_pid_record_round_trip():
     record = PidRecord(123, 1700000000.25, ["/bin/x", "a b", "--c=1"], signal.SIGINT, 30.0, {"endpoint": "e"})
     assert PidRecord.from_json(record.to_json()) == record
@@ -76,10 +84,7 @@ def test_stop_still_knows_its_server_after_the_boot_time_moved_a_second(tmp_path
     try:
         moved = PidRecord(record.pid, record.create_time - 1.0, record.cmdline, record.stop_signal,
                           record.stop_grace, record.extra)
-        process.pid_path(tmp_path, "sleeper").write_text(moved.to_json())
-        assert process.running(tmp_path, "sleeper") is not None
-        assert process.stop(tmp_path, "sleeper") == record.pid
-        assert not psutil.pid_exists(record.pid) or psutil.Process(record.pid).status() == psutil.STATUS_ZOMBIE
+        assert_stopped_with(tmp_path, moved)
     finally:
         process.stop(tmp_path, "sleeper")
 
@@ -157,10 +162,7 @@ def test_a_record_taken_while_the_server_was_still_exec_ing_still_names_it(tmp_p
     record = process.start(spec(), tmp_path)
     try:
         mid_exec = PidRecord(record.pid, record.create_time, [], record.stop_signal, record.stop_grace, record.extra)
-        process.pid_path(tmp_path, "sleeper").write_text(mid_exec.to_json())
-        assert process.running(tmp_path, "sleeper") is not None
-        assert process.stop(tmp_path, "sleeper") == record.pid
-        assert not psutil.pid_exists(record.pid) or psutil.Process(record.pid).status() == psutil.STATUS_ZOMBIE
+        assert_stopped_with(tmp_path, mid_exec)
     finally:
         process.stop(tmp_path, "sleeper")
 

@@ -1,17 +1,10 @@
-"""Faults, measured: SIGKILL the ingest, the broker or the S3 server at random points, then check that
-nothing was lost, doubled or left unaccounted.
+"""Faults, measured: SIGKILL the ingest, the broker or the S3 server at random; is anything lost or doubled?
 
     .venv/bin/python bench/chaos.py                      # 20 trials, >= 1M observations each
-    .venv/bin/python bench/chaos.py --trials 3 --quick   # a fast look (~100k observations)
+    .venv/bin/python bench/chaos.py --trials 3 --quick   # a fast look (~122k observations)
     .venv/bin/python bench/chaos.py --seed 7 --targets ingest,broker
 
-Every trial starts an empty throwaway hub (SeaweedFS + tansu in durable mode, its data in a bucket of
-that SeaweedFS; own data directory and free ports), publishes the whole workload (every sample feed,
-a revised release and the bulk WTO CSV; policy updates), then runs the dataset ingest as subprocesses
-and kills, at seeded random moments, the ingest process, tansu or weed, restarting what it killed with
-the stack's own start functions. A clean rerun of the ingest (until a run reads nothing) and the
-derivation follow. The hub's harmonized/, quarantine/observations/ and latest curated/ snapshots are
-then compared with those of a reference trial without faults (`chaos_state`). Method: docs/chaos.md.
+Method (a trial, its kills, the comparison with a fault-free reference by `chaos_state`): docs/chaos.md.
 """
 from __future__ import annotations
 

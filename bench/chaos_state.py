@@ -1,12 +1,8 @@
 """What a hub holds, reduced to figures two hubs can be compared by (for bench/chaos.py).
 
-`snapshot(store)` reads harmonized/ (current observations and history per dataset, the instruments
-tables), the rows refused into quarantine/observations/ and the latest snapshot of every curated
-dataset, and gives each table its row count, an order-independent content checksum and, where rows
-have an identity, the multiset of their keys. `compare(reference, other)` says what was lost, what
-was doubled and which tables differ; `account(store, published)` checks that every published event
-is applied, quarantined with a reason or staged, and that every recorded ingest run reconciles.
-Method and the run-dependent columns left out: docs/chaos.md.
+`snapshot(store)`: each compared table's row count, order-independent checksum and row identities;
+`compare(reference, other)`: what was lost, doubled or differs; `account(store, published)`: every
+published event applied, quarantined or staged, and every ingest run reconciled. Method: docs/chaos.md.
 """
 from __future__ import annotations
 

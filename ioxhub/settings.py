@@ -1,15 +1,8 @@
 """The one settings object of the hub: `Settings`, built by `load_settings()`, cached for the process by
 `get_settings()` (the default of the entry points; library functions use the Settings they are handed).
 
-Values come, in order of precedence, from environment variables `IOXHUB_<FIELD>` (upper case), then an
-optional TOML file (`IOXHUB_CONFIG`, else `ioxhub.toml` in the working directory; keys are the field
-names), then the defaults below, which point at the local stack (`ioxhub stack up`). Every value is parsed
-and checked here; a bad one is a `SettingsError`, one line naming the variable (or file and key), the value
-and what is expected. Parsed by hand, not with pydantic-settings: docs/settings.md says why.
-
-Secrets (`secret=True`) are never printed: `Settings.describe()` masks them and repr() leaves them out. On
-the local stack the S3 keys default to the random ones that `ioxhub stack up` generates on first start
-and keeps, owner-only, in `<data_dir>/secrets/local-stack.json`.
+Sources (environment `IOXHUB_<FIELD>`, an optional TOML file, defaults for the local stack), the checks
+behind `SettingsError`, secrets, and why not pydantic-settings: docs/settings.md.
 """
 from __future__ import annotations
 

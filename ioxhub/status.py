@@ -3,9 +3,8 @@ each topic group, the releases waiting in staging/ and those expired there, and 
 internal errors (bugs met while handling them).
 
 Entry points: `hub_status(settings)` returns the data (the CLI renders it), `topic_lag`, `internal_errors`.
-The lag is each topic's end offset minus the ingest group's committed offset: a lower bound on the local
-tansu broker, which under-reports end offsets (docs/local-stack.md). Why releases wait in staging/ and
-when they expire: docs/architecture.md, docs/staging-expiry.md.
+The lag (end offset minus the ingest group's committed offset) is a lower bound on the local tansu
+broker (docs/local-stack.md); releases in staging/, their expiry: docs/architecture.md, docs/staging-expiry.md.
 """
 from __future__ import annotations
 

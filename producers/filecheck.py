@@ -1,17 +1,9 @@
 """Is a file a partner names fit to be read as text? The checks run before any reader opens it (and so
 before anything is sent), and the wording of the same faults when a reader meets them further in.
 
-- `check_file(path, line_format)`: it exists, is not a directory, is not empty; its first 64 KB are
-  UTF-8 text (not UTF-16/32, not binary); in a line-based format (`line_format`, its title: "CSV",
-  "JSON Lines") line 1 ends within them. Returns (size, head). `head_problem(head, line_format, whole)`
-  is the same check on bytes.
-- `Utf8Scan`: UTF-8 validation of a whole file fed piece by piece by a pass that reads it anyway
-  (publishing hashes every file for its release id), so a bad byte deep in a file is found before
-  the first chunk is sent.
-- `long_line(name, line, limit, line_format)`: the message for a line no reader should buffer.
-
-A UTF-8 byte order mark (what Excel's "CSV UTF-8" writes) is accepted; the readers skip it.
-Rationale and costs: docs/partner-files.md.
+`check_file(path, line_format)` -> (size, first 64 KB); `head_problem(head, line_format, whole)` the same
+check on bytes; `Utf8Scan` the UTF-8 check of a whole file, fed by the hashing pass; `long_line(...)` the
+message for a line no reader should buffer. What is refused, where, and the costs: docs/partner-files.md.
 """
 from __future__ import annotations
 

@@ -1,34 +1,9 @@
 """Column mapping: which source column (or constant) feeds each observation field.
 
-Mapping file format (YAML or JSON; every key optional except where noted)::
-
-    # observation fields -> a source column name, or {const: VALUE} for every row
-    indicator: INDICATOR            # required (column or const)
-    ref_area: REPORTER              # required: ISO 3166 code (any form) or a country name
-    counterpart_area: PARTNER
-    commodity: HS_CODE              # HS 2022 code (2, 4 or 6 digits; dots/spaces allowed)
-    period: TIME_PERIOD             # required: SDMX period (2024, 2024-Q1, 2024-M03, 2024-03, 2024-W05, ...)
-    value: OBS_VALUE                # required: a number; an empty cell = missing (null)
-    unit: {const: KG}               # checked by ingest (it rescales values by unit), not here
-    unit_mult: UNIT_MULT            # integer power of ten
-    obs_status: OBS_STATUS          # SDMX observation status (A, E, P, ...)
-    attributes:                     # free attributes: name -> column or {const: ...};
-      NOTE: COMMENT                 #   a list [COL, ...] means name = column name
-    defaults:                       # used where the mapped cell is empty (not for value)
-      obs_status: A
-      unit_mult: 0
-    title: WCO hazardous-waste seizures      # release metadata (optional)
-    licence: CC-BY-4.0
-    source_url: https://example.org/data
-    format: csv                     # csv | jsonl | sdmx-csv | sdmx-ml (the --format flag wins)
-
-The same from CLI flags: ``--map indicator=COL --map attributes.NOTE=COL --const unit=KG
---default obs_status=A``.
-
-A field that is not mapped falls back to a source column named by its SDMX concept (REF_AREA,
-TIME_PERIOD, OBS_VALUE, ... see `SDMX_CONCEPTS`) or by the field name itself, when the file has one;
-so SDMX-CSV and SDMX-ML files need no mapping at all. A YAML mapping file is read by `ioxhub.yamlfile`
-(a key given twice is refused with its line).
+`ColumnMapping.from_file(path)` (YAML or JSON), `from_dict`, `from_flags` (`--map`, `--const`, `--default`)
+and `merged` (flags over a file); `resolve(columns, file)` binds a mapping to a file's columns, an unmapped
+field falling back to a column named by its SDMX concept (`SDMX_CONCEPTS`) or by the field itself. A mapping
+that cannot be used is one `MappingError` line. The file format and the fallbacks: docs/publishing.md.
 """
 from __future__ import annotations
 

@@ -2,10 +2,9 @@
 
 `publish_dataset(org, dataset_id, files, mapping)`: read (bounded batches, prefetched) -> validate ->
 chunk (columnar Avro) -> sign and send, then the manifest once every chunk is acknowledged.
-`publish_policy(org, file)`: check a policy file (`policy_file`) and send its good updates.
-Both return a `PublishSummary`; `progress` receives `PublishProgress` (plain data) for a caller to
-render. Seams for benchmarks: `source_batches`, `value_column`, `warm_up` and the `read_batches`
-parameter. How and why (release id, retries, rejects): docs/publishing.md.
+`publish_policy(org, file)`: check a policy file (`policy_file`) and send its good updates. Both return a
+`PublishSummary`; `progress` receives `PublishProgress` (plain data). Benchmark seams (`source_batches`,
+`value_column`, `warm_up`, `read_batches`), release id, retries, rejects: docs/publishing.md.
 """
 from __future__ import annotations
 

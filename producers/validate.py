@@ -1,27 +1,9 @@
 """Validate source batches into observation columns, vectorized; bad rows become rejects.
 
-Checks (reason codes match those of ingest, `ioxhub.ingest.observations`):
-
-| field            | rule                                                                | reason                     |
-|------------------|---------------------------------------------------------------------|----------------------------|
-| indicator        | present                                                             | missing-indicator          |
-| ref_area         | present; ISO 3166 in any form the harmonizer knows (code or name)   | missing-ref-area, unknown-country, aggregate-area |
-| counterpart_area | absent, or as ref_area                                              | unknown-country, aggregate-area |
-| commodity        | absent, or an HS 2022 code (`ioxhub.harmonize.hs`)                  | unknown-hs-code            |
-| period           | present; an SDMX period (`ioxhub.harmonize.periods`)                | missing-period, bad-period |
-| value            | a finite number; empty = missing (null), and NaN for SDMX formats   | not-a-number               |
-| unit_mult        | absent (= 0) or an integer in -18..18                               | bad-unit-mult              |
-
-unit, obs_status and attributes are free text here: units are ingest's check (it rescales values by
-unit and refuses unknown or missing units). A blank cell counts as absent; `defaults` of the mapping
-fill absent cells before the checks; constants are checked once, up front (`check_constants`).
-
-Every rule runs on the unique values of a column (its dictionary: the CSV reader hands columns over
-dictionary-encoded) and the verdict reaches the rows by one numpy gather, so the cost per row is a few
-array operations, never a Python call.
-
-What is sent: the values **as published** (only validated, not rewritten: ingest is the single place of
-harmonization, and raw/ keeps what partners said), with defaults and constants filled in.
+`validate_batch(batch, mapping, file)` -> `Validated` (the good rows as dictionary-encoded `Observations`,
+the rejects, their count); `check_constants(mapping)` checks a mapping's constants and defaults once, up
+front. Each rule runs on the unique values of a column and reaches the rows by one numpy gather. The rules
+and their reasons (those of ingest): docs/publishing.md.
 """
 from __future__ import annotations
 

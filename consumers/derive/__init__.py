@@ -4,7 +4,6 @@
 - `indicator_panel(observations, freq="A")` (long), `panel_wide(long)`
 - `instrument_impact(annual_panel, instruments, adoptions)` -> `Impact(country_changes, did, event_study)`
 - `data_coverage(observations, countries=None)` -> `Coverage(detail, by_org)`
-
 Inputs: pandas or pyarrow; outputs: pandas with fixed column and row order. Methods: docs/evidence.md.
 """
 from consumers.derive.compendium import COMPENDIUM_COLUMNS, HISTORY_COLUMNS, instrument_history, instruments_compendium

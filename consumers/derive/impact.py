@@ -1,11 +1,9 @@
 """Instrument impact: did an indicator move in the countries that adopted an instrument?
 
-`instrument_impact(panel, instruments, adoptions)` works on the annual long panel (`panel.py`) and
-returns an `Impact` with three tables: `country_changes` (each adopter's pre/post window means and its
-DiD), `did` (per instrument x indicator x scale: the average effect on the adopters with standard error,
-interval, p-value, df and n) and `event_study` (the effect by year relative to adoption). Estimator:
-stacked cohort difference-in-differences against not-yet-treated controls, cluster-robust standard
-errors, Welch degrees of freedom; method, scales and caveats: docs/method-impact.md.
+`instrument_impact(panel, instruments, adoptions)` on the annual long panel (`panel.py`) -> `Impact`:
+`country_changes` (each adopter's pre/post window means and its DiD), `did` (per instrument x indicator x
+scale: the average effect on the adopters, standard error, interval, p-value, df, n) and `event_study`
+(the effect by year relative to adoption). Estimator, scales and caveats: docs/method-impact.md.
 """
 from __future__ import annotations
 

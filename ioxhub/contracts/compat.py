@@ -1,22 +1,9 @@
 """Schema evolution rules of the registry, checked by `ioxhub schemas check`.
 
-The rule is BACKWARD_TRANSITIVE plus "no removal of a required field":
-
-1. Every version reads data written by every older version of the same schema (so the latest does, which
-   is what `codec.decode` relies on). The Avro resolution rules decide: a field the reader adds needs a
-   default; types may only be promoted (int -> long -> float -> double, string <-> bytes) or widened into
-   unions; enum symbols the writer may write must exist in the reader unless the reader's enum has a
-   default symbol; named types keep their name (or list the old one in `aliases`); arrays and maps
-   recursively. These rules are Apache Avro's own checker (`avro.compatibility`, the port of Java's
-   `SchemaCompatibility`), used as is; we only subclass it to attach each problem to its field.
-2. A newer version may not drop a field that had no default in an older version. Pure BACKWARD allows
-   removals, but readers still on the older version (partners' consumers pinned to v1, hub code deployed
-   before the new version) would then meet data without a value for a field they require, and fail. A
-   field with a default can be dropped: old readers fill in the default. This is the removal half of
-   FORWARD compatibility; the rest of FORWARD (no type promotion, no new enum symbols) is not required,
-   because the hub always decodes with the latest version.
-
-Each incompatibility names the schema, the writer -> reader version pair, the field path and why.
+BACKWARD_TRANSITIVE (Apache Avro's own checker, `avro.compatibility`, subclassed only to attach each problem
+to its field) plus no removal of a field without a default. `check_registry(registry)` -> (pairs checked,
+`Incompatibility` list); `check_pair(reader, writer)`, `version_pairs(registry)`. Each incompatibility names
+the schema, the writer -> reader versions, the field path and why. Rules and rationale: docs/contracts.md.
 """
 from __future__ import annotations
 

@@ -1,23 +1,10 @@
 """The Avro schema registry: every version of every event schema, from `schemas/<name>/v<N>.avsc`.
 
-Each version is identified by its CRC-64-AVRO fingerprint of the Parsing Canonical Form (the id the Avro
-single-object encoding carries), and by a Confluent schema id for partners using Confluent serializers.
-
-Confluent ids come from a formula, not an assignment table: `id = (fp64 mod (2**31 - 1)) + 1`, where
-fp64 is the fingerprint read as an unsigned little-endian 64-bit integer (the value Java's
-`SchemaNormalization.parsingFingerprint64` returns). So an id is a pure function of the version's
-canonical form: it never changes once the version exists, needs no committed table to keep in step, and
-any partner can compute it (`ioxhub schemas list` prints them). Two versions with the same canonical form
-(e.g. v2 only adds docs or a default) share fingerprint and id, which is right: their wire format is the
-same. A collision between different canonical forms is refused at load.
-
-Apache Avro for Python (1.12.2) renders a logical-typed primitive (`{"type": "long", "logicalType":
-"timestamp-millis"}`) as `{"type":"long"}` in its canonical form instead of `"long"` (the spec, Java and
-fastavro), so its `Schema.fingerprint()` differs for our schemas. Such fingerprints are accepted as aliases
-on read (`alias_fingerprints`), so a partner framing single-object messages with that library is not
-refused; the hub always writes the spec fingerprint.
-
-Versions are immutable once published: the files are the contract between producers and ingest.
+A version is identified by the CRC-64-AVRO fingerprint of its canonical form (the single-object encoding's
+id) and by a Confluent schema id computed from it, `(fp64 mod (2**31 - 1)) + 1`; the fingerprints Apache
+Avro for Python computes are accepted on read as aliases (`alias_fingerprints`). Entry points:
+`get_registry(schemas_dir)`, `Registry` (`latest`, `get`, `by_fingerprint`, `by_confluent_id`),
+`load_schema_file`. Why ids and aliases are so: docs/contracts.md.
 """
 from __future__ import annotations
 

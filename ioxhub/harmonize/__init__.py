@@ -4,6 +4,5 @@
 - `hs`: commodity codes -> HS 2022 code, level, chapter (`normalize_hs`, `normalize_hs_array`).
 - `periods`: SDMX time periods -> freq, start, end, label (`parse_period`, `parse_period_array`).
 - `units`: units and multipliers -> canonical units (`canonical_unit`, `normalize_value(s)`, `unit_kind`).
-- `columns`: the shared plumbing (wire string table -> dictionary column; `Codebook`).
-Unharmonizable values come back null with a reason, absent ones null without: docs/harmonization.md.
+- `columns`: the shared plumbing (wire string table -> dictionary column; `Codebook`). Docs: harmonization.md.
 """

@@ -4,8 +4,7 @@
     harmonized/instruments/adoptions.parquet             per instrument and member: first adoption date
     harmonized/instruments/instruments.parquet           per instrument: its latest state
 
-The tables are small (one row per update), so each run reads them, adds the new updates (an event id
-already present is a duplicate) and rewrites them whole: a rerun gives the same tables.
+Each run rewrites the small tables whole with the new updates (an event id already present is a duplicate).
 """
 from __future__ import annotations
 

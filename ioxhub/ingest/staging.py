@@ -1,9 +1,8 @@
 """Releases waiting in staging/: the list `ioxhub status` shows, and their expiry.
 
 - `staged_releases(store)`: each release in staging/ with its events, bytes and the age of its first event.
-- `expire_staged(store, settings, active=..., caught_up=...)`, called by each datasets ingest run: a release
-  still incomplete IOXHUB_STAGING_MAX_AGE_HOURS after its first staged event is quarantined
-  (`incomplete-release`) and its release id closed; returns `releases_expired` and `events_expired`.
+- `expire_staged(store, settings, active=..., caught_up=...)`, called by each datasets ingest run: quarantines
+  (`incomplete-release`) a release still incomplete IOXHUB_STAGING_MAX_AGE_HOURS after its first staged event.
 - `expired_releases(store)`: the records of the expired releases.
 Method and rationale: docs/staging-expiry.md.
 """

@@ -3,8 +3,7 @@
 - `open_source(path, fmt=None, *, block_size)`: `filecheck.check_file`, then the file's reader opens
   it -> `base.SourceFile` (its columns; `batches()` streams its rows).
 - `get_reader(path, format=None, head=b"")`: the reader named `format`, else the first of `READERS`
-  that takes the file's extension and whose `detect(head, path)` accepts its first bytes.
-- `formats()`, `register(reader)`.
+  that takes the extension and accepts the first bytes; `formats()`, `register(reader)`.
 One module a format (`base.Reader`): csv, sdmx_csv, jsonl, sdmx_ml. How each reads: docs/readers.md.
 """
 from __future__ import annotations

@@ -1,11 +1,9 @@
 """The data generating process of every sample indicator: simple, explicit, vectorized.
 
-    x[c, t] = country_fe[c] + dim_fe[...] + trend * (year - 2015) + year_shock[year] + season[sub]
-              + sum(planted effect * post_adoption[c, year]) + noise,   noise ~ N(0, noise_sd)
-
-y = exp(x) on the ``log`` scale, y = x on the ``level`` scale. There are no country-specific trends, so a
-difference-in-differences against never-adopters recovers the planted effects. Parameters (`DGPS`):
-docs/sample-feeds.md.
+Country and dimension fixed effects, a common trend, year shocks and seasons, the planted effects after
+adoption and normal noise, on a log or level scale; no country-specific trends, so a difference-in-differences
+against never-adopters recovers the planted effects. `simulate(dgp, rng, country, year, ...)`, `values`;
+parameters in `DGPS`. The formula: docs/sample-feeds.md.
 """
 from __future__ import annotations
 

@@ -17,17 +17,22 @@ def read_user_text(path: str | Path, error: type[IoxhubError], what: str) -> str
     (missing, a directory, unreadable, not UTF-8), `what` naming the kind of file ("mapping file")."""
     try:
         data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise error(f"{path}: {what} not found") from None
-    except IsADirectoryError:
-        raise error(f"{path}: is a directory, not a {what}") from None
     except OSError as exc:
-        raise error(f"{path}: cannot read the {what} ({exc.strerror})") from None
+        raise unreadable(path, exc, error, what) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise error(f"{path}: cannot read the {what} as UTF-8 text ({byte_at(data, exc.start)}); "
                     "save it as UTF-8") from None
+
+
+def unreadable(path: str | Path, exc: OSError, error: type[IoxhubError], what: str) -> IoxhubError:
+    """`error` naming `path` and why it could not be opened: missing, a directory, or what the OS said."""
+    if isinstance(exc, FileNotFoundError):
+        return error(f"{path}: {what} not found")
+    if isinstance(exc, IsADirectoryError):
+        return error(f"{path}: is a directory, not a {what}")
+    return error(f"{path}: cannot read the {what} ({exc.strerror})")
 
 
 def not_utf8(data: bytes, start: int, first_line: int = 1) -> str:

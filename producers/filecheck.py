@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ioxhub.errors import IoxhubError, not_utf8
+from ioxhub.errors import IoxhubError, not_utf8, unreadable
 
 HEAD_BYTES = 64 << 10               # sniffed before anything else; also the longest header line
 MAX_LINE_BYTES = 16 << 20           # a longer line (record) is not CSV / JSON Lines data
@@ -34,15 +34,11 @@ def check_file(path: Path, line_format: str | None, error: type[IoxhubError] = S
     try:
         info = path.stat()
         if stat.S_ISDIR(info.st_mode):
-            raise error(f"{path}: is a directory, not a data file")
+            raise IsADirectoryError(path)
         with open(path, "rb") as fh:
             head = fh.read(HEAD_BYTES)
-    except FileNotFoundError:
-        raise error(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise error(f"{path}: is a directory, not a data file") from None
     except OSError as exc:
-        raise error(f"{path}: cannot be read ({exc.strerror})") from None
+        raise unreadable(path, exc, error, "data file") from None
     if not head:
         raise error(f"{path}: is empty (0 bytes)")
     problem = head_problem(head, line_format, whole=len(head) < HEAD_BYTES)

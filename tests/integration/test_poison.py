@@ -112,6 +112,14 @@ class Sender:
         self.producer.flush()
         self.producer.close()
 
+    def ingest(self, settings, kind: str = "datasets") -> tuple[dict, ObjectStore, dict[str, dict]]:
+        """Close, run one ingest of `kind`: its counts, the store, and the dead letters of ICC's topic."""
+        self.close()
+        run = ingest(kind, idle_ms=1500)
+        store = ObjectStore(settings)
+        topic = datasets_topic(ORG) if kind == "datasets" else policies_topic(ORG)
+        return run, store, letters(store, topic)
+
 
 def letters(store: ObjectStore, topic: str) -> dict[str, dict]:
     """Every dead letter of `topic` by event id (the last one of an id wins)."""
@@ -175,11 +183,7 @@ def test_malformed_content_is_quarantined_per_event_and_the_good_release_applied
 
     good_id = f"poison_good_{tag}"
     sender.valid_release(good_id, f"{tag}-good")
-    sender.close()
-
-    run = ingest("datasets", idle_ms=1500)
-    store = ObjectStore(hub)
-    found = letters(store, datasets_topic(ORG))
+    run, store, found = sender.ingest(hub)
     assert {eid: found[eid]["reason"] for eid in expected if eid in found} == expected
     assert "period has 3" in found[f"{tag}-short-period-c0"]["detail"]
     assert "70" in found[f"{tag}-index-past-table-c0"]["detail"]
@@ -236,11 +240,7 @@ def test_an_unexpected_error_costs_one_release_not_the_run(hub, monkeypatch):
     sender.valid_release(doomed_id, doomed_release)
     good_id = f"poison_nobug_{tag}"
     sender.valid_release(good_id, f"{tag}-nobug")
-    sender.close()
-
-    run = ingest("datasets", idle_ms=1500)
-    store = ObjectStore(hub)
-    found = letters(store, datasets_topic(ORG))
+    run, store, found = sender.ingest(hub)
     assert found[f"{doomed_release}-c0"]["reason"] == "internal-error"
     assert found[f"{doomed_release}-m"]["reason"] == "internal-error"
     assert run["quarantined_by_reason"].get("internal-error") == 2

@@ -50,7 +50,7 @@ def test_check_file_names_a_directory_a_missing_file_and_an_empty_one(tmp_path):
     (tmp_path / "d.csv").mkdir()
     (tmp_path / "e.csv").write_bytes(b"")
     (tmp_path / "ok.csv").write_text(TEXT, encoding="utf-8")
-    cases = {"d.csv": "is a directory, not a data file", "none.csv": "no such file", "e.csv": "is empty (0 bytes)"}
+    cases = {"d.csv": "is a directory, not a data file", "none.csv": "data file not found", "e.csv": "is empty (0 bytes)"}
     for name, says in cases.items():
         with pytest.raises(SourceError) as err:
             check_file(tmp_path / name, "CSV")

@@ -129,7 +129,7 @@ def test_wrong_format_is_one_clear_error(tmp_path, content, fmt, message):
 def test_unknown_extension_and_missing_file(tmp_path):
     with pytest.raises(SourceError, match="cannot tell the format"):
         open_source(write(tmp_path, "x.dat", "a,b\n"))
-    with pytest.raises(SourceError, match="no such file"):
+    with pytest.raises(SourceError, match="data file not found"):
         open_source(tmp_path / "nope.csv")
 
 

@@ -31,17 +31,7 @@ class BenchStack:
         from ioxhub.orgs import load_orgs
         from ioxhub.provision.apply import provision
 
-        for attempt in range(3):  # a port picked as free can be taken before we bind it
-            os.environ.clear()
-            os.environ.update({**local.isolated_env(self.data_dir), **local.free_ports_env()})
-            reset_settings_cache()
-            try:
-                self.settings = local.up(load_settings(), broker_storage="memory").settings
-                break
-            except process.StackError as exc:
-                if "already in use" not in str(exc) or attempt == 2:
-                    raise
-        local.start_guard(self.settings, os.getpid())
+        self.settings = local.up_on_free_ports(local.isolated_env(self.data_dir), broker_storage="memory")
         os.environ.update(self.env())
         reset_settings_cache()
         provision(self.settings)

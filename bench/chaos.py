@@ -65,21 +65,11 @@ class Hub:
         from app.demo import ensure_keys
         from ioxhub.orgs import load_orgs
         from ioxhub.provision.apply import provision
-        from ioxhub.settings import load_settings, reset_settings_cache
-        from ioxhub.stack import local, process
+        from ioxhub.settings import reset_settings_cache
+        from ioxhub.stack import local
 
         self._saved_env = dict(os.environ)   # restored by down(): this process works for one hub at a time
-        for attempt in range(3):   # a port picked as free can be taken before we bind it
-            os.environ.clear()
-            os.environ.update({**local.isolated_env(self.data_dir), **local.free_ports_env()})
-            reset_settings_cache()
-            try:
-                self.settings = local.up(load_settings(), broker_storage="s3").settings
-                break
-            except process.StackError as exc:
-                if "already in use" not in str(exc) or attempt == 2:
-                    raise
-        local.start_guard(self.settings, os.getpid())   # stops the servers if this process is killed
+        self.settings = local.up_on_free_ports(local.isolated_env(self.data_dir), broker_storage="s3")
         os.environ.update(self.env())
         reset_settings_cache()
         provision(self.settings)

@@ -38,7 +38,6 @@ os.environ.update({"IOXHUB_TASK_RETRIES": "1", "IOXHUB_TASK_RETRY_DELAY_SECONDS"
 from ioxhub.settings import PROJECT_ROOT, env_name, get_settings, load_settings, reset_settings_cache  # noqa: E402
 from ioxhub.stack import airflow as stack_airflow  # noqa: E402  (does not import airflow)
 from ioxhub.stack import local, process  # noqa: E402
-from ioxhub.stack.process import StackError  # noqa: E402
 
 os.environ["IOXHUB_AIRFLOW_PORT"] = str(process.free_ports(1)[0])
 os.environ.update(stack_airflow.airflow_config(load_settings()))
@@ -56,18 +55,7 @@ def pytest_configure(config):
 @pytest.fixture(scope="session")
 def stack_settings():
     """A running SeaweedFS + tansu (memory broker) for this session; yields the matching Settings."""
-    result = None
-    for attempt in range(3):  # a port picked as free can be taken by another process before we bind it
-        os.environ.update(local.free_ports_env())
-        reset_settings_cache()
-        try:
-            result = local.up(get_settings(), broker_storage="memory")
-            break
-        except StackError as exc:
-            if "already in use" not in str(exc) or attempt == 2:
-                raise
-    settings = result.settings
-    local.start_guard(settings, os.getpid())  # stops the servers if this session dies before teardown
+    settings = local.up_on_free_ports(os.environ, broker_storage="memory")
     for field in ("s3_access_key", "s3_secret_key", "s3_admin_access_key", "s3_admin_secret_key"):
         os.environ[env_name(field)] = getattr(settings, field)
     reset_settings_cache()

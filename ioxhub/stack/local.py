@@ -12,10 +12,11 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 import psutil
 
-from ioxhub.settings import Settings, reset_settings_cache
+from ioxhub.settings import Settings, load_settings, reset_settings_cache
 from ioxhub.stack import airflow, process, seaweedfs, tansu
 from ioxhub.stack.process import StackError
 from ioxhub.stack.tansu import Storage
@@ -66,6 +67,25 @@ def isolated_env(data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IOXHUB_", "AIRFLOW"))}
     env["IOXHUB_DATA_DIR"] = str(data_dir)
     return env
+
+
+def up_on_free_ports(base_env: Mapping[str, str], *, broker_storage: Storage = "s3", attempts: int = 3) -> Settings:
+    """Start a throwaway stack for this process (tests, benchmarks): `os.environ` becomes `base_env` plus
+    free loopback ports (a port picked as free can be taken before its server binds it: then it tries
+    again), and a guard stops the servers if this process dies. Returns the stack's settings."""
+    base = dict(base_env)
+    for attempt in range(attempts):
+        os.environ.clear()
+        os.environ.update({**base, **free_ports_env()})
+        reset_settings_cache()
+        try:
+            settings = up(load_settings(), broker_storage=broker_storage).settings
+            break
+        except StackError as exc:
+            if "already in use" not in str(exc) or attempt == attempts - 1:
+                raise
+    start_guard(settings, os.getpid())
+    return settings
 
 
 def with_stack_keys(settings: Settings) -> Settings:

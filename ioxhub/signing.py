@@ -15,14 +15,20 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ioxhub import names
-from ioxhub.contracts.codec import HEADER_EVENT_ID, HEADER_ORG, HEADER_SCHEMA
+from ioxhub.contracts import codec
 from ioxhub.errors import IoxhubError
 from ioxhub.orgs import OrgsSpec, SigningKey
 
 HEADER_KEY_ID = "ioxhub-key-id"
 HEADER_SIGNATURE = "ioxhub-signature"
-SIGNED_HEADERS = (HEADER_ORG, HEADER_SCHEMA, HEADER_EVENT_ID)
-_TAG = b"ioxhub-signature-v2"      # v2: the value enters as its BLAKE3 digest
+# The headers a signature covers, in order. Contract 1.1: the CloudEvents attributes (a record carrying
+# ce_specversion); contract 1.0 (retired, accepted until 2.0): the three ioxhub-* identity headers.
+SIGNED_HEADERS = (codec.HEADER_CE_SPECVERSION, codec.HEADER_CE_ID, codec.HEADER_CE_SOURCE, codec.HEADER_CE_TYPE,
+                  codec.HEADER_CE_TIME, codec.HEADER_CONTENT_TYPE, codec.HEADER_SCHEMA)
+LEGACY_SIGNED_HEADERS = (codec.HEADER_ORG, codec.HEADER_SCHEMA, codec.HEADER_EVENT_ID)
+_TAG = b"ioxhub-signature-v3"          # v3: CloudEvents headers; the value enters as its BLAKE3 digest
+_LEGACY_TAG = b"ioxhub-signature-v2"
+_ALL_SIGNED = frozenset((*SIGNED_HEADERS, *LEGACY_SIGNED_HEADERS, HEADER_KEY_ID, HEADER_SIGNATURE))
 
 Reason = Literal["unsigned", "org-mismatch", "unknown-key", "wrong-org-key", "expired-key", "bad-signature"]
 Headers = list[tuple[str, bytes]]
@@ -52,8 +58,11 @@ class TrustedKey:
 
 # ------------------------------------------------------------------------------------------- signing
 def signed_bytes(value: bytes, topic: str, identity: dict[str, bytes], key_id: bytes) -> bytes:
-    """The exact bytes the signature covers (length-prefixed, so no field can bleed into another)."""
-    parts = [_TAG, topic.encode(), *(identity.get(h, b"") for h in SIGNED_HEADERS), key_id,
+    """The exact bytes the signature covers (length-prefixed, so no field can bleed into another): the
+    CloudEvents form when `identity` has ce_specversion, else the retired contract-1.0 form."""
+    tag, names_ = ((_TAG, SIGNED_HEADERS) if codec.HEADER_CE_SPECVERSION in identity
+                   else (_LEGACY_TAG, LEGACY_SIGNED_HEADERS))
+    parts = [tag, topic.encode(), *(identity.get(h, b"") for h in names_), key_id,
              blake3(value, max_threads=1).digest()]
     return b"".join(len(p).to_bytes(8, "big") + p for p in parts)
 
@@ -62,7 +71,7 @@ def sign(record_value: bytes, headers: Iterable[tuple[str, bytes]], private_key:
          key_id: str, topic: str) -> Headers:
     """`headers` with `ioxhub-key-id` and `ioxhub-signature` (replacing any earlier ones) for `topic`."""
     kept = [(k, bytes(v)) for k, v in headers if k not in (HEADER_KEY_ID, HEADER_SIGNATURE)]
-    identity = {k: v for k, v in kept if k in SIGNED_HEADERS}
+    identity = {k: v for k, v in kept if k in _ALL_SIGNED}
     signature = private_key.sign(signed_bytes(record_value, topic, identity, key_id.encode()))
     return kept + [(HEADER_KEY_ID, key_id.encode()), (HEADER_SIGNATURE, signature)]
 
@@ -120,16 +129,18 @@ def verify(record_value: bytes, headers: Iterable[tuple[str, bytes | None]] | No
     for k, v in headers or ():
         if v is None:
             continue
-        if k in seen and k in (*SIGNED_HEADERS, HEADER_KEY_ID, HEADER_SIGNATURE):
+        if k in seen and k in _ALL_SIGNED:
             raise SignatureError("bad-signature", f"header {k} appears more than once")
         seen[k] = bytes(v)
     key_id_raw, signature = seen.get(HEADER_KEY_ID), seen.get(HEADER_SIGNATURE)
     if not key_id_raw or not signature:
         missing = " and ".join(h for h in (HEADER_KEY_ID, HEADER_SIGNATURE) if not seen.get(h))
         raise SignatureError("unsigned", f"record has no {missing} header")
-    org = seen.get(HEADER_ORG, b"").decode("utf-8", "replace")
+    org = codec.header_org(seen)
     if not org:
-        raise SignatureError("org-mismatch", f"record has no {HEADER_ORG} header")
+        which = (f"{codec.HEADER_CE_SOURCE} header naming an org ({codec.CE_SOURCE_PREFIX}<ORG>)"
+                 if codec.HEADER_CE_SPECVERSION in seen else f"{codec.HEADER_CE_SOURCE} or {codec.HEADER_ORG} header")
+        raise SignatureError("org-mismatch", f"record has no {which}")
     owner = names.org_of_topic(topic)
     if owner is not None and owner != org:
         raise SignatureError("org-mismatch", f"record of {org} published into {owner}'s topic {topic}")

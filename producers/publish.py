@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from ioxhub import names
 from ioxhub.contracts import policy_update, release_manifest
+from ioxhub.contracts.dataset_chunk import NAME as CHUNK
 from ioxhub.contracts.registry import get_registry
 from ioxhub.harmonize import countries, hs
 from producers import rejects as rejects_mod
@@ -117,7 +118,7 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
             chunk_fp = builder.frame[2:]
 
             def send(chunk: Chunk) -> None:
-                sender.send(key, chunk.value, chunk.event_id, chunk_fp)
+                sender.send(key, chunk.value, chunk.event_id, chunk_fp, CHUNK, info.produced_at)
                 summary.event_ids.append(chunk.event_id)
 
             try:
@@ -138,7 +139,7 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
                 manifest = builder.manifest(rejected_at_source=rejected.rows)
                 value = release_manifest.encode(manifest, builder.registry)
                 fp = builder.registry.latest("release_manifest").fingerprint
-                sender.send(key, value, manifest["event_id"], fp)
+                sender.send(key, value, manifest["event_id"], fp, release_manifest.NAME, info.produced_at)
                 summary.event_ids.append(manifest["event_id"])
                 sender.settle()
                 summary.sent = True
@@ -272,7 +273,8 @@ def publish_policy(org: str, file: str | Path, *, strict: bool = False, rejects_
             summary.signed_by = sender.key_id
             for record in unique:
                 value = policy_update.encode(record, registry)
-                sender.send(record["instrument_id"].encode(), value, record["event_id"], schema.fingerprint)
+                sender.send(record["instrument_id"].encode(), value, record["event_id"], schema.fingerprint,
+                            policy_update.NAME, record["produced_at"])
                 summary.event_ids.append(record["event_id"])
                 summary.bytes_sent += len(value)
             sender.settle()

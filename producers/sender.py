@@ -50,8 +50,9 @@ class Sender:
                                f"(provisioned? `ioxhub provision`): {type(exc).__name__}") from None
         return cls(topic, org, producer, signer)
 
-    def send(self, key: bytes, value: bytes, event_id: str, fingerprint: bytes) -> None:
-        headers = codec.record_headers(self.org, fingerprint, event_id)
+    def send(self, key: bytes, value: bytes, event_id: str, fingerprint: bytes, schema: str, time_ms: int) -> None:
+        """Send one framed event of schema `schema` produced at `time_ms` (epoch ms; its ce_time)."""
+        headers = codec.record_headers(self.org, fingerprint, event_id, schema, time_ms)
         if self.signer is not None:
             headers = self.signer.sign(value, headers, self.topic)
         try:

@@ -7,8 +7,10 @@ The format and its rationale: docs/contracts.md.
 """
 from __future__ import annotations
 
+import datetime as _dt
 import io
 import struct
+import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Literal
 
@@ -25,11 +27,21 @@ CONFLUENT_HEADER_LEN = 5               # magic + 4-byte big-endian schema id
 
 CONTENT_TYPE = "application/vnd.apache.avro+binary; framing=single-object"
 
-# Kafka record headers (values are UTF-8 bytes).
-HEADER_ORG = "ioxhub-org"
-HEADER_SCHEMA = "ioxhub-schema"        # fingerprint, 16 hex digits
-HEADER_EVENT_ID = "ioxhub-event-id"
+# Kafka record headers (values are UTF-8 bytes): the CloudEvents Kafka binary-mode attributes, and the
+# writer schema's fingerprint. docs/partner-contract.md.
+HEADER_CE_SPECVERSION = "ce_specversion"
+HEADER_CE_ID = "ce_id"                 # the event id
+HEADER_CE_SOURCE = "ce_source"         # urn:ioxhub:org:<ORG>
+HEADER_CE_TYPE = "ce_type"             # org.ioxhub.<schema name>
+HEADER_CE_TIME = "ce_time"             # RFC 3339 UTC, the event's produced_at
 HEADER_CONTENT_TYPE = "content-type"
+HEADER_SCHEMA = "ioxhub-schema"        # fingerprint, 16 hex digits
+CE_SPECVERSION = "1.0"
+CE_SOURCE_PREFIX = "urn:ioxhub:org:"
+CE_TYPE_PREFIX = "org.ioxhub."
+# Retired by ce_source and ce_id (contract 1.1); still read until contract 2.0.
+HEADER_ORG = "ioxhub-org"
+HEADER_EVENT_ID = "ioxhub-event-id"
 
 Framing = Literal["single-object", "confluent"]
 DecodeReason = Literal["not-avro", "unknown-schema", "truncated", "undecodable"]
@@ -156,20 +168,57 @@ def decode(value: bytes, registry: Registry | None = None) -> Decoded:
 
 
 # -------------------------------------------------------------------------------------------- headers
-def record_headers(org: str, fingerprint: bytes, event_id: str) -> list[tuple[str, bytes]]:
-    """The identifying Kafka headers of an event (signing adds its own two)."""
+def record_headers(org: str, fingerprint: bytes, event_id: str, schema: str = "event",
+                   time_ms: int | None = None) -> list[tuple[str, bytes]]:
+    """The identifying Kafka headers of an event (CloudEvents binary mode; signing adds its own two).
+    `schema`: the event's schema name (ce_type); `time_ms`: its produced_at (ce_time; default: now)."""
+    if time_ms is None:
+        time_ms = int(time.time() * 1000)
     return [
-        (HEADER_ORG, org.encode()),
-        (HEADER_SCHEMA, fingerprint.hex().encode()),
-        (HEADER_EVENT_ID, event_id.encode()),
+        (HEADER_CE_SPECVERSION, CE_SPECVERSION.encode()),
+        (HEADER_CE_ID, event_id.encode()),
+        (HEADER_CE_SOURCE, (CE_SOURCE_PREFIX + org).encode()),
+        (HEADER_CE_TYPE, (CE_TYPE_PREFIX + schema).encode()),
+        (HEADER_CE_TIME, ce_time(time_ms).encode()),
         (HEADER_CONTENT_TYPE, CONTENT_TYPE.encode()),
+        (HEADER_SCHEMA, fingerprint.hex().encode()),
     ]
 
 
+def legacy_record_headers(org: str, fingerprint: bytes, event_id: str) -> list[tuple[str, bytes]]:
+    """The headers of contract 1.0 (before CloudEvents), which ingest still accepts until contract 2.0."""
+    return [(HEADER_ORG, org.encode()), (HEADER_SCHEMA, fingerprint.hex().encode()),
+            (HEADER_EVENT_ID, event_id.encode()), (HEADER_CONTENT_TYPE, CONTENT_TYPE.encode())]
+
+
+def ce_time(time_ms: int) -> str:
+    """ce_time of an epoch-milliseconds time: RFC 3339 in UTC with milliseconds and a `Z`."""
+    t = _dt.datetime.fromtimestamp(time_ms / 1000, _dt.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{time_ms % 1000:03d}Z"
+
+
+def header_org(headers: dict[str, bytes]) -> str | None:
+    """The org a record's headers name: ce_source (urn:ioxhub:org:<ORG>), else the retired ioxhub-org."""
+    source = headers.get(HEADER_CE_SOURCE)
+    if source is not None:
+        text = source.decode(errors="replace")
+        return text[len(CE_SOURCE_PREFIX):] or None if text.startswith(CE_SOURCE_PREFIX) else None
+    return headers.get(HEADER_ORG, b"").decode(errors="replace") or None
+
+
+def header_event_id(headers: dict[str, bytes]) -> str | None:
+    """The event id a record's headers name: ce_id, else the retired ioxhub-event-id."""
+    raw = headers.get(HEADER_CE_ID, headers.get(HEADER_EVENT_ID, b""))
+    return raw.decode(errors="replace") or None
+
+
 def encode_event(name: str, record: dict[str, Any], *, registry: Registry | None = None) -> tuple[bytes, list[tuple[str, bytes]]]:
-    """Value and identifying headers of an event whose record carries `org` and `event_id` (then sign them)."""
+    """Value and identifying headers of an event whose record carries `org`, `event_id` and `produced_at`
+    (then sign them)."""
     value = encode(name, record, registry=registry)
-    return value, record_headers(record["org"], value[2:SINGLE_OBJECT_HEADER_LEN], record["event_id"])
+    produced = record.get("produced_at")
+    time_ms = int(produced.timestamp() * 1000) if isinstance(produced, _dt.datetime) else produced
+    return value, record_headers(record["org"], value[2:SINGLE_OBJECT_HEADER_LEN], record["event_id"], name, time_ms)
 
 
 def header_map(headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str, bytes]:

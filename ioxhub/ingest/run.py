@@ -125,14 +125,14 @@ def accept(record, dead: DeadLetters, trust: TrustStore | None, registry: Regist
     """Verify a record's signature, decode it (with `registry`, default: the global settings') and check
     its org claims; refuse it with a reason otherwise."""
     headers = codec.header_map(record.headers)
-    header_org = headers.get(codec.HEADER_ORG, b"").decode(errors="replace") or None
+    header_org = codec.header_org(headers)
     if trust is not None:
         try:
             verify(record.value or b"", record.headers, record.topic, trust,
                    verification_time(record.timestamp, record.timestamp_type))
         except SignatureError as exc:
             dead.refuse(record, exc.reason, f"{record.topic}[{record.partition}]@{record.offset}: {exc}", org=header_org,
-                        event_id=headers.get(codec.HEADER_EVENT_ID, b"").decode(errors="replace") or None)
+                        event_id=codec.header_event_id(headers))
             return None
     try:
         decoded = dataset_chunk.decode(record.value, registry)

@@ -112,10 +112,15 @@ def test_encode_refuses_a_record_that_does_not_fit():
 
 def test_headers():
     fp = bytes.fromhex("9876c3c049ccbcc4")
-    headers = codec.record_headers("WCO", fp, "e1")
-    m = codec.header_map(headers + [("ioxhub-org", b"WHO")])
-    assert m == {"ioxhub-org": b"WCO", "ioxhub-schema": b"9876c3c049ccbcc4", "ioxhub-event-id": b"e1",
-                 "content-type": codec.CONTENT_TYPE.encode()}
+    headers = codec.record_headers("WCO", fp, "e1", "dataset_chunk", 1_767_225_600_007)
+    m = codec.header_map(headers + [("ce_source", b"urn:ioxhub:org:WHO")])
+    assert m == {"ce_specversion": b"1.0", "ce_id": b"e1", "ce_source": b"urn:ioxhub:org:WCO",
+                 "ce_type": b"org.ioxhub.dataset_chunk", "ce_time": b"2026-01-01T00:00:00.007Z",
+                 "ioxhub-schema": b"9876c3c049ccbcc4", "content-type": codec.CONTENT_TYPE.encode()}
+    assert (codec.header_org(m), codec.header_event_id(m)) == ("WCO", "e1")
+    legacy = codec.header_map(codec.legacy_record_headers("WCO", fp, "e1"))
+    assert (codec.header_org(legacy), codec.header_event_id(legacy)) == ("WCO", "e1")
+    assert codec.header_org({"ce_source": b"https://example.org/WCO"}) is None
 
 
 def test_apache_avro_python_fingerprints_are_accepted_as_aliases():
@@ -136,4 +141,5 @@ def test_encode_event_gives_value_and_identifying_headers():
     value, headers = codec.encode_event("dataset_chunk", chunk(), registry=reg)
     assert decode(value, registry=reg).record == chunk()
     assert codec.header_map(headers) == codec.header_map(
-        codec.record_headers("WCO", reg.latest("dataset_chunk").fingerprint, "e1"))
+        codec.record_headers("WCO", reg.latest("dataset_chunk").fingerprint, "e1", "dataset_chunk",
+                             int(NOW.timestamp() * 1000)))

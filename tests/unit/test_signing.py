@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ioxhub import signing
-from ioxhub.contracts.codec import record_headers
+from ioxhub.contracts.codec import legacy_record_headers, record_headers
 from ioxhub.keys import generate_key, generate_org_key, load_keyring, load_private_key, load_signer, load_trust_store
 from ioxhub.orgs import SigningKey, parse_orgs
 from ioxhub.settings import load_settings
@@ -84,11 +84,12 @@ def test_expired_and_not_yet_valid_key(keys):
 def test_bad_signature_on_tampered_value_headers_or_forgery(keys):
     headers = signed(keys["wco"], "wco-1")
     assert reason_of(VALUE + b"x", headers, WCO_TOPIC, keys["store"]) == "bad-signature"
-    swapped = [(k, b"e2" if k == "ioxhub-event-id" else v) for k, v in headers]
-    assert reason_of(VALUE, swapped, WCO_TOPIC, keys["store"]) == "bad-signature"
+    for name in ("ce_id", "ce_type", "ce_time", "content-type", "ioxhub-schema"):
+        swapped = [(k, v + b"2" if k == name else v) for k, v in headers]
+        assert reason_of(VALUE, swapped, WCO_TOPIC, keys["store"]) == "bad-signature", name
     forged = signed(keys["who"], "wco-1")  # claims WCO's key id, signed with WHO's private key
     assert reason_of(VALUE, forged, WCO_TOPIC, keys["store"]) == "bad-signature"
-    doubled = headers + [("ioxhub-org", b"WHO")]
+    doubled = headers + [("ce_source", b"urn:ioxhub:org:WHO")]
     assert reason_of(VALUE, doubled, WCO_TOPIC, keys["store"]) == "bad-signature"
 
 
@@ -105,8 +106,18 @@ def test_org_publishing_into_another_orgs_topic(keys):
     # signing for WCO's topic directly does not help either
     assert reason_of(VALUE, signed(keys["who"], "who-1", org="WHO", topic=WCO_TOPIC), WCO_TOPIC,
                      keys["store"]) == "org-mismatch"
-    no_org = [(k, v) for k, v in signed(keys["wco"], "wco-1") if k != "ioxhub-org"]
+    no_org = [(k, v) for k, v in signed(keys["wco"], "wco-1") if k != "ce_source"]
     assert reason_of(VALUE, no_org, WCO_TOPIC, keys["store"]) == "org-mismatch"
+
+
+def test_contract_1_0_headers_still_verify(keys):
+    """The retired ioxhub-org / ioxhub-event-id headers (no CloudEvents) verify until contract 2.0."""
+    legacy = sign(VALUE, legacy_record_headers("WCO", FP, "e1"), keys["wco"], "wco-1", WCO_TOPIC)
+    assert verify(VALUE, legacy, WCO_TOPIC, keys["store"], NOW).org == "WCO"
+    swapped = [(k, b"e2" if k == "ioxhub-event-id" else v) for k, v in legacy]
+    assert reason_of(VALUE, swapped, WCO_TOPIC, keys["store"]) == "bad-signature"
+    as_who = [(k, b"WHO" if k == "ioxhub-org" else v) for k, v in legacy]
+    assert reason_of(VALUE, as_who, WCO_TOPIC, keys["store"]) == "org-mismatch"
 
 
 def test_the_topic_is_covered_by_the_signature(keys):

@@ -187,7 +187,7 @@ def test_every_published_sample_feed_decodes_with_apache_avro(provisioned_settin
     consumer.seek_to_beginning()
     decoded: dict[str, dict] = {}
     for message in consumer:
-        event_id = dict(message.headers).get(codec.HEADER_EVENT_ID, b"").decode()
+        event_id = (codec.header_event_id(dict(message.headers)) or "")
         if event_id in ours:
             name, record = partner.decode(message.value)
             assert record["event_id"] == event_id

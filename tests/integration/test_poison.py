@@ -126,7 +126,7 @@ def letters(store: ObjectStore, topic: str) -> dict[str, dict]:
     found = {}
     for key in store.list(f"quarantine/events/topic={topic}/"):
         for letter in fastavro.reader(io.BytesIO(store.get_bytes(key))):
-            found[letter["event_id"] or letter["headers"].get(codec.HEADER_EVENT_ID, b"").decode()] = letter
+            found[letter["event_id"] or (codec.header_event_id(letter["headers"]) or "")] = letter
     return found
 
 

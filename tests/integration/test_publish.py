@@ -64,8 +64,10 @@ def test_publish_dataset_end_to_end(provisioned_settings, tmp_path):
     assert [d.name for d in decoded] == ["dataset_chunk", "dataset_chunk", "release_manifest"]
     for r, d in zip(records, decoded):
         h = codec.header_map(r.headers)
-        assert h[codec.HEADER_ORG] == b"WCO"
-        assert h[codec.HEADER_EVENT_ID].decode() == d.record["event_id"]
+        assert h[codec.HEADER_CE_SOURCE] == b"urn:ioxhub:org:WCO" and h[codec.HEADER_CE_SPECVERSION] == b"1.0"
+        assert h[codec.HEADER_CE_ID].decode() == d.record["event_id"]
+        assert h[codec.HEADER_CE_TYPE] == f"org.ioxhub.{d.name}".encode()
+        assert h[codec.HEADER_CE_TIME] == codec.ce_time(int(d.record["produced_at"].timestamp() * 1000)).encode()
         assert h[codec.HEADER_SCHEMA] == d.fingerprint.hex().encode()
         assert h[codec.HEADER_CONTENT_TYPE] == codec.CONTENT_TYPE.encode()
     manifest = decoded[-1].record
@@ -155,11 +157,11 @@ def test_publish_policy(provisioned_settings, tmp_path):
     # The topic is shared with other tests of the session: keep the records of this publish (its event id).
     ours = set(summary.event_ids)
     records = [r for r in consume(provisioned_settings, names.policies_topic("WCO"))
-               if codec.header_map(r.headers).get(codec.HEADER_EVENT_ID, b"").decode() in ours]
+               if (codec.header_event_id(codec.header_map(r.headers)) or "") in ours]
     assert len(records) == 1 and records[0].key == b"WCO-FOS-ECOM"
     rec = codec.decode(records[0].value).record
     assert rec["member_countries"] == ["DEU", "FRA"] and rec["instrument_type"] == "FRAMEWORK"
-    assert rec["event_id"] == summary.event_ids[0] == codec.header_map(records[0].headers)[codec.HEADER_EVENT_ID].decode()
+    assert rec["event_id"] == summary.event_ids[0] == codec.header_event_id(codec.header_map(records[0].headers))
     again = publish_policy("WCO", path, settings=provisioned_settings)
     assert again.event_ids == summary.event_ids                                # same update, same id
     strict = publish_policy("WCO", path, strict=True, settings=provisioned_settings)

@@ -89,7 +89,7 @@ def dead_letters_of(store: ObjectStore, topic: str, event_ids: set[str]) -> dict
     found = {}
     for key in store.list(f"quarantine/events/topic={topic}/"):
         for letter in fastavro.reader(io.BytesIO(store.get_bytes(key))):
-            eid = letter["headers"].get(codec.HEADER_EVENT_ID, b"").decode()
+            eid = (codec.header_event_id(letter["headers"]) or "")
             if eid in event_ids:
                 found[eid] = letter
     return found
@@ -101,7 +101,7 @@ def dlq_letters(event_ids: set[str]) -> dict[str, dict]:
     found = {}
     for message in consumer:
         letter = codec.decode(message.value).record
-        eid = letter["headers"].get(codec.HEADER_EVENT_ID, b"").decode()
+        eid = (codec.header_event_id(letter["headers"]) or "")
         if eid in event_ids:
             found[eid] = letter
     consumer.close()
@@ -154,7 +154,7 @@ def test_one_batch_bad_signatures_and_wrong_orgs_quarantined_good_release_harmon
     case("unknown-key", "WHO", "unknown-key", lambda v, h: stray_signer.sign(v, h, topic))
     # WHO signs a payload that claims to be WCO's: the headers verify, the payload claim does not.
     case("payload-claims-wco", "WCO", "org-mismatch",
-         lambda v, h: who.sign(v, [(k, b"WHO" if k == codec.HEADER_ORG else x) for k, x in h], topic))
+         lambda v, h: who.sign(v, [(k, b"urn:ioxhub:org:WHO" if k == codec.HEADER_CE_SOURCE else x) for k, x in h], topic))
     # A signed, valid release whose dataset id would climb out of its prefix.
     evil = [(v, who.sign(v, h, topic), eid) for v, h, eid in release("WHO", "../evil", f"{tag}-evil")]
     cases["dot-dot-dataset"] = (evil, "bad-name", "WHO")

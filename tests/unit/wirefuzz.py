@@ -186,7 +186,8 @@ def byte_mutation(draw, value: bytes) -> bytes:
     return bytes(data)
 
 
-HEADER_NAMES = [codec.HEADER_ORG, codec.HEADER_SCHEMA, codec.HEADER_EVENT_ID, codec.HEADER_CONTENT_TYPE,
+HEADER_NAMES = [codec.HEADER_CE_SPECVERSION, codec.HEADER_CE_ID, codec.HEADER_CE_SOURCE, codec.HEADER_CE_TYPE,
+                codec.HEADER_CE_TIME, codec.HEADER_ORG, codec.HEADER_SCHEMA, codec.HEADER_EVENT_ID, codec.HEADER_CONTENT_TYPE,
                 HEADER_KEY_ID, HEADER_SIGNATURE, "other"]
 
 

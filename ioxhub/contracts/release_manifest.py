@@ -2,13 +2,14 @@
 
 A release is complete when its manifest and every chunk it counts are in, and the checksum ("sha256:" +
 hex over the chunks' Avro bodies, without their frame, in chunk_seq order) matches. Entry points:
-`manifest_event_id`, `build(...)`, `encode(record)`, `check_manifest(record)`.
+`manifest_event_id`, `build(...)`, `encode(record)`, `check_manifest(record)`, `release_problem` (is a
+release complete and consistent: ingest and `ioxhub conformance`).
 """
 from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any
+from typing import Any, Callable
 
 from ioxhub.contracts import codec
 from ioxhub.contracts.registry import Registry
@@ -54,3 +55,25 @@ def check_manifest(record: dict[str, Any]) -> None:
         raise ContentError(BAD_MANIFEST, f"chunk_count 0 with observation_count {observations}")
     if not CHECKSUM.fullmatch(record["checksum"]):
         raise ContentError(BAD_MANIFEST, f"field checksum: {record['checksum'][:80]!r} is not sha256:<64 hex digits>")
+
+
+INCOMPLETE = "incomplete"
+
+
+def release_problem(manifest: dict[str, Any], chunk_rows: dict[int, int], value_of: Callable[[int], bytes]) -> str | None:
+    """None when the chunks (`chunk_seq` -> observations; `value_of(seq)`: the framed value) complete the
+    manifest consistently, INCOMPLETE while some are missing, else what is inconsistent."""
+    expected = manifest["chunk_count"]
+    if any(seq >= expected or seq < 0 for seq in chunk_rows):
+        return f"chunk_seq {max(chunk_rows)} beyond the manifest's chunk_count {expected}"
+    if len(chunk_rows) < expected:
+        return INCOMPLETE
+    digest = hashlib.sha256()
+    for seq in range(expected):
+        digest.update(codec.body(value_of(seq)))
+    if f"sha256:{digest.hexdigest()}" != manifest["checksum"]:
+        return f"checksum mismatch: manifest says {manifest['checksum']}, chunks give sha256:{digest.hexdigest()}"
+    observations = sum(chunk_rows[seq] for seq in range(expected))
+    if observations != manifest["observation_count"]:
+        return f"manifest announces {manifest['observation_count']} observations, chunks hold {observations}"
+    return None

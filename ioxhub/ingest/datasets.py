@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ import pyarrow as pa
 from kafka.consumer.fetcher import ConsumerRecord
 
 from ioxhub.catalog import Catalog
-from ioxhub.contracts import codec, content, dataset_chunk
+from ioxhub.contracts import codec, content, dataset_chunk, release_manifest
 from ioxhub.contracts.registry import Registry, get_registry
 from ioxhub.ingest.harmonized import apply_release
 from ioxhub.ingest.observations import REFUSED_SCHEMA, harmonize_chunk
@@ -375,23 +374,9 @@ class DatasetIngest:
         """None when complete and consistent, "incomplete", or what is inconsistent."""
         if release.manifest is None:
             return "incomplete"
-        manifest = release.manifest.manifest
-        expected = manifest["chunk_count"]
-        if any(seq >= expected or seq < 0 for seq in release.chunks):
-            return f"chunk_seq {max(release.chunks)} beyond the manifest's chunk_count {expected}"
-        if len(release.chunks) < expected:
-            return "incomplete"
-        digest = hashlib.sha256()
-        observations = 0
-        for seq in range(expected):
-            part = release.chunks[seq]
-            digest.update(codec.body(self.bytes.get(part.ref)))
-            observations += part.rows
-        if f"sha256:{digest.hexdigest()}" != manifest["checksum"]:
-            return f"checksum mismatch: manifest says {manifest['checksum']}, chunks give sha256:{digest.hexdigest()}"
-        if observations != manifest["observation_count"]:
-            return f"manifest announces {manifest['observation_count']} observations, chunks hold {observations}"
-        return None
+        return release_manifest.release_problem(release.manifest.manifest,
+                                                {seq: part.rows for seq, part in release.chunks.items()},
+                                                lambda seq: self.bytes.get(release.chunks[seq].ref))
 
 
 def _release_order(release: Release) -> tuple:

@@ -141,6 +141,58 @@ def keys_list(as_json: bool = JSON) -> None:
     show(load_trust_store(), as_json, print_trust_store, trust_store_json)
 
 
+@keys_app.command("jwks")
+def keys_jwks(org: list[str] = typer.Option([], "--org", help="Only this org (repeatable; default: every org)."),
+              out_dir: str | None = typer.Option(None, "--out", help="Directory of the <ORG>.json files "
+                                                                    "(default: jwks/ beside the orgs file)."),
+              as_json: bool = JSON) -> None:
+    """Write each org's public keys of infra/orgs.yaml as a JWK Set (RFC 7517/8037) to <out>/<ORG>.json."""
+    import json
+
+    from app.console import show
+    from app.console.partner import jwks_written_json, print_jwks_written
+    from ioxhub.jwks import write_jwks
+    from ioxhub.orgs import load_orgs
+    from ioxhub.settings import get_settings
+    orgs_file = get_settings().orgs_file
+    written = write_jwks(load_orgs(orgs_file), Path(out_dir) if out_dir else orgs_file.parent / "jwks", org or None)
+    counts = {o: (p, len(json.loads(p.read_text())["keys"])) for o, p in written.items()}
+    show(counts, as_json, print_jwks_written, jwks_written_json)
+
+
+# ---------------------------------------------------------------------------------------- conformance
+@app.command("conformance")
+def conformance_cmd(
+        records_file: str | None = typer.Argument(None, help="JSON-lines records file (schemas/vectors/README.md)."),
+        topic: str | None = typer.Option(None, "--topic", help="Read the records from this topic instead."),
+        from_offset: int = typer.Option(0, "--from-offset", help="First offset read (each partition)."),
+        to_offset: int | None = typer.Option(None, "--to-offset", help="Stop before this offset (default: the end)."),
+        partition: int | None = typer.Option(None, "--partition", help="Only this partition of --topic."),
+        keys_file: list[str] = typer.Option([], "--keys", help="Trust the keys of this JWKS file (repeatable) "
+                                                              "instead of orgs.yaml and the local keyring."),
+        as_json: bool = JSON) -> None:
+    """Check records against the partner contract with the ingest's own checks; one line per failing
+    record; exit 0 when all conform, 1 otherwise."""
+    from app.console import show
+    from app.console.partner import conformance_json, print_conformance
+    from ioxhub import conformance
+    from ioxhub.errors import IoxhubError as Problem
+    from ioxhub.jwks import load_jwks
+    from ioxhub.keys import load_trust_store
+    from ioxhub.settings import get_settings
+    from ioxhub.signing import TrustStore
+    if (records_file is None) == (topic is None):
+        raise Problem("give a records file or --topic (one of them)")
+    settings = get_settings()
+    trust = (TrustStore(k for f in keys_file for k in load_jwks(Path(f))) if keys_file
+             else load_trust_store(settings) if settings.require_signatures else None)
+    records = (conformance.read_records(Path(records_file)) if records_file
+               else conformance.fetch_records(settings, topic, from_offset, to_offset, partition))
+    report = conformance.check(records, trust)
+    show(report, as_json, print_conformance, conformance_json)
+    raise typer.Exit(0 if report.ok else 1)
+
+
 # ---------------------------------------------------------------------------------------- publish, samples
 samples_app = typer.Typer(no_args_is_help=True, help="Sample feeds of the partner IOs (deterministic, messy, with planted effects).")
 app.add_typer(samples_app, name="samples")

@@ -73,19 +73,18 @@ class Report:
 
 # ------------------------------------------------------------------------------------------- reading
 def _bytes(obj: dict, name: str, where: str, optional: bool = False) -> bytes | None:
-    if obj.get(f"{name}_hex") is not None:
-        text, decode = obj[f"{name}_hex"], bytes.fromhex
-    elif obj.get(f"{name}_b64") is not None:
-        text, decode = obj[f"{name}_b64"], lambda t: base64.b64decode(t, validate=True)
-    elif optional:
+    for form, decode in (("hex", bytes.fromhex), ("b64", lambda t: base64.b64decode(t, validate=True))):
+        text = obj.get(f"{name}_{form}")
+        if text is None:
+            continue
+        try:
+            return decode(text)
+        except (TypeError, ValueError, binascii.Error):
+            raise RecordFileError(f"{where}: field {name}_{form} is not valid "
+                                  f"{'hex' if form == 'hex' else 'base64'}") from None
+    if optional:
         return None
-    else:
-        raise RecordFileError(f"{where}: field {name}_hex or {name}_b64 is missing")
-    try:
-        return decode(text)
-    except (TypeError, ValueError, binascii.Error):
-        raise RecordFileError(f"{where}: field {name}_{'hex' if decode is bytes.fromhex else 'b64'} is not "
-                              f"valid {'hex' if decode is bytes.fromhex else 'base64'}") from None
+    raise RecordFileError(f"{where}: field {name}_hex or {name}_b64 is missing")
 
 
 def parse_record(obj: Any, where: str) -> Record:

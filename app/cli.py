@@ -176,13 +176,12 @@ def conformance_cmd(
     from app.console import show
     from app.console.partner import conformance_json, print_conformance
     from ioxhub import conformance
-    from ioxhub.errors import IoxhubError as Problem
     from ioxhub.jwks import load_jwks
     from ioxhub.keys import load_trust_store
     from ioxhub.settings import get_settings
     from ioxhub.signing import TrustStore
     if (records_file is None) == (topic is None):
-        raise Problem("give a records file or --topic (one of them)")
+        raise IoxhubError("give a records file or --topic (one of them)")
     settings = get_settings()
     trust = (TrustStore(k for f in keys_file for k in load_jwks(Path(f))) if keys_file
              else load_trust_store(settings) if settings.require_signatures else None)

@@ -22,7 +22,7 @@ from kafka.structs import TopicPartition
 
 from ioxhub.contracts import codec, release_manifest
 from ioxhub.contracts.dataset_chunk import NAME as CHUNK
-from ioxhub.errors import IoxhubError
+from ioxhub.errors import IoxhubError, read_user_text
 from ioxhub.ingest.examine import ACCEPTED, inspect
 from ioxhub.ingest.staging import INCOMPLETE_RELEASE
 from ioxhub.kafka import make_consumer
@@ -117,12 +117,7 @@ def parse_record(obj: Any, where: str) -> Record:
 def read_records(path: Path) -> list[Record]:
     """The records of a JSON-lines file (blank lines skipped)."""
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise RecordFileError(f"{path}: records file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RecordFileError(f"{path}: cannot read the records file ({exc})") from None
+    lines = read_user_text(path, RecordFileError, "records file").splitlines()
     out = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
@@ -161,7 +156,8 @@ def fetch_records(settings: Settings, topic: str, from_offset: int, to_offset: i
                 for r in records:
                     if to_offset is not None and r.offset >= to_offset:
                         done.add(tp)
-                        continue
+                        consumer.pause(tp)
+                        break
                     out.append(Record(r.topic, r.value, list(r.headers or ()), r.key, r.partition, r.offset,
                                       r.timestamp, r.timestamp_type, f"{r.topic}[{r.partition}]@{r.offset}"))
         return sorted(out, key=lambda r: (r.partition, r.offset))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ioxhub import names
-from ioxhub.errors import IoxhubError
+from ioxhub.errors import IoxhubError, read_user_text
 from ioxhub.orgs import OrgsSpec, SigningKey
 from ioxhub.signing import KeyFileError, TrustedKey, TrustStore, iso_utc
 
@@ -71,12 +71,9 @@ def write_jwks(spec: OrgsSpec, out_dir: Path, orgs: Iterable[str] | None = None)
 def load_jwks(path: Path) -> list[TrustedKey]:
     """The Ed25519 keys of a JWKS file; a malformed key is a KeyFileError naming the file, key and member."""
     path = Path(path)
+    text = read_user_text(path, KeyFileError, "JWKS file")
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise KeyFileError(f"{path}: JWKS file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KeyFileError(f"{path}: cannot read the JWKS file ({exc})") from None
+        doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise KeyFileError(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):

@@ -17,6 +17,7 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const CONTENT_TYPE = 'application/vnd.apache.avro+binary; framing=single-object';
 const SIGNATURE_TAG = 'ioxhub-signature-v3';
 const PKCS8_ED25519_PREFIX = '302e020100300506032b657004220420';
+const PEM_LABEL = 'PRIVATE KEY';                // PEM PKCS#8, as `ioxhub keys generate` writes it
 
 // ------------------------------------------------------------------------------------- schemas
 // CRC-64-AVRO (the Avro specification's fingerprint) of a schema's Parsing Canonical Form.
@@ -58,7 +59,7 @@ function frame(schema, record) {
 export function loadPrivateKey(path) {
   const text = readFileSync(path);
   const pem = text.toString('utf8');
-  if (pem.includes('-----BEGIN PRIVATE KEY-----')) {
+  if (pem.includes(`-----BEGIN ${PEM_LABEL}-----`)) {
     const der = Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
     if (der.length !== 48 || der.subarray(0, 16).toString('hex') !== PKCS8_ED25519_PREFIX) {
       throw new Error(`${path}: not an unencrypted PKCS#8 Ed25519 private key`);

@@ -13,6 +13,8 @@ import struct
 import sys
 from pathlib import Path
 
+from blake3 import blake3
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ioxhub import names
@@ -46,7 +48,6 @@ def _time(text: str | None) -> dt.datetime | None:
 
 
 def trusted_keys() -> list[TrustedKey]:
-    from cryptography.hazmat.primitives import serialization
     out = []
     for k in TEST_KEYS:
         public = PRIVATE[k["kid"]].public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
@@ -248,7 +249,7 @@ def signature_cases() -> list[dict]:
         signed = sign(value, headers, PRIVATE[kid], kid, topic)
         out.append({"contract": contract, "topic": topic, "key_id": kid, "value_hex": value.hex(),
                     "headers": [[k, v.decode()] for k, v in headers],
-                    "blake3_of_value_hex": __import__("blake3").blake3(value).hexdigest(),
+                    "blake3_of_value_hex": blake3(value).hexdigest(),
                     "signed_bytes_hex": signed_bytes(value, topic, identity, kid.encode()).hex(),
                     "signature_hex": dict(signed)["ioxhub-signature"].hex()})
     return out

@@ -68,3 +68,8 @@ def test_keys_jwks_writes_one_file_per_org(tmp_path):
     out = json.loads(invoke("keys", "jwks", "--out", str(tmp_path), "--org", "WCO", "--json", code=0))
     assert out == [{"org": "WCO", "file": str(tmp_path / "WCO.json"), "keys": 0}]
     assert (tmp_path / "WCO.json").read_text() == (PROJECT_ROOT / "infra" / "jwks" / "WCO.json").read_text()
+
+
+def test_a_missing_records_file_is_named(tmp_path):
+    with pytest.raises(RecordFileError, match=r"nope.jsonl: records file not found"):
+        read_records(tmp_path / "nope.jsonl")

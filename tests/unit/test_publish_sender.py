@@ -46,7 +46,7 @@ def test_sender_waits_for_the_oldest_ack_beyond_the_bound():
     s = sender(producer)
     bound = sender_mod.MAX_UNACKNOWLEDGED
     for i in range(bound + 3):
-        s.send(b"k", b"v", f"{i:064x}", b"\0" * 8)
+        s.send(b"k", b"v", f"{i:064x}", b"\0" * 8, "dataset_chunk", 0)
     sends_before_first_ack = producer.log.index(("ack", 0))
     assert sends_before_first_ack == bound + 1            # the (bound+1)-th send waits for event 0
     assert [e for e in producer.log if e[0] == "ack"] == [("ack", 0), ("ack", 1), ("ack", 2)]
@@ -58,4 +58,4 @@ def test_a_failed_ack_stops_the_publish_with_the_event_named():
     s = sender(FakeProducer(fail_at=0))
     with pytest.raises(PublishError, match=f"event {0:012x} was not stored"):
         for i in range(sender_mod.MAX_UNACKNOWLEDGED + 1):
-            s.send(b"k", b"v", f"{i:064x}", b"\0" * 8)
+            s.send(b"k", b"v", f"{i:064x}", b"\0" * 8, "dataset_chunk", 0)

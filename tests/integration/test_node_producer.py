@@ -14,6 +14,9 @@ import uuid
 
 import pyarrow as pa
 import pytest
+from typer.testing import CliRunner
+
+from app.cli import app
 
 from ioxhub import conformance, names
 from ioxhub.ingest.run import ingest
@@ -64,6 +67,15 @@ def test_node_producer_release_is_ingested(provisioned_settings, tmp_path):
     assert report.releases_complete == 1
     assert [(f.reason, f.detail.split(",")[0]) for f in report.findings] == \
            [("unknown-country", "1 observation(s) refused")]
+
+    # The same through the command, by offsets (the four records are contiguous on their partition).
+    first, last = records[0], records[-1]
+    result = CliRunner().invoke(app, ["conformance", "--topic", out["topic"], "--partition", str(first.partition),
+                                      "--from-offset", str(first.offset), "--to-offset", str(last.offset + 1), "--json"])
+    shown = json.loads(result.stdout)
+    assert (result.exit_code, shown["records"], shown["releases_complete"]) == (1, 4, 1)
+    assert [(f["reason"], f["where"]) for f in shown["findings"]] == \
+           [("unknown-country", f"{out['topic']}[{first.partition}]@{first.offset}")]
 
     summary = ingest("datasets", provisioned_settings, idle_ms=1500)
     assert summary["quarantined_by_reason"].get("unknown-country", 0) == 0     # rows, not events

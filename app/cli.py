@@ -18,6 +18,14 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.split
 JSON = typer.Option(False, "--json", help="Machine-readable JSON on stdout (stable keys, no secrets; docs/cli-json.md).")
 
 
+@app.callback()
+def _logging() -> None:
+    """Log lines as IOXHUB_LOG_FORMAT says (text: unchanged; json: one JSON object a line on stderr)."""
+    from ioxhub.logs import configure
+    from ioxhub.settings import get_settings
+    configure(get_settings())
+
+
 # ---------------------------------------------------------------------------------------- stack
 stack_app = typer.Typer(no_args_is_help=True, help="The local stack: SeaweedFS (S3), tansu (Kafka), optionally Airflow.")
 app.add_typer(stack_app, name="stack")

@@ -3,6 +3,8 @@ second replay writes nothing; an ingest waits for the replay's run lock."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import uuid
 
 import pyarrow as pa
@@ -15,6 +17,7 @@ from ioxhub.ingest.lock import LockHeld, RunLock
 from ioxhub.ingest.replay import ReplayError, replay
 from ioxhub.ingest.run import ingest
 from ioxhub.storage import ObjectStore, harmonized_dataset_prefix, history_key
+from ioxhub_cli import ioxhub
 from producers import publish_dataset
 
 pytestmark = pytest.mark.integration
@@ -67,8 +70,13 @@ def test_replay_changes_exactly_the_affected_rows_and_is_idempotent(hub, tmp_pat
     assert before["DEU"][:2] == (2000.0, "KG") and before["FRA"][:2] == (1.5, "KG")
     snapshot = Catalog(store).dataset(f"WCO.{dataset_id}")["snapshot"]
 
-    untouched = replay("WCO", dataset_id, settings=hub)        # rules unchanged: nothing written
+    done = ioxhub(dict(os.environ), "replay", "--org", "WCO", "--dataset", dataset_id, "--json")   # rules unchanged
+    assert done.returncode == 0, done.stderr
+    untouched = json.loads(done.stdout)
     assert untouched["releases"] == {"selected": 1, "replayed": 0, "unchanged": 1, "skipped": 0}
+    assert untouched["by_release"][0]["status"] == "unchanged"
+    bad = ioxhub(dict(os.environ), "replay", "--org", "WCO", "--dataset", dataset_id, "--since", "yesterday")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --since 'yesterday'") and "Traceback" not in bad.stderr
     assert Catalog(store).dataset(f"WCO.{dataset_id}")["snapshot"] == snapshot
 
     patch_tonne(monkeypatch, 6)

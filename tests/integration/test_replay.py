@@ -1,5 +1,6 @@
 """`ioxhub replay` on the real broker and S3: after a units-table fix exactly the affected rows change; a
-second replay writes nothing; an ingest waits for the replay's run lock."""
+second replay writes nothing; a rule that refuses rows takes them out of the current table and the old rule
+brings them back; replay and ingest wait for each other's run lock."""
 from __future__ import annotations
 
 import dataclasses
@@ -16,7 +17,7 @@ from ioxhub.harmonize import units
 from ioxhub.ingest.lock import LockHeld, RunLock
 from ioxhub.ingest.replay import ReplayError, replay
 from ioxhub.ingest.run import ingest
-from ioxhub.storage import ObjectStore, harmonized_dataset_prefix, history_key
+from ioxhub.storage import ObjectStore, harmonized_dataset_prefix, history_key, quarantine_rows_key
 from ioxhub_cli import ioxhub
 from producers import publish_dataset
 
@@ -26,6 +27,7 @@ MAPPING = {"indicator": "IND", "ref_area": "AREA", "counterpart_area": "PARTNER"
            "period": "PERIOD", "value": "VALUE", "unit": "UNIT", "title": "Seizures"}
 ROWS = ["SEIZ,FRA,,3825,2023,1.5,KG", "SEIZ,DEU,,3825,2023,2,T", "SEIZ,ITA,,3825,2024,3,KG",
         "SEIZ,ESP,,3825,2024,4,T", "SEIZ,PRT,,3825,2024,5,KG"]
+ORIGINAL_UNITS = list(units._TABLE)
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +42,12 @@ def current(store: ObjectStore, dataset_id: str) -> dict[str, tuple]:
     return {r["ref_area"]: (r["value"], r["unit"], r["release_id"]) for r in table.to_pylist()}
 
 
-def patch_tonne(monkeypatch, exp10: int) -> None:
-    """A units-table fix, test-only: the spelling T scaled by 10^exp10 (the caches of the rule cleared)."""
-    table = [(c, exp10 if "T" in spellings else e, n, d, spellings) for c, e, n, d, spellings in units._TABLE]
+def patch_tonne(monkeypatch, exp10: int | None) -> None:
+    """A units-table change, test-only: the spelling T scaled by 10^exp10, or (None) no longer known; the
+    caches of the rule cleared."""
+    table = [(c, exp10 if "T" in spellings else e, n, d, spellings) for c, e, n, d, spellings in ORIGINAL_UNITS]
+    if exp10 is None:
+        table = [(c, e, n, d, tuple(x for x in spellings if x != "T")) for c, e, n, d, spellings in ORIGINAL_UNITS]
     monkeypatch.setattr(units, "_TABLE", table)
     for cached in (units._base_units, units.canonical_units, units.canonical_unit):
         cached.cache_clear()
@@ -50,8 +55,9 @@ def patch_tonne(monkeypatch, exp10: int) -> None:
 
 
 @pytest.fixture
-def restore_units():
+def restore_units(monkeypatch):
     yield
+    monkeypatch.undo()           # the table as it was, then its caches forgotten
     for cached in (units._base_units, units.canonical_units, units.canonical_unit):
         cached.cache_clear()
     units.CODEBOOK.reset()
@@ -98,6 +104,18 @@ def test_replay_changes_exactly_the_affected_rows_and_is_idempotent(hub, tmp_pat
     assert again["releases"]["unchanged"] == 1 and again["releases"]["replayed"] == 0
     assert current(store, dataset_id) == after
     assert Catalog(store).dataset(f"WCO.{dataset_id}")["snapshot"] == snapshot
+
+    patch_tonne(monkeypatch, None)          # a rule that refuses T: its rows leave the current table
+    refusing = replay("WCO", dataset_id, settings=hub)
+    assert refusing["observations"] == {"added": 0, "changed": 0, "removed": 2, "refused_before": 0, "refused_after": 2}
+    assert set(current(store, dataset_id)) == {"FRA", "ITA", "PRT"}
+    assert store.read_parquet(quarantine_rows_key("WCO", dataset_id, published.release_id)).num_rows == 2
+    assert Catalog(store).dataset(f"WCO.{dataset_id}")["rows"] == 3
+    patch_tonne(monkeypatch, 3)             # the rule as it was: the rows are back, the refusals gone
+    back = replay("WCO", dataset_id, settings=hub)
+    assert back["observations"] == {"added": 2, "changed": 0, "removed": 0, "refused_before": 2, "refused_after": 0}
+    assert current(store, dataset_id) == before
+    assert not store.exists(quarantine_rows_key("WCO", dataset_id, published.release_id))
 
 
 def test_replay_and_ingest_wait_for_the_run_lock_and_a_bad_range_is_refused(hub):

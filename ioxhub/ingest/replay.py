@@ -120,10 +120,11 @@ def replay(org: str, dataset_id: str, *, since: dt.datetime | None = None, until
     with lock:
         trust = load_trust_store(settings, spec) if settings.require_signatures else None
         releases = _releases_from_raw(store, settings, org, dataset_id, window, trust, summary)
+        letters = DeadLetters()          # rows refused now that were not before
         with tempfile.TemporaryDirectory(prefix="ioxhub-replay-") as tmp:
             for release_id in sorted(r for r, events in releases.items() if events.in_range):
                 summary["releases"]["selected"] += 1
-                outcome = _replay_release(store, catalog, org, dataset_id, releases[release_id], Path(tmp))
+                outcome = _replay_release(store, catalog, org, dataset_id, releases[release_id], Path(tmp), letters)
                 summary["by_release"].append(outcome)
                 status = outcome["status"]
                 summary["releases"][status if status in ("replayed", "unchanged") else "skipped"] += 1
@@ -131,6 +132,7 @@ def replay(org: str, dataset_id: str, *, since: dt.datetime | None = None, until
                     summary["observations"][name] += outcome.get(name, 0)
                 context.bind(release_id=release_id).info("replay: release %s %s", release_id, status)
                 lock.renew()
+        summary["dead_letters"] = letters.write(store, settings, attempt=run_id)
         summary["seconds"] = round(time.monotonic() - started, 3)
         catalog.record_run(DAG_ID, run_id, summary)
     context.info("replay %s/%s: %s", org, dataset_id, {k: summary[k] for k in ("releases", "observations", "events")})
@@ -175,7 +177,7 @@ def _releases_from_raw(store: ObjectStore, settings: Settings, org: str, dataset
 
 
 def _replay_release(store: ObjectStore, catalog: Catalog, org: str, dataset_id: str, events: ReleaseEvents,
-                    workdir: Path) -> dict:
+                    workdir: Path, letters: DeadLetters) -> dict:
     release_id = events.release_id
     outcome: dict = {"release_id": release_id}
     marker = catalog.release_applied(org, dataset_id, release_id)
@@ -218,6 +220,7 @@ def _replay_release(store: ObjectStore, catalog: Catalog, org: str, dataset_id: 
         spill.close()
     if new_refused.num_rows:
         store.put_parquet(quarantine_rows_key(org, dataset_id, release_id), new_refused)
+        _letters_for_new_refusals(letters, events, org, old_refused, new_refused)
     elif old_refused.num_rows:
         store.delete(quarantine_rows_key(org, dataset_id, release_id))
     replays = list(marker.get("replays", []))
@@ -227,6 +230,24 @@ def _replay_release(store: ObjectStore, catalog: Catalog, org: str, dataset_id: 
         **marker, "harmonized": counts.harmonized if counts else 0, "refused": new_refused.num_rows,
         "duplicates": counts.duplicates if counts else 0, "replays": replays})
     return {**outcome, "status": "replayed"}
+
+
+def _letters_for_new_refusals(letters: DeadLetters, events: ReleaseEvents, org: str, old: pa.Table, new: pa.Table) -> None:
+    """One dead letter per (chunk event, reason, field) for the rows refused now and not before (as the
+    ingest writes them; the rows themselves are in quarantine/observations/)."""
+    where = ["event_id", "source_file", "source_line", "field", "reason"]
+    fresh = new.join(old.select(where), where, join_type="left anti") if old.num_rows else new
+    if not fresh.num_rows:
+        return
+    by_event = {decoded.record["event_id"]: record for record, decoded in events.chunks.values()}
+    grouped = fresh.group_by(["event_id", "reason", "field"]).aggregate(
+        [("source_line", "count"), ("source_line", "min"), ("source_file", "min"), ("value", "min")])
+    for row in grouped.to_pylist():
+        detail = (f"{row['source_line_count']} observation(s) of release {events.release_id} refused on replay: field "
+                  f"{row['field']} {row['reason']} (e.g. {row['value_min']!r} at {row['source_file_min']} line "
+                  f"{row['source_line_min']}); all rows in {quarantine_rows_key(org, events.manifest[1].record['dataset_id'], events.release_id)}")
+        letters.refuse(by_event[row["event_id"]], row["reason"], detail, org=org, event_id=row["event_id"],
+                       observations=row["source_line_count"], keep_payload=False)
 
 
 def _incomplete(events: ReleaseEvents) -> str | None:

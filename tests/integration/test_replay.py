@@ -14,6 +14,7 @@ import pytest
 from app.demo import ensure_keys
 from ioxhub.catalog import Catalog
 from ioxhub.harmonize import units
+from ioxhub.ingest.letters import read_letters
 from ioxhub.ingest.lock import LockHeld, RunLock
 from ioxhub.ingest.replay import ReplayError, replay
 from ioxhub.ingest.run import ingest
@@ -111,6 +112,9 @@ def test_replay_changes_exactly_the_affected_rows_and_is_idempotent(hub, tmp_pat
     assert set(current(store, dataset_id)) == {"FRA", "ITA", "PRT"}
     assert store.read_parquet(quarantine_rows_key("WCO", dataset_id, published.release_id)).num_rows == 2
     assert Catalog(store).dataset(f"WCO.{dataset_id}")["rows"] == 3
+    assert refusing["dead_letters"] == 2            # one per chunk event holding a refused row, as the ingest writes
+    letters = [l for l in read_letters(store, org="WCO", reason="unknown-unit") if l["event_id"] in published.event_ids]
+    assert sorted(l["observations"] for l in letters) == [1, 1] and not any(l["retryable"] for l in letters)
     patch_tonne(monkeypatch, 3)             # the rule as it was: the rows are back, the refusals gone
     back = replay("WCO", dataset_id, settings=hub)
     assert back["observations"] == {"added": 2, "changed": 0, "removed": 0, "refused_before": 2, "refused_after": 0}

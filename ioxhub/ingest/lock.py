@@ -1,11 +1,8 @@
 """The run lock of an event kind: one ingest, replay or quarantine retry of `datasets` (or `policies`) at a time.
 
-`RunLock(store, settings, kind, holder)`: `acquire()` creates `catalog/locks/<kind>.json` with a
-conditional PUT (`If-None-Match: *`: of two writers exactly one wins), waiting up to
-`lock_wait_seconds` for the holder to finish; `renew()` pushes its lease forward (`If-Match` its own
-ETag); `release()` deletes it. A lock left by a process that died is taken over (`If-Match` the stale
-ETag, so only one taker wins) once its lease has run out, or at once when its holder is a process of
-this machine that no longer runs. Why a lock object and not only Airflow's one-active-run: docs/operations.md.
+`RunLock(store, settings, kind, holder)`: `acquire()` (a conditional PUT of `catalog/locks/<kind>.json`,
+waiting up to `lock_wait_seconds`), `renew()`, `release()`; `is_stale(lock)` tells a lock whose holder died.
+How it works and why: docs/operations.md, "Replay, retries and live ingest never overlap".
 """
 from __future__ import annotations
 

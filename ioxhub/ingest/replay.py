@@ -1,13 +1,9 @@
 """Replay: re-harmonize the applied releases of one dataset from raw/ with today's rules (after a rule fix).
 
-`replay(org, dataset_id, since=, until=, first_offset=, last_offset=)` reads the dataset's events from
-the raw/ zone (as received), picks the releases with an event in the range, checks each event as the
-ingest does (signature, contract, org) and re-harmonizes each applied release. A release whose
-re-harmonized rows equal its history object (harmonized/observation_history/) and whose refused rows are
-the same is left alone, so a replay with unchanged rules writes nothing; a changed release is applied
-again (`apply_release`: its rows replace themselves in the current table, a newer release still wins) and
-its history, quarantined rows and catalog marker are rewritten. It holds the datasets run lock, so no
-ingest runs meanwhile. Returns (and records as run `replay` in the catalog) a summary. docs/operations.md.
+`replay(org, dataset_id, since=, until=, first_offset=, last_offset=)` re-applies the releases with an event
+in the range whose rows or refusals change, leaves the others alone, holds the datasets run lock and
+returns (and records as run `replay` in the catalog) a summary; `row_changes` compares two versions of a
+release's rows. Method: docs/operations.md, "Re-running after a rule fix".
 """
 from __future__ import annotations
 

@@ -1,12 +1,9 @@
-"""`ioxhub quarantine retry`: resubmit quarantined events, or a whole refused release, after a fix (a key
-registered, a code list extended) through the ingest's own path.
+"""`ioxhub quarantine retry`: resubmit quarantined events, or a whole refused release, through the ingest.
 
-`retry(letter_ids=..., release=(org, dataset, release_id))` takes the letters' events exactly as received
-(topic, partition, offset, time, headers, bytes), runs each through `ingest.run.handle` and the handler's
-`finish` as one ingest batch under the run lock of their kind (so never beside a live ingest), and marks
-each letter retried with its outcome (`quarantine/retries/`; the letter itself is never deleted). A
-release already applied counts as a duplicate; an event refused again gets a new letter beside the old
-one. Needs the hub's storage role (the run lock and the zones are written). docs/operations.md.
+`retry(letter_ids, release=(org, dataset, release_id))` runs the letters' events as received through
+`ingest.run.handle` and the handler's `finish` under the run lock of their kind, marks each letter with
+its outcome in quarantine/retries/ (letters are never deleted) and records run `quarantine_retry`.
+Method: docs/operations.md, "Fixing rejects".
 """
 from __future__ import annotations
 

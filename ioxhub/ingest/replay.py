@@ -190,8 +190,8 @@ def _replay_release(store: ObjectStore, catalog: Catalog, org: str, dataset_id: 
         result = harmonize_chunk(decoded.record, f"{CHUNK}/v{decoded.version}", published_at(decoded.record["produced_at"]))
         harmonized.append(result.harmonized)
         refused.append(result.refused)
-    new_rows = _comparable(deduplicated_sorted(internal(pa.concat_tables(harmonized)))) if harmonized \
-        else HARMONIZED_SCHEMA.empty_table()
+    new_rows = _comparable(deduplicated_sorted(internal(pa.concat_tables(harmonized)))) \
+        if sum(t.num_rows for t in harmonized) else HARMONIZED_SCHEMA.empty_table()
     new_refused = pa.concat_tables(refused) if refused else REFUSED_SCHEMA.empty_table()
     old_rows = _comparable(store.read_parquet(history_key(org, dataset_id, release_id)) or HARMONIZED_SCHEMA.empty_table())
     old_refused = store.read_parquet(quarantine_rows_key(org, dataset_id, release_id)) or REFUSED_SCHEMA.empty_table()
@@ -207,7 +207,7 @@ def _replay_release(store: ObjectStore, catalog: Catalog, org: str, dataset_id: 
     try:
         for seq, table in enumerate(harmonized):
             spill.add(seq, table)
-        meta = {**manifest, "schema_version": f"{CHUNK}/v{events.chunks[0][1].version}"}
+        meta = {**manifest, "schema_version": f"{CHUNK}/v{events.chunks[0][1].version}" if events.chunks else None}
         apply_dir = workdir / "apply"
         apply_dir.mkdir(exist_ok=True)
         counts = apply_release(store, catalog, org, dataset_id, release_id, spill, meta, apply_dir) \

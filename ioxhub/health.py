@@ -11,7 +11,10 @@ import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
+from kafka.errors import KafkaError
+
 from ioxhub.catalog import Catalog
+from ioxhub.errors import IoxhubError
 from ioxhub.ingest.staging import staged_releases
 from ioxhub.keys import load_trust_store
 from ioxhub.settings import Settings, get_settings
@@ -38,7 +41,7 @@ class Thresholds:
 
 @dataclass(frozen=True)
 class Problem:
-    check: str          # dag-failing | lag | staging | quarantine-rate | key-expiring
+    check: str          # dag-failing | lag | staging | quarantine-rate | key-expiring | cannot-check
     subject: str        # the DAG, topic, release or key concerned
     message: str
 
@@ -86,12 +89,25 @@ def find_problems(facts: dict, limits: Thresholds, now: dt.datetime) -> list[Pro
     return problems
 
 
-def hub_facts(settings: Settings) -> dict:
+def hub_facts(settings: Settings) -> tuple[dict, list[Problem]]:
+    """The facts, and a `cannot-check` problem for each source that could not be read (S3 or the broker
+    down, a bad key file): a monitor pages on that too, in one line."""
     store = ObjectStore(settings)
     catalog = Catalog(store)
-    keys = [{"org": k.org, "key_id": k.key.key_id, "valid_until": k.key.valid_until} for k in load_trust_store(settings)]
-    return {"runs": catalog.last_runs(), "failures": catalog.recent_failures(), "lag": topic_lag(settings),
-            "staging": staged_releases(store), "keys": keys}
+    sources = {
+        "runs": catalog.last_runs, "failures": catalog.recent_failures, "lag": lambda: topic_lag(settings),
+        "staging": lambda: staged_releases(store),
+        "keys": lambda: [{"org": k.org, "key_id": k.key.key_id, "valid_until": k.key.valid_until}
+                         for k in load_trust_store(settings)],
+    }
+    facts, problems = {}, []
+    for name, read in sources.items():
+        try:
+            facts[name] = read()
+        except (IoxhubError, KafkaError, OSError) as exc:
+            text = str(exc) if str(exc).startswith(type(exc).__name__) else f"{type(exc).__name__}: {exc}"
+            problems.append(Problem("cannot-check", name, f"cannot read the {name}: {text}"))
+    return facts, problems
 
 
 def check_hub(settings: Settings | None = None, limits: Thresholds | None = None,
@@ -99,5 +115,6 @@ def check_hub(settings: Settings | None = None, limits: Thresholds | None = None
     """{"ok": bool, "problems": [...], "thresholds": {...}} of the hub now."""
     settings = settings or get_settings()
     limits = limits or Thresholds.from_settings(settings)
-    problems = find_problems(hub_facts(settings), limits, now or dt.datetime.now(dt.timezone.utc))
+    facts, unreadable = hub_facts(settings)
+    problems = unreadable + find_problems(facts, limits, now or dt.datetime.now(dt.timezone.utc))
     return {"ok": not problems, "problems": [p.as_dict() for p in problems], "thresholds": dataclasses.asdict(limits)}

@@ -84,3 +84,30 @@ def test_an_analyst_may_not_retry(hub):
     with pytest.raises(IoxhubError, match="(?i)denied"):
         retry(["ioxhub.icc.datasets:0:0"], settings=analyst)
 
+
+
+def test_a_retried_release_that_was_applied_meanwhile_is_a_duplicate(hub, tmp_path):
+    """The partner sent the release again with its registered key (applied by the live ingest); the old
+    letters, retried once their key is known too, apply nothing twice."""
+    ingest("datasets", idle_ms=1500)
+    tag = uuid.uuid4().hex[:6]
+    dataset_id = f"RETRY-DUP-{tag}"
+    csv = tmp_path / "dup.csv"
+    csv.write_text("IND,AREA,PERIOD,VALUE,UNIT\nX,FRA,2024,1,KG\nX,DEU,2024,2,KG\n")
+    key = generate_key("ICC", f"ICC-dup-{tag}", keys_dir(hub.data_dir) / "ICC")
+    try:
+        first = publish_dataset("ICC", dataset_id, [csv], MAPPING, settings=hub)
+        assert ingest("datasets", idle_ms=1500)["quarantined_by_reason"].get("unknown-key") == 2
+    finally:
+        key.path.unlink()                      # the partner signs with its registered key again
+    again = publish_dataset("ICC", dataset_id, [csv], MAPPING, settings=hub)
+    assert again.release_id == first.release_id
+    assert ingest("datasets", idle_ms=1500)["events"]["applied"] == 2
+    store = ObjectStore(hub)
+    rows_before = Catalog(store).dataset(f"ICC.{dataset_id}")["rows"]
+
+    add_to_keyring(keys_dir(hub.data_dir) / KEYRING_FILE, key)
+    result = retry(release=("ICC", dataset_id, first.release_id), settings=hub)
+    assert result["outcomes"] == {"duplicate": 2}
+    assert result["runs"]["datasets"]["events"] == {"consumed": 2, "applied": 0, "staged": 0, "duplicate": 2, "quarantined": 0}
+    assert Catalog(store).dataset(f"ICC.{dataset_id}")["rows"] == rows_before == 2

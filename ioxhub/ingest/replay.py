@@ -111,7 +111,7 @@ def replay(org: str, dataset_id: str, *, since: dt.datetime | None = None, until
     summary: dict = {"kind": "replay", "org": org, "dataset": dataset_id, "range": window.describe(),
                      "releases": {"selected": 0, "replayed": 0, "unchanged": 0, "skipped": 0},
                      "observations": {"added": 0, "changed": 0, "removed": 0, "refused_before": 0, "refused_after": 0},
-                     "events": {"read": 0, "refused": 0}, "by_release": []}
+                     "events": {"read": 0, "refused": 0}, "raw_objects": [], "by_release": []}
     lock = RunLock(store, settings, "datasets", f"replay {run_id}")
     with lock:
         trust = load_trust_store(settings, spec) if settings.require_signatures else None
@@ -152,6 +152,8 @@ def _releases_from_raw(store: ObjectStore, settings: Settings, org: str, dataset
             if event["key"] != wanted_key:
                 continue
             summary["events"]["read"] += 1
+            if not summary["raw_objects"] or summary["raw_objects"][-1] != key:
+                summary["raw_objects"].append(key)          # the inputs, for lineage
             timestamp = event["timestamp"]
             millis = int(timestamp.timestamp() * 1000) if isinstance(timestamp, dt.datetime) else int(timestamp)
             record = RawRecord(event["topic"], event["partition"], event["offset"], millis,

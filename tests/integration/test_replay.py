@@ -82,6 +82,7 @@ def test_replay_changes_exactly_the_affected_rows_and_is_idempotent(hub, tmp_pat
     untouched = json.loads(done.stdout)
     assert untouched["releases"] == {"selected": 1, "replayed": 0, "unchanged": 1, "skipped": 0}
     assert untouched["by_release"][0]["status"] == "unchanged"
+    assert untouched["raw_objects"] and all(k.startswith("raw/org=WCO/topic=ioxhub.wco.datasets/") for k in untouched["raw_objects"])
     bad = ioxhub(dict(os.environ), "replay", "--org", "WCO", "--dataset", dataset_id, "--since", "yesterday")
     assert bad.returncode == 2 and bad.stderr.startswith("error: --since 'yesterday'") and "Traceback" not in bad.stderr
     assert Catalog(store).dataset(f"WCO.{dataset_id}")["snapshot"] == snapshot

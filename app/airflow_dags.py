@@ -60,6 +60,9 @@ def ingest_dag(kind: str) -> DAG:
         @task
         def ingest(params=None, run_id=None) -> dict:
             from ioxhub.ingest.run import ingest as run_ingest
+            from ioxhub.logs import configure
+
+            configure(get_settings())
 
             return run_ingest(kind, max_records=params["max_records"],
                               fail_before_commit=params["fail_before_commit"], run_id=run_id)
@@ -95,6 +98,9 @@ def derive_dag() -> DAG:
             from airflow.sdk.exceptions import AirflowSkipException
 
             from consumers.evidence import derive_evidence as run_derive
+            from ioxhub.logs import configure
+
+            configure(get_settings())
 
             summary = run_derive(force=params["force"], run_id=run_id)
             if not summary["changed"]:

@@ -18,6 +18,14 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.split
 JSON = typer.Option(False, "--json", help="Machine-readable JSON on stdout (stable keys, no secrets; docs/cli-json.md).")
 
 
+@app.callback()
+def _logging() -> None:
+    """Log lines as IOXHUB_LOG_FORMAT says (text: unchanged; json: one JSON object a line on stderr)."""
+    from ioxhub.logs import configure
+    from ioxhub.settings import get_settings
+    configure(get_settings())
+
+
 # ---------------------------------------------------------------------------------------- stack
 stack_app = typer.Typer(no_args_is_help=True, help="The local stack: SeaweedFS (S3), tansu (Kafka), optionally Airflow.")
 app.add_typer(stack_app, name="stack")
@@ -245,12 +253,97 @@ def publish_policy_cmd(
 
 # ---------------------------------------------------------------------------------------- status
 @app.command("status")
-def status_cmd(as_json: bool = JSON) -> None:
+def status_cmd(as_json: bool = JSON,
+               check: bool = typer.Option(False, "--check", help="Only the problems, one line each; exit 1 if any, else print ok."),
+               max_lag: int | None = typer.Option(None, "--max-lag", help="--check: most records a topic may lag (default: IOXHUB_CHECK_MAX_LAG)."),
+               staging_hours: float | None = typer.Option(None, "--staging-hours", help="--check: longest a release may wait in staging/ (default: IOXHUB_CHECK_STAGING_HOURS)."),
+               quarantine_rate: float | None = typer.Option(None, "--quarantine-rate", help="--check: highest quarantined share of a last run's events (default: IOXHUB_CHECK_QUARANTINE_RATE)."),
+               key_days: float | None = typer.Option(None, "--key-days", help="--check: a key ending within this many days is a problem (default: IOXHUB_CHECK_KEY_EXPIRY_DAYS).")) -> None:
     """The last run of each DAG with its counts, the lag of each topic, and releases waiting in staging/."""
     from app.console import print_status, show
     from ioxhub.status import hub_status
 
+    if check:
+        from app.console.ops import print_check
+        from ioxhub.health import Thresholds, check_hub
+        from ioxhub.settings import get_settings
+        limits = Thresholds.from_settings(get_settings(), max_lag=max_lag, staging_hours=staging_hours,
+                                          quarantine_rate=quarantine_rate, key_expiry_days=key_days)
+        result = check_hub(get_settings(), limits)
+        print_check(result, as_json)
+        raise typer.Exit(0 if result["ok"] else 1)
     show(hub_status(), as_json, print_status)
+
+
+@app.command("replay")
+def replay_cmd(org: str = typer.Option(..., "--org", help="Org id, e.g. WCO."),
+               dataset: str = typer.Option(..., "--dataset", help="Dataset id."),
+               since: str | None = typer.Option(None, "--since", help="Events received from this ISO time (with a timezone)."),
+               until: str | None = typer.Option(None, "--until", help="Events received before this ISO time."),
+               first_offset: int | None = typer.Option(None, "--first-offset", help="Events from this Kafka offset."),
+               last_offset: int | None = typer.Option(None, "--last-offset", help="Events up to this Kafka offset."),
+               as_json: bool = JSON) -> None:
+    """Re-harmonize a dataset's applied releases from raw/ with today's rules; unchanged ones are left alone."""
+    from app.console import show
+    from app.console.ops import print_replay
+    from ioxhub.ingest.replay import replay
+    from ioxhub.keys import parse_time_option
+
+    show(replay(org, dataset, since=parse_time_option(since, "--since"), until=parse_time_option(until, "--until"),
+                first_offset=first_offset, last_offset=last_offset), as_json, print_replay)
+
+
+quarantine_app = typer.Typer(no_args_is_help=True, help="The dead-letter path: list, show and retry refused events.")
+app.add_typer(quarantine_app, name="quarantine")
+
+
+@quarantine_app.command("list")
+def quarantine_list(org: str | None = typer.Option(None, "--org", help="Only this org's letters."),
+                    reason: str | None = typer.Option(None, "--reason", help="Only this reason, e.g. unknown-key."),
+                    since: str | None = typer.Option(None, "--since", help="Quarantined from this ISO time (with a timezone)."),
+                    until: str | None = typer.Option(None, "--until", help="Quarantined before this ISO time."),
+                    as_json: bool = JSON) -> None:
+    """Quarantined events and observations, newest first, with their id, reason and retries."""
+    from app.console import show
+    from app.console.ops import letters_json, print_letters
+    from ioxhub.ingest.letters import read_letters
+    from ioxhub.keys import parse_time_option
+    from ioxhub.storage import ObjectStore
+
+    letters = read_letters(ObjectStore(), org=org, reason=reason, since=parse_time_option(since, "--since"),
+                           until=parse_time_option(until, "--until"))
+    show(letters, as_json, print_letters, letters_json)
+
+
+@quarantine_app.command("show")
+def quarantine_show(letter: str = typer.Argument(..., help="TOPIC:PARTITION:OFFSET[:REASON] (the id of `quarantine list`)."),
+                    as_json: bool = JSON) -> None:
+    """One letter: reason, detail, headers, its release, retries, and the traceback of an internal error."""
+    from app.console import show
+    from app.console.ops import print_letter
+    from ioxhub.contracts.registry import get_registry
+    from ioxhub.ingest.letters import find_letters, letter_detail
+    from ioxhub.storage import ObjectStore
+
+    store = ObjectStore()
+    show([letter_detail(store, l, get_registry()) for l in find_letters(store, letter)], as_json, print_letter)
+
+
+@quarantine_app.command("retry")
+def quarantine_retry(letters: list[str] = typer.Argument(None, help="Letter ids to retry (TOPIC:PARTITION:OFFSET[:REASON])."),
+                     release: str | None = typer.Option(None, "--release", help="ORG/DATASET/RELEASE: every quarantined event of that release."),
+                     as_json: bool = JSON) -> None:
+    """Resubmit quarantined events through the ingest after a fix; letters are kept and marked; exit 1 if any is refused again."""
+    from app.console import show
+    from app.console.ops import print_retry
+    from ioxhub.ingest.retry import RetryError, retry
+
+    parts = release.split("/") if release else None
+    if parts is not None and len(parts) != 3:
+        raise RetryError(f"--release {release!r}: expected ORG/DATASET/RELEASE")
+    result = retry(letters or [], tuple(parts) if parts else None)
+    show(result, as_json, print_retry)
+    raise typer.Exit(1 if result["outcomes"].get("quarantined") else 0)
 
 
 @app.command("ingest")

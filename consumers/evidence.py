@@ -90,7 +90,7 @@ def derive_evidence(settings: Settings | None = None, *, force: bool = False, ru
     store.put_json(STATE_KEY, {"fingerprint": fingerprint, "snapshots": {n: w["snapshot"] for n, w in written.items()}})
     summary = {"changed": True, "datasets": written, "seconds": round(time.monotonic() - started, 3)}
     catalog.record_run("derive_evidence", run_id, summary)
-    log.info("derive evidence: %s", summary)
+    log.info("derive evidence: %s", summary, extra={"run_id": run_id})
     return summary
 
 

@@ -88,6 +88,16 @@ class Settings:
     require_signatures: bool = _setting(True, "Ingest refuses records without a valid Ed25519 signature of their org.")
     staging_max_age_hours: float = _setting(72.0, "A release still incomplete in staging/ this long after its first staged event is quarantined (incomplete-release).", check=NOT_NEGATIVE)
 
+    # --- operations: logs, the run lock, `ioxhub status --check` (docs/operations.md) -------------------
+    log_format: str = _setting("text", "Log lines: text (human-readable) or json (one JSON object a line with run id, org, dataset, release, topic, partition, offsets).",
+                               check=one_of("text", "json"))
+    lock_wait_seconds: float = _setting(60.0, "How long an ingest, replay or quarantine retry waits for another one holding the run lock of its kind before giving up.", check=NOT_NEGATIVE)
+    check_max_lag: int = _setting(100_000, "`status --check`: most records a topic may wait for the ingest.", check=NOT_NEGATIVE)
+    check_staging_hours: float = _setting(24.0, "`status --check`: longest a release may wait incomplete in staging/ (hours).", check=NOT_NEGATIVE)
+    check_quarantine_rate: float = _setting(0.05, "`status --check`: highest share of the consumed events of a DAG's last run that may be quarantined.",
+                                            check=(lambda v: 0 <= v <= 1, "a number from 0 to 1"))
+    check_key_expiry_days: float = _setting(14.0, "`status --check`: a signing key ending within this many days is a problem.", check=NOT_NEGATIVE)
+
     # --- Airflow runs (every task of the hub DAGs) ----------------------------------------------------
     task_retries: int = _setting(3, "Retries of a failed DAG task before its run fails.", check=NOT_NEGATIVE)
     task_retry_delay_seconds: int = _setting(60, "Wait before the first retry.", check=NOT_NEGATIVE)

@@ -39,8 +39,15 @@ def raw_prefix_from(org: str, topic: str, partition: int, first: int) -> str:
     return f"raw/org={org}/topic={topic}/partition={partition}/offsets={first:020d}-"
 
 
-def quarantine_events_key(topic: str, partition: int, first: int, last: int) -> str:
-    return f"quarantine/events/topic={topic}/partition={partition}/offsets={first:020d}-{last:020d}.avro"
+def quarantine_events_key(topic: str, partition: int, first: int, last: int, attempt: str | None = None) -> str:
+    """The dead letters of a partition batch; `attempt`: those of a quarantine retry (beside the originals)."""
+    suffix = f".retry-{attempt}" if attempt else ""
+    return f"quarantine/events/topic={topic}/partition={partition}/offsets={first:020d}-{last:020d}{suffix}.avro"
+
+
+def quarantine_retry_key(topic: str, partition: int, offset: int) -> str:
+    """The retries of a quarantined event (`ioxhub quarantine retry`): when, and what came of each."""
+    return f"quarantine/retries/topic={topic}/partition={partition}/offset={offset:020d}.json"
 
 
 def quarantine_error_key(topic: str, partition: int, offset: int) -> str:

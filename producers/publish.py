@@ -9,6 +9,7 @@ chunk (columnar Avro) -> sign and send, then the manifest once every chunk is ac
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,6 +36,8 @@ from producers.sender import Sender
 from producers.summary import PublishError, PublishSummary, default_rejects_path, finish_rejects
 from producers.validate import check_constants, validate_batch
 from ioxhub.settings import Settings, get_settings
+
+log = logging.getLogger("producers.publish")
 
 __all__ = ["PublishError", "PublishProgress", "PublishSummary", "publish_dataset", "publish_policy",
            "source_batches", "value_column", "warm_up"]
@@ -164,6 +167,9 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
                                  "ingest drops the copies")
         ledger.complete()
     summary.seconds = time.perf_counter() - started
+    log.info("publish: release %s of %s/%s: %s rows sent in %s chunks, %s rejected", release_id, org, dataset_id,
+             summary.rows_sent, summary.chunks, summary.rows_rejected,
+             extra={"org": org, "dataset": dataset_id, "release_id": release_id, "topic": summary.topic})
     return summary
 
 

@@ -120,6 +120,14 @@ class Release:
     def key(self) -> tuple[str, str, str]:
         return self.org, self.dataset_id, self.release_id
 
+    @property
+    def log_fields(self) -> dict:
+        """The context of its log lines: org, dataset, release and where its events of this run came from."""
+        offsets = [p.source.offset for p in self.new_parts]
+        return {"org": self.org, "dataset": self.dataset_id, "release_id": self.release_id,
+                **({"topic": self.new_parts[0].source.topic, "partition": self.new_parts[0].source.partition,
+                    "first_offset": min(offsets), "last_offset": max(offsets)} if offsets else {})}
+
 
 class DatasetIngest:
     """Collects the dataset events of a batch, then applies the releases they complete.
@@ -260,7 +268,7 @@ class DatasetIngest:
                 except OUTAGES:
                     raise
                 except Exception as exc:    # a bug costs this release (its events), never the run
-                    log.exception("ingest: unexpected error finishing release %s", release.key)
+                    log.exception("ingest: unexpected error finishing release %s", release.key, extra=release.log_fields)
                     self._fail_release(release, exc)
                 finally:
                     if release.spill is not None:
@@ -355,6 +363,9 @@ class DatasetIngest:
             "revisions": counts.revisions if counts else 0, "chunks": manifest["chunk_count"]})
         for key in list(self.store.list(staging_prefix(*release.key))):
             self.store.delete(key)
+        log.info("ingest: release %s of %s/%s applied: %s rows harmonized, %s refused", release.release_id,
+                 release.org, release.dataset_id, counts.harmonized if counts else 0, bad.num_rows,
+                 extra=release.log_fields)
 
     def _letters_for_refused_rows(self, release: Release, bad: pa.Table) -> None:
         """One dead letter per (chunk event, reason), naming the lines and fields concerned."""

@@ -96,11 +96,11 @@ class DeadLetters:
                     counts[l["reason"]] += l["observations"]
         return counts
 
-    def write(self, store: ObjectStore, settings: Settings) -> int:
+    def write(self, store: ObjectStore, settings: Settings, attempt: str | None = None) -> int:
         """Write every letter to quarantine/ and the dead-letter topic; returns how many.
 
         The object of a partition is named by the offsets of its letters: a rerun of the same batch
-        writes the same object."""
+        writes the same object (`attempt`: a quarantine retry's, named apart from the original letters)."""
         for key, text in sorted(self.tracebacks.items()):
             store.put_bytes(key, text.encode(), "text/plain; charset=utf-8")
         if not self.letters:
@@ -115,7 +115,7 @@ class DeadLetters:
                 first, last = letters[0]["offset"], letters[-1]["offset"]
                 sink = io.BytesIO()
                 fastavro.writer(sink, schema, letters, codec="deflate")
-                store.put_bytes(quarantine_events_key(topic, partition, first, last), sink.getvalue(), "avro/binary")
+                store.put_bytes(quarantine_events_key(topic, partition, first, last, attempt), sink.getvalue(), "avro/binary")
                 for letter in letters:
                     key = f"{topic}/{partition}/{letter['offset']}/{letter['reason']}".encode()
                     futures.append(producer.send(DEAD_LETTER_TOPIC, key=key, value=codec.encode("dead_letter", letter, registry=registry),

@@ -21,6 +21,7 @@ from ioxhub.contracts.registry import Registry, get_registry
 from ioxhub.errors import IoxhubError
 from ioxhub.ingest.consume import BatchConsumer
 from ioxhub.ingest.datasets import DatasetIngest
+from ioxhub.ingest.lock import RunLock
 from ioxhub.ingest.policies import PolicyIngest
 from ioxhub.ingest.quarantine import OUTAGES, DeadLetters
 from ioxhub.ingest.raw import RawZone
@@ -29,6 +30,7 @@ from ioxhub.names import InvalidName, check_org, org_of_topic
 from ioxhub.orgs import load_orgs
 from ioxhub.settings import Settings, get_settings
 from ioxhub.keys import load_trust_store
+from ioxhub.logs import with_context
 from ioxhub.signing import SignatureError, TrustStore, verification_time, verify
 from ioxhub.storage import ObjectStore
 
@@ -62,7 +64,9 @@ def ingest(kind: Kind, settings: Settings | None = None, *, max_records: int | N
     dead = DeadLetters()
     trust = load_trust_store(settings, spec) if settings.require_signatures else None
     consumer = BatchConsumer(settings, f"{settings.consumer_group}-{kind}", topics)
+    lock = RunLock(store, settings, kind, f"{dag_id(kind)} run {run_id}")
     try:
+        lock.acquire()
         with tempfile.TemporaryDirectory(prefix=f"ioxhub-ingest-{kind}-") as tmp:
             work = Path(tmp)
             handler = (DatasetIngest(store, catalog, dead, work, registry) if kind == "datasets"
@@ -97,7 +101,8 @@ def ingest(kind: Kind, settings: Settings | None = None, *, max_records: int | N
         summary["lag"] = consumer.lag()
     finally:
         consumer.close()
-    log.info("ingest %s: %s", kind, summary)
+        lock.release_quietly()
+    with_context(log, run_id=run_id, kind=kind).info("ingest %s: %s", kind, summary)
     return summary
 
 
@@ -116,7 +121,8 @@ def handle(record, handler: DatasetIngest | PolicyIngest, dead: DeadLetters, tru
     except Exception as exc:
         rec = decoded.record if decoded is not None else {}
         org, event_id = rec.get("org"), rec.get("event_id")
-        log.exception("ingest: unexpected error on %s[%s]@%s", record.topic, record.partition, record.offset)
+        log.exception("ingest: unexpected error on %s[%s]@%s", record.topic, record.partition, record.offset,
+                      extra={"topic": record.topic, "partition": record.partition, "offset": record.offset, "org": org})
         handler.fail(record, dead.internal_error(record, exc, org=org if isinstance(org, str) else None,
                                                  event_id=event_id if isinstance(event_id, str) else None))
 

@@ -4,7 +4,8 @@ the standalone Airflow's scheduler (task log files under <airflow_home>/logs) an
 as a user runs them on a stack of their own; then every generated secret is read back from where it is kept
 (the secrets files, the private keys, Airflow's generated config and password) and searched for in the
 captured output, every log file under the data directory and the catalog in the bucket.
-Slow (stack with Airflow + the whole demo, ~2-3 min)."""
+Run with each log format (IOXHUB_LOG_FORMAT text and json). Slow (stack with Airflow + the whole demo,
+~2-3 min each)."""
 from __future__ import annotations
 
 import base64
@@ -81,8 +82,9 @@ def run_by_scheduler(env: dict[str, str], airflow_home: Path, dag_id: str, timeo
     return state
 
 
-def test_no_secret_in_stack_up_demo_output_or_task_logs(tmp_path):
-    env = cli_env(tmp_path / "data", COLUMNS="200")
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_no_secret_in_stack_up_demo_output_or_task_logs(tmp_path, log_format):
+    env = cli_env(tmp_path / "data", COLUMNS="200", IOXHUB_LOG_FORMAT=log_format)
     data_dir = Path(env["IOXHUB_DATA_DIR"])
     outputs: dict[str, str] = {}
     try:
@@ -116,4 +118,10 @@ def test_no_secret_in_stack_up_demo_output_or_task_logs(tmp_path):
     # The searched texts are the real ones: the DAGs ran and logged their counts.
     assert "ingest_datasets" in "".join(outputs[k] for k in outputs if "demo-" in k)
     assert "ingest policies:" in "".join(outputs[str(p.relative_to(tmp_path))] for p in task_logs)
+    if log_format == "json":       # the hub's own lines are JSON objects with their run's context
+        demo_logs = "".join(outputs[k] for k in outputs if "demo-" in k)
+        lines = [json.loads(line[line.index('{"time"'):]) for line in demo_logs.splitlines() if '{"time"' in line]
+        assert any(l["logger"] == "ioxhub.ingest" and l.get("run_id") and l.get("kind") == "datasets" for l in lines), \
+            demo_logs[-3000:]
+        assert any(l.get("release_id") and l.get("org") and l.get("topic") for l in lines)
     assert not leaks, leaks

@@ -8,10 +8,12 @@
 """
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Asset, Param, dag, task  # noqa: F401
 
+from ioxhub import lineage
 from ioxhub.assets import CURATED, HARMONIZED_INSTRUMENTS, HARMONIZED_OBSERVATIONS
 from app.airflow_failures import on_run_failure, on_task_failure, on_task_retry
 from ioxhub.settings import Settings, get_settings
@@ -38,6 +40,18 @@ def run_policy(settings: Settings | None = None) -> dict:
     }
 
 
+def lineage_parent(ti):
+    """Inside a task: the hub's lineage runs carry a parent run facet naming this task run, with the ids the
+    OpenLineage provider gives it (its macros), and the DAG run as root. Without the provider: no parent."""
+    try:
+        from airflow.providers.openlineage.plugins import macros
+    except ImportError:
+        return contextlib.nullcontext()
+    root = {"run": {"runId": macros.lineage_root_run_id(ti)},
+            "job": {"namespace": macros.lineage_root_job_namespace(ti), "name": macros.lineage_root_job_name(ti)}}
+    return lineage.parent_run(macros.lineage_job_namespace(), macros.lineage_job_name(ti), macros.lineage_run_id(ti), root)
+
+
 def ingest_dag(kind: str) -> DAG:
     """The ingest DAG of one event kind ("datasets" or "policies")."""
 
@@ -58,11 +72,12 @@ def ingest_dag(kind: str) -> DAG:
     )
     def ingest_kind():
         @task
-        def ingest(params=None, run_id=None) -> dict:
+        def ingest(params=None, run_id=None, ti=None) -> dict:
             from ioxhub.ingest.run import ingest as run_ingest
 
-            return run_ingest(kind, max_records=params["max_records"],
-                              fail_before_commit=params["fail_before_commit"], run_id=run_id)
+            with lineage_parent(ti):
+                return run_ingest(kind, max_records=params["max_records"],
+                                  fail_before_commit=params["fail_before_commit"], run_id=run_id)
 
         @task(outlets=[INGEST_OUTPUTS[kind]])
         def announce(summary: dict) -> None:
@@ -91,12 +106,13 @@ def derive_dag() -> DAG:
     )
     def derive_evidence():
         @task(outlets=[CURATED])
-        def derive(params=None, run_id=None) -> dict:
+        def derive(params=None, run_id=None, ti=None) -> dict:
             from airflow.sdk.exceptions import AirflowSkipException
 
             from consumers.evidence import derive_evidence as run_derive
 
-            summary = run_derive(force=params["force"], run_id=run_id)
+            with lineage_parent(ti):
+                summary = run_derive(force=params["force"], run_id=run_id)
             if not summary["changed"]:
                 raise AirflowSkipException(summary["reason"])
             return summary

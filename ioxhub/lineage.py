@@ -271,7 +271,8 @@ def provider_config(settings: Settings) -> dict[str, str]:
     if transport == "none":
         return {"AIRFLOW__OPENLINEAGE__DISABLED": "True"}
     config: dict[str, Any] = {"type": transport}
-    if transport == "file":
+    if transport == "file":   # the provider's file transport appends to the same file but does not create its folder
+        events_file(settings).parent.mkdir(parents=True, exist_ok=True)
         config.update(log_file_path=str(events_file(settings)), append=True)
     elif transport == "http":
         config.update(url=settings.lineage_url or "", timeout=2.0)

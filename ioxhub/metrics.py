@@ -3,7 +3,7 @@
 Batch runs call `record_publish`, `record_ingest`, `record_derive` (or `record_failure`): each adds to the
 counters of its job's textfile `<data_dir>/metrics/<job>.prom` (node_exporter textfile-collector format,
 written by prometheus-client's `write_to_textfile`) and sets its last-run gauges; recording never raises.
-`exposition(settings)` is the text of all textfiles plus gauges computed now (topic lag, dataset
+`exposition(settings)` (or `samples`) is the text of all textfiles plus gauges computed now (topic lag, dataset
 freshness); `serve_metrics(port, settings)` serves it on HTTP (`ioxhub metrics serve`, or a long-running
 process). Metric names and labels: docs/lineage-and-metrics.md.
 """
@@ -273,6 +273,12 @@ def registry(settings: Settings | None = None, live: bool = True) -> CollectorRe
 def exposition(settings: Settings | None = None, live: bool = True) -> str:
     """The current exposition (Prometheus text format): textfiles, and with `live` the scrape-time gauges."""
     return generate_latest(registry(settings, live)).decode()
+
+
+def samples(settings: Settings | None = None, live: bool = True) -> list[dict]:
+    """The exposition's samples as [{name, labels, value}] (`ioxhub metrics --json`)."""
+    return [{"name": sm.name, "labels": dict(sm.labels), "value": sm.value}
+            for family in registry(settings, live).collect() for sm in family.samples]
 
 
 def serve_metrics(port: int, settings: Settings | None = None, addr: str = "127.0.0.1"):

@@ -67,7 +67,7 @@ def upstream(events: list[dict], dataset: str) -> dict:
     return _dataset_node(index, index.resolve(dataset), None, {}, set(), latest_only=True)
 
 
-def _dataset_node(index: Index, key: DatasetKey, wanted: set[str] | None, facets: dict, seen: set[str],
+def _dataset_node(index: Index, key: DatasetKey, wanted: set[str] | None, facets: dict, seen: set,
                   latest_only: bool = False) -> dict:
     node: dict[str, Any] = {"namespace": key[0], "name": key[1]}
     version = (facets.get("version") or {}).get("datasetVersion")
@@ -80,6 +80,9 @@ def _dataset_node(index: Index, key: DatasetKey, wanted: set[str] | None, facets
         writers = [(e, o) for e, o in writers if _releases(o.get("facets")) & wanted]
     elif latest_only and writers:
         writers = writers[-1:]
+        version = ((writers[0][1].get("facets") or {}).get("version") or {}).get("datasetVersion")
+        if version is not None:
+            node["version"] = version
     if version is not None and wanted is None and writers:   # a versioned input: the run that wrote that version
         same = [(e, o) for e, o in writers if (o.get("facets", {}).get("version") or {}).get("datasetVersion") == version]
         writers = same[-1:] or writers
@@ -87,7 +90,7 @@ def _dataset_node(index: Index, key: DatasetKey, wanted: set[str] | None, facets
     return node
 
 
-def _run_node(index: Index, event: dict, out: dict, wanted: set[str] | None, seen: set[str]) -> dict:
+def _run_node(index: Index, event: dict, out: dict, wanted: set[str] | None, seen: set) -> dict:
     run_id = event["run"]["runId"]
     node: dict[str, Any] = {"job": event["job"]["name"], "namespace": event["job"]["namespace"], "run_id": run_id,
                             "time": event.get("eventTime")}
@@ -105,11 +108,12 @@ def _run_node(index: Index, event: dict, out: dict, wanted: set[str] | None, see
     refused = facets.get(lineage.REFUSED_FACET)
     if refused and refused.get("total"):
         node["refused"] = {"unit": refused["unit"], "by_reason": refused["byReason"]}
-    if run_id in seen:
+    follow = (wrote & wanted if wanted else wrote) or None
+    seen_key = (run_id, out["name"], frozenset(follow or ()))   # one run may write several datasets
+    if seen_key in seen:
         node["shown_above"] = True
         return node
-    seen.add(run_id)
-    follow = (wrote & wanted if wanted else wrote) or None
+    seen.add(seen_key)
     inputs = []
     for ds in event.get("inputs") or []:
         own = _releases(ds.get("facets"))

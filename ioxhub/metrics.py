@@ -57,7 +57,6 @@ LIVE_METRICS = {
 }
 
 Key = tuple[str, tuple[tuple[str, str], ...]]
-_broken_lock = threading.Lock()
 _warned: set[str] = set()
 
 
@@ -221,16 +220,30 @@ class TextfileCollector:
 
 
 class LiveCollector:
-    """Gauges computed at scrape time: topic lag (Kafka) and dataset freshness (the catalog)."""
+    """Gauges computed at scrape time: topic lag (Kafka) and dataset freshness (the catalog). Each source
+    gets `timeout` seconds (a broker that is down makes kafka-python wait ~30 s): past it, that source
+    reports an error for this scrape and the next scrape waits for the same pending request."""
 
-    def __init__(self, settings: Settings):
-        self.settings = settings
+    def __init__(self, settings: Settings, timeout: float = 5.0):
+        self.settings, self.timeout = settings, timeout
+        self._pending: dict[str, _Pending] = {}
+
+    def _bounded(self, source: str, fn):
+        pending = self._pending.get(source)
+        if pending is None:
+            pending = self._pending[source] = _Pending(fn)
+        if not pending.done.wait(self.timeout):
+            raise TimeoutError(f"{source}: no answer within {self.timeout} s")
+        del self._pending[source]
+        if pending.error is not None:
+            raise pending.error
+        return pending.result
 
     def collect(self) -> Iterator[Metric]:
         errors = GaugeMetricFamily("ioxhub_exporter_errors", LIVE_METRICS["ioxhub_exporter_errors"], labels=["source"])
         lag = GaugeMetricFamily("ioxhub_topic_lag_records", LIVE_METRICS["ioxhub_topic_lag_records"], labels=["kind", "topic"])
         try:
-            for kind, topics in topic_lag(self.settings).items():
+            for kind, topics in self._bounded("kafka", lambda: topic_lag(self.settings)).items():
                 for topic, n in topics.items():
                     lag.add_metric([kind, topic], n)
             errors.add_metric(["kafka"], 0)
@@ -242,7 +255,7 @@ class LiveCollector:
         updated = GaugeMetricFamily("ioxhub_dataset_updated_timestamp_seconds",
                                     LIVE_METRICS["ioxhub_dataset_updated_timestamp_seconds"], labels=["dataset", "kind"])
         try:
-            for name, kind, when in dataset_updates(self.settings):
+            for name, kind, when in self._bounded("catalog", lambda: dataset_updates(self.settings)):
                 fresh.add_metric([name, kind], round(time.time() - when, 3))
                 updated.add_metric([name, kind], when)
             errors.add_metric(["catalog"], 0)
@@ -250,6 +263,23 @@ class LiveCollector:
             errors.add_metric(["catalog"], 1)
             log.debug("metrics: catalog unavailable: %s", exc)
         yield from (lag, fresh, updated, errors)
+
+
+class _Pending:
+    """A call running in a daemon thread (never holds up the exit of the process)."""
+
+    def __init__(self, fn):
+        self.done = threading.Event()
+        self.result, self.error = None, None
+
+        def run() -> None:
+            try:
+                self.result = fn()
+            except Exception as exc:
+                self.error = exc
+            finally:
+                self.done.set()
+        threading.Thread(target=run, daemon=True, name="ioxhub-metrics-live").start()
 
 
 def dataset_updates(settings: Settings) -> list[tuple[str, str, float]]:
@@ -261,18 +291,18 @@ def dataset_updates(settings: Settings) -> list[tuple[str, str, float]]:
     return out
 
 
-def registry(settings: Settings | None = None, live: bool = True) -> CollectorRegistry:
+def registry(settings: Settings | None = None, live: bool = True, timeout: float = 5.0) -> CollectorRegistry:
     settings = settings or get_settings()
     reg = CollectorRegistry()
     reg.register(TextfileCollector(settings))
     if live:
-        reg.register(LiveCollector(settings))
+        reg.register(LiveCollector(settings, timeout))
     return reg
 
 
-def exposition(settings: Settings | None = None, live: bool = True) -> str:
+def exposition(settings: Settings | None = None, live: bool = True, timeout: float = 5.0) -> str:
     """The current exposition (Prometheus text format): textfiles, and with `live` the scrape-time gauges."""
-    return generate_latest(registry(settings, live)).decode()
+    return generate_latest(registry(settings, live, timeout)).decode()
 
 
 def samples(settings: Settings | None = None, live: bool = True) -> list[dict]:

@@ -23,7 +23,7 @@ import time
 import traceback
 import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from ioxhub.settings import Settings, get_settings
 
@@ -174,15 +174,15 @@ class LineageRun:
         facets = {"parent": self.parent} if self.parent else {}
         return {**facets, **(extra or {})}
 
-    def start(self, inputs: list[dict] = (), outputs: list[dict] = ()) -> None:
+    def start(self, inputs: Sequence[dict] = (), outputs: Sequence[dict] = ()) -> None:
         emit(lambda: run_event("START", self.run_id, self.job_name, list(inputs), list(outputs), self._facets()),
              self.settings)
 
-    def complete(self, inputs: list[dict] = (), outputs: list[dict] = ()) -> None:
+    def complete(self, inputs: Sequence[dict] = (), outputs: Sequence[dict] = ()) -> None:
         emit(lambda: run_event("COMPLETE", self.run_id, self.job_name, list(inputs), list(outputs), self._facets()),
              self.settings)
 
-    def fail(self, exc: BaseException, inputs: list[dict] = ()) -> None:
+    def fail(self, exc: BaseException, inputs: Sequence[dict] = ()) -> None:
         def build() -> dict:
             error = _facet("errorMessage", message=f"{type(exc).__name__}: {exc}"[:2000], programmingLanguage="python",
                            stackTrace="".join(traceback.format_exception(exc))[-8000:])

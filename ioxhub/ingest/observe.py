@@ -84,18 +84,21 @@ class IngestTrace:
                                             ("instruments", VERSIONS_SCHEMA, counts.instruments))]
 
     def _quarantine(self, dead: DeadLetters) -> list[dict]:
-        """quarantine/events/topic=<topic> (refused events by reason) and quarantine/observations/org=/dataset=
-        (refused observations by reason, with their releases)."""
+        """quarantine/events/topic=<topic> (the dead letters written; whole events refused, by reason) and
+        quarantine/observations/org=/dataset= (refused observations by reason, with their releases)."""
         events: dict[str, Counter] = defaultdict(Counter)
         rows: dict[tuple[str, str], Counter] = defaultdict(Counter)
         releases: dict[tuple[str, str], set] = defaultdict(set)
+        written: Counter = Counter()
         for (topic, _), letters in dead.letters.items():
+            written[topic] += len(letters)      # every letter is a row of quarantine/events/ ...
             for l in letters:
-                events[topic][l["reason"]] += 1
+                if not l["observations"]:       # ... whole events refused; refused rows are counted below
+                    events[topic][l["reason"]] += 1
         outputs = [lineage.s3_dataset(self.settings, f"quarantine/events/topic={topic}",
-                                      outputStatistics=lineage.output_statistics(sum(c.values())),
-                                      ioxhub_refused=lineage.refused_facet(c, "events"))
-                   for topic, c in sorted(events.items())]
+                                      outputStatistics=lineage.output_statistics(n),
+                                      ioxhub_refused=lineage.refused_facet(events[topic], "events"))
+                   for topic, n in sorted(written.items())]
         for (org, dataset_id, release_id), _, _, refused in self.applied:
             if refused:
                 rows[(org, dataset_id)].update(refused)

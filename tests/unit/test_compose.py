@@ -3,6 +3,7 @@ and health checks, volumes, ports, Kafka's SASL/SCRAM + ACL configuration, and t
 (exporter, Prometheus, Grafana with a dashboard that queries only exported metrics)."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -11,6 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from ioxhub.metrics import LIVE_METRICS, METRICS
 from ioxhub.settings import PROJECT_ROOT, setting_env_names
 
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
@@ -306,10 +308,6 @@ def test_prometheus_scrapes_the_exporter_and_grafana_is_provisioned(services):
 
 
 def test_the_dashboard_queries_only_metrics_the_hub_exports():
-    import json
-
-    from ioxhub.metrics import LIVE_METRICS, METRICS
-
     exported = set(LIVE_METRICS) | {n + "_total" if kind == "counter" else n for n, (kind, _, _) in METRICS.items()}
     uid = yaml.safe_load((PROJECT_ROOT / "infra/grafana/provisioning/datasources/prometheus.yml").read_text())[
         "datasources"][0]["uid"]

@@ -11,6 +11,9 @@ import jsonschema
 import pytest
 
 from ioxhub import lineage
+from ioxhub.ingest.datasets import StagedRecord
+from ioxhub.ingest.observe import IngestTrace
+from ioxhub.ingest.quarantine import DeadLetters
 from ioxhub.lineage_graph import LineageNotFound, sources, upstream
 from ioxhub.settings import PROJECT_ROOT, load_settings
 
@@ -177,3 +180,24 @@ def test_read_events_skips_a_broken_line_with_a_warning(tmp_path, caplog):
         assert [e["eventType"] for e in lineage.read_events(path)] == ["START", "COMPLETE"]
     assert f"{path} line 2" in caplog.text
     assert lineage.read_events(Path(tmp_path / "missing.jsonl")) == []
+
+
+def test_ingest_outputs_name_the_releases_applied_and_what_was_quarantined(settings):
+    dead = DeadLetters()
+    topic = "ioxhub.wco.datasets"
+    dead.refuse(StagedRecord(topic, 0, 7), "not-avro", "garbage", org="WCO")
+    dead.refuse(StagedRecord(topic, 0, 9), "unknown-country", "2 rows", org="WCO", observations=2)
+    trace = IngestTrace("datasets", [topic], settings)
+    trace.applied = [(("WCO", "seizures", "r1"), 3, 40, {"unknown-country": 2}), (("WCO", "seizures", "r2"), 2, 10, {})]
+    harmonized = trace._harmonized(trace.applied)
+    (out,) = harmonized
+    assert out["name"] == "harmonized/observations/org=WCO/dataset=seizures"
+    assert out["outputFacets"]["outputStatistics"]["rowCount"] == 50
+    assert [r["releaseId"] for r in out["facets"]["ioxhub_releases"]["releases"]] == ["r1", "r2"]
+    events, rows = trace._quarantine(dead)
+    assert events["name"] == f"quarantine/events/topic={topic}"
+    assert events["outputFacets"]["outputStatistics"]["rowCount"] == 2          # both letters are written
+    assert events["facets"]["ioxhub_refused"]["byReason"] == {"not-avro": 1}    # one whole event refused
+    assert rows["name"] == "quarantine/observations/org=WCO/dataset=seizures"
+    assert rows["facets"]["ioxhub_refused"]["byReason"] == {"unknown-country": 2}
+    assert [r["releaseId"] for r in rows["facets"]["ioxhub_releases"]["releases"]] == ["r1"]

@@ -3,12 +3,14 @@
 - `ingest_dag(kind)`: ingest_datasets / ingest_policies, every 5 minutes, one run at a time, one bounded
   ingest run (ioxhub.ingest.run.ingest); the Asset is announced only when the run applied something.
 - `derive_dag()`: derive_evidence, triggered by either harmonized Asset.
+- `lineage_parent(ti)`: the hub's lineage runs inside a task name the task run as their parent.
 - `run_policy()`: retries with backoff, `execution_timeout`, `dagrun_timeout` from the IOXHUB_TASK_* and
   IOXHUB_DAGRUN_TIMEOUT_MINUTES settings; failures are recorded by app.airflow_failures (docs/airflow-runs.md).
 """
 from __future__ import annotations
 
 import contextlib
+import logging
 from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Asset, Param, dag, task  # noqa: F401
@@ -18,6 +20,7 @@ from ioxhub.assets import CURATED, HARMONIZED_INSTRUMENTS, HARMONIZED_OBSERVATIO
 from app.airflow_failures import on_run_failure, on_task_failure, on_task_retry
 from ioxhub.settings import Settings, get_settings
 
+log = logging.getLogger("ioxhub.airflow")
 START = datetime(2026, 1, 1)
 INGEST_OUTPUTS: dict[str, Asset] = {"datasets": HARMONIZED_OBSERVATIONS, "policies": HARMONIZED_INSTRUMENTS}
 
@@ -45,11 +48,14 @@ def lineage_parent(ti):
     OpenLineage provider gives it (its macros), and the DAG run as root. Without the provider: no parent."""
     try:
         from airflow.providers.openlineage.plugins import macros
-    except ImportError:
+
+        root = {"run": {"runId": macros.lineage_root_run_id(ti)},
+                "job": {"namespace": macros.lineage_root_job_namespace(ti), "name": macros.lineage_root_job_name(ti)}}
+        ids = macros.lineage_job_namespace(), macros.lineage_job_name(ti), macros.lineage_run_id(ti)
+    except Exception as exc:   # no provider, no task instance: lineage must not fail the task
+        log.warning("lineage: no parent run ids from the OpenLineage provider (%s: %s)", type(exc).__name__, exc)
         return contextlib.nullcontext()
-    root = {"run": {"runId": macros.lineage_root_run_id(ti)},
-            "job": {"namespace": macros.lineage_root_job_namespace(ti), "name": macros.lineage_root_job_name(ti)}}
-    return lineage.parent_run(macros.lineage_job_namespace(), macros.lineage_job_name(ti), macros.lineage_run_id(ti), root)
+    return lineage.parent_run(*ids, root)
 
 
 def ingest_dag(kind: str) -> DAG:

@@ -283,7 +283,7 @@ def metrics_print(ctx: typer.Context,
     """Print the current exposition (the runs' textfiles and, with --live, topic lag and dataset freshness)."""
     if ctx.invoked_subcommand is None:
         from app.console import print_json
-        from ioxhub.metrics import exposition, samples
+        from ioxhub.metrics_exporter import exposition, samples
         if as_json:
             print_json(samples(live=live))
         else:
@@ -296,7 +296,7 @@ def metrics_serve(port: int = typer.Option(9464, "--port", help="HTTP port of /m
     """Serve /metrics on HTTP until interrupted (Prometheus scrapes it)."""
     import time
 
-    from ioxhub.metrics import serve_metrics
+    from ioxhub.metrics_exporter import serve_metrics
     serve_metrics(port, addr=addr)
     typer.echo(f"serving metrics on http://{addr}:{port}/metrics (Ctrl-C stops)", err=True)
     while True:

@@ -1,31 +1,25 @@
-"""Prometheus metrics of the hub: textfiles written by the batch runs, and an exporter serving them.
+"""Prometheus metrics of the hub's batch runs, as textfiles (what they record; ioxhub.metrics_exporter serves them).
 
 Batch runs call `record_publish`, `record_ingest`, `record_derive` (or `record_failure`): each adds to the
 counters of its job's textfile `<data_dir>/metrics/<job>.prom` (node_exporter textfile-collector format,
 written by prometheus-client's `write_to_textfile`) and sets its last-run gauges; recording never raises.
-`exposition(settings)` (or `samples`) is the text of all textfiles plus gauges computed now (topic lag, dataset
-freshness); `serve_metrics(port, settings)` serves it on HTTP (`ioxhub metrics serve`, or a long-running
-process). Metric names and labels: docs/lineage-and-metrics.md.
+`read_textfile`, `TextfileValues` give the samples back. Light on purpose (no Kafka or S3 client): every
+publish imports it. Metric names and labels: docs/lineage-and-metrics.md.
 """
 from __future__ import annotations
 
-import datetime as dt
 import fcntl
 import logging
-import threading
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, generate_latest, start_http_server, write_to_textfile
+from prometheus_client import CollectorRegistry, write_to_textfile
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from ioxhub.catalog import Catalog
-from ioxhub.settings import Settings, get_settings
-from ioxhub.status import topic_lag
-from ioxhub.storage import ObjectStore
+from ioxhub.settings import Settings
 
 log = logging.getLogger("ioxhub.metrics")
 
@@ -48,12 +42,6 @@ METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "ioxhub_observations_harmonized": ("counter", "Observations harmonized into the harmonized zone.", ("org", "dataset")),
     "ioxhub_observations_refused": ("counter", "Observations refused by ingest (dead-letter path), by org and reason.", ("org", "reason")),
     "ioxhub_curated_rows": ("gauge", "Rows of the latest snapshot of a curated dataset.", ("dataset",)),
-}
-LIVE_METRICS = {
-    "ioxhub_topic_lag_records": "Records of a topic not yet committed by its ingest group (a lower bound on tansu).",
-    "ioxhub_dataset_freshness_seconds": "Age of the newest applied release (harmonized) or snapshot (curated) of a dataset.",
-    "ioxhub_dataset_updated_timestamp_seconds": "Unix time a dataset last changed (catalog).",
-    "ioxhub_exporter_errors": "1 when a source of the scrape-time gauges (kafka, catalog) failed at this scrape.",
 }
 
 Key = tuple[str, tuple[tuple[str, str], ...]]
@@ -101,7 +89,7 @@ class Update:
                     values[key] = values.get(key, 0.0) + inc
                 values.update(self.sets)
                 registry = CollectorRegistry()
-                registry.register(_Values(values))
+                registry.register(TextfileValues(values))
                 write_to_textfile(str(path), registry)
         except Exception as exc:  # metrics must never break the run they count
             if job not in _warned:
@@ -134,7 +122,7 @@ def read_textfile(path: Path) -> dict[Key, float]:
     return values
 
 
-class _Values:
+class TextfileValues:
     """A collector of fixed values (what a textfile holds)."""
 
     def __init__(self, values: dict[Key, float]):
@@ -203,114 +191,3 @@ def record_failure(settings: Settings, job: str, seconds: float) -> None:
     u = Update()
     u.run(job, seconds, ok=False)
     u.commit(settings, job)
-
-
-# ---------------------------------------------------------------------------------------- exposition
-class TextfileCollector:
-    """The samples of every textfile in the metrics directory, read at each scrape."""
-
-    def __init__(self, settings: Settings):
-        self.settings = settings
-
-    def collect(self) -> Iterator[Metric]:
-        merged: dict[Key, float] = {}
-        for path in sorted(metrics_dir(self.settings).glob("*.prom")):
-            merged.update(read_textfile(path))
-        yield from _Values(merged).collect()
-
-
-class LiveCollector:
-    """Gauges computed at scrape time: topic lag (Kafka) and dataset freshness (the catalog). Each source
-    gets `timeout` seconds (a broker that is down makes kafka-python wait ~30 s): past it, that source
-    reports an error for this scrape and the next scrape waits for the same pending request."""
-
-    def __init__(self, settings: Settings, timeout: float = 5.0):
-        self.settings, self.timeout = settings, timeout
-        self._pending: dict[str, _Pending] = {}
-
-    def _bounded(self, source: str, fn):
-        pending = self._pending.get(source)
-        if pending is None:
-            pending = self._pending[source] = _Pending(fn)
-        if not pending.done.wait(self.timeout):
-            raise TimeoutError(f"{source}: no answer within {self.timeout} s")
-        del self._pending[source]
-        if pending.error is not None:
-            raise pending.error
-        return pending.result
-
-    def collect(self) -> Iterator[Metric]:
-        errors = GaugeMetricFamily("ioxhub_exporter_errors", LIVE_METRICS["ioxhub_exporter_errors"], labels=["source"])
-        lag = GaugeMetricFamily("ioxhub_topic_lag_records", LIVE_METRICS["ioxhub_topic_lag_records"], labels=["kind", "topic"])
-        try:
-            for kind, topics in self._bounded("kafka", lambda: topic_lag(self.settings)).items():
-                for topic, n in topics.items():
-                    lag.add_metric([kind, topic], n)
-            errors.add_metric(["kafka"], 0)
-        except Exception as exc:
-            errors.add_metric(["kafka"], 1)
-            log.debug("metrics: lag unavailable: %s", exc)
-        fresh = GaugeMetricFamily("ioxhub_dataset_freshness_seconds", LIVE_METRICS["ioxhub_dataset_freshness_seconds"],
-                                  labels=["dataset", "kind"])
-        updated = GaugeMetricFamily("ioxhub_dataset_updated_timestamp_seconds",
-                                    LIVE_METRICS["ioxhub_dataset_updated_timestamp_seconds"], labels=["dataset", "kind"])
-        try:
-            for name, kind, when in self._bounded("catalog", lambda: dataset_updates(self.settings)):
-                fresh.add_metric([name, kind], round(time.time() - when, 3))
-                updated.add_metric([name, kind], when)
-            errors.add_metric(["catalog"], 0)
-        except Exception as exc:
-            errors.add_metric(["catalog"], 1)
-            log.debug("metrics: catalog unavailable: %s", exc)
-        yield from (lag, fresh, updated, errors)
-
-
-class _Pending:
-    """A call running in a daemon thread (never holds up the exit of the process)."""
-
-    def __init__(self, fn):
-        self.done = threading.Event()
-        self.result, self.error = None, None
-
-        def run() -> None:
-            try:
-                self.result = fn()
-            except Exception as exc:
-                self.error = exc
-            finally:
-                self.done.set()
-        threading.Thread(target=run, daemon=True, name="ioxhub-metrics-live").start()
-
-
-def dataset_updates(settings: Settings) -> list[tuple[str, str, float]]:
-    """(dataset, kind, unix time of its last change) of every catalog dataset."""
-    out = []
-    for doc in Catalog(ObjectStore(settings)).datasets():
-        if doc.get("updated_at"):
-            out.append((doc["name"], doc.get("kind", ""), dt.datetime.fromisoformat(doc["updated_at"]).timestamp()))
-    return out
-
-
-def registry(settings: Settings | None = None, live: bool = True, timeout: float = 5.0) -> CollectorRegistry:
-    settings = settings or get_settings()
-    reg = CollectorRegistry()
-    reg.register(TextfileCollector(settings))
-    if live:
-        reg.register(LiveCollector(settings, timeout))
-    return reg
-
-
-def exposition(settings: Settings | None = None, live: bool = True, timeout: float = 5.0) -> str:
-    """The current exposition (Prometheus text format): textfiles, and with `live` the scrape-time gauges."""
-    return generate_latest(registry(settings, live, timeout)).decode()
-
-
-def samples(settings: Settings | None = None, live: bool = True) -> list[dict]:
-    """The exposition's samples as [{name, labels, value}] (`ioxhub metrics --json`)."""
-    return [{"name": sm.name, "labels": dict(sm.labels), "value": sm.value}
-            for family in registry(settings, live).collect() for sm in family.samples]
-
-
-def serve_metrics(port: int, settings: Settings | None = None, addr: str = "127.0.0.1"):
-    """Serve the exposition on http://addr:port/metrics in a daemon thread; returns (server, thread)."""
-    return start_http_server(port, addr=addr, registry=registry(settings))

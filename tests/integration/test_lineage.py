@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.demo import ensure_keys
 from consumers.evidence import derive_evidence
-from ioxhub import lineage, metrics
+from ioxhub import lineage, metrics, metrics_exporter
 from ioxhub.ingest.harmonized import dataset_name
 from ioxhub.ingest.run import InjectedFault, ingest
 from ioxhub.names import datasets_topic
@@ -52,7 +52,7 @@ def test_lineage_of_a_curated_dataset_reaches_the_file_and_release(provisioned_s
     csv.write_text("indicator,ref_area,period,value,unit\n"
                    + "".join(f"WCO.LINEAGE_TEST,FRA,{y},{y - 2000}.5,KG\n" for y in range(2018, 2024))
                    + "WCO.LINEAGE_TEST,Atlantis,2024,1.0,KG\n")
-    before = metrics.exposition(hub, live=False)
+    before = metrics_exporter.exposition(hub, live=False)
     summary = publish_dataset("WCO", dataset_id, [csv], MAPPING, settings=hub, progress=False)
     assert summary.rows_sent == 6 and summary.rows_rejected == 1
 
@@ -86,7 +86,7 @@ def test_lineage_of_a_curated_dataset_reaches_the_file_and_release(provisioned_s
     assert out["facets"]["ioxhub_releases"]["releases"][0]["releaseId"] == summary.release_id
 
     # the metrics: this run's counts on top of what the session had before
-    after = metrics.exposition(hub)
+    after = metrics_exporter.exposition(hub)
     for name, labels, delta in (
             ("ioxhub_publish_rows_total", {"org": "WCO", "kind": "dataset"}, 6),
             ("ioxhub_publish_rows_rejected_total", {"org": "WCO", "kind": "dataset", "reason": "unknown-country"}, 1),
@@ -102,12 +102,12 @@ def test_lineage_of_a_curated_dataset_reaches_the_file_and_release(provisioned_s
 
 def test_a_failed_ingest_emits_fail_and_counts_a_failed_run(provisioned_settings):
     hub = provisioned_settings
-    before = value(metrics.exposition(hub, live=False), "ioxhub_runs_total", job="ingest_policies", outcome="failure")
+    before = value(metrics_exporter.exposition(hub, live=False), "ioxhub_runs_total", job="ingest_policies", outcome="failure")
     known = set(runs_of(hub, "ingest_policies"))
     with pytest.raises(InjectedFault):
         ingest("policies", settings=hub, idle_ms=500, fail_before_commit=True)
     (new,) = [evs for run_id, evs in runs_of(hub, "ingest_policies").items() if run_id not in known]
     assert [e["eventType"] for e in new] == ["START", "FAIL"]
     assert "InjectedFault" in new[-1]["run"]["facets"]["errorMessage"]["message"]
-    after = value(metrics.exposition(hub, live=False), "ioxhub_runs_total", job="ingest_policies", outcome="failure")
+    after = value(metrics_exporter.exposition(hub, live=False), "ioxhub_runs_total", job="ingest_policies", outcome="failure")
     assert after == before + 1

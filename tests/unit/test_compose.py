@@ -12,7 +12,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from ioxhub.metrics import LIVE_METRICS, METRICS
+from ioxhub.metrics import METRICS
+from ioxhub.metrics_exporter import LIVE_METRICS
 from ioxhub.settings import PROJECT_ROOT, setting_env_names
 
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
@@ -317,7 +318,7 @@ def test_the_dashboard_queries_only_metrics_the_hub_exports():
         assert panel["datasource"]["uid"] == uid, panel["title"]
         for target in panel["targets"]:
             used |= set(re.findall(r"\bioxhub_[a-z_]+", target["expr"]))
-    assert used <= exported, f"not exported by ioxhub.metrics: {sorted(used - exported)}"
+    assert used <= exported, f"not exported by ioxhub.metrics(_exporter): {sorted(used - exported)}"
     for needed in ("ioxhub_topic_lag_records", "ioxhub_dataset_freshness_seconds", "ioxhub_ingest_events_total",
                    "ioxhub_observations_refused_total", "ioxhub_run_duration_seconds"):
         assert needed in used, needed

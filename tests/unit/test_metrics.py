@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ioxhub import metrics
+from ioxhub import metrics, metrics_exporter
 from ioxhub.settings import load_settings
 
 
@@ -49,20 +49,20 @@ def test_exposition_merges_the_jobs_textfiles(settings):
                            rejected_by_reason={"bad-period": 1}, seconds=0.2)
     metrics.record_failure(settings, "derive_evidence", 4.0)
     metrics.record_derive(settings, {"seconds": 3.0, "datasets": {"impact_did": {"rows": 42, "snapshot": 2}}})
-    text = metrics.exposition(settings, live=False)
+    text = metrics_exporter.exposition(settings, live=False)
     assert value(text, "ioxhub_publish_rows_total", org="WHO", kind="dataset") == 5
     assert value(text, "ioxhub_publish_rows_rejected_total", reason="bad-period") == 1
     assert value(text, "ioxhub_runs_total", job="derive_evidence", outcome="failure") == 1
     assert value(text, "ioxhub_runs_total", job="derive_evidence", outcome="success") == 1
     assert value(text, "ioxhub_curated_rows", dataset="impact_did") == 42
     assert value(text, "ioxhub_run_duration_seconds", job="publish_dataset") == 0.2
-    assert {s["name"] for s in metrics.samples(settings, live=False)} >= {"ioxhub_publish_bytes_total", "ioxhub_curated_rows"}
+    assert {s["name"] for s in metrics_exporter.samples(settings, live=False)} >= {"ioxhub_publish_bytes_total", "ioxhub_curated_rows"}
 
 
 def test_live_gauges_report_their_source_down_instead_of_failing(settings):
     down = dataclasses.replace(settings, kafka_bootstrap="127.0.0.1:9", s3_endpoint="127.0.0.1:9",
                                orgs_file=settings.orgs_file)
-    text = metrics.exposition(down, timeout=0.5)
+    text = metrics_exporter.exposition(down, timeout=0.5)
     assert value(text, "ioxhub_exporter_errors", source="catalog") == 1
     assert value(text, "ioxhub_exporter_errors", source="kafka") == 1
 

@@ -137,6 +137,7 @@ def samples(settings: Settings | None = None, live: bool = True) -> list[dict]:
             for family in registry(settings, live).collect() for sm in family.samples]
 
 
-def serve_metrics(port: int, settings: Settings | None = None, addr: str = "127.0.0.1"):
-    """Serve the exposition on http://addr:port/metrics in a daemon thread; returns (server, thread)."""
-    return start_http_server(port, addr=addr, registry=registry(settings))
+def serve_metrics(port: int, settings: Settings | None = None, addr: str = "127.0.0.1", live: bool = True):
+    """Serve the exposition on http://addr:port/metrics in a daemon thread; returns (server, thread)
+    (`server.shutdown()` stops it)."""
+    return start_http_server(port, addr=addr, registry=registry(settings, live))

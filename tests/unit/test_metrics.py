@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
+import socket
+import urllib.request
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -79,3 +81,16 @@ def test_a_textfile_that_cannot_be_written_does_not_raise(settings, caplog):
     (settings.data_dir / "metrics").write_text("a file where the folder should be")
     metrics.record_failure(settings, "publish_dataset", 1.0)
     assert "could not write" in caplog.text
+
+
+def test_serve_metrics_answers_on_http_with_the_textfiles(settings):
+    metrics.record_failure(settings, "ingest_datasets", 2.0)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server, thread = metrics_exporter.serve_metrics(port, settings, live=False)
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    finally:
+        server.shutdown()
+    assert value(text, "ioxhub_runs_total", job="ingest_datasets", outcome="failure") == 1

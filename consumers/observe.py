@@ -35,6 +35,7 @@ def input_dataset(settings: Settings, doc: dict) -> dict:
 
 
 class DeriveTrace:
+    @lineage.safely
     def __init__(self, harmonized: list[dict], settings: Settings):
         self.settings = settings
         self.started = time.perf_counter()
@@ -42,10 +43,12 @@ class DeriveTrace:
         self.run = lineage.LineageRun(JOB, settings)
         self.run.start(self.inputs)
 
+    @lineage.safely
     def fail(self, exc: BaseException) -> None:
         self.run.fail(exc, self.inputs)
         metrics.record_failure(self.settings, JOB, time.perf_counter() - self.started)
 
+    @lineage.safely
     def complete(self, summary: dict, frames: dict[str, pd.DataFrame]) -> None:
         outputs = []
         for name, written in summary.get("datasets", {}).items():

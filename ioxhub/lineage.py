@@ -3,7 +3,8 @@
 `LineageRun(job_name, settings)`: `.start(inputs, outputs)`, `.complete(inputs, outputs)`, `.fail(exc, inputs)`.
 Datasets: `file_dataset`, `kafka_dataset`, `s3_dataset`; facets: `schema_facet`, `output_statistics`,
 `refused_facet`, `releases_facet`, `version_facet`. `parent_run(...)` (context manager) gives the runs inside
-a parent run facet (the Airflow task). `events_file(settings)`, `read_events(path)`.
+a parent run facet (the Airflow task). `events_file(settings)`, `read_events(path)`; `safely`: a decorator for
+the jobs' lineage and metrics calls, which never raise into the job.
 Emission never raises: a failing transport is logged once and then left off for the process.
 Naming, facets, transports, why events are plain dicts: docs/lineage-and-metrics.md.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -188,6 +190,19 @@ class LineageRun:
                            stackTrace="".join(traceback.format_exception(exc))[-8000:])
             return run_event("FAIL", self.run_id, self.job_name, list(inputs), [], self._facets({"errorMessage": error}))
         emit(build, self.settings)
+
+
+def safely(method):
+    """Decorate a method of a run's lineage or metrics: an exception in it (a bug in building an event) is
+    logged, never raised into the job it describes."""
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except Exception as exc:
+            log.warning("lineage/metrics: %s failed (%s: %s); the job goes on", method.__qualname__,
+                        type(exc).__name__, exc)
+    return wrapper
 
 
 # ---------------------------------------------------------------------------------------- transports

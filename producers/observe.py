@@ -15,6 +15,7 @@ from producers.summary import PublishSummary
 
 
 class PublishTrace:
+    @lineage.safely
     def __init__(self, summary: PublishSummary, settings: Settings, columns: Sequence[str] = (),
                  file_columns: Sequence[Sequence[str]] = ()):
         self.settings = settings
@@ -37,6 +38,7 @@ class PublishTrace:
             ioxhub_refused=lineage.refused_facet(summary.rejected_by_reason, "rows"),
             ioxhub_releases=lineage.releases_facet(releases) if releases else None)
 
+    @lineage.safely
     def complete(self, summary: PublishSummary) -> None:
         self.run.complete(self.inputs, [self.output(summary)])
         metrics.record_publish(self.settings, kind=summary.kind, org=summary.org, rows=summary.rows_sent,
@@ -44,6 +46,7 @@ class PublishTrace:
                                rejected_by_reason=summary.rejected_by_reason,
                                seconds=time.perf_counter() - self.started)
 
+    @lineage.safely
     def fail(self, kind: str, exc: BaseException) -> None:
         self.run.fail(exc, self.inputs)
         metrics.record_failure(self.settings, f"publish_{kind}", time.perf_counter() - self.started)

@@ -25,6 +25,7 @@ def _columns(schema) -> list[tuple[str, str]]:
 
 
 class IngestTrace:
+    @lineage.safely
     def __init__(self, kind: str, topics: list[str], settings: Settings):
         self.kind, self.settings = kind, settings
         self.started = time.perf_counter()
@@ -32,10 +33,12 @@ class IngestTrace:
         self.run = lineage.LineageRun(f"ingest_{kind}", settings)
         self.run.start(self.inputs)
 
+    @lineage.safely
     def fail(self, exc: BaseException) -> None:
         self.run.fail(exc, self.inputs)
         metrics.record_failure(self.settings, f"ingest_{self.kind}", time.perf_counter() - self.started)
 
+    @lineage.safely
     def complete(self, summary: dict, handler: DatasetIngest | PolicyIngest, dead: DeadLetters,
                  consumed_by_topic: dict[str, int]) -> None:
         self.applied = applied = getattr(handler, "applied", [])      # policies: no releases

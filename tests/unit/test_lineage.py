@@ -11,6 +11,7 @@ import jsonschema
 import pytest
 
 from ioxhub import lineage
+from consumers.observe import DeriveTrace
 from ioxhub.ingest.datasets import StagedRecord
 from ioxhub.ingest.observe import IngestTrace
 from ioxhub.ingest.quarantine import DeadLetters
@@ -201,3 +202,10 @@ def test_ingest_outputs_name_the_releases_applied_and_what_was_quarantined(setti
     assert rows["name"] == "quarantine/observations/org=WCO/dataset=seizures"
     assert rows["facets"]["ioxhub_refused"]["byReason"] == {"unknown-country": 2}
     assert [r["releaseId"] for r in rows["facets"]["ioxhub_releases"]["releases"]] == ["r1"]
+
+
+def test_a_bug_in_building_a_run_s_events_never_reaches_the_job(settings, caplog):
+    trace = DeriveTrace([], settings)
+    with caplog.at_level(logging.WARNING, "ioxhub.lineage"):
+        trace.complete({"datasets": {"impact_did": {"rows": 1, "snapshot": 1}}}, frames={})   # no frame: KeyError
+    assert "DeriveTrace.complete failed (KeyError" in caplog.text

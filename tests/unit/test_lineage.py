@@ -1,9 +1,12 @@
-"""Lineage run events (building, transports) and the upstream graph, without servers."""
+"""Lineage run events (building, transports) and the upstream graph, without the stack (the http transport
+posts to an in-process receiver)."""
 from __future__ import annotations
 
 import dataclasses
+import http.server
 import json
 import logging
+import threading
 import uuid
 from pathlib import Path
 
@@ -209,3 +212,31 @@ def test_a_bug_in_building_a_run_s_events_never_reaches_the_job(settings, caplog
     with caplog.at_level(logging.WARNING, "ioxhub.lineage"):
         trace.complete({"datasets": {"impact_did": {"rows": 1, "snapshot": 1}}}, frames={})   # no frame: KeyError
     assert "DeriveTrace.complete failed (KeyError" in caplog.text
+
+
+def test_http_transport_posts_the_event_to_an_openlineage_endpoint(settings):
+    received: list[tuple[str, dict]] = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.path, json.loads(body)))
+            self.send_response(201)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        http_settings = dataclasses.replace(settings, lineage_transport="http",
+                                            lineage_url=f"http://127.0.0.1:{server.server_address[1]}")
+        run = lineage.LineageRun("publish.WCO.x", http_settings)
+        run.start([lineage.file_dataset("/feeds/a.csv")])
+    finally:
+        server.shutdown()
+    (path, event), = received
+    assert path == "/api/v1/lineage"                       # Marquez's (and the spec's) endpoint
+    assert event["eventType"] == "START" and event["run"]["runId"] == run.run_id
+    assert event["inputs"][0]["name"] == "/feeds/a.csv"

@@ -3,19 +3,24 @@
 - `ingest_dag(kind)`: ingest_datasets / ingest_policies, every 5 minutes, one run at a time, one bounded
   ingest run (ioxhub.ingest.run.ingest); the Asset is announced only when the run applied something.
 - `derive_dag()`: derive_evidence, triggered by either harmonized Asset.
+- `lineage_parent(ti)`: the hub's lineage runs inside a task name the task run as their parent.
 - `run_policy()`: retries with backoff, `execution_timeout`, `dagrun_timeout` from the IOXHUB_TASK_* and
   IOXHUB_DAGRUN_TIMEOUT_MINUTES settings; failures are recorded by app.airflow_failures (docs/airflow-runs.md).
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Asset, Param, dag, task  # noqa: F401
 
+from ioxhub import lineage
 from ioxhub.assets import CURATED, HARMONIZED_INSTRUMENTS, HARMONIZED_OBSERVATIONS
 from app.airflow_failures import on_run_failure, on_task_failure, on_task_retry
 from ioxhub.settings import Settings, get_settings
 
+log = logging.getLogger("ioxhub.airflow")
 START = datetime(2026, 1, 1)
 INGEST_OUTPUTS: dict[str, Asset] = {"datasets": HARMONIZED_OBSERVATIONS, "policies": HARMONIZED_INSTRUMENTS}
 
@@ -38,6 +43,21 @@ def run_policy(settings: Settings | None = None) -> dict:
     }
 
 
+def lineage_parent(ti):
+    """Inside a task: the hub's lineage runs carry a parent run facet naming this task run, with the ids the
+    OpenLineage provider gives it (its macros), and the DAG run as root. Without the provider: no parent."""
+    try:
+        from airflow.providers.openlineage.plugins import macros
+
+        root = {"run": {"runId": macros.lineage_root_run_id(ti)},
+                "job": {"namespace": macros.lineage_root_job_namespace(ti), "name": macros.lineage_root_job_name(ti)}}
+        ids = macros.lineage_job_namespace(), macros.lineage_job_name(ti), macros.lineage_run_id(ti)
+    except Exception as exc:   # no provider, no task instance: lineage must not fail the task
+        log.warning("lineage: no parent run ids from the OpenLineage provider (%s: %s)", type(exc).__name__, exc)
+        return contextlib.nullcontext()
+    return lineage.parent_run(*ids, root)
+
+
 def ingest_dag(kind: str) -> DAG:
     """The ingest DAG of one event kind ("datasets" or "policies")."""
 
@@ -58,14 +78,15 @@ def ingest_dag(kind: str) -> DAG:
     )
     def ingest_kind():
         @task
-        def ingest(params=None, run_id=None) -> dict:
+        def ingest(params=None, run_id=None, ti=None) -> dict:
             from ioxhub.ingest.run import ingest as run_ingest
             from ioxhub.logs import configure
 
             configure(get_settings())
 
-            return run_ingest(kind, max_records=params["max_records"],
-                              fail_before_commit=params["fail_before_commit"], run_id=run_id)
+            with lineage_parent(ti):
+                return run_ingest(kind, max_records=params["max_records"],
+                                  fail_before_commit=params["fail_before_commit"], run_id=run_id)
 
         @task(outlets=[INGEST_OUTPUTS[kind]])
         def announce(summary: dict) -> None:
@@ -94,7 +115,7 @@ def derive_dag() -> DAG:
     )
     def derive_evidence():
         @task(outlets=[CURATED])
-        def derive(params=None, run_id=None) -> dict:
+        def derive(params=None, run_id=None, ti=None) -> dict:
             from airflow.sdk.exceptions import AirflowSkipException
 
             from consumers.evidence import derive_evidence as run_derive
@@ -102,7 +123,8 @@ def derive_dag() -> DAG:
 
             configure(get_settings())
 
-            summary = run_derive(force=params["force"], run_id=run_id)
+            with lineage_parent(ti):
+                summary = run_derive(force=params["force"], run_id=run_id)
             if not summary["changed"]:
                 raise AirflowSkipException(summary["reason"])
             return summary

@@ -404,6 +404,49 @@ def report_cmd(instrument: str = typer.Argument(..., help="Instrument id, e.g. W
     typer.echo(f"report written to {path}")
 
 
+# ---------------------------------------------------------------------------------------- lineage, metrics
+@app.command("lineage")
+def lineage_cmd(dataset: str = typer.Argument(..., help="Dataset name, e.g. impact_did (curated/<name>) or a harmonized/ path."),
+                as_json: bool = JSON) -> None:
+    """The upstream graph of a dataset down to the partner releases and files (from the lineage events)."""
+    from app.console import show
+    from app.console.lineage import print_lineage
+    from ioxhub.lineage_graph import dataset_graph
+
+    show(dataset_graph(dataset), as_json, print_lineage)
+
+
+metrics_app = typer.Typer(invoke_without_command=True, help="Prometheus metrics: print the exposition, or serve it.")
+app.add_typer(metrics_app, name="metrics")
+
+
+@metrics_app.callback()
+def metrics_print(ctx: typer.Context,
+                  live: bool = typer.Option(True, "--live/--no-live", help="Include the gauges computed now (lag, freshness)."),
+                  as_json: bool = JSON) -> None:
+    """Print the current exposition (the runs' textfiles and, with --live, topic lag and dataset freshness)."""
+    if ctx.invoked_subcommand is None:
+        from app.console import print_json
+        from ioxhub.metrics_exporter import exposition, samples
+        if as_json:
+            print_json(samples(live=live))
+        else:
+            typer.echo(exposition(live=live), nl=False)
+
+
+@metrics_app.command("serve")
+def metrics_serve(port: int = typer.Option(9464, "--port", help="HTTP port of /metrics."),
+                  addr: str = typer.Option("127.0.0.1", "--addr", help="Address to listen on.")) -> None:
+    """Serve /metrics on HTTP until interrupted (Prometheus scrapes it)."""
+    import time
+
+    from ioxhub.metrics_exporter import serve_metrics
+    serve_metrics(port, addr=addr)
+    typer.echo(f"serving metrics on http://{addr}:{port}/metrics (Ctrl-C stops)", err=True)
+    while True:
+        time.sleep(3600)
+
+
 # ---------------------------------------------------------------------------------------- demo
 @app.command("demo")
 def demo_cmd() -> None:

@@ -20,6 +20,7 @@ from consumers.derive.compendium import instrument_history, instruments_compendi
 from consumers.derive.coverage import data_coverage
 from consumers.derive.impact import instrument_impact
 from consumers.derive.panel import indicator_panel, panel_wide
+from consumers.observe import DeriveTrace
 from ioxhub.settings import Settings, get_settings
 from ioxhub.storage import ObjectStore, curated_prefix, instruments_key
 
@@ -45,17 +46,32 @@ def read_observations(store: ObjectStore) -> pa.Table | None:
     return pa.concat_tables(tables) if tables else None
 
 
-def _inputs_fingerprint(catalog: Catalog) -> str:
-    harmonized = {d["name"]: d["snapshot"] for d in catalog.datasets() if d.get("kind") == "harmonized"}
-    return hashlib.sha256(json.dumps(harmonized, sort_keys=True).encode()).hexdigest()
+def _inputs_fingerprint(harmonized: list[dict]) -> str:
+    return hashlib.sha256(json.dumps({d["name"]: d["snapshot"] for d in harmonized}, sort_keys=True).encode()).hexdigest()
 
 
 def derive_evidence(settings: Settings | None = None, *, force: bool = False, run_id: str = "manual") -> dict:
     """Derive every evidence dataset; returns what was written (rows per dataset, snapshot numbers)."""
     started = time.monotonic()
-    store = ObjectStore(settings or get_settings())
+    settings = settings or get_settings()
+    store = ObjectStore(settings)
     catalog = Catalog(store)
-    fingerprint = _inputs_fingerprint(catalog)
+    harmonized = [d for d in catalog.datasets() if d.get("kind") == "harmonized"]
+    fingerprint = _inputs_fingerprint(harmonized)
+    trace = DeriveTrace(harmonized, settings)
+    outputs: dict[str, pd.DataFrame] = {}
+    try:
+        summary = _derive(store, catalog, fingerprint, outputs, force=force, run_id=run_id, started=started)
+    except BaseException as exc:
+        trace.fail(exc)
+        raise
+    trace.complete(summary, outputs)
+    return summary
+
+
+def _derive(store: ObjectStore, catalog: Catalog, fingerprint: str, outputs: dict[str, pd.DataFrame], *,
+            force: bool, run_id: str, started: float) -> dict:
+    """The derivation proper: `outputs` receives the frames written."""
     state = store.get_json(STATE_KEY) or {}
     if not force and state.get("fingerprint") == fingerprint:
         summary = {"changed": False, "reason": "harmonized inputs unchanged since the last derivation", "datasets": {},
@@ -66,7 +82,6 @@ def derive_evidence(settings: Settings | None = None, *, force: bool = False, ru
     observations = read_observations(store)
     versions = store.read_parquet(instruments_key("instrument_versions"))
     adoptions = store.read_parquet(instruments_key("adoptions"))
-    outputs: dict[str, pd.DataFrame] = {}
     if versions is not None:
         outputs["instruments_compendium"] = instruments_compendium(versions, adoptions).reset_index()
         outputs["instrument_history"] = instrument_history(versions)

@@ -107,6 +107,11 @@ class Settings:
     task_timeout_minutes: float = _setting(20.0, "A task try running longer is stopped and counts as failed (a hung poll or request).", check=POSITIVE)
     dagrun_timeout_minutes: int = _setting(120, "A DAG run still unfinished after this long fails, so the next run of a one-run-at-a-time DAG can start.", check=POSITIVE)
 
+    # --- lineage and metrics -------------------------------------------------------------------------
+    lineage_transport: str = _setting("file", "Where OpenLineage run events go: file (JSON lines in <data_dir>/lineage/), console, http or none.",
+                                      check=one_of("file", "console", "http", "none"))
+    lineage_url: str | None = _setting(None, "OpenLineage HTTP endpoint when the transport is http (e.g. Marquez: http://host:5000).")
+
     # ------------------------------------------------------------------------------------------------
     @property
     def resolved_airflow_home(self) -> Path:

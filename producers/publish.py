@@ -27,6 +27,7 @@ from producers.chunks import DEFAULT_MAX_BYTES, DEFAULT_MAX_OBSERVATIONS, Chunk,
 from producers.filecheck import SourceError
 from producers.ledger import ReleaseLedger
 from producers.mapping import ColumnMapping
+from producers.observe import PublishTrace
 from producers.policy_file import check_policy_file
 from producers.prefetch import Prefetched
 from producers.readers import open_source
@@ -88,6 +89,8 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
                              mapping=column_mapping.origin, strict=strict,
                              rejects_path=Path(rejects_path) if rejects_path else default_rejects_path(paths[0]))
     total_bytes = summary.bytes_read = sum(s.size for s in sources)
+    trace = PublishTrace(summary, settings, [*column_mapping.fields, *(f"attributes.{a}" for a in column_mapping.attributes)],
+                         [src.columns for src in sources])
     report = _reporter(progress, sources, total_bytes)
     # Overlap the slow starts: the Kafka connection (~0.2 s of round trips) and the first blocks of
     # parsing run in background threads while the files are hashed for the release id.
@@ -110,6 +113,7 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
                     finish_rejects(summary, rejected)
                     summary.notes.append("strict: the release was refused, nothing was sent")
                     summary.seconds = time.perf_counter() - started
+                    trace.complete(summary)
                     return summary
                 summary.rows_read = 0
                 batches = Prefetched(iter(read_batches(sources, resolved)), depth=2)
@@ -150,6 +154,9 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
             summary.rows_sent = builder.observation_count
             summary.chunks = builder.chunk_count
             finish_rejects(summary, rejected)
+    except BaseException as exc:
+        trace.fail("dataset", exc)
+        raise
     finally:
         if batches is not None:
             batches.close()
@@ -170,6 +177,7 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
     log.info("publish: release %s of %s/%s: %s rows sent in %s chunks, %s rejected", release_id, org, dataset_id,
              summary.rows_sent, summary.chunks, summary.rows_rejected,
              extra={"org": org, "dataset": dataset_id, "release_id": release_id, "topic": summary.topic})
+    trace.complete(summary)
     return summary
 
 
@@ -260,6 +268,8 @@ def publish_policy(org: str, file: str | Path, *, strict: bool = False, rejects_
     checked = check_policy_file(org, path, enums, int(time.time() * 1000))
     summary = PublishSummary("policy", org, topic, [str(path)], rows_read=checked.entries, strict=strict,
                              rejects_path=Path(rejects_path) if rejects_path else default_rejects_path(path))
+    summary.bytes_read = path.stat().st_size
+    trace = PublishTrace(summary, settings, [f["name"] for f in schema.schema["fields"]])
     with rejects_mod.RejectsWriter(summary.rejects_path) as rejected:
         if checked.problems:
             table = pa.concat_tables([rejects_mod.make(path.name, [ln], fld, [val], reason)
@@ -269,22 +279,28 @@ def publish_policy(org: str, file: str | Path, *, strict: bool = False, rejects_
     if strict and checked.problems:
         summary.notes.append("strict: the file was refused, nothing was sent")
         summary.seconds = time.perf_counter() - started
+        trace.complete(summary)
         return summary
     records = checked.records
     unique = list({r["event_id"]: r for r in records}.values())
     if len(unique) < len(records):
         summary.notes.append(f"{len(records) - len(unique)} repeated update(s) in the file sent once")
-    if unique:
-        with Sender.connect(settings, topic, org) as sender:
-            summary.signed_by = sender.key_id
-            for record in unique:
-                value = policy_update.encode(record, registry)
-                sender.send(record["instrument_id"].encode(), value, record["event_id"], schema.fingerprint,
-                            policy_update.NAME, record["produced_at"])
-                summary.event_ids.append(record["event_id"])
-                summary.bytes_sent += len(value)
-            sender.settle()
-        summary.sent = True
+    try:
+        if unique:
+            with Sender.connect(settings, topic, org) as sender:
+                summary.signed_by = sender.key_id
+                for record in unique:
+                    value = policy_update.encode(record, registry)
+                    sender.send(record["instrument_id"].encode(), value, record["event_id"], schema.fingerprint,
+                                    policy_update.NAME, record["produced_at"])
+                    summary.event_ids.append(record["event_id"])
+                    summary.bytes_sent += len(value)
+                sender.settle()
+            summary.sent = True
+    except BaseException as exc:
+        trace.fail("policy", exc)
+        raise
     summary.rows_sent = len(unique)
     summary.seconds = time.perf_counter() - started
+    trace.complete(summary)
     return summary

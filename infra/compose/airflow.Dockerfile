@@ -8,6 +8,8 @@ FROM apache/airflow:3.3.2-python3.11
 # takes this directory's owner, so the airflow user (uid 50000) can write it.
 USER root
 RUN mkdir -p /var/lib/ioxhub && chown airflow:root /var/lib/ioxhub && chmod 700 /var/lib/ioxhub
+# The same for the runs' metrics textfiles and lineage events (volume ioxhub-data, read by ioxhub-metrics).
+RUN mkdir -p /opt/airflow/ioxhub/lineage && chown -R airflow:root /opt/airflow/ioxhub
 USER airflow
 
 # Dependencies first (cached while only the code changes). apache-airflow is repeated so that pip keeps

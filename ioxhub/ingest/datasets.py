@@ -147,6 +147,8 @@ class DatasetIngest:
         self.budget = MemoryBudget()
         self._taking: Release | None = None     # the release of the event being added (see `fail`)
         self.staging_deletes: list[str] = []     # staged events of refused releases, deleted by `settle`
+        # releases applied: (key, events of this run, observations harmonized, observations refused by reason)
+        self.applied: list[tuple[tuple[str, str, str], int, int, dict[str, int]]] = []
 
     def add(self, record: ConsumerRecord, decoded: codec.Decoded) -> None:
         """Take one decoded, verified event of a datasets topic."""
@@ -357,6 +359,8 @@ class DatasetIngest:
             c.observations_duplicate += counts.duplicates
             c.revisions_applied += counts.revisions
             c.superseded += counts.superseded
+        self.applied.append((release.key, len(release.new_parts), counts.harmonized if counts else 0,
+                             dict(Counter(bad.column("reason").to_pylist())) if bad.num_rows else {}))
         self.catalog.mark_release_applied(*release.key, {
             "observations": manifest["observation_count"], "harmonized": counts.harmonized if counts else 0,
             "refused": bad.num_rows, "duplicates": counts.duplicates if counts else 0,

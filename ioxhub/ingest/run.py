@@ -22,6 +22,7 @@ from ioxhub.errors import IoxhubError
 from ioxhub.ingest.consume import BatchConsumer
 from ioxhub.ingest.datasets import DatasetIngest
 from ioxhub.ingest.lock import RunLock
+from ioxhub.ingest.observe import IngestTrace
 from ioxhub.ingest.policies import PolicyIngest
 from ioxhub.ingest.quarantine import OUTAGES, DeadLetters
 from ioxhub.ingest.raw import RawZone
@@ -65,6 +66,8 @@ def ingest(kind: Kind, settings: Settings | None = None, *, max_records: int | N
     trust = load_trust_store(settings, spec) if settings.require_signatures else None
     consumer = BatchConsumer(settings, f"{settings.consumer_group}-{kind}", topics)
     lock = RunLock(store, settings, kind, f"{dag_id(kind)} run {run_id}")
+    trace = IngestTrace(kind, topics, settings)
+    consumed_by_topic: Counter = Counter()
     try:
         lock.acquire()
         with tempfile.TemporaryDirectory(prefix=f"ioxhub-ingest-{kind}-") as tmp:
@@ -75,6 +78,7 @@ def ingest(kind: Kind, settings: Settings | None = None, *, max_records: int | N
 
             def take(polled) -> None:
                 for tp, records in sorted(polled.items()):
+                    consumed_by_topic[tp.topic] += len(records)
                     raw.add(tp, records)
                     for record in records:
                         handle(record, handler, dead, trust, registry)
@@ -99,10 +103,14 @@ def ingest(kind: Kind, settings: Settings | None = None, *, max_records: int | N
             raise InjectedFault("fault injected after the objects were written, before the offset commit")
         consumer.commit(batch)
         summary["lag"] = consumer.lag()
+    except BaseException as exc:
+        trace.fail(exc)
+        raise
     finally:
         consumer.close()
         lock.release_quietly()
     with_context(log, run_id=run_id, kind=kind).info("ingest %s: %s", kind, summary)
+    trace.complete(summary, handler, dead, consumed_by_topic)
     return summary
 
 

@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import Mapping
 
+from ioxhub.lineage import provider_config
 from ioxhub.settings import Settings, env_name
 from ioxhub.stack import process
 from ioxhub.stack.process import Port, ServiceSpec, StackError
@@ -46,6 +47,7 @@ def airflow_config(settings: Settings) -> dict[str, str]:
         # Its default is http://localhost:8080/execution/ whatever [api] port says.
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",  # new DAG files show up within 30 s
+        **provider_config(settings),   # the OpenLineage provider sends to the hub's lineage transport
     }
 
 

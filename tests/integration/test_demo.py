@@ -2,12 +2,14 @@
 
 From a clean data dir it completes and prints the summary; a second run doubles nothing (harmonized rows
 and curated snapshot numbers unchanged, every event of the second ingest a duplicate). Then `ioxhub
-datasets` and `ioxhub report` against the same stack, all readable in an 80-column terminal.
+datasets`, `ioxhub report` and `ioxhub lineage impact_did` (down to every sample file) against the same
+stack, all readable in an 80-column terminal.
 """
 from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 import subprocess
 import sys
@@ -16,6 +18,8 @@ import matplotlib.image
 import pytest
 
 from ioxhub.catalog import Catalog
+from ioxhub.lineage_graph import sources
+from producers.samples.manifest import SampleManifest
 from producers.samples.effects import PLANTED_EFFECTS
 from ioxhub.settings import load_settings
 from ioxhub.stack import local
@@ -98,6 +102,14 @@ def test_demo_twice_then_datasets_and_report(tmp_path):
         _assert_fits_80_columns(datasets.stdout)
         for name in [*rows, *snapshots]:
             assert re.search(rf"^{re.escape(name)} ", datasets.stdout, re.M), name
+
+        # where impact_did came from: every sample file the demo published, through its release
+        graph = _ioxhub(env, "lineage", "impact_did", "--json", cwd=tmp_path)
+        assert graph.returncode == 0, graph.stderr
+        files, releases = sources(json.loads(graph.stdout))
+        samples = tmp_path / "data" / "samples"
+        assert files == {str((samples / f.path).resolve()) for f in SampleManifest.load(samples).files}
+        assert len(releases) >= len(rows)                       # at least one release per harmonized dataset
 
         page = tmp_path / "x.html"
         done = _ioxhub(env, "report", "WCO-FOS-ECOM", "-o", str(page), cwd=tmp_path)

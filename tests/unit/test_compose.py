@@ -1,7 +1,9 @@
 """docker-compose.yml checked structurally (no Docker engine here): services, settings names, dependencies
-and health checks, volumes, ports, and Kafka's SASL/SCRAM + ACL configuration."""
+and health checks, volumes, ports, Kafka's SASL/SCRAM + ACL configuration, and the metrics services
+(exporter, Prometheus, Grafana with a dashboard that queries only exported metrics)."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -10,6 +12,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from ioxhub.metrics import METRICS
+from ioxhub.metrics_exporter import LIVE_METRICS
 from ioxhub.settings import PROJECT_ROOT, setting_env_names
 
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
@@ -282,3 +286,39 @@ def test_airflow_image_is_the_official_one_plus_the_locked_package():
     assert ignore[0:1] == ["*"] or [line for line in ignore if not line.startswith("#")][0] == "*"
     allowed = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
     assert not {".venv", ".ioxhub", ".env"} & allowed
+
+
+# ------------------------------------------------------------------------------------------- metrics, dashboard
+def test_prometheus_scrapes_the_exporter_and_grafana_is_provisioned(services):
+    serve = services["ioxhub-metrics"]["command"]
+    assert serve[:2] == ["metrics", "serve"]
+    port = serve[serve.index("--port") + 1]
+    config = yaml.safe_load((PROJECT_ROOT / "infra" / "prometheus" / "prometheus.yml").read_text())
+    targets = [t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]]
+    assert targets == [f"ioxhub-metrics:{port}"]
+    assert "./infra/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in services["prometheus"]["volumes"]
+    # the exporter reads the volume the Airflow tasks write their textfiles to
+    data_dir = env(services["airflow-scheduler"])["IOXHUB_DATA_DIR"]
+    assert f"ioxhub-data:{data_dir}" in services["ioxhub-metrics"]["volumes"]
+    assert f"ioxhub-data:{data_dir}" in services["airflow-scheduler"]["volumes"]
+    grafana = services["grafana"]["volumes"]
+    assert "./infra/grafana/provisioning:/etc/grafana/provisioning:ro" in grafana
+    assert "./infra/grafana/dashboards:/var/lib/grafana/dashboards:ro" in grafana
+    datasource = yaml.safe_load((PROJECT_ROOT / "infra/grafana/provisioning/datasources/prometheus.yml").read_text())
+    assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
+
+
+def test_the_dashboard_queries_only_metrics_the_hub_exports():
+    exported = set(LIVE_METRICS) | {n + "_total" if kind == "counter" else n for n, (kind, _, _) in METRICS.items()}
+    uid = yaml.safe_load((PROJECT_ROOT / "infra/grafana/provisioning/datasources/prometheus.yml").read_text())[
+        "datasources"][0]["uid"]
+    dashboard = json.loads((PROJECT_ROOT / "infra" / "grafana" / "dashboards" / "ioxhub.json").read_text())
+    used = set()
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] == uid, panel["title"]
+        for target in panel["targets"]:
+            used |= set(re.findall(r"\bioxhub_[a-z_]+", target["expr"]))
+    assert used <= exported, f"not exported by ioxhub.metrics(_exporter): {sorted(used - exported)}"
+    for needed in ("ioxhub_topic_lag_records", "ioxhub_dataset_freshness_seconds", "ioxhub_ingest_events_total",
+                   "ioxhub_observations_refused_total", "ioxhub_run_duration_seconds"):
+        assert needed in used, needed

@@ -1,7 +1,7 @@
 """The hub's DAG definitions (imported by the thin files in dags/; this module imports airflow).
 
 - `ingest_dag(kind)`: ingest_datasets / ingest_policies, started by the event trigger of the kind's org topics
-  (app.airflow_triggers) with a long safety interval, one run at a time, one bounded ingest run
+  (app.airflow_triggers, which also fires after a long quiet safety interval), one run at a time, one bounded ingest run
   (ioxhub.ingest.run.ingest); the harmonized Asset is announced only when the run applied something.
 - `derive_dag()`: derive_evidence, triggered by either harmonized Asset.
 - `run_policy()`: retries with backoff, `execution_timeout`, `dagrun_timeout` from the IOXHUB_TASK_* and
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, DeltaTriggerTimetable, Param, dag, task  # noqa: F401
+from airflow.sdk import DAG, Asset, Param, dag, task  # noqa: F401
 
 from ioxhub.assets import CURATED, HARMONIZED_INSTRUMENTS, HARMONIZED_OBSERVATIONS
 from app.airflow_failures import on_run_failure, on_task_failure, on_task_retry
@@ -42,12 +42,11 @@ def run_policy(settings: Settings | None = None) -> dict:
 
 def ingest_dag(kind: str) -> DAG:
     """The ingest DAG of one event kind ("datasets" or "policies"): started when records arrive on the org
-    topics of the kind, and at the latest every IOXHUB_INGEST_SAFETY_INTERVAL_MINUTES."""
-    safety = timedelta(minutes=get_settings().ingest_safety_interval_minutes)
+    topics of the kind (and at the latest every IOXHUB_INGEST_SAFETY_INTERVAL_MINUTES, by the same trigger)."""
 
     @dag(
         dag_id=f"ingest_{kind}",
-        schedule=AssetOrTimeSchedule(timetable=DeltaTriggerTimetable(safety), assets=topics_asset(kind)),
+        schedule=topics_asset(kind),
         start_date=START,
         catchup=False,
         max_active_runs=1,

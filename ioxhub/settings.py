@@ -88,7 +88,7 @@ class Settings:
     require_signatures: bool = _setting(True, "Ingest refuses records without a valid Ed25519 signature of their org.")
     staging_max_age_hours: float = _setting(72.0, "A release still incomplete in staging/ this long after its first staged event is quarantined (incomplete-release).", check=NOT_NEGATIVE)
     trigger_poll_seconds: float = _setting(2.0, "How often the ingest DAGs' event triggers compare the topics' end offsets with the ingest groups' committed offsets.", check=POSITIVE)
-    ingest_safety_interval_minutes: int = _setting(60, "The ingest DAGs also run this often, whatever their triggers say (a safety net: records left by a failed run).", check=POSITIVE)
+    ingest_safety_interval_minutes: int = _setting(60, "An ingest DAG's trigger fires after this long without firing, records seen or not (a safety net: records left by a failed run).", check=POSITIVE)
 
     # --- Airflow runs (every task of the hub DAGs) ----------------------------------------------------
     task_retries: int = _setting(3, "Retries of a failed DAG task before its run fails.", check=NOT_NEGATIVE)

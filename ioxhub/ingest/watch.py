@@ -48,16 +48,22 @@ class Offsets:
         return sum(self.lag_by_topic().values())
 
 
-def should_fire(fired: Offsets | None, now: Offsets) -> bool:
-    """Start an ingest run? Only when records wait (lag), and either
+def should_fire(fired: Offsets | None, now: Offsets, quiet_s: float = 0.0, safety_s: float = float("inf")) -> bool:
+    """Start an ingest run? `fired`: the offsets at the last firing (None: none yet), `quiet_s`: seconds
+    since the last firing (or since watching began). Fire when records wait (lag), and either
 
     - no firing is remembered (first look, or the triggerer restarted: data left is picked up), or
     - some partition's end offset moved past where it was at the last firing (new records arrived), or
     - the committed offsets moved since the last firing (a run finished) and records are still left
-      (a run bounded by max_records, or records that came in during that run).
+      (a run bounded by max_records, or records that came in during that run);
+
+    and in any case once `safety_s` passed without a firing (a safety net: records a failed run left, or
+    records behind end offsets that under-report, as tansu's do).
 
     A run in progress commits nothing until it ends, so while it works this stays quiet unless new
     records arrive; those firings coalesce in Airflow's asset queue into one next run."""
+    if quiet_s >= safety_s:
+        return True
     if now.lag() == 0:
         return False
     if fired is None:

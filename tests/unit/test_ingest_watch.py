@@ -58,10 +58,18 @@ def test_a_burst_fires_once_per_poll_that_sees_it_grow_not_per_release():
     assert firings == [9, 30]
 
 
+def test_the_safety_interval_fires_whatever_the_offsets_say():
+    fired = offsets({"a:0": 5}, {"a:0": 2})
+    assert not should_fire(fired, fired, quiet_s=59.0, safety_s=60.0)
+    assert should_fire(fired, fired, quiet_s=60.0, safety_s=60.0)              # a failed run left records
+    assert should_fire(None, offsets({"a:0": 5}, {"a:0": 5}), 60.0, 60.0)      # end offsets may under-report
+
+
 def test_trigger_serializes_to_what_rebuilds_it():
-    trigger = OrgTopicsTrigger(kind="policies", poll_seconds=0.5)
+    trigger = OrgTopicsTrigger(kind="policies", poll_seconds=0.5, safety_seconds=60.0)
     classpath, kwargs = trigger.serialize()
     assert classpath == "app.airflow_triggers.OrgTopicsTrigger"
     module, _, name = classpath.rpartition(".")
     rebuilt = getattr(importlib.import_module(module), name)(**kwargs)
-    assert rebuilt.serialize() == (classpath, kwargs) == (classpath, {"kind": "policies", "poll_seconds": 0.5})
+    assert rebuilt.serialize() == (classpath, kwargs) == (
+        classpath, {"kind": "policies", "poll_seconds": 0.5, "safety_seconds": 60.0})

@@ -269,6 +269,8 @@ def print_demo(result) -> None:
     refused = {**ingest.get("quarantined_by_reason", {}), **ingest.get("observations_refused_by_reason", {})}
     table.add_row("quarantined", f"{_counts(dict(sorted(refused.items())))} (this run)")
     table.add_row("policy updates", _events(policies.get("events", {})))
+    if result.run_counts:
+        table.add_row("DAG runs", "started by the events: " + ", ".join(f"{dag} {n}" for dag, n in result.run_counts.items()))
     table.add_row("catalog", f"{len(result.datasets)} datasets, {len(curated)} curated: {', '.join(curated)}")
     table.add_row("seconds", ", ".join(f"{k} {v}" for k, v in result.seconds.items()))
     console.print(table)

@@ -1,6 +1,6 @@
 """No secret value in what the hub prints or logs: `ioxhub stack up --airflow`, `ioxhub provision`,
-`ioxhub demo` (its DAGs run by `airflow dags test`, task logs in <data_dir>/logs/demo-*.log), a DAG run by
-the standalone Airflow's scheduler (task log files under <airflow_home>/logs) and `ioxhub stack status`, run
+`ioxhub demo` (its DAG runs started by the published events on the standalone Airflow), a DAG run
+triggered by hand on that Airflow (task log files under <airflow_home>/logs) and `ioxhub stack status`, run
 as a user runs them on a stack of their own; then every generated secret is read back from where it is kept
 (the secrets files, the private keys, Airflow's generated config and password) and searched for in the
 captured output, every log file under the data directory and the catalog in the bucket.

@@ -16,7 +16,7 @@ from typing import Any, AsyncIterator
 from airflow.sdk import Asset, AssetWatcher
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-from ioxhub.ingest.watch import Offsets, OffsetWatch, should_fire, watcher_name
+from ioxhub.names import org_topics_asset
 from ioxhub.settings import Settings, get_settings
 
 
@@ -36,19 +36,20 @@ class OrgTopicsTrigger(BaseEventTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         settings = get_settings()
-        watch: OffsetWatch | None = None
-        fired: Offsets | None = None
+        watch = fired = None
         fired_at = time.monotonic()        # the safety interval counts from the start, then from each firing
         try:
             while True:
                 try:
-                    watch = watch or await asyncio.to_thread(OffsetWatch, settings, self.kind)
+                    watch = watch or await asyncio.to_thread(_open_watch, settings, self.kind)
                     now = await asyncio.to_thread(watch.snapshot)
                 except Exception as exc:  # broker unreachable, orgs file unreadable: keep watching, say why
-                    self.log.warning("%s: cannot read offsets: %s: %s", watcher_name(self.kind), type(exc).__name__, exc)
+                    self.log.warning("%s: cannot read offsets: %s: %s", org_topics_asset(self.kind), type(exc).__name__, exc)
                     watch = await _closed(watch)
                     await asyncio.sleep(self.poll_seconds)
                     continue
+                from ioxhub.ingest.watch import should_fire  # imported by _open_watch already: no wait
+
                 if should_fire(fired, now, time.monotonic() - fired_at, self.safety_seconds):
                     fired, fired_at = now, time.monotonic()
                     yield TriggerEvent({"kind": self.kind, "lag": now.lag_by_topic()})
@@ -57,7 +58,15 @@ class OrgTopicsTrigger(BaseEventTrigger):
             await _closed(watch)
 
 
-async def _closed(watch: OffsetWatch | None) -> None:
+def _open_watch(settings: Settings, kind: str):
+    """An OffsetWatch, imported here, in a worker thread: kafka-python takes ~1 s to import, which would
+    block the triggerer's event loop (and every other trigger) if this module imported it."""
+    from ioxhub.ingest.watch import OffsetWatch
+
+    return OffsetWatch(settings, kind)
+
+
+async def _closed(watch) -> None:
     if watch is not None:
         await asyncio.to_thread(watch.close)
     return None
@@ -68,5 +77,5 @@ def topics_asset(kind: str, settings: Settings | None = None) -> Asset:
     s = settings or get_settings()
     trigger = OrgTopicsTrigger(kind=kind, poll_seconds=s.trigger_poll_seconds,
                                safety_seconds=s.ingest_safety_interval_minutes * 60.0)
-    return Asset(name=watcher_name(kind), uri=f"kafka://{s.consumer_group}/{kind}", group="kafka",
-                 watchers=[AssetWatcher(name=watcher_name(kind), trigger=trigger)])
+    return Asset(name=org_topics_asset(kind), uri=f"kafka://{s.consumer_group}/{kind}", group="kafka",
+                 watchers=[AssetWatcher(name=org_topics_asset(kind), trigger=trigger)])

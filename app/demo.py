@@ -120,6 +120,9 @@ class RunWatch:
         for kind, dag_id in INGEST_DAGS.items():
             runs = self.runs(dag_id)
             self._check(dag_id, runs)
+            if not runs and (errors := self.api.get("importErrors", limit=1)["import_errors"]):
+                raise DemoError(f"Airflow cannot import {errors[0]['filename']}: "
+                                f"{errors[0]['stack_trace'].strip().splitlines()[-1]}")
             if any(r["state"] in ACTIVE for r in runs) or self.watches[kind].snapshot().lag():
                 return False
         return True

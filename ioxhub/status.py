@@ -13,7 +13,8 @@ import datetime as dt
 
 from ioxhub.catalog import Catalog
 from ioxhub.ingest.staging import expired_releases, staged_releases
-from ioxhub.ingest.watch import KINDS, OffsetWatch, watcher_name
+from ioxhub.ingest.watch import KINDS, OffsetWatch
+from ioxhub.names import org_topics_asset
 from ioxhub.settings import Settings, get_settings
 from ioxhub.stack.airflow import Api
 from ioxhub.storage import ObjectStore
@@ -58,8 +59,8 @@ def trigger_liveness(settings: Settings) -> dict:
                 "watchers": {}}
     watchers = {}
     for kind in KINDS:
-        asset = assets.get(watcher_name(kind)) or {}
-        found = [w for w in asset.get("watchers", []) if w.get("name") == watcher_name(kind)]
+        asset = assets.get(org_topics_asset(kind)) or {}
+        found = [w for w in asset.get("watchers", []) if w.get("name") == org_topics_asset(kind)]
         watchers[kind] = {"registered": bool(found), "trigger_id": found[0]["trigger_id"] if found else None,
                           "last_event": (asset.get("last_asset_event") or {}).get("timestamp")}
     status = triggerer.get("status")

@@ -19,11 +19,6 @@ from ioxhub.settings import Settings
 KINDS = ("datasets", "policies")
 
 
-def watcher_name(kind: str) -> str:
-    """The name of the Airflow Asset (and of its AssetWatcher) standing for the org topics of `kind`."""
-    return f"org_topics_{kind}"
-
-
 def group_id(settings: Settings, kind: str) -> str:
     """The consumer group of the ingest of `kind` (its committed offsets say what was ingested)."""
     return f"{settings.consumer_group}-{kind}"

@@ -87,7 +87,8 @@ def publish_samples(out_dir: Path, settings: Settings) -> list[dict]:
 
 class RunWatch:
     """What the demo waits for, read from Kafka (is anything left to ingest) and Airflow's REST API (the
-    runs since `since`); `ready()` says whether the runs are done, raises DemoError on a failed run."""
+    runs since `since`); `ingest_done()` and `derive_done()` say whether those runs are over, and raise
+    DemoError for a failed run."""
 
     def __init__(self, settings: Settings, since: dt.datetime):
         from ioxhub.ingest.watch import OffsetWatch
@@ -181,9 +182,7 @@ def _wait(done, deadline: float, what: str, settings: Settings) -> None:
         try:
             if done():
                 return
-        except OSError as exc:           # urllib's URLError / timeouts, refused connections
-            problem = f"; last error: {type(exc).__name__}: {exc}"
-        except KafkaError as exc:
+        except (OSError, KafkaError) as exc:     # urllib's URLError, timeouts, refused connections
             problem = f"; last error: {type(exc).__name__}: {exc}"
         if time.monotonic() > deadline:
             logs = settings.resolved_airflow_home / "logs"

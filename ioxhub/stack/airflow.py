@@ -49,6 +49,9 @@ def airflow_config(settings: Settings) -> dict[str, str]:
         # Its default is http://localhost:8080/execution/ whatever [api] port says.
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",  # new DAG files show up within 30 s
+        # A task's calls to the execution API time out after 5 s by default: on 2 busy cores the api-server
+        # took longer and a healthy task try was killed (and retried 60-120 s later).
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
         # The hub's DAGs start by themselves: ingest on arriving records (their triggers), derive on new data.
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
     }

@@ -1,7 +1,8 @@
 """The hub's DAG definitions (imported by the thin files in dags/; this module imports airflow).
 
-- `ingest_dag(kind)`: ingest_datasets / ingest_policies, every 5 minutes, one run at a time, one bounded
-  ingest run (ioxhub.ingest.run.ingest); the Asset is announced only when the run applied something.
+- `ingest_dag(kind)`: ingest_datasets / ingest_policies, started by the event trigger of the kind's org topics
+  (app.airflow_triggers, which also fires after a long quiet safety interval), one run at a time, one bounded ingest run
+  (ioxhub.ingest.run.ingest); the harmonized Asset is announced only when the run applied something.
 - `derive_dag()`: derive_evidence, triggered by either harmonized Asset.
 - `lineage_parent(ti)`: the hub's lineage runs inside a task name the task run as their parent.
 - `run_policy()`: retries with backoff, `execution_timeout`, `dagrun_timeout` from the IOXHUB_TASK_* and
@@ -18,6 +19,7 @@ from airflow.sdk import DAG, Asset, Param, dag, task  # noqa: F401
 from ioxhub import lineage
 from ioxhub.assets import CURATED, HARMONIZED_INSTRUMENTS, HARMONIZED_OBSERVATIONS
 from app.airflow_failures import on_run_failure, on_task_failure, on_task_retry
+from app.airflow_triggers import topics_asset
 from ioxhub.settings import Settings, get_settings
 
 log = logging.getLogger("ioxhub.airflow")
@@ -59,11 +61,12 @@ def lineage_parent(ti):
 
 
 def ingest_dag(kind: str) -> DAG:
-    """The ingest DAG of one event kind ("datasets" or "policies")."""
+    """The ingest DAG of one event kind ("datasets" or "policies"): started when records arrive on the org
+    topics of the kind (and at the latest every IOXHUB_INGEST_SAFETY_INTERVAL_MINUTES, by the same trigger)."""
 
     @dag(
         dag_id=f"ingest_{kind}",
-        schedule=timedelta(minutes=5),
+        schedule=topics_asset(kind),
         start_date=START,
         catchup=False,
         max_active_runs=1,

@@ -3,7 +3,7 @@
 `Catalog(store)`: JSON documents under catalog/ (one PUT each): `datasets/<name>.json` (a harmonized or
 curated dataset with its snapshots: `publish_snapshot`, `dataset`, `datasets`), `releases/org=/dataset=/
 release=.json` (the idempotency marker: `mark_release_applied`, `release_applied`), `runs/<dag_id>/`
-(`record_run`, `last_runs`) and `failures/<dag_id>/` (`record_failure`, `recent_failures`).
+(`record_run`, `last_runs`, `runs`; `add_counts` sums the counts of several runs) and `failures/<dag_id>/` (`record_failure`, `recent_failures`).
 """
 from __future__ import annotations
 
@@ -88,6 +88,12 @@ class Catalog:
                     runs[doc["dag_id"]] = doc
         return runs
 
+    def runs(self, dag_id: str, since: str = "") -> list[dict[str, Any]]:
+        """The recorded runs of `dag_id` that finished at or after `since` (ISO UTC), oldest first."""
+        docs = [self.store.get_json(key) for key in self.store.list(f"catalog/runs/{dag_id}/")
+                if not key.endswith("/latest.json")]
+        return sorted((d for d in docs if d and d.get("finished_at", "") >= since), key=lambda d: d["finished_at"])
+
     # --- failures ---------------------------------------------------------------------------------
     def record_failure(self, document: dict[str, Any]) -> str:
         """Keep one failed try or run (a document of app.airflow_failures.failure_record); returns its key.
@@ -111,3 +117,18 @@ class Catalog:
 def _safe(name: str) -> str:
     """A run id, task id or DAG id as a piece of an object key."""
     return "".join(c if c.isalnum() or c in "-_.+" else "_" for c in name)
+
+
+def add_counts(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The counts of several runs as one: numbers (also inside nested dicts) added, anything else from the
+    last run (so the sum still reconciles: consumed = applied + staged + duplicate + quarantined)."""
+    total: dict[str, Any] = {}
+    for run in runs:
+        for key, value in run.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float, dict)):
+                total[key] = value
+            elif isinstance(value, dict):
+                total[key] = add_counts([total.get(key) or {}, value]) if isinstance(total.get(key, {}), dict) else value
+            else:
+                total[key] = total.get(key, 0) + value
+    return total

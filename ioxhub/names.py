@@ -16,6 +16,11 @@ _ORG_RE = re.compile(r"^[A-Z][A-Z0-9]{1,15}$")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
+def org_topics_asset(kind: str) -> str:
+    """The name of the Airflow Asset (and of its AssetWatcher) standing for the org topics of one event kind."""
+    return f"org_topics_{kind}"
+
+
 class InvalidName(IoxhubError, ValueError):
     """A name that cannot safely become a topic or object key."""
 

@@ -87,6 +87,8 @@ class Settings:
     ingest_idle_ms: int = _setting(1500, "An ingest run stops polling after this long without records.", check=POSITIVE)
     require_signatures: bool = _setting(True, "Ingest refuses records without a valid Ed25519 signature of their org.")
     staging_max_age_hours: float = _setting(72.0, "A release still incomplete in staging/ this long after its first staged event is quarantined (incomplete-release).", check=NOT_NEGATIVE)
+    trigger_poll_seconds: float = _setting(2.0, "How often the ingest DAGs' event triggers compare the topics' end offsets with the ingest groups' committed offsets.", check=POSITIVE)
+    ingest_safety_interval_minutes: int = _setting(60, "An ingest DAG's trigger fires after this long without firing, records seen or not (a safety net: records left by a failed run).", check=POSITIVE)
 
     # --- operations: logs, the run lock, `ioxhub status --check` (docs/operations.md) -------------------
     log_format: str = _setting("text", "Log lines: text (human-readable) or json (one JSON object a line with run id, org, dataset, release, topic, partition, offsets).",

@@ -74,6 +74,17 @@ def print_counts(title: str, counts: dict) -> None:
     console.print(table)
 
 
+def _print_triggers(triggers: dict | None) -> None:
+    """One line: are the ingest DAGs' event triggers running (and when each last fired)."""
+    if not triggers:
+        return
+    fired = ", ".join(f"{kind} {'registered' if w['registered'] else 'NOT registered'}"
+                      f" (last fired {(w['last_event'] or 'never')[:19].replace('T', ' ')})"
+                      for kind, w in triggers["watchers"].items())
+    console.print(f"event triggers: {'live' if triggers['live'] else 'NOT live'}; triggerer "
+                  f"{triggers['triggerer']['status']}" + (f"; {fired}" if fired else ""))
+
+
 def print_status(status: dict) -> None:
     runs = Table(title="last run of each DAG")
     for col in ("dag", "finished (UTC)", "events: consumed / applied / staged / dup / quarantined", "rows", "s"):
@@ -101,6 +112,7 @@ def print_status(status: dict) -> None:
         for topic, n in sorted(topics.items()):
             lag.add_row(topic, f"{n:,}")
     console.print(lag)
+    _print_triggers(status.get("triggers"))
     _print_internal_errors(status.get("internal_errors", []))
     _print_expired(status.get("expired", []))
     if not status["staging"]:
@@ -257,6 +269,8 @@ def print_demo(result) -> None:
     refused = {**ingest.get("quarantined_by_reason", {}), **ingest.get("observations_refused_by_reason", {})}
     table.add_row("quarantined", f"{_counts(dict(sorted(refused.items())))} (this run)")
     table.add_row("policy updates", _events(policies.get("events", {})))
+    if result.run_counts:
+        table.add_row("DAG runs", "started by the events: " + ", ".join(f"{dag} {n}" for dag, n in result.run_counts.items()))
     table.add_row("catalog", f"{len(result.datasets)} datasets, {len(curated)} curated: {', '.join(curated)}")
     table.add_row("seconds", ", ".join(f"{k} {v}" for k, v in result.seconds.items()))
     console.print(table)

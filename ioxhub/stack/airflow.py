@@ -3,7 +3,8 @@
 `airflow_config(settings)` holds the AIRFLOW_* variables (the test conftest sets them before Airflow is
 imported); `airflow_env(settings)` is the full environment of any local Airflow process (standalone, the
 demo, `airflow db migrate` in tests): the caller's environment + those variables + every IOXHUB_* setting,
-so DAG tasks see the same stack as the command that started Airflow.
+so DAG tasks see the same stack as the command that started Airflow. `Api(settings)`: its REST API
+(/api/v2, a token from POST /auth/token with the SimpleAuthManager admin password).
 """
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ import secrets
 import shutil
 import signal
 import sys
+import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 from ioxhub.lineage import provider_config
 from ioxhub.settings import Settings, env_name
@@ -48,6 +51,11 @@ def airflow_config(settings: Settings) -> dict[str, str]:
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",  # new DAG files show up within 30 s
         **provider_config(settings),   # the OpenLineage provider sends to the hub's lineage transport
+        # A task's calls to the execution API time out after 5 s by default: on 2 busy cores the api-server
+        # took longer and a healthy task try was killed (and retried 60-120 s later).
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
+        # The hub's DAGs start by themselves: ingest on arriving records (their triggers), derive on new data.
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
     }
 
 
@@ -131,3 +139,33 @@ def start(settings: Settings) -> process.PidRecord:
 
 def stop(settings: Settings) -> int | None:
     return process.stop(settings.data_dir, NAME, STOP_SIGNAL, STOP_GRACE)
+
+
+class Api:
+    """The local Airflow's REST API as the admin user (token fetched on first use)."""
+
+    def __init__(self, settings: Settings, timeout: float = 30.0):
+        self.base, self.timeout, self.settings = url(settings), timeout, settings
+        self._token: str | None = None
+
+    def _call(self, method: str, path: str, body: dict | None = None, token: str | None = None) -> Any:
+        request = urllib.request.Request(f"{self.base}{path}", method=method,
+                                         data=json.dumps(body).encode() if body is not None else None,
+                                         headers={"Content-Type": "application/json",
+                                                  **({"Authorization": f"Bearer {token}"} if token else {})})
+        with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            return json.load(response)
+
+    def token(self) -> str:
+        if self._token is None:
+            password = json.loads(passwords_file(self.settings).read_text())["admin"]
+            self._token = self._call("POST", "/auth/token", {"username": "admin", "password": password})["access_token"]
+        return self._token
+
+    def get(self, path: str, **query: Any) -> Any:
+        """GET /api/v2/<path>?<query> (None values left out)."""
+        params = urllib.parse.urlencode({k: v for k, v in query.items() if v is not None}, doseq=True)
+        return self._call("GET", f"/api/v2/{path}" + (f"?{params}" if params else ""), token=self.token())
+
+    def health(self) -> dict:
+        return self._call("GET", "/api/v2/monitor/health")

@@ -1,13 +1,14 @@
 """`ioxhub demo`, the main job, as a user runs it: a subprocess with its own data directory and free ports.
 
-From a clean data dir it completes and prints the summary; a second run doubles nothing (harmonized rows
-and curated snapshot numbers unchanged, every event of the second ingest a duplicate). Then `ioxhub
-datasets`, `ioxhub report` and `ioxhub lineage impact_did` (down to every sample file) against the same
-stack, all readable in an 80-column terminal.
+From a clean data dir it completes (its DAG runs started by the published events, never by hand) and
+prints the summary; a second run doubles nothing (harmonized rows and curated snapshot numbers unchanged,
+every event its ingest runs consumed a duplicate). Then `ioxhub datasets`, `ioxhub report` and `ioxhub
+lineage impact_did` (down to every sample file) against the same stack, all readable in an 80-column terminal.
 """
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import io
 import json
 import re
@@ -17,7 +18,7 @@ import sys
 import matplotlib.image
 import pytest
 
-from ioxhub.catalog import Catalog
+from ioxhub.catalog import Catalog, add_counts
 from ioxhub.lineage_graph import sources
 from producers.samples.manifest import SampleManifest
 from producers.samples.effects import PLANTED_EFFECTS
@@ -40,14 +41,20 @@ def _ioxhub(env, *args, cwd, timeout=600) -> subprocess.CompletedProcess:
 
 
 def _failure(done: subprocess.CompletedProcess, data_dir) -> str:
-    """What a failed demo printed, with the end of its DAG logs (the session's tmp dir is removed at exit)."""
-    logs = "".join(f"\n--- {log.name}\n" + log.read_text(errors="replace")[-3000:]
-                   for log in sorted((data_dir / "logs").glob("demo-*.log")))
-    return done.stdout[-3000:] + done.stderr[-3000:] + logs
+    """What a failed demo printed, with the end of Airflow's log and of its task logs (the session's tmp dir
+    is removed at exit)."""
+    logs = [data_dir / "logs" / "airflow.log", *sorted((data_dir / "airflow" / "logs").rglob("attempt=*.log"))]
+    return done.stdout[-3000:] + done.stderr[-3000:] + "".join(
+        f"\n--- {log}\n" + log.read_text(errors="replace")[-3000:] for log in logs if log.is_file())
 
 
-def _state(env) -> tuple[dict, dict, dict]:
-    """(rows of each harmonized dataset read from its Parquet objects, curated snapshot numbers, last runs)."""
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _state(env, since: str) -> tuple[dict, dict, dict]:
+    """(rows of each harmonized dataset read from its Parquet objects, curated snapshot numbers, the counts
+    of the ingest runs finished since `since`, summed per DAG)."""
     store = ObjectStore(load_settings(env))
     catalog = Catalog(store)
     rows, snapshots = {}, {}
@@ -57,7 +64,8 @@ def _state(env) -> tuple[dict, dict, dict]:
         elif entry["location"].startswith("harmonized/observations/"):
             keys = [k for k in store.list(entry["location"]) if k.endswith(".parquet")]
             rows[entry["name"]] = sum(store.read_parquet(k, columns=["value"]).num_rows for k in keys)
-    return rows, snapshots, catalog.last_runs()
+    runs = {dag_id: add_counts(catalog.runs(dag_id, since)) for dag_id in ("ingest_datasets", "ingest_policies")}
+    return rows, snapshots, runs
 
 
 def _assert_fits_80_columns(text: str) -> None:
@@ -69,6 +77,7 @@ def _assert_fits_80_columns(text: str) -> None:
 def test_demo_twice_then_datasets_and_report(tmp_path):
     env = _env(tmp_path / "data")
     try:
+        started = _now()
         first = _ioxhub(env, "demo", cwd=tmp_path, timeout=900)
         assert first.returncode == 0, _failure(first, tmp_path / "data")
         out = first.stdout
@@ -79,15 +88,16 @@ def test_demo_twice_then_datasets_and_report(tmp_path):
             assert re.search(rf"^{re.escape(effect.instrument_id)} *$", out, re.M), effect.instrument_id
         report = tmp_path / "data" / "reports" / "WCO-FOS-ECOM.html"
         assert f"\nreport: {report}\n" in out and report.is_file()       # not wrapped: copyable
-        rows, snapshots, runs = _state(env)
+        rows, snapshots, runs = _state(env, started)
         assert len(rows) == 8 and all(n > 0 for n in rows.values())
         assert {"impact_did", "indicator_panel_annual", "instruments_compendium", "coverage"} <= set(snapshots)
         assert set(snapshots.values()) == {1}
         assert runs["ingest_datasets"]["events"]["applied"] > 0
 
+        started = _now()
         second = _ioxhub(env, "demo", cwd=tmp_path, timeout=900)
         assert second.returncode == 0, _failure(second, tmp_path / "data")
-        rows2, snapshots2, runs2 = _state(env)
+        rows2, snapshots2, runs2 = _state(env, started)
         assert rows2 == rows                                   # nothing doubled
         assert snapshots2 == snapshots                         # no new snapshot: the inputs did not change
         for dag_id in ("ingest_datasets", "ingest_policies"):
@@ -96,6 +106,7 @@ def test_demo_twice_then_datasets_and_report(tmp_path):
         assert runs2["ingest_datasets"]["observations_harmonized"] == 0
         consumed = runs2["ingest_datasets"]["events"]["consumed"]
         assert f"consumed {consumed}: applied 0, " in second.stdout
+        assert "no new harmonized data: no derive_evidence run to wait for" in second.stdout
 
         datasets = _ioxhub(env, "datasets", cwd=tmp_path)
         assert datasets.returncode == 0, datasets.stderr

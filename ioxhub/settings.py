@@ -85,6 +85,9 @@ class Settings:
     consumer_group: str = _setting("ioxhub-ingest", "Kafka consumer group prefix of the ingest DAGs.")
     ingest_max_records: int = _setting(200_000, "Most Kafka records one ingest run consumes.", check=POSITIVE)
     ingest_idle_ms: int = _setting(1500, "An ingest run stops polling after this long without records.", check=POSITIVE)
+    ingest_lease_seconds: int = _setting(60, "An ingest run holds its kind's lease (one run at a time, DAG or follow) this long past its last renewal.", check=POSITIVE)
+    follow_idle_ms: int = _setting(300, "`ingest --follow` ends a batch after this long without records (then applies it).", check=POSITIVE)
+    follow_batch_seconds: float = _setting(2.0, "`ingest --follow` ends a batch after polling this long even while records keep coming.", check=POSITIVE)
     require_signatures: bool = _setting(True, "Ingest refuses records without a valid Ed25519 signature of their org.")
     staging_max_age_hours: float = _setting(72.0, "A release still incomplete in staging/ this long after its first staged event is quarantined (incomplete-release).", check=NOT_NEGATIVE)
 

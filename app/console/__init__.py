@@ -74,6 +74,26 @@ def print_counts(title: str, counts: dict) -> None:
     console.print(table)
 
 
+def print_follow_event(event: str, data: dict, as_json: bool = False) -> None:
+    """One line per event of `ingest --follow` (JSON Lines with `--json`: {"event": ..., **data})."""
+    if as_json:
+        sys.stdout.write(json.dumps({"event": event, **data}, default=_json_value) + "\n")
+        sys.stdout.flush()
+        return
+    stamp = datetime.now().strftime("%H:%M:%S")
+    if event == "batch":
+        rows = data.get("observations_harmonized")
+        tail = f", {rows:,} observations harmonized" if rows is not None else ""
+        console.print(f"{stamp} {data['kind']}: {_events(data['events'])}{tail} ({data.get('seconds', 0):.2f} s)")
+    elif event == "derive":
+        what = _counts({k: v.get("rows", 0) for k, v in data.get("datasets", {}).items()}) if data.get("changed") else data.get("reason")
+        console.print(f"{stamp} derive: {what} ({data.get('seconds', 0):.2f} s)")
+    elif event == "waiting":
+        console.print(f"{stamp} waiting: {data['holder']} holds the ingest lease")
+    else:
+        console.print(f"{stamp} stopped: {_counts({k: v for k, v in data.items() if k != 'kind'})}")
+
+
 def print_status(status: dict) -> None:
     runs = Table(title="last run of each DAG")
     for col in ("dag", "finished (UTC)", "events: consumed / applied / staged / dup / quarantined", "rows", "s"):

@@ -1,6 +1,8 @@
 """One ingest run: consume a bounded batch -> raw -> verify, decode -> harmonize -> write -> commit.
 
-`ingest(kind)` is what the ingest DAGs call; `handle` takes one record (an unexpected exception refuses
+`ingest(kind)` is what the ingest DAGs call (one batch); `follow(kind, stop=...)` keeps one consumer
+running, batch after batch, through the same `Ingestor.batch` (`ioxhub ingest --follow`); both hold the
+kind's lease (ioxhub.ingest.lease) so only one run reads at a time; `handle` takes one record (an unexpected exception refuses
 that record as `internal-error`, never the run); `accept` verifies, decodes and checks a record's org
 claims; `reconcile` checks that every consumed event is in exactly one count before anything is
 committed. The order of writes and commits is the exactly-once argument: docs/architecture.md.
@@ -10,10 +12,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import tempfile
+import threading
 import time
 from pathlib import Path
 from collections import Counter
-from typing import Literal
+from typing import Callable, Literal
 
 from ioxhub.catalog import Catalog
 from ioxhub.contracts import codec, dataset_chunk
@@ -21,6 +24,7 @@ from ioxhub.contracts.registry import Registry, get_registry
 from ioxhub.errors import IoxhubError
 from ioxhub.ingest.consume import BatchConsumer
 from ioxhub.ingest.datasets import DatasetIngest
+from ioxhub.ingest.lease import Lease, describe
 from ioxhub.ingest.policies import PolicyIngest
 from ioxhub.ingest.quarantine import OUTAGES, DeadLetters
 from ioxhub.ingest.raw import RawZone
@@ -35,6 +39,7 @@ from ioxhub.storage import ObjectStore
 log = logging.getLogger("ioxhub.ingest")
 
 Kind = Literal["datasets", "policies"]
+FOLLOW_FULL_EVERY = 300.0    # seconds: a follow process runs an empty batch whole this often (staging expiry)
 
 
 class InjectedFault(IoxhubError):
@@ -51,18 +56,105 @@ def dag_id(kind: Kind) -> str:
 
 def ingest(kind: Kind, settings: Settings | None = None, *, max_records: int | None = None,
            idle_ms: int | None = None, fail_before_commit: bool = False, run_id: str = "manual") -> dict:
-    """Run one ingest of all org topics of `kind`; returns (and logs, and records) the run's counts."""
-    settings = settings or get_settings()
-    started = time.monotonic()
-    spec = load_orgs(settings.orgs_file)
-    registry = get_registry(settings.schemas_dir)
-    topics = [getattr(org, kind).name for org in spec.orgs]
-    store = ObjectStore(settings)
-    catalog = Catalog(store)
-    dead = DeadLetters()
-    trust = load_trust_store(settings, spec) if settings.require_signatures else None
-    consumer = BatchConsumer(settings, f"{settings.consumer_group}-{kind}", topics)
-    try:
+    """Run one ingest of all org topics of `kind`; returns (and logs, and records) the run's counts. While
+    another run of `kind` holds the lease (a follow process, a run started elsewhere) it reads nothing and
+    returns zero counts with `busy` naming the holder."""
+    with Ingestor(kind, settings, f"{dag_id(kind)} {run_id}") as run:
+        if not run.start():
+            log.info("ingest %s: busy, %s holds the lease", kind, describe(run.lease.held_by or {}))
+            return busy_summary(kind, describe(run.lease.held_by or {}))
+        summary = run.batch(run_id, max_records=max_records or run.settings.ingest_max_records,
+                            idle_ms=idle_ms or run.settings.ingest_idle_ms, fail_before_commit=fail_before_commit)
+    return summary
+
+
+def follow(kind: Kind, settings: Settings | None = None, *, stop: threading.Event,
+           on_batch: Callable[[dict], None] | None = None, on_caught_up: Callable[[], None] | None = None,
+           on_wait: Callable[[str], None] | None = None) -> dict:
+    """Keep one consumer of `kind` running until `stop` is set: each batch (ended by IOXHUB_FOLLOW_IDLE_MS of
+    silence or IOXHUB_FOLLOW_BATCH_SECONDS of polling) is a run like `ingest()`'s, applied, recorded and
+    committed; `on_batch(summary)` after each; `on_caught_up()` once nothing waits after a batch that applied
+    something. Waits (calling `on_wait` once) while another run holds the lease. Returns the totals."""
+    totals: Counter = Counter()
+    with Ingestor(kind, settings, "follow") as run:
+        waited = False
+        while not run.start():
+            if on_wait and not waited:
+                on_wait(describe(run.lease.held_by or {}))
+                waited = True
+            if stop.wait(min(5.0, run.settings.ingest_lease_seconds / 3)):
+                return dict(totals)
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        last_full = time.monotonic()
+        applied_since = False
+        while not stop.is_set():
+            # an empty batch is skipped, but every FOLLOW_FULL_EVERY seconds one runs whole (staging expiry)
+            quiet = time.monotonic() - last_full < FOLLOW_FULL_EVERY
+            summary = run.batch(f"follow-{stamp}-{int(totals['batches']) + 1}", max_records=run.settings.ingest_max_records,
+                                idle_ms=run.settings.follow_idle_ms, max_seconds=run.settings.follow_batch_seconds,
+                                stop=stop.is_set, skip_empty=quiet)
+            if summary is not None:
+                last_full = time.monotonic()
+                totals["batches"] += 1
+                totals.update({k: v for k, v in summary["events"].items()})
+                applied_since = applied_since or bool(summary["events"]["applied"])
+                if on_batch:
+                    on_batch(summary)
+            if applied_since and run.last_idle and on_caught_up and not stop.is_set():
+                on_caught_up()
+                applied_since = False
+    return dict(totals)
+
+
+def busy_summary(kind: Kind, holder: str) -> dict:
+    """The counts of a run that found another run of its kind active: nothing read, nothing written."""
+    return {"kind": kind, "busy": holder,
+            "events": {"consumed": 0, "applied": 0, "staged": 0, "duplicate": 0, "quarantined": 0}}
+
+
+class Ingestor:
+    """What ingest runs of one kind share: settings, orgs, registry, store, catalog, the lease and (once the
+    lease is held) one consumer. `batch()` is one run: consume, write, record, commit."""
+
+    def __init__(self, kind: Kind, settings: Settings | None, holder: str):
+        self.kind = kind
+        self.settings = settings or get_settings()
+        self.spec = load_orgs(self.settings.orgs_file)
+        self.registry = get_registry(self.settings.schemas_dir)
+        self.store = ObjectStore(self.settings)
+        self.catalog = Catalog(self.store)
+        self.lease = Lease(self.store, kind, holder, self.settings.ingest_lease_seconds)
+        self.consumer: BatchConsumer | None = None
+        self.last_idle = False                 # the last batch ended on silence: nothing was waiting
+
+    def __enter__(self) -> "Ingestor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if self.consumer is not None:
+                self.consumer.close()
+        finally:
+            self.lease.release()
+
+    def start(self) -> bool:
+        """Take the lease, then open the consumer at the committed offsets (read only under the lease, so
+        no other run commits past them meanwhile); False while another run holds the lease."""
+        if not self.lease.acquire():
+            return False
+        topics = [getattr(org, self.kind).name for org in self.spec.orgs]
+        self.consumer = BatchConsumer(self.settings, f"{self.settings.consumer_group}-{self.kind}", topics)
+        return True
+
+    def batch(self, run_id: str, *, max_records: int, idle_ms: int, max_seconds: float | None = None,
+              stop: Callable[[], bool] | None = None, skip_empty: bool = False,
+              fail_before_commit: bool = False) -> dict | None:
+        """One run over the records waiting (None when `skip_empty` and nothing came)."""
+        kind, settings, store, catalog, registry = self.kind, self.settings, self.store, self.catalog, self.registry
+        assert self.consumer is not None, "start() first"
+        started = time.monotonic()
+        dead = DeadLetters()
+        trust = load_trust_store(settings, self.spec) if settings.require_signatures else None
         with tempfile.TemporaryDirectory(prefix=f"ioxhub-ingest-{kind}-") as tmp:
             work = Path(tmp)
             handler = (DatasetIngest(store, catalog, dead, work, registry) if kind == "datasets"
@@ -76,8 +168,10 @@ def ingest(kind: Kind, settings: Settings | None = None, *, max_records: int | N
                         handle(record, handler, dead, trust, registry)
 
             try:
-                batch = consumer.poll_batch(max_records or settings.ingest_max_records,
-                                            idle_ms or settings.ingest_idle_ms, take)
+                batch = self.consumer.poll_batch(max_records, idle_ms, take, max_seconds=max_seconds, stop=stop)
+                self.last_idle = batch.idle
+                if skip_empty and not batch.count:
+                    return None
                 raw.write()
             finally:
                 raw.close()
@@ -87,18 +181,17 @@ def ingest(kind: Kind, settings: Settings | None = None, *, max_records: int | N
         summary = _summary(kind, batch.count, handled, dead, letters)
         if kind == "datasets":   # releases incomplete too long: counted apart (staged by earlier runs)
             summary.update(expire_staged(store, settings, active=set(handler.releases),
-                                         caught_up=batch.count < (max_records or settings.ingest_max_records)))
+                                         caught_up=batch.idle))
         reconcile(summary)
         summary["seconds"] = round(time.monotonic() - started, 3)
         catalog.record_run(dag_id(kind), run_id, summary)
         if fail_before_commit:
             raise InjectedFault("fault injected after the objects were written, before the offset commit")
-        consumer.commit(batch)
-        summary["lag"] = consumer.lag()
-    finally:
-        consumer.close()
-    log.info("ingest %s: %s", kind, summary)
-    return summary
+        self.lease.renew()                     # still ours: nobody else read these offsets meanwhile
+        self.consumer.commit(batch)
+        summary["lag"] = self.consumer.lag()
+        log.info("ingest %s: %s", kind, summary)
+        return summary
 
 
 def handle(record, handler: DatasetIngest | PolicyIngest, dead: DeadLetters, trust: TrustStore | None,

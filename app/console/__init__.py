@@ -117,10 +117,13 @@ def print_status(status: dict) -> None:
     lag = Table(title="lag per topic (not yet ingested; a lower bound on the local broker)")
     lag.add_column("topic")
     lag.add_column("lag", justify="right")
+    lag.add_column("oldest unread (s ago)", justify="right")
     for kind, topics in status["lag"].items():
         for topic, n in sorted(topics.items()):
-            lag.add_row(topic, f"{n:,}")
+            age = status.get("lag_seconds", {}).get(kind, {}).get(topic)
+            lag.add_row(topic, f"{n:,}", "-" if age is None else _age(age))
     console.print(lag)
+    _print_freshness(status.get("freshness", []))
     _print_internal_errors(status.get("internal_errors", []))
     _print_expired(status.get("expired", []))
     if not status["staging"]:
@@ -135,6 +138,28 @@ def print_status(status: dict) -> None:
         staging.add_row(r["org"], r["dataset"], r["release"], f"{r['events']:,}", f"{r['bytes']:,}", oldest,
                         "-" if r["age_hours"] is None else f"{r['age_hours']:,.1f}")
     console.print(staging)
+
+
+def _age(seconds: float) -> str:
+    """12.3 s, 4.5 min, 6.7 h, 8.9 d."""
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.1f} s"
+
+
+def _print_freshness(datasets: list[dict]) -> None:
+    """Per dataset: when its newest snapshot was published (newest applied release / last derivation)."""
+    if not datasets:
+        return
+    table = Table(title="freshness: newest snapshot of each dataset (harmonized: newest applied release; curated: "
+                        "last derivation)")
+    for col in ("dataset", "updated (UTC)", "age"):
+        table.add_column(col, justify="right" if col == "age" else "left")
+    for d in datasets:
+        when = d["updated_at"].strftime("%Y-%m-%d %H:%M:%S") if d["updated_at"] else "-"
+        table.add_row(d["dataset"], when, "-" if d["age_seconds"] is None else _age(d["age_seconds"]))
+    console.print(table)
 
 
 def _print_internal_errors(errors: list[dict]) -> None:

@@ -21,6 +21,7 @@ import pytest
 from app.demo import ensure_keys
 from ioxhub.ingest.lease import lease_key
 from ioxhub.ingest.run import follow, ingest
+from ioxhub.status import hub_status
 from ioxhub.storage import ObjectStore, harmonized_dataset_prefix
 from producers import publish_dataset
 
@@ -117,6 +118,29 @@ def test_sigterm_mid_stream_then_a_batch_run_accounts_for_every_event_once(hub, 
     assert lines[-1]["consumed"] == sum(b["events"]["consumed"] for b in followed)
     for dataset, (rows, _) in published.items():
         assert harmonized_rows("WHO", dataset) == (rows, rows)      # every row once
+
+
+def test_status_shows_lag_in_seconds_and_freshness_per_dataset(hub, tmp_path):
+    dataset = f"fresh_{uuid.uuid4().hex[:6]}"
+    publish(hub, tmp_path, "WCO", dataset, range(2015, 2018))
+    time.sleep(1.2)
+    waiting = hub_status()
+    assert waiting["lag"]["datasets"]["ioxhub.wco.datasets"] >= 2
+    assert waiting["lag_seconds"]["datasets"]["ioxhub.wco.datasets"] >= 1.0
+    assert waiting["lag_seconds"]["datasets"]["ioxhub.who.datasets"] is None
+    assert dataset not in {d["dataset"] for d in waiting["freshness"]}
+
+    ingest("datasets", idle_ms=1000)
+    status = hub_status()
+    assert status["lag"]["datasets"]["ioxhub.wco.datasets"] == 0
+    assert status["lag_seconds"]["datasets"]["ioxhub.wco.datasets"] is None
+    entry = {d["dataset"]: d for d in status["freshness"]}[f"WCO.{dataset}"]
+    assert 0 <= entry["age_seconds"] < 60
+
+    shown = subprocess.run([IOXHUB, "status"], env={**os.environ, "COLUMNS": "200"}, capture_output=True, text=True,
+                           timeout=120, stdin=subprocess.DEVNULL)
+    assert shown.returncode == 0, shown.stderr
+    assert "freshness" in shown.stdout and f"WCO.{dataset}" in shown.stdout and "oldest unread" in shown.stdout
 
 
 def test_conditional_puts_refuse_a_second_creator_and_a_stale_etag(hub):

@@ -45,9 +45,10 @@ def read_observations(store: ObjectStore) -> pa.Table | None:
     return pa.concat_tables(tables) if tables else None
 
 
-def _inputs_fingerprint(catalog: Catalog) -> str:
+def _inputs(catalog: Catalog) -> tuple[dict[str, int], str]:
+    """The harmonized datasets with their snapshot numbers, and their fingerprint."""
     harmonized = {d["name"]: d["snapshot"] for d in catalog.datasets() if d.get("kind") == "harmonized"}
-    return hashlib.sha256(json.dumps(harmonized, sort_keys=True).encode()).hexdigest()
+    return harmonized, hashlib.sha256(json.dumps(harmonized, sort_keys=True).encode()).hexdigest()
 
 
 def derive_evidence(settings: Settings | None = None, *, force: bool = False, run_id: str = "manual") -> dict:
@@ -55,7 +56,7 @@ def derive_evidence(settings: Settings | None = None, *, force: bool = False, ru
     started = time.monotonic()
     store = ObjectStore(settings or get_settings())
     catalog = Catalog(store)
-    fingerprint = _inputs_fingerprint(catalog)
+    inputs, fingerprint = _inputs(catalog)
     state = store.get_json(STATE_KEY) or {}
     if not force and state.get("fingerprint") == fingerprint:
         summary = {"changed": False, "reason": "harmonized inputs unchanged since the last derivation", "datasets": {},
@@ -87,7 +88,7 @@ def derive_evidence(settings: Settings | None = None, *, force: bool = False, ru
     written = {}
     for name, frame in outputs.items():
         written[name] = _write_curated(store, catalog, name, frame, observations)
-    store.put_json(STATE_KEY, {"fingerprint": fingerprint, "snapshots": {n: w["snapshot"] for n, w in written.items()}})
+    store.put_json(STATE_KEY, {"fingerprint": fingerprint, "inputs": inputs, "snapshots": {n: w["snapshot"] for n, w in written.items()}})
     summary = {"changed": True, "datasets": written, "seconds": round(time.monotonic() - started, 3)}
     catalog.record_run("derive_evidence", run_id, summary)
     log.info("derive evidence: %s", summary)

@@ -3,7 +3,7 @@ each topic group (records, and seconds since the oldest unread record), the age 
 snapshot (freshness), the releases waiting in staging/ and those expired there, and the records refused as
 internal errors (bugs met while handling them).
 
-Entry points: `hub_status(settings)` returns the data (the CLI renders it), `topic_lag`, `freshness`, `internal_errors`.
+Entry points: `hub_status(settings)` returns the data (the CLI renders it), `topic_lag`, `topic_backlog`, `freshness`, `internal_errors`.
 The lag (end offset minus the ingest group's committed offset) is a lower bound on the local tansu
 broker (docs/local-stack.md); releases in staging/, their expiry: docs/architecture.md, docs/staging-expiry.md.
 """
@@ -28,13 +28,18 @@ DATASETS_PREFIX = "catalog/datasets/"
 OLDEST_POLL_MS = 2000        # most time `topic_lag` spends fetching the oldest unread record of lagging partitions
 
 
-def topic_lag(settings: Settings, now: float | None = None) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, float | None]]]:
-    """({kind: {topic: records not yet committed by the ingest group of that kind}},
-    {kind: {topic: seconds since the oldest unread record was published, None when none waits}}).
-    Cheap: end offsets, committed offsets, and one fetch per lagging partition."""
+def topic_lag(settings: Settings) -> dict[str, dict[str, int]]:
+    """{kind: {topic: records not yet committed by the ingest group of that kind}}."""
+    return topic_backlog(settings, ages=False)[0]
+
+
+def topic_backlog(settings: Settings, *, ages: bool = True, now: float | None = None
+                  ) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, float | None]]]:
+    """(`topic_lag`, {kind: {topic: seconds since its oldest unread record was published, None when none
+    waits}}). Cheap: end offsets, committed offsets, and (`ages`) one fetch per lagging partition."""
     spec = load_orgs(settings.orgs_file)
     lags: dict[str, dict[str, int]] = {}
-    ages: dict[str, dict[str, float | None]] = {}
+    seconds: dict[str, dict[str, float | None]] = {}
     for kind in ("datasets", "policies"):
         consumer = make_consumer(f"{settings.consumer_group}-{kind}", settings, max_poll_records=1,
                                  max_partition_fetch_bytes=64 << 10)
@@ -50,10 +55,11 @@ def topic_lag(settings: Settings, now: float | None = None) -> tuple[dict[str, d
                 if ends.get(tp, 0) > committed:
                     behind[tp] = committed
             lags[kind] = lag
-            ages[kind] = lag_seconds(lag, _oldest_unread(consumer, behind), time.time() if now is None else now)
+            if ages:
+                seconds[kind] = lag_seconds(lag, _oldest_unread(consumer, behind), time.time() if now is None else now)
         finally:
             consumer.close(autocommit=False)
-    return lags, ages
+    return lags, seconds
 
 
 def _oldest_unread(consumer, behind: dict[TopicPartition, int]) -> dict[str, int]:
@@ -120,7 +126,7 @@ def hub_status(settings: Settings | None = None) -> dict:
     settings = settings or get_settings()
     store = ObjectStore(settings)
     catalog = Catalog(store)
-    lag, lag_age = topic_lag(settings)
+    lag, lag_age = topic_backlog(settings)
     return {"runs": catalog.last_runs(), "failures": catalog.recent_failures(), "lag": lag, "lag_seconds": lag_age,
             "freshness": freshness(store), "staging": staged_releases(store), "expired": expired_releases(store),
             "internal_errors": internal_errors(store)}

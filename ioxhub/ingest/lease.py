@@ -3,7 +3,8 @@ process): a lease object in the bucket, taken and renewed by conditional PUTs.
 
 `Lease(store, kind, holder, seconds)`: `acquire()` (False while another holder's lease is live),
 `renew()` (raises `LeaseLost` when another holder took it over), `release()`; a background thread renews
-it every third of its duration while held. The ingest assigns partitions itself (no consumer group join),
+it every third of its duration while held. A holder killed on this host (its pid gone) is taken over at
+once, one on another host when its lease expires. The ingest assigns partitions itself (no consumer group join),
 so the group alone would let two runs read and apply the same records: docs/freshness.md.
 """
 from __future__ import annotations
@@ -32,6 +33,20 @@ def describe(document: dict) -> str:
     return f"{document.get('holder', '?')} since {since}"
 
 
+def holder_gone(document: dict) -> bool:
+    """True when the holder ran on this host and its process is gone (killed: its lease need not be waited
+    out); a holder on another host is only known gone once its lease expires."""
+    if document.get("host") != socket.gethostname() or not isinstance(document.get("pid"), int):
+        return False
+    try:
+        os.kill(document["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 class Lease:
     def __init__(self, store: ObjectStore, kind: str, run: str, seconds: float):
         self.store, self.key, self.seconds = store, lease_key(kind), seconds
@@ -45,7 +60,8 @@ class Lease:
         self._lost: LeaseLost | None = None
 
     def _document(self, expires: float) -> bytes:
-        return json.dumps({"holder": self.holder, "acquired_at": self.acquired_at, "expires_at": expires}).encode()
+        return json.dumps({"holder": self.holder, "pid": os.getpid(), "host": socket.gethostname(),
+                           "acquired_at": self.acquired_at, "expires_at": expires}).encode()
 
     def acquire(self) -> bool:
         """Take the lease when nobody holds it or the holder's lease expired; False when held by someone else
@@ -54,7 +70,7 @@ class Lease:
         etag = None
         if current is not None:
             document = json.loads(current[0] or b"{}")
-            if document.get("expires_at", 0) > time.time():
+            if document.get("expires_at", 0) > time.time() and not holder_gone(document):
                 self.held_by = document
                 return False
             etag = current[1]

@@ -77,3 +77,19 @@ def test_dataset_ages_from_catalog_listing():
         {"dataset": "WCO.seizures", "updated_at": now - dt.timedelta(seconds=7.25), "age_seconds": 7.2},
         {"dataset": "indicator_panel_annual", "updated_at": now - dt.timedelta(minutes=2), "age_seconds": 120.0},
     ]
+
+
+def test_a_killed_holder_on_this_host_is_taken_over_at_once():
+    import subprocess
+    import sys
+
+    bucket = Bucket()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    killed = Lease(bucket, "datasets", "ingest_datasets manual", 60)
+    assert killed.acquire()
+    killed._stop.set()
+    data, etag = bucket.objects[lease_key("datasets")]
+    bucket.objects[lease_key("datasets")] = (json.dumps({**json.loads(data), "pid": int(dead.stdout)}).encode(), etag)
+    assert Lease(bucket, "datasets", "follow", 60).acquire()                      # its pid is gone
+    alive = Lease(bucket, "policies", "follow", 60)
+    assert alive.acquire() and not Lease(bucket, "policies", "follow", 60).acquire()   # this pid lives

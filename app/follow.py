@@ -20,8 +20,8 @@ log = logging.getLogger("ioxhub.follow")
 
 
 def run_follow(kind: Kind, derive: bool, out: Callable[[str, dict], None]) -> dict:
-    """Follow `kind` until SIGINT/SIGTERM; `out(event, data)` gets "waiting", "batch", "derive" and the
-    final "stopped" (the totals, returned too)."""
+    """Follow `kind` until SIGINT/SIGTERM; `out(event, data)` gets "waiting", "batch", "derive", "retry"
+    and the final "stopped" (the totals, returned too)."""
     stop = threading.Event()
 
     def on_signal(signum, frame) -> None:
@@ -41,7 +41,8 @@ def run_follow(kind: Kind, derive: bool, out: Callable[[str, dict], None]) -> di
     try:
         totals = follow(kind, stop=stop, on_batch=lambda s: out("batch", s),
                         on_caught_up=caught_up if derive else None,
-                        on_wait=lambda holder: out("waiting", {"holder": holder}))
+                        on_wait=lambda holder: out("waiting", {"holder": holder}),
+                        on_retry=lambda error, pause: out("retry", {"error": error, "pause_seconds": pause}))
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)

@@ -41,8 +41,10 @@ class FollowProcess:
     """`ioxhub ingest datasets --follow --json [--derive]` in `env`; `events` are (monotonic time, event)."""
 
     def __init__(self, env: dict[str, str], derive: bool, log_file: Path, rss_every: float = 0.5):
+        """Its stderr goes to `log_file`, its events also to `log_file` with the suffix .jsonl."""
         args = [IOXHUB, "ingest", "datasets", "--follow", "--json"] + (["--derive"] if derive else [])
         self.log = open(log_file, "w")
+        self.events_file = open(log_file.with_suffix(".jsonl"), "w")
         self.proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=self.log, text=True,
                                      stdin=subprocess.DEVNULL)
         self.events: list[tuple[float, dict]] = []
@@ -69,6 +71,8 @@ class FollowProcess:
     def _read(self) -> None:
         for line in self.proc.stdout:
             self.events.append((time.monotonic(), json.loads(line)))
+            self.events_file.write(f'{{"received": {time.monotonic() - self.started:.3f}, "line": {line.strip()}}}\n')
+        self.events_file.close()
 
     def _sample(self, every: float) -> None:
         while self.proc.poll() is None:

@@ -88,6 +88,8 @@ def print_follow_event(event: str, data: dict, as_json: bool = False) -> None:
     elif event == "derive":
         what = _counts({k: v.get("rows", 0) for k, v in data.get("datasets", {}).items()}) if data.get("changed") else data.get("reason")
         console.print(f"{stamp} derive: {what} ({data.get('seconds', 0):.2f} s)")
+    elif event == "retry":
+        console.print(f"{stamp} batch failed, nothing committed ({data['error']}); retrying in {data['pause_seconds']:g} s")
     elif event == "waiting":
         console.print(f"{stamp} waiting: {data['holder']} holds the ingest lease")
     else:

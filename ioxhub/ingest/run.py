@@ -39,6 +39,7 @@ from ioxhub.storage import ObjectStore
 log = logging.getLogger("ioxhub.ingest")
 
 Kind = Literal["datasets", "policies"]
+FOLLOW_RETRY_FIRST, FOLLOW_RETRY_MAX = 1.0, 30.0   # seconds a follow process waits before retrying a failed batch
 FOLLOW_FULL_EVERY = 300.0    # seconds: a follow process runs an empty batch whole this often (staging expiry)
 
 
@@ -70,11 +71,14 @@ def ingest(kind: Kind, settings: Settings | None = None, *, max_records: int | N
 
 def follow(kind: Kind, settings: Settings | None = None, *, stop: threading.Event,
            on_batch: Callable[[dict], None] | None = None, on_caught_up: Callable[[], None] | None = None,
-           on_wait: Callable[[str], None] | None = None) -> dict:
+           on_wait: Callable[[str], None] | None = None,
+           on_retry: Callable[[str, float], None] | None = None) -> dict:
     """Keep one consumer of `kind` running until `stop` is set: each batch (ended by IOXHUB_FOLLOW_IDLE_MS of
     silence or IOXHUB_FOLLOW_BATCH_SECONDS of polling) is a run like `ingest()`'s, applied, recorded and
     committed; `on_batch(summary)` after each; `on_caught_up()` once nothing waits after a batch that applied
-    something. Waits (calling `on_wait` once) while another run holds the lease. Returns the totals."""
+    something. Waits (calling `on_wait` once) while another run holds the lease. An outage (storage, broker,
+disk) fails the batch, which is retried from the committed offsets after a growing pause (`on_retry`).
+Returns the totals."""
     totals: Counter = Counter()
     with Ingestor(kind, settings, "follow") as run:
         waited = False
@@ -85,14 +89,26 @@ def follow(kind: Kind, settings: Settings | None = None, *, stop: threading.Even
             if stop.wait(min(5.0, run.settings.ingest_lease_seconds / 3)):
                 return dict(totals)
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        backoff = FOLLOW_RETRY_FIRST
         last_full = time.monotonic()
         applied_since = False
         while not stop.is_set():
             # an empty batch is skipped, but every FOLLOW_FULL_EVERY seconds one runs whole (staging expiry)
             quiet = time.monotonic() - last_full < FOLLOW_FULL_EVERY
-            summary = run.batch(f"follow-{stamp}-{int(totals['batches']) + 1}", max_records=run.settings.ingest_max_records,
-                                idle_ms=run.settings.follow_idle_ms, max_seconds=run.settings.follow_batch_seconds,
-                                stop=stop.is_set, skip_empty=quiet)
+            try:
+                summary = run.batch(f"follow-{stamp}-{int(totals['batches']) + 1}", max_records=run.settings.ingest_max_records,
+                                    idle_ms=run.settings.follow_idle_ms, max_seconds=run.settings.follow_batch_seconds,
+                                    stop=stop.is_set, skip_empty=quiet)
+                backoff = FOLLOW_RETRY_FIRST
+            except OUTAGES as exc:   # nothing of this batch was committed: retry it from the committed offsets
+                log.warning("ingest %s --follow: %s; retrying in %.0f s", kind, exc, backoff)
+                if on_retry:
+                    on_retry(f"{type(exc).__name__}: {exc}", backoff)
+                if stop.wait(backoff):
+                    break
+                backoff = min(FOLLOW_RETRY_MAX, backoff * 2)
+                run.reopen()
+                continue
             if summary is not None:
                 last_full = time.monotonic()
                 totals["batches"] += 1
@@ -142,9 +158,19 @@ class Ingestor:
         no other run commits past them meanwhile); False while another run holds the lease."""
         if not self.lease.acquire():
             return False
+        self.reopen()
+        return True
+
+    def reopen(self) -> None:
+        """A new consumer at the committed offsets (after a batch failed before its commit)."""
+        if self.consumer is not None:
+            try:
+                self.consumer.close()
+            except OUTAGES:
+                pass
+            self.consumer = None
         topics = [getattr(org, self.kind).name for org in self.spec.orgs]
         self.consumer = BatchConsumer(self.settings, f"{self.settings.consumer_group}-{self.kind}", topics)
-        return True
 
     def batch(self, run_id: str, *, max_records: int, idle_ms: int, max_seconds: float | None = None,
               stop: Callable[[], bool] | None = None, skip_empty: bool = False,

@@ -76,9 +76,9 @@ def follow(kind: Kind, settings: Settings | None = None, *, stop: threading.Even
     """Keep one consumer of `kind` running until `stop` is set: each batch (ended by IOXHUB_FOLLOW_IDLE_MS of
     silence or IOXHUB_FOLLOW_BATCH_SECONDS of polling) is a run like `ingest()`'s, applied, recorded and
     committed; `on_batch(summary)` after each; `on_caught_up()` once nothing waits after a batch that applied
-    something. Waits (calling `on_wait` once) while another run holds the lease. An outage (storage, broker,
-disk) fails the batch, which is retried from the committed offsets after a growing pause (`on_retry`).
-Returns the totals."""
+        something. Waits (calling `on_wait` once) while another run holds the lease. An outage (storage, broker,
+    disk) fails the batch (or the derivation), which is retried, the batch from the committed offsets, after
+    a growing pause (`on_retry`). Returns the totals."""
     totals: Counter = Counter()
     with Ingestor(kind, settings, "follow") as run:
         waited = False
@@ -91,23 +91,20 @@ Returns the totals."""
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         backoff = FOLLOW_RETRY_FIRST
         last_full = time.monotonic()
-        applied_since = False
+        applied_since = reopen = False
         while not stop.is_set():
             # an empty batch is skipped, but every FOLLOW_FULL_EVERY seconds one runs whole (staging expiry)
             quiet = time.monotonic() - last_full < FOLLOW_FULL_EVERY
             try:
+                if reopen:
+                    run.reopen()
+                    reopen = False
                 summary = run.batch(f"follow-{stamp}-{int(totals['batches']) + 1}", max_records=run.settings.ingest_max_records,
                                     idle_ms=run.settings.follow_idle_ms, max_seconds=run.settings.follow_batch_seconds,
                                     stop=stop.is_set, skip_empty=quiet)
                 backoff = FOLLOW_RETRY_FIRST
             except OUTAGES as exc:   # nothing of this batch was committed: retry it from the committed offsets
-                log.warning("ingest %s --follow: %s; retrying in %.0f s", kind, exc, backoff)
-                if on_retry:
-                    on_retry(f"{type(exc).__name__}: {exc}", backoff)
-                if stop.wait(backoff):
-                    break
-                backoff = min(FOLLOW_RETRY_MAX, backoff * 2)
-                run.reopen()
+                backoff, reopen = _pause(kind, exc, backoff, stop, on_retry), True
                 continue
             if summary is not None:
                 last_full = time.monotonic()
@@ -117,9 +114,22 @@ Returns the totals."""
                 if on_batch:
                     on_batch(summary)
             if applied_since and run.last_idle and on_caught_up and not stop.is_set():
-                on_caught_up()
-                applied_since = False
+                try:
+                    on_caught_up()
+                    applied_since = False
+                except OUTAGES as exc:
+                    backoff = _pause(kind, exc, backoff, stop, on_retry)
     return dict(totals)
+
+
+def _pause(kind: Kind, exc: BaseException, backoff: float, stop: threading.Event,
+           on_retry: Callable[[str, float], None] | None) -> float:
+    """Report an outage met by a follow process, wait `backoff` (or until stopped); the next pause."""
+    log.warning("ingest %s --follow: %s; retrying in %.0f s", kind, exc, backoff)
+    if on_retry:
+        on_retry(f"{type(exc).__name__}: {exc}", backoff)
+    stop.wait(backoff)
+    return min(FOLLOW_RETRY_MAX, backoff * 2)
 
 
 def busy_summary(kind: Kind, holder: str) -> dict:

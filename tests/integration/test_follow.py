@@ -152,3 +152,22 @@ def test_conditional_puts_refuse_a_second_creator_and_a_stale_etag(hub):
     assert second and second != first
     assert store.put_if(key, b'{"c": 1}', first) is None                    # stale ETag: refused
     assert store.get_with_etag(key) == (b'{"a": 1}', second)
+
+
+def test_follow_with_derive_updates_the_curated_datasets_after_a_new_release(hub, tmp_path):
+    from consumers.evidence import STATE_KEY
+
+    proc = subprocess.Popen([IOXHUB, "ingest", "datasets", "--follow", "--derive", "--json"], env=dict(os.environ),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    store = ObjectStore()
+    try:
+        wait_for(lambda: (store.get_json(lease_key("datasets")) or {}).get("expires_at", 0) > time.time(), timeout=30)
+        dataset = f"derived_{uuid.uuid4().hex[:6]}"
+        publish(hub, tmp_path, "WCO", dataset, range(2012, 2016))
+        wait_for(lambda: f"WCO.{dataset}" in (store.get_json(STATE_KEY) or {}).get("inputs", {}), timeout=120)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    events = [json.loads(line) for line in out.splitlines()]
+    assert [e["event"] for e in events].count("derive") >= 1 and events[-1]["derivations"] >= 1

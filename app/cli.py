@@ -212,9 +212,9 @@ def ingest_cmd(kind: str = typer.Argument(..., help="datasets or policies"),
     from app.console import print_counts, print_follow_event, print_json
 
     if kind not in ("datasets", "policies"):
-        raise typer.BadParameter("datasets or policies", param_hint="KIND")
+        raise IoxhubError(f"ingest: KIND is datasets or policies, not {kind!r}")
     if derive and not follow:
-        raise typer.BadParameter("--derive goes with --follow", param_hint="--derive")
+        raise IoxhubError("ingest: --derive goes with --follow")
     if follow:
         from app.follow import run_follow
 

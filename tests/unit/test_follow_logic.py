@@ -93,3 +93,17 @@ def test_a_killed_holder_on_this_host_is_taken_over_at_once():
     assert Lease(bucket, "datasets", "follow", 60).acquire()                      # its pid is gone
     alive = Lease(bucket, "policies", "follow", 60)
     assert alive.acquire() and not Lease(bucket, "policies", "follow", 60).acquire()   # this pid lives
+
+
+@pytest.mark.parametrize("args, message", [
+    (["ingest", "foo"], "error: ingest: KIND is datasets or policies, not 'foo'"),
+    (["ingest", "datasets", "--derive"], "error: ingest: --derive goes with --follow"),
+])
+def test_ingest_usage_mistakes_are_one_line(args, message):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    done = subprocess.run([str(Path(sys.executable).parent / "ioxhub"), *args], capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL)
+    assert (done.returncode, done.stderr.strip(), done.stdout) == (2, message, "")

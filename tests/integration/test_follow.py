@@ -1,11 +1,12 @@
 """`ioxhub ingest --follow` with the real broker and the real S3 server: releases published while it runs
-are applied, a SIGTERM mid-stream loses and doubles nothing, one run at a time (the lease), freshness in
-`ioxhub status`.
+are applied, a SIGTERM mid-stream loses and doubles nothing, an S3 outage is retried, one run at a time
+(the lease), freshness in `ioxhub status`.
 
 Every test first drains what earlier tests left on the shared session broker, so its counts are its own.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ import time
 import uuid
 from pathlib import Path
 
+import psutil
 import pytest
 
 from app.demo import ensure_keys
@@ -47,9 +49,9 @@ def publish(settings, tmp_path: Path, org: str, dataset: str, years: range, coun
     return sent.rows_sent, sent.chunks
 
 
-def harmonized_rows(org: str, dataset: str) -> tuple[int, int]:
+def harmonized_rows(org: str, dataset: str, store: ObjectStore | None = None) -> tuple[int, int]:
     """(rows, distinct (ref_area, period)) of a harmonized dataset."""
-    store = ObjectStore()
+    store = store or ObjectStore()
     tables = [store.read_parquet(k) for k in store.list(harmonized_dataset_prefix(org, dataset)) if k.endswith(".parquet")]
     keys = {(a, p) for t in tables for a, p in zip(t["ref_area"].to_pylist(), t["period"].to_pylist())}
     return sum(t.num_rows for t in tables), len(keys)
@@ -171,3 +173,50 @@ def test_follow_with_derive_updates_the_curated_datasets_after_a_new_release(hub
     assert proc.returncode == 0, err[-2000:]
     events = [json.loads(line) for line in out.splitlines()]
     assert [e["event"] for e in events].count("derive") >= 1 and events[-1]["derivations"] >= 1
+
+
+def test_follow_survives_an_s3_outage_and_applies_what_came_meanwhile_once(tmp_path):
+    """A hub of its own (the session's S3 server stays up): SIGKILL SeaweedFS under a running follow process,
+    publish, start it again; the batch that met the outage is retried from the committed offsets."""
+    from ioxhub.provision.apply import provision
+    from ioxhub.stack import local, process, seaweedfs
+    from ioxhub.stack.airflow import ioxhub_env
+
+    settings = local.up_on_free_ports(local.isolated_env(tmp_path / "data"), broker_storage="memory")
+    proc = None
+    try:
+        provision(settings)
+        ensure_keys(["WCO"], settings)
+        env = {**local.isolated_env(tmp_path / "data"), **ioxhub_env(settings), "IOXHUB_FOLLOW_IDLE_MS": "200"}
+        proc = subprocess.Popen([IOXHUB, "ingest", "datasets", "--follow", "--json"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL, cwd=Path(__file__).parents[2])
+        lines: list[dict] = []
+        reader = threading.Thread(target=lambda: lines.extend(json.loads(line) for line in proc.stdout))
+        reader.start()
+        store = ObjectStore(settings)
+        wait_for(lambda: (store.get_json(lease_key("datasets")) or {}).get("expires_at", 0) > time.time(), timeout=30)
+        before = publish(settings, tmp_path, "WCO", "outage_before", range(2001, 2006))
+        wait_for(lambda: any(e["event"] == "batch" for e in list(lines)), timeout=30)
+
+        pid = process.read_record(settings.data_dir, seaweedfs.NAME).pid
+        os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(psutil.NoSuchProcess):
+            psutil.Process(pid).wait(timeout=10)           # reaped (this process started it)
+        during = publish(settings, tmp_path, "WCO", "outage_during", range(2001, 2009))
+        wait_for(lambda: any(e["event"] == "retry" for e in list(lines)), timeout=60)
+        seaweedfs.stop(settings)
+        seaweedfs.start(settings)
+        wait_for(lambda: sum(e["events"]["consumed"] for e in list(lines) if e["event"] == "batch")
+                 == before[1] + 1 + during[1] + 1, timeout=120)
+        rows = {d: harmonized_rows(d[0], d[1], store) for d in (("WCO", "outage_before"), ("WCO", "outage_during"))}
+    finally:
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(60)
+            reader.join(10)
+        local.down(settings)
+    assert code == 0, proc.stderr.read()[-2000:]
+    batches = [e for e in lines if e["event"] == "batch"]
+    assert sum(b["events"]["applied"] for b in batches) == before[1] + 1 + during[1] + 1
+    assert lines[-1]["event"] == "stopped" and lines[-1]["consumed"] == before[1] + 1 + during[1] + 1
+    assert rows == {("WCO", "outage_before"): (before[0], before[0]), ("WCO", "outage_during"): (during[0], during[0])}

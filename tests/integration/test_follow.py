@@ -179,10 +179,17 @@ def test_follow_survives_an_s3_outage_and_applies_what_came_meanwhile_once(tmp_p
     """A hub of its own (the session's S3 server stays up): SIGKILL SeaweedFS under a running follow process,
     publish, start it again; the batch that met the outage is retried from the committed offsets."""
     from ioxhub.provision.apply import provision
+    from ioxhub.settings import reset_settings_cache
     from ioxhub.stack import local, process, seaweedfs
     from ioxhub.stack.airflow import ioxhub_env
 
-    settings = local.up_on_free_ports(local.isolated_env(tmp_path / "data"), broker_storage="memory")
+    session_env = dict(os.environ)      # up_on_free_ports points this process's environment at the new hub
+    try:
+        settings = local.up_on_free_ports(local.isolated_env(tmp_path / "data"), broker_storage="memory")
+    finally:
+        os.environ.clear()
+        os.environ.update(session_env)
+        reset_settings_cache()
     proc = None
     try:
         provision(settings)

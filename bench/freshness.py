@@ -13,6 +13,7 @@ appears, curated when a derivation lists it among its inputs. Prints p50/p95/max
 from __future__ import annotations
 
 import argparse
+import shutil
 import os
 import sys
 import tempfile
@@ -172,6 +173,9 @@ def main() -> None:
         if follower is not None and follower.proc.poll() is None:
             follower.proc.kill()
         stack.down()
+        shutil.rmtree(work / "data", ignore_errors=True)   # the hub's objects; the logs stay in `work`
+        for r in releases:
+            r.csv.unlink(missing_ok=True)
 
 
 def report(args, releases: list[Release]) -> None:

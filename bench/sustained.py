@@ -13,6 +13,7 @@ publishing (target last <= 1.2x first). Method: docs/freshness.md.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import threading
@@ -134,6 +135,7 @@ def main() -> None:
         if follower is not None and follower.proc.poll() is None:
             follower.proc.kill()
         stack.down()
+        shutil.rmtree(work / "data", ignore_errors=True)   # the hub's objects; the logs stay in `work`
 
 
 def _running_consumed(follower: FollowProcess):

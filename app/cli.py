@@ -348,14 +348,26 @@ def quarantine_retry(letters: list[str] = typer.Argument(None, help="Letter ids 
 
 @app.command("ingest")
 def ingest_cmd(kind: str = typer.Argument(..., help="datasets or policies"),
-               max_records: int | None = typer.Option(None, help="Most records to read (default: settings).")) -> None:
-    """Run one ingest outside Airflow (the DAGs call the same function)."""
-    from app.console import print_counts
-    from ioxhub.ingest.run import ingest
+               max_records: int | None = typer.Option(None, help="Most records to read (default: settings)."),
+               follow: bool = typer.Option(False, "--follow", help="Keep running: apply releases as they arrive, until SIGINT/SIGTERM."),
+               derive: bool = typer.Option(False, "--derive", help="With --follow: derive the evidence datasets once caught up after new data."),
+               as_json: bool = JSON) -> None:
+    """Run one ingest outside Airflow (the DAGs call the same function), or keep following the topics."""
+    from app.console import print_counts, print_follow_event, print_json
 
     if kind not in ("datasets", "policies"):
-        raise typer.BadParameter("datasets or policies", param_hint="KIND")
-    print_counts(f"ingest {kind}", ingest(kind, max_records=max_records, run_id="cli"))
+        raise IoxhubError(f"ingest: KIND is datasets or policies, not {kind!r}")
+    if derive and not follow:
+        raise IoxhubError("ingest: --derive goes with --follow")
+    if follow:
+        from app.follow import run_follow
+
+        run_follow(kind, derive, partial(print_follow_event, as_json=as_json))
+        return
+    from ioxhub.ingest.run import ingest
+
+    summary = ingest(kind, max_records=max_records, run_id="cli")
+    print_json(summary) if as_json else print_counts(f"ingest {kind}", summary)
 
 
 # ---------------------------------------------------------------------------------------- datasets, pull, report

@@ -46,8 +46,10 @@ def read_observations(store: ObjectStore) -> pa.Table | None:
     return pa.concat_tables(tables) if tables else None
 
 
-def _inputs_fingerprint(harmonized: list[dict]) -> str:
-    return hashlib.sha256(json.dumps({d["name"]: d["snapshot"] for d in harmonized}, sort_keys=True).encode()).hexdigest()
+def _inputs(harmonized: list[dict]) -> tuple[dict[str, int], str]:
+    """The harmonized datasets with their snapshot numbers, and their fingerprint."""
+    inputs = {d["name"]: d["snapshot"] for d in harmonized}
+    return inputs, hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
 
 def derive_evidence(settings: Settings | None = None, *, force: bool = False, run_id: str = "manual") -> dict:
@@ -57,11 +59,11 @@ def derive_evidence(settings: Settings | None = None, *, force: bool = False, ru
     store = ObjectStore(settings)
     catalog = Catalog(store)
     harmonized = [d for d in catalog.datasets() if d.get("kind") == "harmonized"]
-    fingerprint = _inputs_fingerprint(harmonized)
+    inputs, fingerprint = _inputs(harmonized)
     trace = DeriveTrace(harmonized, settings)
     outputs: dict[str, pd.DataFrame] = {}
     try:
-        summary = _derive(store, catalog, fingerprint, outputs, force=force, run_id=run_id, started=started)
+        summary = _derive(store, catalog, inputs, fingerprint, outputs, force=force, run_id=run_id, started=started)
     except BaseException as exc:
         trace.fail(exc)
         raise
@@ -69,7 +71,7 @@ def derive_evidence(settings: Settings | None = None, *, force: bool = False, ru
     return summary
 
 
-def _derive(store: ObjectStore, catalog: Catalog, fingerprint: str, outputs: dict[str, pd.DataFrame], *,
+def _derive(store: ObjectStore, catalog: Catalog, inputs: dict[str, int], fingerprint: str, outputs: dict[str, pd.DataFrame], *,
             force: bool, run_id: str, started: float) -> dict:
     """The derivation proper: `outputs` receives the frames written."""
     state = store.get_json(STATE_KEY) or {}
@@ -102,7 +104,7 @@ def _derive(store: ObjectStore, catalog: Catalog, fingerprint: str, outputs: dic
     written = {}
     for name, frame in outputs.items():
         written[name] = _write_curated(store, catalog, name, frame, observations)
-    store.put_json(STATE_KEY, {"fingerprint": fingerprint, "snapshots": {n: w["snapshot"] for n, w in written.items()}})
+    store.put_json(STATE_KEY, {"fingerprint": fingerprint, "inputs": inputs, "snapshots": {n: w["snapshot"] for n, w in written.items()}})
     summary = {"changed": True, "datasets": written, "seconds": round(time.monotonic() - started, 3)}
     catalog.record_run("derive_evidence", run_id, summary)
     log.info("derive evidence: %s", summary, extra={"run_id": run_id})

@@ -85,15 +85,18 @@ class Settings:
     consumer_group: str = _setting("ioxhub-ingest", "Kafka consumer group prefix of the ingest DAGs.")
     ingest_max_records: int = _setting(200_000, "Most Kafka records one ingest run consumes.", check=POSITIVE)
     ingest_idle_ms: int = _setting(1500, "An ingest run stops polling after this long without records.", check=POSITIVE)
+    ingest_lease_seconds: int = _setting(60, "An ingest run, replay or quarantine retry holds its kind's lease (one at a time: DAG, follow, CLI) this long past its last renewal.", check=POSITIVE)
+    follow_idle_ms: int = _setting(300, "`ingest --follow` ends a batch after this long without records (then applies it).", check=POSITIVE)
+    follow_batch_seconds: float = _setting(2.0, "`ingest --follow` ends a batch after polling this long even while records keep coming.", check=POSITIVE)
     require_signatures: bool = _setting(True, "Ingest refuses records without a valid Ed25519 signature of their org.")
     staging_max_age_hours: float = _setting(72.0, "A release still incomplete in staging/ this long after its first staged event is quarantined (incomplete-release).", check=NOT_NEGATIVE)
     trigger_poll_seconds: float = _setting(2.0, "How often the ingest DAGs' event triggers compare the topics' end offsets with the ingest groups' committed offsets.", check=POSITIVE)
     ingest_safety_interval_minutes: int = _setting(60, "An ingest DAG's trigger fires after this long without firing, records seen or not (a safety net: records left by a failed run).", check=POSITIVE)
 
-    # --- operations: logs, the run lock, `ioxhub status --check` (docs/operations.md) -------------------
+    # --- operations: logs, waiting for the ingest lease, `ioxhub status --check` (docs/operations.md) -------------------
     log_format: str = _setting("text", "Log lines: text (human-readable) or json (one JSON object a line with run id, org, dataset, release, topic, partition, offsets).",
                                check=one_of("text", "json"))
-    lock_wait_seconds: float = _setting(60.0, "How long an ingest, replay or quarantine retry waits for another one holding the run lock of its kind before giving up.", check=NOT_NEGATIVE)
+    lock_wait_seconds: float = _setting(60.0, "How long a replay or quarantine retry waits for the ingest lease of its kind (held by an ingest run or a follow process) before giving up.", check=NOT_NEGATIVE)
     check_max_lag: int = _setting(100_000, "`status --check`: most records a topic may wait for the ingest.", check=NOT_NEGATIVE)
     check_staging_hours: float = _setting(24.0, "`status --check`: longest a release may wait incomplete in staging/ (hours).", check=NOT_NEGATIVE)
     check_quarantine_rate: float = _setting(0.05, "`status --check`: highest share of the consumed events of a DAG's last run that may be quarantined.",

@@ -1,15 +1,20 @@
 """`ioxhub status`: the last run of each DAG (its counts), its latest failed tries and runs, the lag of
-each topic group, the releases waiting in staging/ and those expired there, and the records refused as
+each topic group (records, and seconds since the oldest unread record), the age of each dataset's newest
+snapshot (freshness), the releases waiting in staging/ and those expired there, and the records refused as
 internal errors (bugs met while handling them).
 
-Entry points: `hub_status(settings)` returns the data (the CLI renders it), `topic_lag`, `internal_errors`,
-`trigger_liveness` (are the ingest DAGs' event triggers running in Airflow's triggerer).
+Entry points: `hub_status(settings)` returns the data (the CLI renders it), `topic_lag`, `topic_backlog`,
+`freshness`, `internal_errors`, `trigger_liveness` (are the ingest DAGs' event triggers running in Airflow's
+triggerer).
 The lag (end offset minus the ingest group's committed offset) is a lower bound on the local tansu
 broker (docs/local-stack.md); releases in staging/, their expiry: docs/architecture.md, docs/staging-expiry.md.
 """
 from __future__ import annotations
 
 import datetime as dt
+import time
+
+from kafka.structs import TopicPartition
 
 from ioxhub.catalog import Catalog
 from ioxhub.ingest.staging import expired_releases, staged_releases
@@ -20,15 +25,77 @@ from ioxhub.stack.airflow import Api
 from ioxhub.storage import ObjectStore
 
 ERRORS_ZONE = "quarantine/errors/"
+DATASETS_PREFIX = "catalog/datasets/"
+
+
+OLDEST_POLL_MS = 2000        # most time `topic_lag` spends fetching the oldest unread record of lagging partitions
 
 
 def topic_lag(settings: Settings) -> dict[str, dict[str, int]]:
     """{kind: {topic: records not yet committed by the ingest group of that kind}}."""
+    return topic_backlog(settings, ages=False)[0]
+
+
+def topic_backlog(settings: Settings, *, ages: bool = True, now: float | None = None
+                  ) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, float | None]]]:
+    """(`topic_lag`, {kind: {topic: seconds since its oldest unread record was published, None when none
+    waits}}). Cheap: end offsets, committed offsets, and (`ages`) one fetch per lagging partition."""
     lags: dict[str, dict[str, int]] = {}
+    seconds: dict[str, dict[str, float | None]] = {}
     for kind in KINDS:
-        with OffsetWatch(settings, kind) as watch:
-            lags[kind] = watch.snapshot().lag_by_topic()
-    return lags
+        with OffsetWatch(settings, kind, max_poll_records=1, max_partition_fetch_bytes=64 << 10) as watch:
+            offsets = watch.snapshot()
+            lags[kind] = lag = offsets.lag_by_topic()
+            if ages:
+                behind = {TopicPartition(key.rpartition(":")[0], int(key.rpartition(":")[2])): offsets.committed.get(key, 0)
+                          for key, end in offsets.ends.items() if end > offsets.committed.get(key, 0)}
+                seconds[kind] = lag_seconds(lag, _oldest_unread(watch.consumer, behind), time.time() if now is None else now)
+    return lags, seconds
+
+
+def _oldest_unread(consumer, behind: dict[TopicPartition, int]) -> dict[str, int]:
+    """{topic: timestamp (ms) of its oldest unread record} over the partitions in `behind` (at their
+    committed offset); a partition whose record did not come within OLDEST_POLL_MS is left out."""
+    if not behind:
+        return {}
+    consumer.assign(list(behind))
+    for tp, offset in behind.items():
+        consumer.seek(tp, offset)
+    oldest: dict[str, int] = {}
+    missing = set(behind)
+    deadline = time.monotonic() + OLDEST_POLL_MS / 1000
+    while missing and time.monotonic() < deadline:
+        for tp, records in consumer.poll(timeout_ms=200).items():
+            if tp in missing and records:
+                missing.discard(tp)
+                consumer.pause(tp)
+                oldest[tp.topic] = min(oldest.get(tp.topic, records[0].timestamp), records[0].timestamp)
+    return oldest
+
+
+def lag_seconds(lag: dict[str, int], oldest_ms: dict[str, int], now: float) -> dict[str, float | None]:
+    """Per topic: now minus the publish time of its oldest unread record (0 never below), None when no
+    record waits or its time could not be read."""
+    return {topic: (round(max(0.0, now - oldest_ms[topic] / 1000), 1) if n and topic in oldest_ms else None)
+            for topic, n in lag.items()}
+
+
+def freshness(store: ObjectStore, now: dt.datetime | None = None) -> list[dict]:
+    """Per dataset of the catalog: when its newest snapshot was published (a harmonized dataset: its newest
+    applied release; a curated one: its last derivation) and how long ago, from one listing (no reads)."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return dataset_ages([(e.key, e.modified) for e in store.entries(DATASETS_PREFIX)], now)
+
+
+def dataset_ages(entries: list[tuple[str, dt.datetime | None]], now: dt.datetime) -> list[dict]:
+    """[{"dataset", "updated_at", "age_seconds"}] for catalog dataset documents (key, last modified), by name."""
+    out = []
+    for key, modified in sorted(entries):
+        if not key.endswith(".json"):
+            continue
+        out.append({"dataset": key[len(DATASETS_PREFIX):-len(".json")], "updated_at": modified,
+                    "age_seconds": None if modified is None else round((now - modified).total_seconds(), 1)})
+    return out
 
 
 def internal_errors(store: ObjectStore, limit: int = 20) -> list[dict]:
@@ -73,6 +140,8 @@ def hub_status(settings: Settings | None = None) -> dict:
     settings = settings or get_settings()
     store = ObjectStore(settings)
     catalog = Catalog(store)
-    return {"runs": catalog.last_runs(), "failures": catalog.recent_failures(), "lag": topic_lag(settings),
-            "staging": staged_releases(store), "expired": expired_releases(store),
-            "internal_errors": internal_errors(store), "triggers": trigger_liveness(settings)}
+    lag, lag_age = topic_backlog(settings)
+    return {"runs": catalog.last_runs(), "failures": catalog.recent_failures(), "lag": lag, "lag_seconds": lag_age,
+            "freshness": freshness(store), "staging": staged_releases(store), "expired": expired_releases(store),
+            "internal_errors": internal_errors(store),
+            "triggers": trigger_liveness(settings)}

@@ -190,6 +190,33 @@ class ObjectStore:
         except S3_ERRORS as exc:
             raise self._fail("put", key, exc) from None
 
+    def put_if(self, key: str, data: bytes, etag: str | None) -> str | None:
+        """Conditional PUT: create `key` only when absent (`etag` None), else replace it only while its ETag
+        is still `etag`; returns the new ETag, or None when the condition failed (another writer was first).
+        minio's public put_object turns unknown headers into user metadata, hence its lower-level call."""
+        headers = {"If-None-Match": "*"} if etag is None else {"If-Match": f'"{etag}"'}
+        try:
+            result = self.client._put_object(self.bucket, key, data, headers={**headers, "Content-Type": "application/json"})
+        except S3_ERRORS as exc:
+            if getattr(exc, "code", None) in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return None
+            raise self._fail("put", key, exc) from None
+        return result.etag
+
+    def get_with_etag(self, key: str) -> tuple[bytes, str] | None:
+        """The object's bytes and ETag (for a later `put_if`), or None when it does not exist."""
+        try:
+            response = self.client.get_object(self.bucket, key)
+            try:
+                return response.read(), response.headers.get("etag", "").strip('"')
+            finally:
+                response.close()
+                response.release_conn()
+        except S3_ERRORS as exc:
+            if getattr(exc, "code", None) in ("NoSuchKey", "NoSuchObject"):
+                return None
+            raise self._fail("get", key, exc) from None
+
     def put_file(self, key: str, path: str | Path, content_type: str = "application/octet-stream") -> int:
         """Upload a local file as one object (streamed: multipart when large, still atomic for readers);
         returns its size. For objects too big to hold in memory (the ingest writes them to disk first)."""

@@ -85,6 +85,28 @@ def _print_triggers(triggers: dict | None) -> None:
                   f"{triggers['triggerer']['status']}" + (f"; {fired}" if fired else ""))
 
 
+def print_follow_event(event: str, data: dict, as_json: bool = False) -> None:
+    """One line per event of `ingest --follow` (JSON Lines with `--json`: {"event": ..., **data})."""
+    if as_json:
+        sys.stdout.write(json.dumps({"event": event, **data}, default=_json_value) + "\n")
+        sys.stdout.flush()
+        return
+    stamp = datetime.now().strftime("%H:%M:%S")
+    if event == "batch":
+        rows = data.get("observations_harmonized")
+        tail = f", {rows:,} observations harmonized" if rows is not None else ""
+        console.print(f"{stamp} {data['kind']}: {_events(data['events'])}{tail} ({data.get('seconds', 0):.2f} s)")
+    elif event == "derive":
+        what = _counts({k: v.get("rows", 0) for k, v in data.get("datasets", {}).items()}) if data.get("changed") else data.get("reason")
+        console.print(f"{stamp} derive: {what} ({data.get('seconds', 0):.2f} s)")
+    elif event == "retry":
+        console.print(f"{stamp} batch failed, nothing committed ({data['error']}); retrying in {data['pause_seconds']:g} s")
+    elif event == "waiting":
+        console.print(f"{stamp} waiting: {data['holder']} holds the ingest lease")
+    else:
+        console.print(f"{stamp} stopped: {_counts({k: v for k, v in data.items() if k != 'kind'})}")
+
+
 def print_status(status: dict) -> None:
     runs = Table(title="last run of each DAG")
     for col in ("dag", "finished (UTC)", "events: consumed / applied / staged / dup / quarantined", "rows", "s"):
@@ -108,11 +130,14 @@ def print_status(status: dict) -> None:
     lag = Table(title="lag per topic (not yet ingested; a lower bound on the local broker)")
     lag.add_column("topic")
     lag.add_column("lag", justify="right")
+    lag.add_column("oldest unread (s ago)", justify="right")
     for kind, topics in status["lag"].items():
         for topic, n in sorted(topics.items()):
-            lag.add_row(topic, f"{n:,}")
+            age = status.get("lag_seconds", {}).get(kind, {}).get(topic)
+            lag.add_row(topic, f"{n:,}", "-" if age is None else _age(age))
     console.print(lag)
     _print_triggers(status.get("triggers"))
+    _print_freshness(status.get("freshness", []))
     _print_internal_errors(status.get("internal_errors", []))
     _print_expired(status.get("expired", []))
     if not status["staging"]:
@@ -127,6 +152,28 @@ def print_status(status: dict) -> None:
         staging.add_row(r["org"], r["dataset"], r["release"], f"{r['events']:,}", f"{r['bytes']:,}", oldest,
                         "-" if r["age_hours"] is None else f"{r['age_hours']:,.1f}")
     console.print(staging)
+
+
+def _age(seconds: float) -> str:
+    """12.3 s, 4.5 min, 6.7 h, 8.9 d."""
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.1f} s"
+
+
+def _print_freshness(datasets: list[dict]) -> None:
+    """Per dataset: when its newest snapshot was published (newest applied release / last derivation)."""
+    if not datasets:
+        return
+    table = Table(title="freshness: newest snapshot of each dataset (harmonized: newest applied release; curated: "
+                        "last derivation)")
+    for col in ("dataset", "updated (UTC)", "age"):
+        table.add_column(col, justify="right" if col == "age" else "left")
+    for d in datasets:
+        when = d["updated_at"].strftime("%Y-%m-%d %H:%M:%S") if d["updated_at"] else "-"
+        table.add_row(d["dataset"], when, "-" if d["age_seconds"] is None else _age(d["age_seconds"]))
+    console.print(table)
 
 
 def _print_internal_errors(errors: list[dict]) -> None:

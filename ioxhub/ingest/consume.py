@@ -1,7 +1,8 @@
 """Consume one bounded batch from a set of topics, and commit it once its results are durable.
 
 `BatchConsumer.poll_batch(max_records, idle_ms, take)` hands records to `take` poll by poll until
-`max_records` were read or nothing arrived for `idle_ms` (end offsets are not trusted to stop early, see
+`max_records` were read or nothing arrived for `idle_ms` (or, for a follow process, `max_seconds` passed
+or `stop()` is true; end offsets are not trusted to stop early, see
 docs/local-stack.md, only to keep waiting while they show records past the position); `commit(batch)` commits the batch's offsets to the consumer group. Partitions are
 assigned explicitly (no group join), so runs resume where the last committed run stopped.
 """
@@ -32,6 +33,7 @@ class Batch:
     first: dict[TopicPartition, int] = field(default_factory=dict)
     last: dict[TopicPartition, int] = field(default_factory=dict)
     count: int = 0
+    idle: bool = False       # ended by silence: nothing was waiting
 
     def next_offsets(self) -> dict[TopicPartition, int]:
         return {tp: last + 1 for tp, last in self.last.items()}
@@ -57,13 +59,16 @@ class BatchConsumer:
                 self.consumer.seek(tp, offset)
 
     def poll_batch(self, max_records: int, idle_ms: int,
-                   take: Callable[[dict[TopicPartition, list[ConsumerRecord]]], None]) -> Batch:
-        """Poll until `max_records` or `idle_ms` of silence; each poll's records go to `take` (by partition,
-        in offset order) and are not kept."""
+                   take: Callable[[dict[TopicPartition, list[ConsumerRecord]]], None], *,
+                   max_seconds: float | None = None, stop: Callable[[], bool] | None = None) -> Batch:
+        """Poll until `max_records`, `idle_ms` of silence, `max_seconds` or `stop()`; each poll's records go
+        to `take` (by partition, in offset order) and are not kept."""
         batch = Batch()
-        last_data = time.monotonic()
+        last_data = started = time.monotonic()
         extensions = MAX_IDLE_EXTENSIONS
         while batch.count < max_records:
+            if (stop is not None and stop()) or (max_seconds is not None and time.monotonic() - started >= max_seconds):
+                break
             polled = self.consumer.poll(timeout_ms=200, max_records=min(ROUND_RECORDS, max_records - batch.count))
             if not polled:
                 if (time.monotonic() - last_data) * 1000 >= idle_ms:
@@ -71,6 +76,7 @@ class BatchConsumer:
                         extensions -= 1            # slow to arrive (a loaded machine, a restarted broker)
                         last_data = time.monotonic()
                         continue
+                    batch.idle = True
                     break
                 continue
             last_data = time.monotonic()

@@ -1,7 +1,7 @@
 """Replay: re-harmonize the applied releases of one dataset from raw/ with today's rules (after a rule fix).
 
 `replay(org, dataset_id, since=, until=, first_offset=, last_offset=)` re-applies the releases with an event
-in the range whose rows or refusals change, leaves the others alone, holds the datasets run lock and
+in the range whose rows or refusals change, leaves the others alone, holds the datasets ingest lease and
 returns (and records as run `replay` in the catalog) a summary; `row_changes` compares two versions of a
 release's rows. Method: docs/operations.md, "Re-running after a rule fix".
 """
@@ -28,7 +28,7 @@ from ioxhub.contracts.registry import get_registry
 from ioxhub.errors import IoxhubError
 from ioxhub.ingest.datasets import CHUNK, MANIFEST, published_at
 from ioxhub.ingest.harmonized import SLICE_ROWS, apply_release, deduplicated_sorted, internal
-from ioxhub.ingest.lock import RunLock
+from ioxhub.ingest.lease import holding
 from ioxhub.ingest.observations import HARMONIZED_SCHEMA, REFUSED_SCHEMA, SERIES_KEY, harmonize_chunk
 from ioxhub.ingest.quarantine import DeadLetters
 from ioxhub.ingest.run import accept
@@ -112,8 +112,7 @@ def replay(org: str, dataset_id: str, *, since: dt.datetime | None = None, until
                      "releases": {"selected": 0, "replayed": 0, "unchanged": 0, "skipped": 0},
                      "observations": {"added": 0, "changed": 0, "removed": 0, "refused_before": 0, "refused_after": 0},
                      "events": {"read": 0, "refused": 0}, "raw_objects": [], "by_release": []}
-    lock = RunLock(store, settings, "datasets", f"replay {run_id}")
-    with lock:
+    with holding(store, "datasets", f"replay {run_id}", settings.ingest_lease_seconds, settings.lock_wait_seconds) as lease:
         trust = load_trust_store(settings, spec) if settings.require_signatures else None
         releases = _releases_from_raw(store, settings, org, dataset_id, window, trust, summary)
         letters = DeadLetters()          # rows refused now that were not before
@@ -127,7 +126,7 @@ def replay(org: str, dataset_id: str, *, since: dt.datetime | None = None, until
                 for name in summary["observations"]:
                     summary["observations"][name] += outcome.get(name, 0)
                 context.bind(release_id=release_id).info("replay: release %s %s", release_id, status)
-                lock.renew()
+                lease.renew()              # still ours (raises LeaseLost if another run took it over)
         summary["dead_letters"] = letters.write(store, settings, attempt=run_id)
         summary["seconds"] = round(time.monotonic() - started, 3)
         catalog.record_run(DAG_ID, run_id, summary)

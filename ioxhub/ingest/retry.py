@@ -1,7 +1,7 @@
 """`ioxhub quarantine retry`: resubmit quarantined events, or a whole refused release, through the ingest.
 
 `retry(letter_ids, release=(org, dataset, release_id))` runs the letters' events as received through
-`ingest.run.handle` and the handler's `finish` under the run lock of their kind, marks each letter with
+`ingest.run.handle` and the handler's `finish` under the ingest lease of their kind, marks each letter with
 its outcome in quarantine/retries/ (letters are never deleted) and records run `quarantine_retry`.
 Method: docs/operations.md, "Fixing rejects".
 """
@@ -20,7 +20,7 @@ from ioxhub.contracts.registry import get_registry
 from ioxhub.errors import IoxhubError
 from ioxhub.ingest.datasets import DatasetIngest
 from ioxhub.ingest.letters import find_letters, payload_release, read_letters, retries
-from ioxhub.ingest.lock import RunLock
+from ioxhub.ingest.lease import holding
 from ioxhub.ingest.policies import PolicyIngest
 from ioxhub.ingest.quarantine import DeadLetters
 from ioxhub.ingest.replay import RawRecord
@@ -58,7 +58,7 @@ def retry(letter_ids: list[str] = (), release: tuple[str, str, str] | None = Non
     result = {"kind": "quarantine_retry", "run_id": run_id, "letters": len(letters), "outcomes": {}, "by_letter": [],
               "runs": {}}
     for kind, chosen in sorted(by_kind.items()):
-        with RunLock(store, settings, kind, f"quarantine retry {run_id}"):
+        with holding(store, kind, f"quarantine retry {run_id}", settings.ingest_lease_seconds, settings.lock_wait_seconds):
             summary, outcomes = _resubmit(kind, chosen, store, catalog, settings, trust, registry, run_id)
         result["runs"][kind] = summary
         for letter in chosen:

@@ -1,6 +1,8 @@
 """One ingest run: consume a bounded batch -> raw -> verify, decode -> harmonize -> write -> commit.
 
-`ingest(kind)` is what the ingest DAGs call; `handle` takes one record (an unexpected exception refuses
+`ingest(kind)` is what the ingest DAGs call (one batch); `follow(kind, stop=...)` keeps one consumer
+running, batch after batch, through the same `Ingestor.batch` (`ioxhub ingest --follow`); both hold the
+kind's lease (ioxhub.ingest.lease) so only one run reads at a time; `handle` takes one record (an unexpected exception refuses
 that record as `internal-error`, never the run); `accept` verifies, decodes and checks a record's org
 claims; `reconcile` checks that every consumed event is in exactly one count before anything is
 committed. The order of writes and commits is the exactly-once argument: docs/architecture.md.
@@ -10,10 +12,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import tempfile
+import threading
 import time
 from pathlib import Path
 from collections import Counter
-from typing import Literal
+from typing import Callable, Literal
 
 from ioxhub.catalog import Catalog
 from ioxhub.contracts import codec, dataset_chunk
@@ -21,7 +24,7 @@ from ioxhub.contracts.registry import Registry, get_registry
 from ioxhub.errors import IoxhubError
 from ioxhub.ingest.consume import BatchConsumer
 from ioxhub.ingest.datasets import DatasetIngest
-from ioxhub.ingest.lock import RunLock
+from ioxhub.ingest.lease import Lease, describe
 from ioxhub.ingest.observe import IngestTrace
 from ioxhub.ingest.policies import PolicyIngest
 from ioxhub.ingest.quarantine import OUTAGES, DeadLetters
@@ -38,6 +41,8 @@ from ioxhub.storage import ObjectStore
 log = logging.getLogger("ioxhub.ingest")
 
 Kind = Literal["datasets", "policies"]
+FOLLOW_RETRY_FIRST, FOLLOW_RETRY_MAX = 1.0, 30.0   # seconds a follow process waits before retrying a failed batch
+FOLLOW_FULL_EVERY = 300.0    # seconds: a follow process runs an empty batch whole this often (staging expiry)
 
 
 class InjectedFault(IoxhubError):
@@ -54,22 +59,164 @@ def dag_id(kind: Kind) -> str:
 
 def ingest(kind: Kind, settings: Settings | None = None, *, max_records: int | None = None,
            idle_ms: int | None = None, fail_before_commit: bool = False, run_id: str = "manual") -> dict:
-    """Run one ingest of all org topics of `kind`; returns (and logs, and records) the run's counts."""
-    settings = settings or get_settings()
-    started = time.monotonic()
-    spec = load_orgs(settings.orgs_file)
-    registry = get_registry(settings.schemas_dir)
-    topics = [getattr(org, kind).name for org in spec.orgs]
-    store = ObjectStore(settings)
-    catalog = Catalog(store)
-    dead = DeadLetters()
-    trust = load_trust_store(settings, spec) if settings.require_signatures else None
-    consumer = BatchConsumer(settings, f"{settings.consumer_group}-{kind}", topics)
-    lock = RunLock(store, settings, kind, f"{dag_id(kind)} run {run_id}")
-    trace = IngestTrace(kind, topics, settings)
-    consumed_by_topic: Counter = Counter()
-    try:
-        lock.acquire()
+    """Run one ingest of all org topics of `kind`; returns (and logs, and records) the run's counts. While
+    another run of `kind` holds the lease (a follow process, a run started elsewhere) it reads nothing and
+    returns zero counts with `busy` naming the holder."""
+    with Ingestor(kind, settings, f"{dag_id(kind)} {run_id}") as run:
+        if not run.start():
+            log.info("ingest %s: busy, %s holds the lease", kind, describe(run.lease.held_by or {}))
+            return busy_summary(kind, describe(run.lease.held_by or {}))
+        summary = run.batch(run_id, max_records=max_records or run.settings.ingest_max_records,
+                            idle_ms=idle_ms or run.settings.ingest_idle_ms, fail_before_commit=fail_before_commit)
+    return summary
+
+
+def follow(kind: Kind, settings: Settings | None = None, *, stop: threading.Event,
+           on_batch: Callable[[dict], None] | None = None, on_caught_up: Callable[[], None] | None = None,
+           on_wait: Callable[[str], None] | None = None,
+           on_retry: Callable[[str, float], None] | None = None) -> dict:
+    """Keep one consumer of `kind` running until `stop` is set: each batch (ended by IOXHUB_FOLLOW_IDLE_MS of
+    silence or IOXHUB_FOLLOW_BATCH_SECONDS of polling) is a run like `ingest()`'s, applied, recorded and
+    committed; `on_batch(summary)` after each; `on_caught_up()` once nothing waits after a batch that applied
+        something. Waits (calling `on_wait` once) while another run holds the lease. An outage (storage, broker,
+    disk) fails the batch (or the derivation), which is retried, the batch from the committed offsets, after
+    a growing pause (`on_retry`). Returns the totals."""
+    totals: Counter = Counter()
+    with Ingestor(kind, settings, "follow") as run:
+        waited = False
+        while not run.start():
+            if on_wait and not waited:
+                on_wait(describe(run.lease.held_by or {}))
+                waited = True
+            if stop.wait(min(5.0, run.settings.ingest_lease_seconds / 3)):
+                return dict(totals)
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        backoff = FOLLOW_RETRY_FIRST
+        last_full = time.monotonic()
+        applied_since = reopen = False
+        while not stop.is_set():
+            # an empty batch is skipped, but every FOLLOW_FULL_EVERY seconds one runs whole (staging expiry)
+            quiet = time.monotonic() - last_full < FOLLOW_FULL_EVERY
+            try:
+                if reopen:
+                    run.reopen()
+                    reopen = False
+                summary = run.batch(f"follow-{stamp}-{int(totals['batches']) + 1}", max_records=run.settings.ingest_max_records,
+                                    idle_ms=run.settings.follow_idle_ms, max_seconds=run.settings.follow_batch_seconds,
+                                    stop=stop.is_set, skip_empty=quiet)
+                backoff = FOLLOW_RETRY_FIRST
+            except OUTAGES as exc:   # nothing of this batch was committed: retry it from the committed offsets
+                backoff, reopen = _pause(kind, exc, backoff, stop, on_retry), True
+                continue
+            if summary is not None:
+                last_full = time.monotonic()
+                totals["batches"] += 1
+                totals.update({k: v for k, v in summary["events"].items()})
+                applied_since = applied_since or bool(summary["events"]["applied"])
+                if on_batch:
+                    on_batch(summary)
+            if applied_since and run.last_idle and on_caught_up and not stop.is_set():
+                try:
+                    on_caught_up()
+                    applied_since = False
+                except OUTAGES as exc:
+                    backoff = _pause(kind, exc, backoff, stop, on_retry)
+    return dict(totals)
+
+
+def _pause(kind: Kind, exc: BaseException, backoff: float, stop: threading.Event,
+           on_retry: Callable[[str, float], None] | None) -> float:
+    """Report an outage met by a follow process, wait `backoff` (or until stopped); the next pause."""
+    log.warning("ingest %s --follow: %s; retrying in %.0f s", kind, exc, backoff)
+    if on_retry:
+        on_retry(f"{type(exc).__name__}: {exc}", backoff)
+    stop.wait(backoff)
+    return min(FOLLOW_RETRY_MAX, backoff * 2)
+
+
+def busy_summary(kind: Kind, holder: str) -> dict:
+    """The counts of a run that found another run of its kind active: nothing read, nothing written."""
+    return {"kind": kind, "busy": holder,
+            "events": {"consumed": 0, "applied": 0, "staged": 0, "duplicate": 0, "quarantined": 0}}
+
+
+class Ingestor:
+    """What ingest runs of one kind share: settings, orgs, registry, store, catalog, the lease and (once the
+    lease is held) one consumer. `batch()` is one run: consume, write, record, commit."""
+
+    def __init__(self, kind: Kind, settings: Settings | None, holder: str):
+        self.kind = kind
+        self.settings = settings or get_settings()
+        self.spec = load_orgs(self.settings.orgs_file)
+        self.registry = get_registry(self.settings.schemas_dir)
+        self.store = ObjectStore(self.settings)
+        self.catalog = Catalog(self.store)
+        self.topics = [getattr(org, kind).name for org in self.spec.orgs]
+        self.lease = Lease(self.store, kind, holder, self.settings.ingest_lease_seconds)
+        self.consumer: BatchConsumer | None = None
+        self.last_idle = False                 # the last batch ended on silence: nothing was waiting
+
+    def __enter__(self) -> "Ingestor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if self.consumer is not None:
+                self.consumer.close()
+        finally:
+            self.lease.release()
+
+    def start(self) -> bool:
+        """Take the lease, then open the consumer at the committed offsets (read only under the lease, so
+        no other run commits past them meanwhile); False while another run holds the lease."""
+        if not self.lease.acquire():
+            return False
+        self.reopen()
+        return True
+
+    def reopen(self) -> None:
+        """A new consumer at the committed offsets (after a batch failed before its commit)."""
+        if self.consumer is not None:
+            try:
+                self.consumer.close()
+            except OUTAGES:
+                pass
+            self.consumer = None
+        self.consumer = BatchConsumer(self.settings, f"{self.settings.consumer_group}-{self.kind}", self.topics)
+
+    def batch(self, run_id: str, *, max_records: int, idle_ms: int, max_seconds: float | None = None,
+              stop: Callable[[], bool] | None = None, skip_empty: bool = False,
+              fail_before_commit: bool = False) -> dict | None:
+        """One run over the records waiting (None when `skip_empty` and nothing came); emits its lineage
+        events and metrics (ioxhub.ingest.observe)."""
+        kind, settings = self.kind, self.settings
+        assert self.consumer is not None, "start() first"
+        dead = DeadLetters()
+        trust = load_trust_store(settings, self.spec) if settings.require_signatures else None
+        # lineage START once the batch is known to be a run (a follow process skips empty batches)
+        trace = None if skip_empty else IngestTrace(kind, self.topics, settings)
+        consumed_by_topic: Counter = Counter()
+        try:
+            summary = self._batch(run_id, consumed_by_topic, dead, trust, max_records=max_records,
+                                  idle_ms=idle_ms, max_seconds=max_seconds, stop=stop, skip_empty=skip_empty,
+                                  fail_before_commit=fail_before_commit)
+        except BaseException as exc:
+            if trace is not None:
+                trace.fail(exc)
+            raise
+        if summary is None:
+            return None
+        summary, handler = summary
+        with_context(log, run_id=run_id, kind=kind).info("ingest %s: %s", kind, summary)
+        (trace or IngestTrace(kind, self.topics, settings)).complete(summary, handler, dead, consumed_by_topic)
+        return summary
+
+    def _batch(self, run_id: str, consumed_by_topic: Counter, dead: DeadLetters, trust: TrustStore | None, *,
+               max_records: int, idle_ms: int, max_seconds: float | None, stop: Callable[[], bool] | None,
+               skip_empty: bool, fail_before_commit: bool) -> tuple[dict, DatasetIngest | PolicyIngest] | None:
+        """consume -> raw -> handle -> write -> reconcile -> record -> renew the lease -> commit."""
+        kind, settings, store, catalog, registry = self.kind, self.settings, self.store, self.catalog, self.registry
+        started = time.monotonic()
         with tempfile.TemporaryDirectory(prefix=f"ioxhub-ingest-{kind}-") as tmp:
             work = Path(tmp)
             handler = (DatasetIngest(store, catalog, dead, work, registry) if kind == "datasets"
@@ -84,8 +231,10 @@ def ingest(kind: Kind, settings: Settings | None = None, *, max_records: int | N
                         handle(record, handler, dead, trust, registry)
 
             try:
-                batch = consumer.poll_batch(max_records or settings.ingest_max_records,
-                                            idle_ms or settings.ingest_idle_ms, take)
+                batch = self.consumer.poll_batch(max_records, idle_ms, take, max_seconds=max_seconds, stop=stop)
+                self.last_idle = batch.idle
+                if skip_empty and not batch.count:
+                    return None
                 raw.write()
             finally:
                 raw.close()
@@ -95,23 +244,16 @@ def ingest(kind: Kind, settings: Settings | None = None, *, max_records: int | N
         summary = _summary(kind, batch.count, handled, dead, letters)
         if kind == "datasets":   # releases incomplete too long: counted apart (staged by earlier runs)
             summary.update(expire_staged(store, settings, active=set(handler.releases),
-                                         caught_up=batch.count < (max_records or settings.ingest_max_records)))
+                                         caught_up=batch.idle))
         reconcile(summary)
         summary["seconds"] = round(time.monotonic() - started, 3)
         catalog.record_run(dag_id(kind), run_id, summary)
         if fail_before_commit:
             raise InjectedFault("fault injected after the objects were written, before the offset commit")
-        consumer.commit(batch)
-        summary["lag"] = consumer.lag()
-    except BaseException as exc:
-        trace.fail(exc)
-        raise
-    finally:
-        consumer.close()
-        lock.release_quietly()
-    with_context(log, run_id=run_id, kind=kind).info("ingest %s: %s", kind, summary)
-    trace.complete(summary, handler, dead, consumed_by_topic)
-    return summary
+        self.lease.renew()                     # still ours: nobody else read these offsets meanwhile
+        self.consumer.commit(batch)
+        summary["lag"] = self.consumer.lag()
+        return summary, handler
 
 
 def handle(record, handler: DatasetIngest | PolicyIngest, dead: DeadLetters, trust: TrustStore | None,

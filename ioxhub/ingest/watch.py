@@ -71,12 +71,12 @@ def should_fire(fired: Offsets | None, now: Offsets, quiet_s: float = 0.0, safet
 class OffsetWatch:
     """A consumer of the ingest group of `kind` that only reads offsets (never polls records)."""
 
-    def __init__(self, settings: Settings, kind: str):
+    def __init__(self, settings: Settings, kind: str, **consumer_options):
         if kind not in KINDS:
             raise ValueError(f"unknown event kind {kind!r}; one of: {', '.join(KINDS)}")
         spec = load_orgs(settings.orgs_file)
         self.topics = [getattr(o, kind).name for o in spec.orgs]
-        self.consumer = make_consumer(group_id(settings, kind), settings)
+        self.consumer = make_consumer(group_id(settings, kind), settings, **consumer_options)
 
     def snapshot(self) -> Offsets:
         partitions = [TopicPartition(t, p) for t in self.topics

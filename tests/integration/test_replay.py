@@ -1,6 +1,6 @@
 """`ioxhub replay` on the real broker and S3: after a units-table fix exactly the affected rows change; a
 second replay writes nothing; a rule that refuses rows takes them out of the current table and the old rule
-brings them back; replay and ingest wait for each other's run lock."""
+brings them back; replay and ingest keep out of each other's way (the ingest lease)."""
 from __future__ import annotations
 
 import dataclasses
@@ -15,7 +15,7 @@ from app.demo import ensure_keys
 from ioxhub.catalog import Catalog
 from ioxhub.harmonize import units
 from ioxhub.ingest.letters import read_letters
-from ioxhub.ingest.lock import LockHeld, RunLock
+from ioxhub.ingest.lease import Lease, LeaseHeld
 from ioxhub.ingest.replay import ReplayError, replay
 from ioxhub.ingest.run import ingest
 from ioxhub.storage import ObjectStore, harmonized_dataset_prefix, history_key, quarantine_rows_key
@@ -123,13 +123,17 @@ def test_replay_changes_exactly_the_affected_rows_and_is_idempotent(hub, tmp_pat
     assert not store.exists(quarantine_rows_key("WCO", dataset_id, published.release_id))
 
 
-def test_replay_and_ingest_wait_for_the_run_lock_and_a_bad_range_is_refused(hub):
+def test_replay_and_ingest_keep_out_of_a_held_lease_and_a_bad_range_is_refused(hub):
     store = ObjectStore(hub)
-    with RunLock(store, hub, "datasets", "a live ingest"):
-        with pytest.raises(LockHeld, match="held by a live ingest"):
+    live = Lease(store, "datasets", "a live ingest", hub.ingest_lease_seconds)
+    assert live.acquire()
+    try:
+        with pytest.raises(LeaseHeld, match="held by a live ingest"):
             replay("WCO", "ANY", settings=dataclasses.replace(hub, lock_wait_seconds=0.5))
-        with pytest.raises(LockHeld):
-            ingest("datasets", settings=dataclasses.replace(hub, lock_wait_seconds=0.2), idle_ms=200)
+        busy = ingest("datasets", settings=hub, idle_ms=200)
+        assert "a live ingest" in busy["busy"] and busy["events"]["consumed"] == 0
+    finally:
+        live.release()
     with pytest.raises(ReplayError, match="is after --last-offset"):
         replay("WCO", "ANY", settings=hub, first_offset=5, last_offset=1)
     with pytest.raises(ReplayError, match="not in"):

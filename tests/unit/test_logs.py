@@ -1,16 +1,13 @@
-"""JSON log lines (context fields, tracebacks, masked secrets) and when a run lock counts as stale."""
+"""JSON log lines (context fields, tracebacks, masked secrets)."""
 from __future__ import annotations
 
-import datetime as dt
 import io
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 
-from ioxhub.ingest.lock import is_stale
 from ioxhub.logs import JsonFormatter, configure, with_context
 from ioxhub.settings import load_settings
 
@@ -56,20 +53,3 @@ def test_json_format_is_one_object_a_line_in_a_fresh_process(tmp_path):
     assert len(lines) == 1, done.stderr
     assert json.loads(lines[0])["org"] == "WHO"
 
-
-def _lock(**changes) -> dict:
-    now = dt.datetime.now(dt.timezone.utc)
-    return {"holder": "x", "token": "t", "host": socket.gethostname(), "pid": os.getpid(),
-            "acquired_at": now.isoformat(), "expires_at": (now + dt.timedelta(minutes=5)).isoformat(), **changes}
-
-
-def test_stale_when_the_lease_ran_out_or_the_holder_is_gone():
-    past = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)).isoformat()
-    assert is_stale(_lock(expires_at=past))
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
-    assert is_stale(_lock(pid=gone.pid))
-    assert is_stale(_lock(token="not-held-by-this-process"))      # this process failed to release it
-    assert not is_stale(_lock(pid=os.getppid()))                  # a live process of this machine
-    assert not is_stale(_lock(host="another-host", pid=gone.pid))  # elsewhere: only the lease tells
-    assert is_stale({})

@@ -22,6 +22,7 @@ import fastavro
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ioxhub import lineage
 from ioxhub.catalog import Catalog, release_key
 from ioxhub.contracts import codec
 from ioxhub.contracts.registry import get_registry
@@ -112,6 +113,32 @@ def replay(org: str, dataset_id: str, *, since: dt.datetime | None = None, until
                      "releases": {"selected": 0, "replayed": 0, "unchanged": 0, "skipped": 0},
                      "observations": {"added": 0, "changed": 0, "removed": 0, "refused_before": 0, "refused_after": 0},
                      "events": {"read": 0, "refused": 0}, "raw_objects": [], "by_release": []}
+    trace = lineage.LineageRun("replay", settings)
+    trace.start()
+    try:
+        _replay_under_lease(store, catalog, settings, spec, org, dataset_id, window, run_id, context, summary, started)
+    except BaseException as exc:
+        trace.fail(exc)
+        raise
+    trace.complete(*replay_lineage(settings, org, dataset_id, summary))
+    context.info("replay %s/%s: %s", org, dataset_id, {k: summary[k] for k in ("releases", "observations", "events")})
+    return {**summary, "run_id": run_id}
+
+
+def replay_lineage(settings: Settings, org: str, dataset_id: str, summary: dict) -> tuple[list[dict], list[dict]]:
+    """The replay's lineage: inputs the raw/ objects read, output the harmonized dataset with the releases
+    re-applied (none when nothing changed)."""
+    inputs = [lineage.s3_dataset(settings, key) for key in summary["raw_objects"]]
+    replayed = [r["release_id"] for r in summary["by_release"] if r["status"] == "replayed"]
+    outputs = [lineage.s3_dataset(
+        settings, harmonized_dataset_prefix(org, dataset_id),
+        outputStatistics=lineage.output_statistics(summary["observations"]["added"] + summary["observations"]["changed"]),
+        ioxhub_releases=lineage.releases_facet([lineage.release_ref(org, dataset_id, r) for r in replayed]))] if replayed else []
+    return inputs, outputs
+
+
+def _replay_under_lease(store: ObjectStore, catalog: Catalog, settings: Settings, spec, org: str, dataset_id: str,
+                        window: "Range", run_id: str, context, summary: dict, started: float) -> None:
     with holding(store, "datasets", f"replay {run_id}", settings.ingest_lease_seconds, settings.lock_wait_seconds) as lease:
         trust = load_trust_store(settings, spec) if settings.require_signatures else None
         releases = _releases_from_raw(store, settings, org, dataset_id, window, trust, summary)
@@ -130,8 +157,6 @@ def replay(org: str, dataset_id: str, *, since: dt.datetime | None = None, until
         summary["dead_letters"] = letters.write(store, settings, attempt=run_id)
         summary["seconds"] = round(time.monotonic() - started, 3)
         catalog.record_run(DAG_ID, run_id, summary)
-    context.info("replay %s/%s: %s", org, dataset_id, {k: summary[k] for k in ("releases", "observations", "events")})
-    return {**summary, "run_id": run_id}
 
 
 def _releases_from_raw(store: ObjectStore, settings: Settings, org: str, dataset_id: str, window: Range, trust,

@@ -18,6 +18,7 @@ from ioxhub.ingest.letters import read_letters
 from ioxhub.ingest.lease import Lease, LeaseHeld
 from ioxhub.ingest.replay import ReplayError, replay
 from ioxhub.ingest.run import ingest
+from ioxhub.lineage import events_file
 from ioxhub.storage import ObjectStore, harmonized_dataset_prefix, history_key, quarantine_rows_key
 from ioxhub_cli import ioxhub
 from producers import publish_dataset
@@ -100,6 +101,11 @@ def test_replay_changes_exactly_the_affected_rows_and_is_idempotent(hub, tmp_pat
     assert Catalog(store).last_runs()["replay"]["run_id"] == "replay-test"
     marker = Catalog(store).release_applied("WCO", dataset_id, published.release_id)
     assert marker["replays"][-1]["changed"] == 2 and marker["applied_at"]
+    # recorded in lineage: the raw/ objects in, the harmonized dataset with the re-applied release out
+    events = [json.loads(line) for line in events_file(hub).read_text().splitlines()]
+    done = [e for e in events if e["job"]["name"] == "replay" and e["eventType"] == "COMPLETE"][-1]
+    assert done["inputs"] and all(i["name"].startswith("raw/") for i in done["inputs"])
+    assert [r["releaseId"] for r in done["outputs"][0]["facets"]["ioxhub_releases"]["releases"]] == [published.release_id]
 
     snapshot = Catalog(store).dataset(f"WCO.{dataset_id}")["snapshot"]
     again = replay("WCO", dataset_id, settings=hub)

@@ -351,18 +351,27 @@ def ingest_cmd(kind: str = typer.Argument(..., help="datasets or policies"),
                max_records: int | None = typer.Option(None, help="Most records to read (default: settings)."),
                follow: bool = typer.Option(False, "--follow", help="Keep running: apply releases as they arrive, until SIGINT/SIGTERM."),
                derive: bool = typer.Option(False, "--derive", help="With --follow: derive the evidence datasets once caught up after new data."),
+               metrics_port: int | None = typer.Option(None, "--metrics-port", help="With --follow: serve the Prometheus metrics on this port (127.0.0.1) while following."),
                as_json: bool = JSON) -> None:
     """Run one ingest outside Airflow (the DAGs call the same function), or keep following the topics."""
     from app.console import print_counts, print_follow_event, print_json
 
     if kind not in ("datasets", "policies"):
         raise IoxhubError(f"ingest: KIND is datasets or policies, not {kind!r}")
-    if derive and not follow:
-        raise IoxhubError("ingest: --derive goes with --follow")
+    if (derive or metrics_port is not None) and not follow:
+        raise IoxhubError("ingest: --derive and --metrics-port go with --follow")
     if follow:
         from app.follow import run_follow
 
-        run_follow(kind, derive, partial(print_follow_event, as_json=as_json))
+        if metrics_port is not None:
+            from ioxhub.metrics_exporter import serve_metrics
+
+            server, _ = serve_metrics(metrics_port)
+        try:
+            run_follow(kind, derive, partial(print_follow_event, as_json=as_json))
+        finally:
+            if metrics_port is not None:
+                server.shutdown()
         return
     from ioxhub.ingest.run import ingest
 

@@ -1,5 +1,5 @@
 """`ioxhub ingest --follow` with the real broker and the real S3 server: releases published while it runs
-are applied, a SIGTERM mid-stream loses and doubles nothing, an S3 outage is retried, one run at a time
+are applied (and its metrics served), a SIGTERM mid-stream loses and doubles nothing, an S3 outage is retried, one run at a time
 (the lease), freshness in `ioxhub status`.
 
 Every test first drains what earlier tests left on the shared session broker, so its counts are its own.
@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import pytest
 from app.demo import ensure_keys
 from ioxhub.ingest.lease import lease_key
 from ioxhub.ingest.run import follow, ingest
+from ioxhub.stack import process
 from ioxhub.status import hub_status
 from ioxhub.storage import ObjectStore, harmonized_dataset_prefix
 from producers import publish_dataset
@@ -91,7 +93,9 @@ def test_follow_applies_a_release_published_after_it_started_and_holds_the_lease
 
 def test_sigterm_mid_stream_then_a_batch_run_accounts_for_every_event_once(hub, tmp_path):
     env = {**os.environ, "IOXHUB_FOLLOW_IDLE_MS": "200", "IOXHUB_FOLLOW_BATCH_SECONDS": "0.5"}
-    proc = subprocess.Popen([IOXHUB, "ingest", "datasets", "--follow", "--json"], env=env, stdout=subprocess.PIPE,
+    metrics_port = process.free_ports(1)[0]
+    proc = subprocess.Popen([IOXHUB, "ingest", "datasets", "--follow", "--json", "--metrics-port", str(metrics_port)],
+                            env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     lines: list[dict] = []
     reader = threading.Thread(target=lambda: lines.extend(json.loads(line) for line in proc.stdout))
@@ -105,6 +109,10 @@ def test_sigterm_mid_stream_then_a_batch_run_accounts_for_every_event_once(hub, 
                                          countries=("FRA", "DEU", "ITA", "ESP"))
             if i == 3:
                 wait_for(lambda: any(e["event"] == "batch" for e in list(lines)), timeout=30)
+                # the follow process serves the metrics while it runs: its batches' counts are there
+                with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
+                    exposition = response.read().decode()
+                assert 'ioxhub_ingest_events_total{kind="datasets",outcome="applied"}' in exposition, exposition[:2000]
                 proc.send_signal(signal.SIGTERM)
     finally:
         code = proc.wait(60)

@@ -97,7 +97,8 @@ def test_a_killed_holder_on_this_host_is_taken_over_at_once():
 
 @pytest.mark.parametrize("args, message", [
     (["ingest", "foo"], "error: ingest: KIND is datasets or policies, not 'foo'"),
-    (["ingest", "datasets", "--derive"], "error: ingest: --derive goes with --follow"),
+    (["ingest", "datasets", "--derive"], "error: ingest: --derive and --metrics-port go with --follow"),
+    (["ingest", "datasets", "--metrics-port", "9999"], "error: ingest: --derive and --metrics-port go with --follow"),
 ])
 def test_ingest_usage_mistakes_are_one_line(args, message):
     import subprocess

@@ -228,17 +228,8 @@ class ObjectStore:
 
     def get_bytes(self, key: str) -> bytes | None:
         """The object's bytes, or None when it does not exist."""
-        try:
-            response = self.client.get_object(self.bucket, key)
-            try:
-                return response.read()
-            finally:
-                response.close()
-                response.release_conn()
-        except S3_ERRORS as exc:
-            if getattr(exc, "code", None) in ("NoSuchKey", "NoSuchObject"):
-                return None
-            raise self._fail("get", key, exc) from None
+        found = self.get_with_etag(key)
+        return None if found is None else found[0]
 
     def size(self, key: str) -> int | None:
         try:

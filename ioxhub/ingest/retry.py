@@ -24,7 +24,7 @@ from ioxhub.ingest.lease import holding
 from ioxhub.ingest.policies import PolicyIngest
 from ioxhub.ingest.quarantine import DeadLetters
 from ioxhub.ingest.replay import RawRecord
-from ioxhub.ingest.run import _summary, handle, reconcile
+from ioxhub.ingest.run import handle, reconcile, run_summary
 from ioxhub.keys import load_trust_store
 from ioxhub.logs import with_context
 from ioxhub.orgs import load_orgs
@@ -115,7 +115,7 @@ def _resubmit(kind: str, letters: list[dict], store: ObjectStore, catalog: Catal
         handled = handler.finish()
     letters_written = dead.write(store, settings, attempt=run_id)
     handler.settle()
-    summary = _summary(kind, len(records), handled, dead, letters_written)
+    summary = run_summary(kind, len(records), handled, dead, letters_written)
     reconcile(summary)
     refused = {(l["topic"], l["partition"], l["offset"]): l for ls in dead.letters.values() for l in ls
                if not l["observations"]}

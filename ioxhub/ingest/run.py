@@ -241,7 +241,7 @@ class Ingestor:
             handled = handler.finish()
         letters = dead.write(store, settings)
         handler.settle()
-        summary = _summary(kind, batch.count, handled, dead, letters)
+        summary = run_summary(kind, batch.count, handled, dead, letters)
         if kind == "datasets":   # releases incomplete too long: counted apart (staged by earlier runs)
             summary.update(expire_staged(store, settings, active=set(handler.releases),
                                          caught_up=batch.idle))
@@ -316,7 +316,7 @@ def accept(record, dead: DeadLetters, trust: TrustStore | None, registry: Regist
     return decoded
 
 
-def _summary(kind: Kind, consumed: int, handled, dead: DeadLetters, letters: int) -> dict:
+def run_summary(kind: Kind, consumed: int, handled, dead: DeadLetters, letters: int) -> dict:
     quarantined = dead.events_by_reason()
     counts = {f.name: getattr(handled, f.name) for f in dataclasses.fields(handled)}  # shallow: keeps the Counter
     refused_rows = counts.pop("refused_by_reason", None)

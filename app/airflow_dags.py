@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, Asset, Param, dag, task  # noqa: F401
 
 from ioxhub import lineage
-from ioxhub.assets import CURATED, HARMONIZED_INSTRUMENTS, HARMONIZED_OBSERVATIONS
+from app.airflow_assets import CURATED, HARMONIZED_INSTRUMENTS, HARMONIZED_OBSERVATIONS
 from app.airflow_failures import on_run_failure, on_task_failure, on_task_retry
 from app.airflow_triggers import topics_asset
 from ioxhub.settings import Settings, get_settings

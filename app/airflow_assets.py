@@ -1,6 +1,6 @@
 """The Airflow Assets of the hub: what the ingest DAGs produce and the derivation DAG is triggered by.
 
-Imported by DAG files only (it imports airflow). URIs name the zones of the hub bucket.
+Used by the DAG definitions (app/airflow_dags.py); it imports Airflow, so it stays out of the core. URIs name the zones of the hub bucket.
 """
 from airflow.sdk import Asset
 

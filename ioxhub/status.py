@@ -1,6 +1,6 @@
 """`ioxhub status`: the last run of each DAG (its counts), its latest failed tries and runs, the lag of
-each topic group (records, and seconds since the oldest unread record), the age of each dataset's newest
-snapshot (freshness), the releases waiting in staging/ and those expired there, and the records refused as
+each topic group (records, and seconds since the oldest unread record; `lag_error` says why when the
+broker cannot be read), the age of each dataset's newest snapshot (freshness), the releases waiting in staging/ and those expired there, and the records refused as
 internal errors (bugs met while handling them).
 
 Entry points: `hub_status(settings)` returns the data (the CLI renders it), `topic_lag`, `topic_backlog`,
@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 
+from kafka.errors import KafkaError
 from kafka.structs import TopicPartition
 
 from ioxhub.catalog import Catalog
@@ -140,8 +141,12 @@ def hub_status(settings: Settings | None = None) -> dict:
     settings = settings or get_settings()
     store = ObjectStore(settings)
     catalog = Catalog(store)
-    lag, lag_age = topic_backlog(settings)
+    try:
+        lag, lag_age, lag_error = *topic_backlog(settings), None
+    except (KafkaError, OSError) as exc:     # the broker is down: the rest of the status is still worth showing
+        lag, lag_age, lag_error = {}, {}, f"cannot read the topics' offsets: {type(exc).__name__}: {exc}"
     return {"runs": catalog.last_runs(), "failures": catalog.recent_failures(), "lag": lag, "lag_seconds": lag_age,
+            "lag_error": lag_error,
             "freshness": freshness(store), "staging": staged_releases(store), "expired": expired_releases(store),
             "internal_errors": internal_errors(store),
             "triggers": trigger_liveness(settings)}

@@ -131,6 +131,8 @@ def print_status(status: dict) -> None:
     lag.add_column("topic")
     lag.add_column("lag", justify="right")
     lag.add_column("oldest unread (s ago)", justify="right")
+    if status.get("lag_error"):
+        lag.add_row(f"[red]{status['lag_error']}[/red]", "-", "-")
     for kind, topics in status["lag"].items():
         for topic, n in sorted(topics.items()):
             age = status.get("lag_seconds", {}).get(kind, {}).get(topic)

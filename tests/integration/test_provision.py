@@ -70,7 +70,7 @@ def test_cli_json_of_the_plan_the_status_the_catalog_and_the_stack(provisioned_s
     assert any("broker-side authentication and ACLs are unavailable" in n for n in plan["notes"])
 
     status = run("status")
-    assert set(status) == {"runs", "failures", "lag", "lag_seconds", "freshness", "staging", "expired", "internal_errors",
+    assert set(status) == {"runs", "failures", "lag", "lag_seconds", "lag_error", "freshness", "staging", "expired", "internal_errors",
                            "triggers"}
     assert set(status["lag"]["datasets"]) == {o.datasets.name for o in spec.orgs}
     assert set(status["lag"]["policies"]) == {o.policies.name for o in spec.orgs}

@@ -57,3 +57,25 @@ def test_check_is_ok_when_healthy_and_lists_each_problem(provisioned_settings):
     finally:
         retire_key(key.key_id, settings=provisioned_settings)      # ends now: no longer "ending soon"
         key.path.unlink(missing_ok=True)
+
+
+def test_status_without_a_broker_shows_the_rest_and_says_why_lag_is_missing(provisioned_settings):
+    """The broker down is a fact to show, not a traceback: runs, staging and freshness still come from S3."""
+    tag = uuid.uuid4().hex[:8]
+    env = {**os.environ, "IOXHUB_BUCKET": f"nobroker-{tag}", "IOXHUB_CONSUMER_GROUP": f"nobroker-{tag}",
+           "IOXHUB_KAFKA_BOOTSTRAP": "127.0.0.1:9",          # the discard port: nothing listens there
+           "IOXHUB_S3_ACCESS_KEY": provisioned_settings.s3_admin_access_key,
+           "IOXHUB_S3_SECRET_KEY": provisioned_settings.s3_admin_secret_key}
+    settings = load_settings({k: v for k, v in env.items() if k.startswith("IOXHUB_")})
+    ObjectStore(settings).client.make_bucket(settings.bucket)
+    Catalog(ObjectStore(settings)).record_run("ingest_datasets", "r1", {"events": {"consumed": 3}})
+
+    as_json = ioxhub(env, "status", "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    status = json.loads(as_json.stdout)
+    assert status["lag"] == {} and status["lag_seconds"] == {}
+    assert status["lag_error"].startswith("cannot read the topics' offsets: ")
+    assert "ingest_datasets" in status["runs"]
+    text = ioxhub(env, "status")
+    assert text.returncode == 0 and "Traceback" not in text.stderr, text.stderr
+    assert "cannot read the topics' offsets" in text.stdout and "ingest_datasets" in text.stdout

@@ -2,7 +2,7 @@
 
 `exposition(settings)` (or `samples`) is the current text (`ioxhub metrics`); `serve_metrics(port, settings)`
 serves it on HTTP from a daemon thread (`ioxhub metrics serve`, or inside a long-running process).
-Scrape-time gauges: topic lag (Kafka), dataset freshness (the catalog), each source bounded in time.
+Scrape-time gauges: topic lag in records and seconds (Kafka), dataset freshness (the catalog), each source bounded in time.
 Metric names: docs/lineage-and-metrics.md.
 """
 from __future__ import annotations
@@ -19,13 +19,14 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from ioxhub.catalog import Catalog
 from ioxhub.metrics import Key, TextfileValues, metrics_dir, read_textfile
 from ioxhub.settings import Settings, get_settings
-from ioxhub.status import topic_lag
+from ioxhub.status import topic_backlog
 from ioxhub.storage import ObjectStore
 
 log = logging.getLogger("ioxhub.metrics")
 
 LIVE_METRICS = {
     "ioxhub_topic_lag_records": "Records of a topic not yet committed by its ingest group (a lower bound on tansu).",
+    "ioxhub_topic_lag_seconds": "Seconds since the oldest record of a topic not yet ingested was published (0 when none waits).",
     "ioxhub_dataset_freshness_seconds": "Age of the newest applied release (harmonized) or snapshot (curated) of a dataset.",
     "ioxhub_dataset_updated_timestamp_seconds": "Unix time a dataset last changed (catalog).",
     "ioxhub_exporter_errors": "1 when a source of the scrape-time gauges (kafka, catalog) failed at this scrape.",
@@ -46,7 +47,7 @@ class TextfileCollector:
 
 
 class LiveCollector:
-    """Gauges computed at scrape time: topic lag (Kafka) and dataset freshness (the catalog). Each source
+    """Gauges computed at scrape time: topic lag in records and seconds (Kafka) and dataset freshness (the catalog). Each source
     gets `timeout` seconds (a broker that is down makes kafka-python wait ~30 s): past it, that source
     reports an error for this scrape and the next scrape waits for the same pending request."""
 
@@ -68,10 +69,13 @@ class LiveCollector:
     def collect(self) -> Iterator[Metric]:
         errors = GaugeMetricFamily("ioxhub_exporter_errors", LIVE_METRICS["ioxhub_exporter_errors"], labels=["source"])
         lag = GaugeMetricFamily("ioxhub_topic_lag_records", LIVE_METRICS["ioxhub_topic_lag_records"], labels=["kind", "topic"])
+        age = GaugeMetricFamily("ioxhub_topic_lag_seconds", LIVE_METRICS["ioxhub_topic_lag_seconds"], labels=["kind", "topic"])
         try:
-            for kind, topics in self._bounded("kafka", lambda: topic_lag(self.settings)).items():
+            records, seconds = self._bounded("kafka", lambda: topic_backlog(self.settings))
+            for kind, topics in records.items():
                 for topic, n in topics.items():
                     lag.add_metric([kind, topic], n)
+                    age.add_metric([kind, topic], seconds.get(kind, {}).get(topic) or 0.0)
             errors.add_metric(["kafka"], 0)
         except Exception as exc:
             errors.add_metric(["kafka"], 1)
@@ -88,7 +92,7 @@ class LiveCollector:
         except Exception as exc:
             errors.add_metric(["catalog"], 1)
             log.debug("metrics: catalog unavailable: %s", exc)
-        yield from (lag, fresh, updated, errors)
+        yield from (lag, age, fresh, updated, errors)
 
 
 class _Pending:

@@ -96,8 +96,10 @@ def test_lineage_of_a_curated_dataset_reaches_the_file_and_release(provisioned_s
         assert value(after, name, **labels) - value(before, name, **labels) == delta, name
     assert value(after, "ioxhub_exporter_errors", source="kafka") == 0
     assert 0 <= value(after, "ioxhub_dataset_freshness_seconds", dataset=dataset_name("WCO", dataset_id)) < 600
-    assert any(s.name == "ioxhub_topic_lag_records" and s.labels["topic"] == datasets_topic("WCO")
-               for f in text_string_to_metric_families(after) for s in f.samples)
+    for gauge in ("ioxhub_topic_lag_records", "ioxhub_topic_lag_seconds"):
+        assert any(s.name == gauge and s.labels["topic"] == datasets_topic("WCO")
+                   for f in text_string_to_metric_families(after) for s in f.samples), gauge
+    assert value(after, "ioxhub_topic_lag_seconds", kind="datasets", topic=datasets_topic("WCO")) == 0   # caught up
 
 
 def test_a_failed_ingest_emits_fail_and_counts_a_failed_run(provisioned_settings):

@@ -69,3 +69,14 @@ def test_vectorized_equals_scalar():
     assert out.area_type.to_pylist() == [e.area_type for e in expected]
     assert out.reason.to_pylist() == [e.reason for e in expected]
     assert out.invalid.to_pylist() == [e.reason is not None for e in expected]
+
+
+def test_derivations_read_countries_only():
+    from consumers.evidence import country_observations
+
+    table = pa.table({"ref_area": ["FRA", "EU27_2020", "DEU", "FRA", "SUN"],
+                      "area_type": ["country", "aggregate", "country", "country", "historic"],
+                      "counterpart_area_type": [None, None, "country", "aggregate", None]})
+    assert country_observations(table)["ref_area"].to_pylist() == ["FRA", "DEU"]
+    before = pa.table({"ref_area": ["FRA", "DEU"]})          # harmonized before area types: countries only
+    assert country_observations(before).equals(before)

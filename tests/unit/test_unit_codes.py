@@ -113,3 +113,4 @@ def test_mapping_units_errors_are_one_line_naming_the_key(units_value, message):
     with pytest.raises(MappingError) as err:
         ColumnMapping.from_dict({"value": "V", "units": units_value}, origin="mapping file m.yaml")
     assert message in str(err.value) and str(err.value).startswith("mapping file m.yaml: ") and "\n" not in str(err.value)
+

@@ -60,6 +60,8 @@ def last_positions(table: pa.Table, keys: tuple[str, ...] = SERIES_KEY) -> np.nd
     combined = np.zeros(n, np.int64)
     span = 1
     for name in keys:
+        if table[name].null_count == n:      # a key column without values tells no row apart
+            continue
         ranks, values = ranked(table[name])
         span *= len(values)
         if span >= 1 << 62:      # too many distinct keys for one int64: let Arrow group

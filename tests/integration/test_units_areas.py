@@ -3,7 +3,7 @@
 A small file with Eurostat unit codes (CP_MEUR, CLV10_MEUR, PC_GDP, THS_PER, I15, MIO_EUR), an unknown
 unit, a code the mapping translates (PC -> NUMBER), an EU aggregate, a world code, historic and subnational
 areas: every harmonized row written here by hand from the file; nothing dead-lettered but the one row
-whose area is unknown (refused at publish)."""
+whose area is unknown (refused at publish); a replay from raw/ gives the same rows (translation included)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -14,6 +14,7 @@ import pytest
 from app.demo import ensure_keys
 from ioxhub.catalog import Catalog
 from ioxhub.ingest.letters import read_letters
+from ioxhub.ingest.replay import replay
 from ioxhub.ingest.run import ingest
 from ioxhub.storage import ObjectStore, harmonized_dataset_prefix
 from producers import publish_dataset
@@ -77,3 +78,6 @@ def test_provider_codes_and_areas_round_trip(hub, tmp_path):
     assert entry["rows"] == 8
     assert entry["coverage"]["countries"] == ["DEU", "FRA"]
     assert entry["coverage"]["other_areas"] == ["EU27_2020", "FR-75C", "SUN", "WLD"]
+
+    again = replay("WCO", dataset_id, settings=hub)     # from raw/: the manifest's translation applies again
+    assert again["releases"]["unchanged"] == 1 and again["releases"]["replayed"] == 0

@@ -50,6 +50,7 @@ class UnitFactor(NamedTuple):
     price_basis: str | None = None
     base_year: int | None = None
     denominator: str | None = None
+    code: str | None = None          # the unit as published (the text resolved)
 
     @property
     def reason_code(self) -> int:
@@ -148,7 +149,7 @@ def canonical_unit(unit: str | None) -> UnitFactor:
     base = _base_units()
     found = base.get(unit.strip().upper())
     if found is not None:
-        return found
+        return found._replace(code=unit)
     scale = 0
     if len(words) > 1 and words[0] in _SCALES:
         scale, words = _SCALES[words[0]], words[1:]
@@ -156,8 +157,8 @@ def canonical_unit(unit: str | None) -> UnitFactor:
         scale, words = _SCALES[words[-1]], words[:-1]
     found = base.get(" ".join(words))
     if found is None:
-        return UnitFactor(unit.strip(), 0, 1, 1, None, UNRECOGNIZED)
-    return found._replace(exp10=found.exp10 + scale)
+        return UnitFactor(unit.strip(), 0, 1, 1, None, UNRECOGNIZED, code=unit)
+    return found._replace(exp10=found.exp10 + scale, code=unit)
 
 
 def translation_problem(source: str, target: str) -> str | None:
@@ -173,7 +174,7 @@ def _translated(unit: str | None, table: Mapping[str, str]) -> UnitFactor:
     if unit is not None and (target := table.get(unit.strip().upper())) is not None:
         factor = canonical_unit(target)
         if factor.status == RECOGNIZED:
-            return factor._replace(status=TRANSLATED)
+            return factor._replace(status=TRANSLATED, code=unit)
     return canonical_unit(unit)
 
 
@@ -213,7 +214,8 @@ class UnitColumns(NamedTuple):
 
 class NormalizedValues(NamedTuple):
     """Vectorized `normalize_value`: value (float64, canonical unit), unit, reason, and the unit's details
-    (status, currency, price_basis, denominator: dictionary strings; base_year: int16), null where refused."""
+    (status, currency, price_basis, denominator: dictionary strings; base_year: int16), null where refused;
+    code: the unit as published (a dictionary of the distinct codes only)."""
 
     value: pa.Array
     unit: pa.Array
@@ -223,6 +225,7 @@ class NormalizedValues(NamedTuple):
     price_basis: pa.Array
     base_year: pa.Array
     denominator: pa.Array
+    code: pa.Array
 
     @property
     def invalid(self) -> pa.BooleanArray:
@@ -238,7 +241,7 @@ def canonical_unit_array(units: ArrayLike) -> UnitColumns:
 
 
 _REASONS = pa.array([MISSING, "", BAD_MULT, OVERFLOW], pa.string())  # dictionary of the reason column (code - 1)
-_DETAILS = ("unit", "reason", "status", "currency", "price_basis", "denominator")
+_DETAILS = ("unit", "reason", "status", "currency", "price_basis", "denominator", "code")
 _PLAIN = {"exp10": pa.int64(), "num": pa.float64(), "den": pa.float64(), "reason_code": pa.int8(), "base_year": pa.int16()}
 
 CODEBOOK = Codebook(canonical_unit, strings=_DETAILS, plain=_PLAIN)
@@ -330,4 +333,5 @@ def normalize_values(values: pa.Array | pa.ChunkedArray | np.ndarray, units: Arr
         price_basis=rows.strings("price_basis", null_where=refused),
         base_year=_base_years(rows, refused),
         denominator=rows.strings("denominator", null_where=refused),
+        code=rows.strings("code"),
     )

@@ -22,7 +22,7 @@ from ioxhub.catalog import Catalog
 from ioxhub.harmonize.columns import DICT_STRING
 from ioxhub.ingest.background import Background
 from ioxhub.ingest.observations import HARMONIZED_SCHEMA, SERIES_KEY, with_all_columns
-from ioxhub.ingest.spill import Key, ReleaseSpill, _sortable, ranked, row_keys
+from ioxhub.ingest.spill import Key, ReleaseSpill, _sortable, ranked, row_keys, take_rows
 from ioxhub.storage import ObjectStore, harmonized_dataset_prefix, harmonized_key, history_key
 
 SLICE_ROWS = 128 * 1024      # rows (new + current) per key range; also the row group size
@@ -76,14 +76,14 @@ def keep_last(table: pa.Table, keys: tuple[str, ...] = SERIES_KEY) -> pa.Table:
     if table.num_rows == 0:
         return table
     positions = last_positions(table, keys)
-    return table if len(positions) == table.num_rows else table.take(pa.array(positions))
+    return table if len(positions) == table.num_rows else take_rows(table, positions)
 
 
 def deduplicated_sorted(table: pa.Table) -> pa.Table:
     """`sort_rows(keep_last(table))` with one gather."""
     positions = last_positions(table)
     ranks = tuple(ranked(table[c])[0][positions] for c in ("period", "ref_area", "indicator"))
-    return table.take(pa.array(positions[np.lexsort(ranks)]))
+    return take_rows(table, positions[np.lexsort(ranks)])
 
 
 def _last_grouped(table: pa.Table, keys: tuple[str, ...]) -> np.ndarray:
@@ -104,7 +104,7 @@ def merge_current(existing: pa.Table | None, new: pa.Table, release_id: str) -> 
     releases, values = ranked(both["release_id"])
     published = both["published_at"].cast(pa.int64()).to_numpy()
     order = np.lexsort((releases, published))           # by published_at, then release id; stable
-    merged = keep_last(both.take(pa.array(order)))
+    merged = keep_last(take_rows(both, order))
     mine = values.index(release_id)
     merged_releases, merged_values = ranked(merged["release_id"])
     new_kept = int(np.count_nonzero(merged_releases == merged_values.index(release_id))) \
@@ -121,7 +121,7 @@ def sort_rows(table: pa.Table) -> pa.Table:
     if table.num_rows < 2:
         return table
     order = np.lexsort(tuple(ranked(table[c])[0] for c in ("period", "ref_area", "indicator")))
-    return table.take(pa.array(order))
+    return take_rows(table, order)
 
 
 class _ParquetFile:

@@ -160,7 +160,7 @@ def harmonize_chunk(record: dict, schema_version: str, published_at: dt.datetime
         "period_end": period.end,
         "value": units.value,
         "unit": units.unit,
-        "unit_code": cols["unit"],
+        "unit_code": units.code,
         "unit_status": units.status,
         "currency": units.currency,
         "price_basis": units.price_basis,

@@ -77,8 +77,8 @@ def workload(n: int, chunk: int, seed: int = 7) -> list[dict]:
 def harmonize_chunk(rec: dict) -> dict[str, pa.Array]:
     """The vectorized path ingest takes for one decoded chunk."""
     strings = pa.array(rec["strings"], pa.string())
-    ref = countries.to_iso3_array(wire_column(strings, rec["ref_area"]))
-    partner = countries.to_iso3_array(wire_column(strings, rec["counterpart_area"]))
+    ref = countries.to_area_array(wire_column(strings, rec["ref_area"]))
+    partner = countries.to_area_array(wire_column(strings, rec["counterpart_area"]))
     code = hs.normalize_hs_array(wire_column(strings, rec["commodity"]))
     period = periods.parse_period_array(wire_column(strings, rec["period"]))
     value = np.asarray(rec["value"], np.float64)
@@ -99,8 +99,8 @@ def per_observation(rec: dict) -> list[tuple]:
     out = []
     for i in range(len(rec["ref_area"])):
         cp = rec["counterpart_area"][i]
-        out.append((countries.harmonize_country(s[rec["ref_area"][i]]),
-                    countries.harmonize_country(s[cp] if cp >= 0 else None),
+        out.append((countries.harmonize_area(s[rec["ref_area"][i]]),
+                    countries.harmonize_area(s[cp] if cp >= 0 else None),
                     hs.normalize_hs(s[rec["commodity"][i]]), periods.parse_period(s[rec["period"][i]]),
                     units.normalize_value(None if i in missing else rec["value"][i], s[rec["unit"][i]],
                                           rec["unit_mult"][i])))
@@ -111,7 +111,8 @@ def clear_caches() -> None:
     """As in a fresh ingest process: no scalar results cached, empty codebooks (code lists stay loaded)."""
     for rule in (countries, hs, periods, units):
         rule.CODEBOOK.reset()
-    for fn in (countries.harmonize_country, hs.normalize_hs, periods.parse_period, units.canonical_unit):
+    countries.AREA_CODEBOOK.reset()
+    for fn in (countries.harmonize_area, countries.harmonize_country, hs.normalize_hs, periods.parse_period, units.canonical_unit):
         fn.cache_clear()
 
 
@@ -137,7 +138,7 @@ def main() -> None:
     n = args.observations
 
     t = time.perf_counter()
-    countries._tables(), hs._nomenclature(), units._base_units()
+    countries._tables(), countries._other_areas(), hs._nomenclature(), units._base_units()
     t_load = time.perf_counter() - t
     chunks = workload(n, args.chunk)
 
@@ -151,7 +152,7 @@ def main() -> None:
     strings = {id(c): pa.array(c["strings"], pa.string()) for c in chunks}
     rows = [
         ("wire -> dictionary columns (x5)", rule(lambda c: [wire_column(strings[id(c)], c[k]) for k in WIRE])),
-        ("countries (ref + partner)", rule(lambda c: [countries.to_iso3_array(wire_column(strings[id(c)], c[k]))
+        ("areas (ref + partner)", rule(lambda c: [countries.to_area_array(wire_column(strings[id(c)], c[k]))
                                                       for k in ("ref_area", "counterpart_area")])),
         ("hs", rule(lambda c: hs.normalize_hs_array(wire_column(strings[id(c)], c["commodity"])))),
         ("periods", rule(lambda c: periods.parse_period_array(wire_column(strings[id(c)], c["period"])))),

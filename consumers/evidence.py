@@ -3,7 +3,8 @@
 `derive_evidence(settings)` runs the pure derivations of `consumers.derive` on the harmonized
 observations and instruments tables and writes each output as a new snapshot
 (`curated/<name>/snapshot=<n>/data.parquet`, then the catalog); a run whose inputs have not changed writes
-nothing. Details: docs/evidence.md.
+nothing. The derivations read countries only (`country_observations`): aggregates, regions, historic and
+subnational areas are left out. Details: docs/evidence.md.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import time
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ioxhub.catalog import Catalog
 from consumers.derive.compendium import instrument_history, instruments_compendium
@@ -27,6 +29,9 @@ from ioxhub.storage import ObjectStore, curated_prefix, instruments_key
 log = logging.getLogger("ioxhub.derive")
 
 PANEL_FREQS = {"annual": "A", "quarterly": "Q"}
+OBSERVATION_DERIVED = ("indicator_panel_", "coverage", "impact_")
+SCOPE = ("Derived from harmonized observations whose ref_area is a country (area_type country) and whose "
+         "counterpart_area, when given, is a country: aggregates, regions, historic and subnational areas are left out.")
 STATE_KEY = "catalog/derive/inputs.json"
 
 
@@ -44,6 +49,19 @@ def read_observations(store: ObjectStore) -> pa.Table | None:
         table = table.append_column("year", pa.array([int(parts["year"])] * n, pa.int32()))
         tables.append(table)
     return pa.concat_tables(tables) if tables else None
+
+
+def country_observations(table: pa.Table) -> pa.Table:
+    """The rows whose ref_area is a country and whose counterpart_area is absent or a country (rows
+    harmonized before area types existed have no type: countries then, the only areas accepted)."""
+    keep = None
+    for name in ("area_type", "counterpart_area_type"):
+        if name not in table.column_names:
+            continue
+        column = table[name]
+        ok = pc.fill_null(pc.equal(column.cast(pa.string()), "country"), True)
+        keep = ok if keep is None else pc.and_(keep, ok)
+    return table if keep is None or pc.all(keep).as_py() else table.filter(keep)
 
 
 def _inputs(harmonized: list[dict]) -> tuple[dict[str, int], str]:
@@ -82,6 +100,8 @@ def _derive(store: ObjectStore, catalog: Catalog, inputs: dict[str, int], finger
         return summary
 
     observations = read_observations(store)
+    if observations is not None:
+        observations = country_observations(observations)
     versions = store.read_parquet(instruments_key("instrument_versions"))
     adoptions = store.read_parquet(instruments_key("adoptions"))
     if versions is not None:
@@ -128,6 +148,7 @@ def _write_curated(store: ObjectStore, catalog: Catalog, name: str, frame: pd.Da
                         last_period=periods.max() if len(periods) else None)
     entry = {"kind": "curated", "publishers": publishers, "rows": table.num_rows, "bytes": size,
              "coverage": coverage, "schema_version": "curated/v1",
+             **({"description": SCOPE} if observations is not None and name.startswith(OBSERVATION_DERIVED) else {}),
              "columns": [f"{f.name}:{f.type}" for f in table.schema]}
     document = catalog.publish_snapshot(name, entry, location, snapshot=snapshot)
     return {"rows": table.num_rows, "snapshot": document["snapshot"], "location": location}

@@ -34,6 +34,7 @@ class ReleaseInfo:
     licence: str | None = None
     source_url: str | None = None
     title: str | None = None
+    unit_translations: tuple[tuple[str, str], ...] = ()     # the mapping's `units:`, for the manifest
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,8 @@ class ChunkBuilder:
         return release_manifest.build(
             org=i.org, dataset_id=i.dataset_id, release_id=i.release_id, chunk_count=self.chunk_count,
             observation_count=self.observation_count, checksum=self.checksum, produced_at=i.produced_at,
-            title=i.title, licence=i.licence, source_url=i.source_url, rejected_at_source=rejected_at_source)
+            title=i.title, licence=i.licence, source_url=i.source_url, rejected_at_source=rejected_at_source,
+            unit_translations=dict(i.unit_translations))
 
     # ------------------------------------------------------------------------------------------------
     def _take(self, rows: int) -> list[Observations]:

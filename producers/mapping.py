@@ -3,7 +3,8 @@
 `ColumnMapping.from_file(path)` (YAML or JSON), `from_dict`, `from_flags` (`--map`, `--const`, `--default`)
 and `merged` (flags over a file); `resolve(columns, file)` binds a mapping to a file's columns, an unmapped
 field falling back to a column named by its SDMX concept (`SDMX_CONCEPTS`) or by the field itself. A mapping
-that cannot be used is one `MappingError` line. The file format and the fallbacks: docs/publishing.md.
+that cannot be used is one `MappingError` line. `units:` translates ambiguous unit codes (`PC: NUMBER`) for
+ingest (carried in the release manifest). The file format and the fallbacks: docs/publishing.md.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from ioxhub import yamlfile
 from ioxhub.errors import IoxhubError, read_user_text
+from ioxhub.harmonize.units import translation_problem
 from producers.readers import formats
 
 FIELDS = ("indicator", "ref_area", "counterpart_area", "commodity", "period", "value", "unit", "unit_mult", "obs_status")
@@ -58,6 +60,7 @@ class ColumnMapping:
     fields: dict[str, Source] = field(default_factory=dict)
     attributes: dict[str, Source] = field(default_factory=dict)
     defaults: dict[str, str] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)      # unit translations: source code -> canonical code
     title: str | None = None
     licence: str | None = None
     source_url: str | None = None
@@ -82,13 +85,14 @@ class ColumnMapping:
     def from_dict(cls, data: Any, origin: str = "mapping") -> "ColumnMapping":
         if not isinstance(data, Mapping):
             raise MappingError(f"{origin}: expected a mapping of field -> column, got {type(data).__name__}")
-        allowed = set(FIELDS) | {"attributes", "defaults"} | set(META_KEYS)
+        allowed = set(FIELDS) | {"attributes", "defaults", "units"} | set(META_KEYS)
         unknown = sorted(str(k) for k in data if k not in allowed)
         if unknown:
-            raise MappingError(f"{origin}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(FIELDS)}, attributes, defaults, {', '.join(META_KEYS)})")
+            raise MappingError(f"{origin}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(FIELDS)}, attributes, defaults, units, {', '.join(META_KEYS)})")
         fields = {name: _source(data[name], f"{origin}: {name}") for name in FIELDS if name in data and data[name] is not None}
         attributes = _attributes(data.get("attributes"), origin)
         defaults = _defaults(data.get("defaults"), origin)
+        units = _units(data.get("units"), origin)
         meta = {}
         for key in META_KEYS:
             value = data.get(key)
@@ -97,7 +101,7 @@ class ColumnMapping:
             meta[key] = value
         if meta["format"] is not None and meta["format"] not in formats():
             raise MappingError(f"{origin}: format {meta['format']!r} is not one of {', '.join(formats())}")
-        return cls(fields=fields, attributes=attributes, defaults=defaults, origin=origin, **meta)
+        return cls(fields=fields, attributes=attributes, defaults=defaults, units=units, origin=origin, **meta)
 
     @classmethod
     def from_flags(cls, maps: Iterable[str] = (), consts: Iterable[str] = (), defaults: Iterable[str] = ()) -> "ColumnMapping":
@@ -123,6 +127,7 @@ class ColumnMapping:
             fields={**self.fields, **other.fields},
             attributes={**self.attributes, **other.attributes},
             defaults={**self.defaults, **other.defaults},
+            units={**self.units, **other.units},
             **{k: getattr(other, k) or getattr(self, k) for k in META_KEYS},
             origin=self.origin if not (other.fields or other.attributes or other.defaults) else f"{self.origin} + {other.origin}",
         )
@@ -158,11 +163,14 @@ class ColumnMapping:
 
     def canonical(self) -> dict[str, Any]:
         """A JSON-able, order-independent description (part of the release id)."""
-        return {
+        canonical = {
             "fields": {k: v.canonical() for k, v in sorted(self.fields.items())},
             "attributes": {k: v.canonical() for k, v in sorted(self.attributes.items())},
             "defaults": dict(sorted(self.defaults.items())),
         }
+        if self.units:      # absent when empty: release ids of mappings without translations are unchanged
+            canonical["units"] = dict(sorted(self.units.items()))
+        return canonical
 
 
 def _source(value: Any, where: str) -> Source:
@@ -204,6 +212,26 @@ def _defaults(value: Any, origin: str) -> dict[str, str]:
         if isinstance(v, bool) or not isinstance(v, (str, int, float)):
             raise MappingError(f"{origin}: defaults.{key} must be a string or a number, got {v!r}")
         out[key] = str(v)
+    return out
+
+
+def _units(value: Any, origin: str) -> dict[str, str]:
+    """`units:` -> {source code (trimmed, upper case): canonical code (upper case)}, each checked."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise MappingError(f"{origin}: units must be a mapping source code -> canonical unit code, got {value!r}")
+    out: dict[str, str] = {}
+    for key, target in value.items():
+        if isinstance(target, bool) or not isinstance(target, (str, int)) or isinstance(key, bool):
+            raise MappingError(f"{origin}: units.{key} must be a unit code, got {target!r}")
+        source, target = str(key).strip().upper(), str(target).strip().upper()
+        problem = translation_problem(source, target)
+        if problem is not None:
+            raise MappingError(f"{origin}: units.{key}: {problem}")
+        if out.get(source, target) != target:
+            raise MappingError(f"{origin}: units.{key}: {source!r} is translated twice ({out[source]!r} and {target!r})")
+        out[source] = target
     return out
 
 

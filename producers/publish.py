@@ -105,7 +105,8 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
         summary.release_id = release_id
         ledger = ReleaseLedger(settings, org, dataset_id, release_id)
         info = ReleaseInfo(org, dataset_id, release_id, ledger.produced_at(), licence=column_mapping.licence,
-                           source_url=column_mapping.source_url, title=column_mapping.title)
+                           source_url=column_mapping.source_url, title=column_mapping.title,
+                           unit_translations=tuple(sorted(column_mapping.units.items())))
         with rejects_mod.RejectsWriter(summary.rejects_path) as rejected:
             if strict:
                 _validate_only(Prefetched(iter(read_batches(sources, resolved)), depth=2), rejected, summary, report)
@@ -191,7 +192,7 @@ def warm_up(schemas_dir: Path | None = None) -> None:
     """Load the code lists validation needs (HS 2022 nomenclature, ISO 3166 tables) and the schema
     registry (of `schemas_dir`, default: the global settings') ahead of use."""
     hs._nomenclature()
-    countries._tables()
+    countries._tables(), countries._other_areas()
     get_registry(schemas_dir)
 
 

@@ -69,8 +69,8 @@ class Validated:
 
 
 # ---------------------------------------------------------------------------------------- unique-value rules
-def _country_reasons(values: pa.Array) -> pa.Array:
-    return countries.to_iso3_array(values).reason
+def _area_reasons(values: pa.Array) -> pa.Array:
+    return countries.to_area_array(values).reason
 
 
 def _hs_reasons(values: pa.Array) -> pa.Array:
@@ -82,8 +82,8 @@ def _period_reasons(values: pa.Array) -> pa.Array:
 
 
 RULES: dict[str, Callable[[pa.Array], pa.Array]] = {
-    "ref_area": _country_reasons,
-    "counterpart_area": _country_reasons,
+    "ref_area": _area_reasons,
+    "counterpart_area": _area_reasons,
     "commodity": _hs_reasons,
     "period": _period_reasons,
 }

@@ -235,7 +235,9 @@ def print_datasets(datasets: list[dict]) -> None:
         for d in (d for d in datasets if d.get("kind", "") == kind):
             cov = d.get("coverage", {})
             publishers = d.get("publishers") or ([d["org"]] if d.get("org") else [])
-            table.add_row(f"{d['name']}\n  [dim]{','.join(publishers)}[/]", f"{d.get('rows', 0):,}",
+            unknown = d.get("unrecognized_units") or {}      # unit codes kept as published (docs/units.md)
+            note = f"\n  [yellow]units kept unrecognized: {_counts(unknown)}[/]" if unknown else ""
+            table.add_row(f"{d['name']}\n  [dim]{','.join(publishers)}[/]{note}", f"{d.get('rows', 0):,}",
                           str(len(cov["countries"])) if cov.get("countries") else "", _periods(cov),
                           str(d.get("snapshot", "")), d.get("updated_at", "")[:16].replace("T", "\n"))
         table.add_section()

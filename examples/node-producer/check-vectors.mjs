@@ -10,13 +10,14 @@ import { eventHeaders, loadSchema, signedBytes } from './producer.mjs';
 const schemasDir = process.argv[2] || new URL('../../schemas', import.meta.url).pathname;
 const vectors = join(schemasDir, 'vectors');
 const read = (name) => readFileSync(join(vectors, name), 'utf8');
-const schemas = { dataset_chunk: loadSchema(schemasDir, 'dataset_chunk'), release_manifest: loadSchema(schemasDir, 'release_manifest'),
+const schemas = { dataset_chunk: loadSchema(schemasDir, 'dataset_chunk'), release_manifest: loadSchema(schemasDir, 'release_manifest', 2),
   policy_update: loadSchema(schemasDir, 'policy_update') };
 
 for (const v of JSON.parse(read('fingerprints.json'))) {
   if (!(v.schema in schemas)) continue;
-  assert.equal(schemas[v.schema].canonical, v.parsing_canonical_form, `${v.schema}: canonical form`);
-  assert.equal(schemas[v.schema].fingerprint.toString('hex'), v.fingerprint_hex, `${v.schema}: fingerprint`);
+  const version = loadSchema(schemasDir, v.schema, v.version);
+  assert.equal(version.canonical, v.parsing_canonical_form, `${v.schema} v${v.version}: canonical form`);
+  assert.equal(version.fingerprint.toString('hex'), v.fingerprint_hex, `${v.schema} v${v.version}: fingerprint`);
 }
 const framing = JSON.parse(read('framing.json'));
 const body = schemas.policy_update.type.toBuffer(framing.event);

@@ -178,7 +178,7 @@ export function buildRelease({ csvPath, org, datasetId, releaseId, producedAt, c
     event_id: sha256hex(`${org}/${datasetId}/${releaseId}/manifest`), org, dataset_id: datasetId,
     release_id: releaseId, chunk_count: chunks.length, observation_count: chunks.reduce((n, ch) => n + ch.rows, 0),
     checksum: `sha256:${checksum.digest('hex')}`, produced_at: producedAt, title: title ?? null,
-    licence: licence ?? null, source_url: null, rejected_at_source: 0,
+    licence: licence ?? null, source_url: null, rejected_at_source: 0, unit_translations: {},
   };
   return { releaseId, chunks, manifest: { record: manifestRecord, value: frame(schemas.manifest, manifestRecord) } };
 }
@@ -228,7 +228,7 @@ async function main() {
       '         [--produced-at EPOCH_MS] [--title T] [--licence L]');
     process.exit(opts.help ? 0 : 2);
   }
-  const schemas = { chunk: loadSchema(opts.schemas, 'dataset_chunk'), manifest: loadSchema(opts.schemas, 'release_manifest') };
+  const schemas = { chunk: loadSchema(opts.schemas, 'dataset_chunk'), manifest: loadSchema(opts.schemas, 'release_manifest', 2) };
   const producedAt = opts.producedAt ? Number(opts.producedAt) : Date.now();
   const release = buildRelease({ csvPath: opts.csv, org: opts.org, datasetId: opts.dataset, releaseId: opts.releaseId,
     producedAt, chunkRows: Number(opts.chunkRows), schemas, title: opts.title, licence: opts.licence });

@@ -27,14 +27,15 @@ def manifest_event_id(org: str, dataset_id: str, release_id: str) -> str:
 
 def build(*, org: str, dataset_id: str, release_id: str, chunk_count: int, observation_count: int,
           checksum: str, produced_at: int, title: str | None = None, licence: str | None = None,
-          source_url: str | None = None, rejected_at_source: int = 0) -> dict[str, Any]:
+          source_url: str | None = None, rejected_at_source: int = 0,
+          unit_translations: dict[str, str] | None = None) -> dict[str, Any]:
     """The manifest record of a release whose chunks are all sent (`produced_at`: epoch milliseconds)."""
     return {
         "event_id": manifest_event_id(org, dataset_id, release_id), "org": org,
         "dataset_id": dataset_id, "release_id": release_id, "chunk_count": chunk_count,
         "observation_count": observation_count, "checksum": checksum,
         "produced_at": produced_at, "title": title, "licence": licence, "source_url": source_url,
-        "rejected_at_source": rejected_at_source,
+        "rejected_at_source": rejected_at_source, "unit_translations": dict(unit_translations or {}),
     }
 
 

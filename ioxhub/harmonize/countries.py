@@ -1,18 +1,25 @@
-"""Reference areas (countries) -> ISO 3166-1 alpha-3, via pycountry.
+"""Reference areas -> ISO 3166-1 alpha-3 countries (pycountry), and the areas beyond countries.
 
-Scalar: `harmonize_country(value) -> Country(iso3, reason)`, `to_iso3(value) -> iso3 | None`.
-Vectorized: `to_iso3_array(values) -> Harmonized(value, reason)` (each distinct value once, `CODEBOOK`).
-Accepted codes and names, `VARIANTS`, `AGGREGATES` ("aggregate-area") and the deliberate choices (UK, EL,
-Kosovo): docs/harmonization.md.
+Observations: `harmonize_area(value) -> Area(code, area_type, reason)`, vectorized `to_area_array(values)`
+(`AREA_CODEBOOK`): area_type country | aggregate | region | historic | subnational, from pycountry (ISO
+3166-1, -2, -3) and `ioxhub/data/areas/` (world codes, EU/euro-area compositions, income groups, M49
+regions); only unknown areas are refused. Countries only (policy members): `harmonize_country(value) ->
+Country(iso3, reason)`, `to_iso3(value)`, `to_iso3_array(values)`, an aggregate or region refused as
+"aggregate-area". Accepted codes and names, `VARIANTS` and the deliberate choices (UK, EL, Kosovo):
+docs/harmonization.md.
 """
 from __future__ import annotations
 
+import csv
 import functools
 import re
 import unicodedata
+from importlib import resources
 from typing import NamedTuple
 
 import pycountry
+
+import pyarrow as pa
 
 from ioxhub.harmonize.columns import ArrayLike, Codebook, Harmonized
 
@@ -41,12 +48,16 @@ VARIANTS: dict[str, str] = {
     "XK": "XKX", "XKX": "XKX", "Kosovo": "XKX",
 }
 
-# Area codes and names that are aggregates, not countries (reported with reason "aggregate-area").
-AGGREGATES: frozenset[str] = frozenset({
-    "W00", "W0", "W1", "WLD", "WORLD", "000", "_T", "TOTAL", "ALL",
-    "EU", "EUU", "EU27", "EU27_2020", "EU28", "EU15", "EA", "EA19", "EA20", "EMU", "EZ", "OECD", "OED",
-    "European Union", "Euro area", "Eurozone", "All countries", "Rest of the world",
-})
+COUNTRY, AGGREGATE_TYPE, REGION, HISTORIC, SUBNATIONAL = "country", "aggregate", "region", "historic", "subnational"
+AREA_TYPES = (COUNTRY, AGGREGATE_TYPE, REGION, HISTORIC, SUBNATIONAL)
+
+# Names of areas beyond countries that partners write besides those of the code lists -> canonical code.
+AREA_NAMES: dict[str, str] = {
+    "World": "WLD", "All countries": "WLD", "Rest of the world": "ROW", "European Union": "EU",
+    "Euro area": "EA", "Eurozone": "EA", "Soviet Union": "SUN", "USSR": "SUN", "East Germany": "DDR",
+    "Czechoslovakia": "CSK", "Yugoslavia": "YUG",
+}
+_SUBDIVISION = re.compile(r"^[A-Z]{2}-[A-Z0-9]{1,3}$")
 
 _ABBREVIATIONS = {"st": "saint", "rep": "republic", "dem": "democratic", "fed": "federated",
                   "sts": "states", "is": "islands"}
@@ -63,8 +74,8 @@ def name_key(text: str) -> str:
 
 
 @functools.cache
-def _tables() -> tuple[dict[str, str], dict[str, str], frozenset[str]]:
-    """(codes -> alpha-3, name keys -> alpha-3, aggregate keys), built once from pycountry."""
+def _tables() -> tuple[dict[str, str], dict[str, str]]:
+    """(codes -> alpha-3, name keys -> alpha-3) of the ISO 3166-1 countries, built once from pycountry."""
     codes: dict[str, str] = {}
     names: dict[str, str] = {}
     ambiguous: set[str] = set()
@@ -88,8 +99,84 @@ def _tables() -> tuple[dict[str, str], dict[str, str], frozenset[str]]:
         if variant.isupper() and len(variant) <= 3:
             codes[variant] = iso3
         add_name(variant, iso3)
-    aggregates = frozenset(a.upper() for a in AGGREGATES) | frozenset(name_key(a) for a in AGGREGATES)
-    return codes, names, aggregates
+    return codes, names
+
+
+def _read_areas(name: str) -> list[dict[str, str]]:
+    text = resources.files("ioxhub").joinpath("data", "areas", name).read_text(encoding="utf-8")
+    return list(csv.DictReader(text.splitlines()))
+
+
+@functools.cache
+def _other_areas() -> tuple[dict[str, tuple[str, str]], dict[str, tuple[str, str]]]:
+    """(codes -> (canonical, area_type), name keys -> (canonical, area_type)) of the areas that are not
+    current countries: groupings, M49 regions, ISO 3166-3 historic names; built once."""
+    countries, country_names = _tables()
+    codes: dict[str, tuple[str, str]] = {}
+    names: dict[str, tuple[str, str]] = {}
+    for row in _read_areas("groupings.csv"):
+        codes[row["code"].upper()] = (row["canonical"], row["type"])
+        names.setdefault(name_key(row["name"]), (row["canonical"], row["type"]))
+    for row in _read_areas("m49_regions.csv"):
+        codes[row["code"]] = (row["code"], REGION)
+        names.setdefault(name_key(row["name"]), (row["code"], REGION))
+    historic = list(pycountry.historic_countries)
+    alpha2_uses: dict[str, int] = {}
+    for h in historic:
+        alpha2_uses[h.alpha_2] = alpha2_uses.get(h.alpha_2, 0) + 1
+    for h in historic:
+        canonical = h.alpha_4 if h.alpha_3 in countries else h.alpha_3
+        entry = (canonical, HISTORIC)
+        codes[h.alpha_4] = entry
+        if h.alpha_3 not in countries:
+            codes.setdefault(h.alpha_3, entry)
+        if alpha2_uses[h.alpha_2] == 1 and h.alpha_2 not in countries:
+            codes.setdefault(h.alpha_2, entry)
+        names.setdefault(name_key(h.name), entry)
+    for name, canonical in AREA_NAMES.items():
+        names[name_key(name)] = codes[canonical] if canonical in codes else (canonical, HISTORIC)
+    for key in list(names):
+        if key in country_names:     # a country's name is the country (e.g. Micronesia)
+            del names[key]
+    return codes, names
+
+
+class Area(NamedTuple):
+    """(canonical code, area_type, None), (None, None, reason), or (None, None, None) when absent."""
+
+    code: str | None
+    area_type: str | None
+    reason: str | None
+
+
+_NO_AREA = Area(None, None, None)
+
+
+@functools.lru_cache(maxsize=65536)
+def harmonize_area(value: str | int | None) -> Area:
+    """One reference or counterpart area -> Area(canonical code, area_type, reason); see the module docstring."""
+    if value is None:
+        return _NO_AREA
+    text = str(value).strip()
+    if not text:
+        return _NO_AREA
+    countries, country_names = _tables()
+    others, other_names = _other_areas()
+    code = text.upper()
+    if code.isdigit() and len(code) <= 3:
+        code = code.zfill(3)
+    if (found := others.get(code)) is not None and code not in countries:
+        return Area(found[0], found[1], None)
+    if (iso3 := countries.get(code)) is not None:
+        return Area(iso3, COUNTRY, None)
+    if _SUBDIVISION.match(code) and pycountry.subdivisions.get(code=code) is not None:
+        return Area(code, SUBNATIONAL, None)
+    key = name_key(text)
+    if (iso3 := country_names.get(key)) is not None:
+        return Area(iso3, COUNTRY, None)
+    if (found := other_names.get(key)) is not None:
+        return Area(found[0], found[1], None)
+    return Area(None, None, UNKNOWN)
 
 
 class Country(NamedTuple):
@@ -104,37 +191,44 @@ _ABSENT = Country(None, None)
 
 @functools.lru_cache(maxsize=65536)
 def harmonize_country(value: str | int | None) -> Country:
-    """One reference area -> Country(alpha-3, reason); see the module docstring."""
-    if value is None:
-        return _ABSENT
-    text = str(value).strip()
-    if not text:
-        return _ABSENT
-    codes, names, aggregates = _tables()
-    code = text.upper()
-    if code.isdigit() and len(code) <= 3:
-        code = code.zfill(3)
-    if code in aggregates:
+    """One area that must be a country -> Country(alpha-3, reason): an aggregate or a region is refused as
+    "aggregate-area", anything else that is not a current country as "unknown-country"."""
+    area = harmonize_area(value)
+    if area.area_type == COUNTRY:
+        return Country(area.code, None)
+    if area.area_type in (AGGREGATE_TYPE, REGION):
         return Country(None, AGGREGATE)
-    if (iso3 := codes.get(code)) is not None:
-        return Country(iso3, None)
-    key = name_key(text)
-    if (iso3 := names.get(key)) is not None:
-        return Country(iso3, None)
-    if key in aggregates:
-        return Country(None, AGGREGATE)
-    return Country(None, UNKNOWN)
+    return _ABSENT if area.reason is None and area.area_type is None else Country(None, UNKNOWN)
 
 
 def to_iso3(value: str | int | None) -> str | None:
-    """One reference area -> ISO 3166 alpha-3, or None when absent, unknown or an aggregate."""
+    """One reference area -> ISO 3166 alpha-3, or None when absent, unknown or not a country."""
     return harmonize_country(value).iso3
 
 
 CODEBOOK = Codebook(harmonize_country, strings=("iso3", "reason"), plain={})
+AREA_CODEBOOK = Codebook(harmonize_area, strings=("code", "area_type", "reason"), plain={})
 
 
 def to_iso3_array(values: ArrayLike) -> Harmonized:
-    """A string or dictionary column of areas -> Harmonized(alpha-3, reason), dictionary<int32, string>."""
+    """A string or dictionary column of countries -> Harmonized(alpha-3, reason), dictionary<int32, string>."""
     rows = CODEBOOK.rows(values)
     return Harmonized(rows.strings("iso3"), rows.strings("reason"))
+
+
+class AreaColumns(NamedTuple):
+    """Vectorized `harmonize_area`: value (canonical code), area_type, reason; dictionary<int32, string>."""
+
+    value: pa.Array
+    area_type: pa.Array
+    reason: pa.Array
+
+    @property
+    def invalid(self) -> pa.BooleanArray:
+        return self.reason.is_valid()
+
+
+def to_area_array(values: ArrayLike) -> AreaColumns:
+    """A string or dictionary column of areas -> AreaColumns (each distinct value resolved once)."""
+    rows = AREA_CODEBOOK.rows(values)
+    return AreaColumns(rows.strings("code"), rows.strings("area_type"), rows.strings("reason"))

@@ -246,8 +246,9 @@ class DatasetIngest:
             release.manifest = part
         return part
 
-    def _harmonize(self, release: Release, part: Part, record: dict) -> None:
-        result = harmonize_chunk(record, f"{CHUNK}/v{part.version}", published_at(record["produced_at"]))
+    def _harmonize(self, release: Release, part: Part, record: dict, unit_translations: dict | None = None) -> None:
+        result = harmonize_chunk(record, f"{CHUNK}/v{part.version}", published_at(record["produced_at"]),
+                                 unit_translations)
         if release.spill is None:
             self._spills += 1
             release.spill = ReleaseSpill(self.workdir / f"release-{self._spills:06d}", self.budget)
@@ -335,8 +336,22 @@ class DatasetIngest:
             self.store.delete(key)
         self.staging_deletes.clear()
 
+    def _reharmonize(self, release: Release, unit_translations: dict) -> None:
+        """Harmonize the release's chunks again with its mapping's unit translations (known from the
+        manifest only, after the chunks were harmonized as they arrived)."""
+        if release.spill is not None:
+            release.spill.close()
+            release.spill = None
+        release.refused.clear()
+        for seq in sorted(release.chunks):
+            part = release.chunks[seq]
+            record = dataset_chunk.decode(self.bytes.get(part.ref), self.registry).record
+            self._harmonize(release, part, record, unit_translations)
+
     def _apply(self, release: Release) -> None:
         manifest = release.manifest.manifest
+        if manifest.get("unit_translations"):
+            self._reharmonize(release, manifest["unit_translations"])
         count = manifest["chunk_count"]
         refused = [release.refused[seq] for seq in range(count) if seq in release.refused]
         bad = pa.concat_tables(refused) if refused else REFUSED_SCHEMA.empty_table()

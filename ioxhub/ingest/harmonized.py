@@ -21,8 +21,8 @@ import pyarrow.parquet as pq
 from ioxhub.catalog import Catalog
 from ioxhub.harmonize.columns import DICT_STRING
 from ioxhub.ingest.background import Background
-from ioxhub.ingest.observations import HARMONIZED_SCHEMA, SERIES_KEY
-from ioxhub.ingest.spill import Key, ReleaseSpill, _sortable, ranked, row_keys
+from ioxhub.ingest.observations import HARMONIZED_SCHEMA, SERIES_KEY, with_all_columns
+from ioxhub.ingest.spill import Key, ReleaseSpill, _sortable, ranked, row_keys, take_rows
 from ioxhub.storage import ObjectStore, harmonized_dataset_prefix, harmonized_key, history_key
 
 SLICE_ROWS = 128 * 1024      # rows (new + current) per key range; also the row group size
@@ -48,7 +48,7 @@ def dataset_name(org: str, dataset_id: str) -> str:
 
 def internal(table: pa.Table) -> pa.Table:
     """HARMONIZED_SCHEMA's columns with dictionary-encoded strings, one chunk per column."""
-    table = table.select(HARMONIZED_SCHEMA.names)
+    table = with_all_columns(table).select(HARMONIZED_SCHEMA.names)
     if not table.schema.equals(INTERNAL_SCHEMA):
         table = table.cast(INTERNAL_SCHEMA)
     return table.unify_dictionaries().combine_chunks()
@@ -60,6 +60,8 @@ def last_positions(table: pa.Table, keys: tuple[str, ...] = SERIES_KEY) -> np.nd
     combined = np.zeros(n, np.int64)
     span = 1
     for name in keys:
+        if table[name].null_count == n:      # a key column without values tells no row apart
+            continue
         ranks, values = ranked(table[name])
         span *= len(values)
         if span >= 1 << 62:      # too many distinct keys for one int64: let Arrow group
@@ -74,14 +76,14 @@ def keep_last(table: pa.Table, keys: tuple[str, ...] = SERIES_KEY) -> pa.Table:
     if table.num_rows == 0:
         return table
     positions = last_positions(table, keys)
-    return table if len(positions) == table.num_rows else table.take(pa.array(positions))
+    return table if len(positions) == table.num_rows else take_rows(table, positions)
 
 
 def deduplicated_sorted(table: pa.Table) -> pa.Table:
     """`sort_rows(keep_last(table))` with one gather."""
     positions = last_positions(table)
     ranks = tuple(ranked(table[c])[0][positions] for c in ("period", "ref_area", "indicator"))
-    return table.take(pa.array(positions[np.lexsort(ranks)]))
+    return take_rows(table, positions[np.lexsort(ranks)])
 
 
 def _last_grouped(table: pa.Table, keys: tuple[str, ...]) -> np.ndarray:
@@ -102,7 +104,7 @@ def merge_current(existing: pa.Table | None, new: pa.Table, release_id: str) -> 
     releases, values = ranked(both["release_id"])
     published = both["published_at"].cast(pa.int64()).to_numpy()
     order = np.lexsort((releases, published))           # by published_at, then release id; stable
-    merged = keep_last(both.take(pa.array(order)))
+    merged = keep_last(take_rows(both, order))
     mine = values.index(release_id)
     merged_releases, merged_values = ranked(merged["release_id"])
     new_kept = int(np.count_nonzero(merged_releases == merged_values.index(release_id))) \
@@ -119,7 +121,7 @@ def sort_rows(table: pa.Table) -> pa.Table:
     if table.num_rows < 2:
         return table
     order = np.lexsort(tuple(ranked(table[c])[0] for c in ("period", "ref_area", "indicator")))
-    return table.take(pa.array(order))
+    return take_rows(table, order)
 
 
 class _ParquetFile:
@@ -174,6 +176,8 @@ class _Stats:
     def __init__(self):
         self.rows = 0
         self.countries: set = set()
+        self.other_areas: set = set()            # aggregates, regions, historic and subnational areas
+        self.unrecognized: Counter = Counter()   # unit as published -> rows whose unit_status is unrecognized
         self.indicators: set = set()
         self.freqs: set = set()
         self.periods: list = []
@@ -182,7 +186,17 @@ class _Stats:
 
     def add(self, table: pa.Table) -> None:
         self.rows += table.num_rows
-        self.countries |= {c for c in _distinct(table["ref_area"]) if c}
+        others = _where(table, "area_type", lambda t: t not in (None, "country"))
+        if others is None:
+            self.countries |= {c for c in _distinct(table["ref_area"]) if c}
+        else:
+            self.countries |= {c for c in _distinct(table["ref_area"].filter(pc.invert(others))) if c}
+            self.other_areas |= {c for c in _distinct(table["ref_area"].filter(others)) if c}
+        unrecognized = _where(table, "unit_status", lambda s: s == "unrecognized")
+        if unrecognized is not None:
+            counts = table["unit"].filter(unrecognized).cast(pa.string()).value_counts()
+            for entry in counts.to_pylist():
+                self.unrecognized[entry["values"]] += entry["counts"]
         self.indicators |= set(_distinct(table["indicator"]))
         self.freqs |= set(_distinct(table["freq"]))
         periods = [p for p in _distinct(table["period"]) if p is not None]
@@ -196,6 +210,8 @@ class _Stats:
         return {
             "rows": self.rows,
             "countries": sorted(self.countries),
+            "other_areas": sorted(self.other_areas),
+            "unrecognized_units": dict(sorted(self.unrecognized.items())),
             "indicators": sorted(self.indicators, key=lambda v: (v is None, v or "")),
             "freqs": sorted(self.freqs, key=lambda v: (v is None, v or "")),
             "first_period": min(self.periods) if self.periods else None,
@@ -203,6 +219,22 @@ class _Stats:
             "first_start": str(min(starts) if starts else None),
             "last_end": str(max(ends) if ends else None),
         }
+
+
+def _where(table: pa.Table, name: str, wanted) -> pa.Array | None:
+    """A row mask of the string column `name` whose values satisfy `wanted`, or None when no row does
+    (decided on the column's dictionary: no per-row work in the common case)."""
+    column = table[name]
+    if isinstance(column, pa.ChunkedArray):
+        column = column.unify_dictionaries().combine_chunks() if pa.types.is_dictionary(column.type) \
+            else column.combine_chunks()
+    if not pa.types.is_dictionary(column.type):
+        column = pc.dictionary_encode(column)
+    hits = [i for i, v in enumerate(column.dictionary.to_pylist()) if wanted(v)]
+    if not hits:
+        return None
+    mask = pc.fill_null(pc.is_in(column.indices, value_set=pa.array(hits, column.indices.type)), False)
+    return mask if pc.any(mask).as_py() else None
 
 
 def _distinct(column) -> list:
@@ -285,6 +317,14 @@ def apply_release(store: ObjectStore, catalog: Catalog, org: str, dataset_id: st
     return counts
 
 
+def _unrecognized_units(parts) -> dict[str, int]:
+    """Unit codes kept as published (unit_status unrecognized) -> current rows, over the partitions."""
+    total: Counter = Counter()
+    for p in parts:
+        total.update(p.get("unrecognized_units", {}))
+    return dict(sorted(total.items()))
+
+
 def _dataset_entry(org: str, dataset_id: str, release_id: str, manifest: dict, partitions: dict,
                    schema: pa.Schema) -> dict:
     parts = partitions.values()
@@ -301,11 +341,13 @@ def _dataset_entry(org: str, dataset_id: str, release_id: str, manifest: dict, p
         "rows": sum(p["rows"] for p in parts),
         "coverage": {
             "countries": sorted({c for p in parts for c in p["countries"]}),
+            "other_areas": sorted({a for p in parts for a in p.get("other_areas", ())}),
             "indicators": sorted({i for p in parts for i in p["indicators"]}),
             "freqs": sorted({f for p in parts for f in p["freqs"]}),
             "first_period_start": min(p["first_start"] for p in parts),
             "last_period_end": max(p["last_end"] for p in parts),
         },
+        "unrecognized_units": _unrecognized_units(parts),
         "partitions": partitions,
         "columns": [f"{f.name}:{f.type}" for f in schema] + ["org:string (path)", "dataset:string (path)", "year:int (path)"],
     }

@@ -3,32 +3,37 @@
 `harmonize_chunk(record, schema_version, published_at)` turns a chunk's columns into Arrow dictionary
 arrays over its string table and runs each harmonization rule on them (`ioxhub.harmonize`); it returns the
 rows in `HARMONIZED_SCHEMA` and the refused ones in `REFUSED_SCHEMA` (first failing field, reason, source
-file and line). The harmonized row: docs/harmonization.md.
+file and line); `with_all_columns(table)` gives rows written before a column existed that column (null).
+The harmonized row: docs/harmonization.md.
 """
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ioxhub.harmonize.columns import wire_column
-from ioxhub.harmonize.countries import to_iso3_array
+from ioxhub.harmonize.countries import to_area_array
 from ioxhub.harmonize.hs import normalize_hs_array
 from ioxhub.harmonize.periods import parse_period_array
 from ioxhub.harmonize.units import OVERFLOW, normalize_values
 
 # The identity of an observation: a newer release with the same key revises it.
-SERIES_KEY = ("indicator", "ref_area", "counterpart_area", "commodity", "period", "unit")
+SERIES_KEY = ("indicator", "ref_area", "counterpart_area", "commodity", "period", "unit", "price_basis", "base_year",
+              "unit_denominator")
 
 HARMONIZED_SCHEMA = pa.schema([
     ("release_id", pa.string()),
     ("schema_version", pa.string()),
     ("indicator", pa.string()),
     ("ref_area", pa.string()),
+    ("area_type", pa.string()),
     ("counterpart_area", pa.string()),
+    ("counterpart_area_type", pa.string()),
     ("commodity", pa.string()),
     ("freq", pa.string()),
     ("period", pa.string()),
@@ -36,6 +41,12 @@ HARMONIZED_SCHEMA = pa.schema([
     ("period_end", pa.date32()),
     ("value", pa.float64()),
     ("unit", pa.string()),
+    ("unit_code", pa.string()),
+    ("unit_status", pa.string()),
+    ("currency", pa.string()),
+    ("price_basis", pa.string()),
+    ("base_year", pa.int16()),
+    ("unit_denominator", pa.string()),
     ("obs_status", pa.string()),
     ("published_at", pa.timestamp("ms", tz="UTC")),
 ])
@@ -91,18 +102,19 @@ def constant(value, n: int, type_: pa.DataType = pa.string()) -> pa.Array:
     return pa.array(np.full(n, value), type_)
 
 
-def harmonize_chunk(record: dict, schema_version: str, published_at: dt.datetime) -> ChunkResult:
-    """Harmonize one decoded dataset chunk.
+def harmonize_chunk(record: dict, schema_version: str, published_at: dt.datetime,
+                    unit_translations: Mapping[str, str] | None = None) -> ChunkResult:
+    """Harmonize one decoded dataset chunk (`unit_translations`: the release's mapping `units:`).
 
     The harmonized table has the columns of HARMONIZED_SCHEMA; its string columns are kept
     dictionary<int32, string> (cast with `as_output` where plain strings are wanted)."""
     cols = chunk_columns(record)
     n = len(cols["indicator"])
-    ref = to_iso3_array(cols["ref_area"])
-    counterpart = to_iso3_array(cols["counterpart_area"])
+    ref = to_area_array(cols["ref_area"])
+    counterpart = to_area_array(cols["counterpart_area"])
     hs = normalize_hs_array(cols["commodity"])
     period = parse_period_array(cols["period"])
-    units = normalize_values(cols["value"], cols["unit"], cols["unit_mult"])
+    units = normalize_values(cols["value"], cols["unit"], cols["unit_mult"], unit_translations)
 
     # Checks in field order: the first failing field names the row's refusal (None: nothing fails).
     def missing(name: str) -> pa.Array | None:
@@ -138,7 +150,9 @@ def harmonize_chunk(record: dict, schema_version: str, published_at: dt.datetime
         "schema_version": constant(schema_version, n),
         "indicator": cols["indicator"],
         "ref_area": ref.value,
+        "area_type": ref.area_type,
         "counterpart_area": counterpart.value,
+        "counterpart_area_type": counterpart.area_type,
         "commodity": hs.code,
         "freq": period.freq,
         "period": period.label,
@@ -146,6 +160,12 @@ def harmonize_chunk(record: dict, schema_version: str, published_at: dt.datetime
         "period_end": period.end,
         "value": units.value,
         "unit": units.unit,
+        "unit_code": units.code,
+        "unit_status": units.status,
+        "currency": units.currency,
+        "price_basis": units.price_basis,
+        "base_year": units.base_year,
+        "unit_denominator": units.denominator,
         "obs_status": cols["obs_status"],
         "published_at": constant(int(published_at.timestamp() * 1000), n, pa.timestamp("ms", tz="UTC")),
     })
@@ -162,6 +182,14 @@ def harmonize_chunk(record: dict, schema_version: str, published_at: dt.datetime
         "reason": reason,
     }, schema=REFUSED_SCHEMA).filter(pc.invert(ok))
     return ChunkResult(table.filter(ok), refused)
+
+
+def with_all_columns(table: pa.Table) -> pa.Table:
+    """`table` with every HARMONIZED_SCHEMA column, those it lacks (rows written before they existed) null."""
+    missing = [f for f in HARMONIZED_SCHEMA if f.name not in table.column_names]
+    for f in missing:
+        table = table.append_column(f.name, pa.nulls(table.num_rows, f.type))
+    return table
 
 
 def as_output(table: pa.Table) -> pa.Table:

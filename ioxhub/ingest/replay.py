@@ -30,7 +30,7 @@ from ioxhub.errors import IoxhubError
 from ioxhub.ingest.datasets import CHUNK, MANIFEST, published_at
 from ioxhub.ingest.harmonized import SLICE_ROWS, apply_release, deduplicated_sorted, internal
 from ioxhub.ingest.lease import holding
-from ioxhub.ingest.observations import HARMONIZED_SCHEMA, REFUSED_SCHEMA, SERIES_KEY, harmonize_chunk
+from ioxhub.ingest.observations import HARMONIZED_SCHEMA, REFUSED_SCHEMA, SERIES_KEY, harmonize_chunk, with_all_columns
 from ioxhub.ingest.quarantine import DeadLetters
 from ioxhub.ingest.run import accept
 from ioxhub.ingest.spill import MemoryBudget, ReleaseSpill
@@ -213,13 +213,15 @@ def _replay_release(store: ObjectStore, catalog: Catalog, org: str, dataset_id: 
     harmonized, refused = [], []
     for seq in range(manifest["chunk_count"]):
         _, decoded = events.chunks[seq]
-        result = harmonize_chunk(decoded.record, f"{CHUNK}/v{decoded.version}", published_at(decoded.record["produced_at"]))
+        result = harmonize_chunk(decoded.record, f"{CHUNK}/v{decoded.version}", published_at(decoded.record["produced_at"]),
+                                 manifest.get("unit_translations"))
         harmonized.append(result.harmonized)
         refused.append(result.refused)
     new_rows = _comparable(deduplicated_sorted(internal(pa.concat_tables(harmonized)))) \
         if sum(t.num_rows for t in harmonized) else HARMONIZED_SCHEMA.empty_table()
     new_refused = pa.concat_tables(refused) if refused else REFUSED_SCHEMA.empty_table()
-    old_rows = _comparable(store.read_parquet(history_key(org, dataset_id, release_id)) or HARMONIZED_SCHEMA.empty_table())
+    old_rows = _comparable(with_all_columns(store.read_parquet(history_key(org, dataset_id, release_id))
+                                            or HARMONIZED_SCHEMA.empty_table()))
     old_refused = store.read_parquet(quarantine_rows_key(org, dataset_id, release_id)) or REFUSED_SCHEMA.empty_table()
     diff = row_changes(old_rows, new_rows)
     outcome.update(diff, refused_before=old_refused.num_rows, refused_after=new_refused.num_rows)
@@ -331,7 +333,7 @@ def _drop_removed(store: ObjectStore, org: str, dataset_id: str, release_id: str
         current = store.read_parquet(key)
         if current is None:
             continue
-        current = current.select(HARMONIZED_SCHEMA.names).cast(HARMONIZED_SCHEMA)
+        current = with_all_columns(current).select(HARMONIZED_SCHEMA.names).cast(HARMONIZED_SCHEMA)
         position = pa.array(range(current.num_rows), pa.int64())
         mine = _keyed(current).append_column("_pos", position).filter(pc.equal(current["release_id"], release_id))
         hit = mine.join(gone.select(list(SERIES_KEY)), list(SERIES_KEY), join_type="left semi")

@@ -69,6 +69,17 @@ def ranked(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, list]:
     return remap[idx], values + [None]
 
 
+def take_rows(table: pa.Table, indices: np.ndarray) -> pa.Table:
+    """`table.take(indices)`, but a column without a single value is made anew as nulls rather than
+    gathered (a gather of nulls still walks the validity bitmap; several harmonized columns are often empty)."""
+    empty = {i for i, column in enumerate(table.columns) if column.null_count == len(column)}
+    if not empty:
+        return table.take(pa.array(indices))
+    taken = table.select([i for i in range(table.num_columns) if i not in empty]).take(pa.array(indices))
+    columns = [pa.nulls(len(indices), f.type) if i in empty else taken[f.name] for i, f in enumerate(table.schema)]
+    return pa.table(columns, schema=table.schema)
+
+
 def row_keys(table: pa.Table) -> tuple[np.ndarray, list[Key]]:
     """A sortable integer per row for its (indicator, ref_area), and the key of each integer."""
     ind, ind_values = ranked(table["indicator"])
@@ -103,7 +114,7 @@ class ReleaseSpill:
         first = int(year.min())
         combined = (year - first) * len(keys) + codes
         order = np.argsort(combined, kind="stable")
-        ordered = table.take(pa.array(order))
+        ordered = take_rows(table, order)
         distinct, starts, counts = np.unique(combined[order], return_index=True, return_counts=True)
         batches = []
         for y in np.unique(year):

@@ -193,7 +193,7 @@ def icao_aircargo(out: Path, seed: int) -> list[SampleFile]:
         rows.append({"State": a2[ci], "Month": p, "VaccineCargo": value, "Unit": unit, "UnitMultiplier": mult})
     spoils = [Spoil("period", "Month", "2024-M13", "bad-period"),
               Spoil("ref_area", "State", "XX", "unknown-country"),
-              Spoil("unit", "Unit", "pallets", "unknown-unit")]
+              Spoil("unit", "Unit", MISSING, "missing-unit")]
     mapping = {"title": "ICAO air cargo of vaccines", "indicator": _const(dgp.indicator), "ref_area": "State",
                "period": "Month", "value": "VaccineCargo", "unit": "Unit", "unit_mult": "UnitMultiplier"}
     return [_row_file(out, "icao/air_cargo_vaccines.csv", "csv", list(rows[0]), rows, spoils, 2,

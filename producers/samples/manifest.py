@@ -20,7 +20,7 @@ class BadRow:
     line: int
     field: str          # observation field (ref_area, period, value, commodity, unit, ...)
     column: str         # source column / key holding it
-    reason: str         # unknown-country, unknown-hs-code, bad-period, bad-value, missing-field, unknown-unit
+    reason: str         # unknown-country, unknown-hs-code, bad-period, bad-value, missing-field, missing-unit
     value: str | None   # the offending cell (None when the field is missing)
     stage: str          # where it must be caught: "publish" (producer validation) or "ingest" (harmonization)
 

@@ -18,7 +18,7 @@ import numpy as np
 from producers.samples.manifest import BadRow
 
 MISSING = object()   # spoil value meaning "field missing"
-INGEST_REASONS = frozenset({"unknown-unit"})   # caught by harmonization, not by producer validation
+INGEST_REASONS = frozenset({"missing-unit"})   # caught by harmonization, not by producer validation
 
 
 @dataclass(frozen=True)

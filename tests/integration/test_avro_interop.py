@@ -39,7 +39,7 @@ EVENTS = {
     "release_manifest": dict(
         event_id="m0", org="WCO", dataset_id="seizures", release_id="2026-03", chunk_count=1,
         observation_count=3, checksum="sha256:" + "0" * 64, produced_at=NOW, title="Seizures",
-        licence=None, source_url=None, rejected_at_source=2),
+        licence=None, source_url=None, rejected_at_source=2, unit_translations={"PC": "NUMBER"}),
     "policy_update": dict(
         event_id="p0", org="WCO", instrument_id="WCO-FOS-ECOM", issuing_org="WCO", partner_orgs=["UPU"],
         title="Framework of Standards on Cross-Border E-Commerce", instrument_type="FRAMEWORK", binding=False,
@@ -153,7 +153,8 @@ def test_apache_avro_producers_are_read_by_the_hub(stack_settings):
     values = []
     for name, record in EVENTS.items():
         schema = partner.latest[name]
-        fp = spec_fingerprint((PROJECT_ROOT / "schemas" / name / "v1.avsc").read_text())
+        latest = max((PROJECT_ROOT / "schemas" / name).glob("v*.avsc"), key=lambda p: int(p.stem[1:]))
+        fp = spec_fingerprint(latest.read_text())
         confluent_id = int.from_bytes(fp, "little") % (2**31 - 1) + 1
         body = apache_avro_encode(schema, record)
         values.append((b"\xc3\x01" + fp + body, []))

@@ -22,10 +22,10 @@ import pytest
 
 from ioxhub.contracts import codec, release_manifest
 from app.demo import ensure_keys
-from ioxhub.harmonize.countries import harmonize_country
+from ioxhub.harmonize.countries import harmonize_area
 from ioxhub.harmonize.hs import normalize_hs
 from ioxhub.harmonize.periods import parse_period
-from ioxhub.harmonize.units import normalize_value
+from ioxhub.harmonize.units import canonical_unit, normalize_value
 from ioxhub.ingest import harmonized, spill
 from ioxhub.ingest.observations import SERIES_KEY
 from ioxhub.ingest.run import ingest
@@ -127,8 +127,9 @@ def harmonize_row(chunk: dict, i: int, published_ms: int) -> tuple[dict | None, 
     counterpart, commodity = _text(s, chunk["counterpart_area"][i]), _text(s, chunk["commodity"][i])
     period, unit = _text(s, chunk["period"][i]), _text(s, chunk["unit"][i])
     value = None if i in chunk["_missing"] else chunk["value"][i]
-    ref, cp, hs, per = harmonize_country(area), harmonize_country(counterpart), normalize_hs(commodity), parse_period(period)
+    ref, cp, hs, per = harmonize_area(area), harmonize_area(counterpart), normalize_hs(commodity), parse_period(period)
     v, canonical, unit_reason = normalize_value(value, unit, chunk["unit_mult"][i])
+    detail = canonical_unit(unit)
     checks = [("indicator", "missing-indicator" if indicator is None else None),
               ("ref_area", "missing-ref-area" if area is None else ref.reason),
               ("counterpart_area", cp.reason), ("commodity", hs.reason),
@@ -137,8 +138,11 @@ def harmonize_row(chunk: dict, i: int, published_ms: int) -> tuple[dict | None, 
         if reason is not None:
             return None, (chunk["source_line"][i], field, reason)
     return {"release_id": chunk["release_id"], "schema_version": "dataset_chunk/v1", "indicator": indicator,
-            "ref_area": ref.iso3, "counterpart_area": cp.iso3, "commodity": hs.code, "freq": per.freq,
+            "ref_area": ref.code, "area_type": ref.area_type, "counterpart_area": cp.code,
+            "counterpart_area_type": cp.area_type, "commodity": hs.code, "freq": per.freq,
             "period": per.label, "period_start": per.start, "period_end": per.end, "value": v, "unit": canonical,
+            "unit_code": unit, "unit_status": detail.status, "currency": detail.currency,
+            "price_basis": detail.price_basis, "base_year": detail.base_year, "unit_denominator": detail.denominator,
             "obs_status": _text(s, chunk["obs_status"][i]), "published_at": published_ms}, None
 
 

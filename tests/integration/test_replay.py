@@ -1,6 +1,6 @@
-"""`ioxhub replay` on the real broker and S3: after a units-table fix exactly the affected rows change; a
-second replay writes nothing; a rule that refuses rows takes them out of the current table and the old rule
-brings them back; replay and ingest keep out of each other's way (the ingest lease)."""
+"""`ioxhub replay` on the real broker and S3: after a units code-list fix exactly the affected rows change; a
+second replay writes nothing; a rule that refuses rows (an areas table without two countries) takes them
+out of the current table and the old rule brings them back; replay and ingest keep out of each other's way (the ingest lease)."""
 from __future__ import annotations
 
 import dataclasses
@@ -13,7 +13,7 @@ import pytest
 
 from app.demo import ensure_keys
 from ioxhub.catalog import Catalog
-from ioxhub.harmonize import units
+from ioxhub.harmonize import countries, units
 from ioxhub.ingest.letters import read_letters
 from ioxhub.ingest.lease import Lease, LeaseHeld
 from ioxhub.ingest.replay import ReplayError, replay
@@ -29,7 +29,6 @@ MAPPING = {"indicator": "IND", "ref_area": "AREA", "counterpart_area": "PARTNER"
            "period": "PERIOD", "value": "VALUE", "unit": "UNIT", "title": "Seizures"}
 ROWS = ["SEIZ,FRA,,3825,2023,1.5,KG", "SEIZ,DEU,,3825,2023,2,T", "SEIZ,ITA,,3825,2024,3,KG",
         "SEIZ,ESP,,3825,2024,4,T", "SEIZ,PRT,,3825,2024,5,KG"]
-ORIGINAL_UNITS = list(units._TABLE)
 
 
 @pytest.fixture(scope="module")
@@ -44,25 +43,36 @@ def current(store: ObjectStore, dataset_id: str) -> dict[str, tuple]:
     return {r["ref_area"]: (r["value"], r["unit"], r["release_id"]) for r in table.to_pylist()}
 
 
-def patch_tonne(monkeypatch, exp10: int | None) -> None:
-    """A units-table change, test-only: the spelling T scaled by 10^exp10, or (None) no longer known; the
-    caches of the rule cleared."""
-    table = [(c, exp10 if "T" in spellings else e, n, d, spellings) for c, e, n, d, spellings in ORIGINAL_UNITS]
-    if exp10 is None:
-        table = [(c, e, n, d, tuple(x for x in spellings if x != "T")) for c, e, n, d, spellings in ORIGINAL_UNITS]
-    monkeypatch.setattr(units, "_TABLE", table)
-    for cached in (units._base_units, units.canonical_units, units.canonical_unit):
-        cached.cache_clear()
-    units.CODEBOOK.reset()
+def _forget_rules() -> None:
+    for cached in (units._code_lists, units._base_units, units.canonical_units, units.canonical_unit,
+                   countries._tables, countries._other_areas, countries.harmonize_area, countries.harmonize_country):
+        if hasattr(cached, "cache_clear"):
+            cached.cache_clear()
+    for codebook in (units.CODEBOOK, countries.CODEBOOK, countries.AREA_CODEBOOK):
+        codebook.reset()
+
+
+def patch_tonne(monkeypatch, exp10: int) -> None:
+    """A units code-list change, test-only: the spelling T scaled by 10^exp10; the caches of the rule cleared."""
+    lists = {name: dict(codes) for name, codes in units._code_lists.__wrapped__().items()}
+    lists["hub_spellings.csv"]["T"] = lists["hub_spellings.csv"]["T"]._replace(exp10=exp10)
+    monkeypatch.setattr(units, "_code_lists", lambda: lists)
+    _forget_rules()
+
+
+def patch_without(monkeypatch, dropped: set[str]) -> None:
+    """An areas-table change, test-only: the countries `dropped` no longer known (their rows refused)."""
+    codes, names = countries._tables.__wrapped__()
+    kept = ({k: v for k, v in codes.items() if v not in dropped}, {k: v for k, v in names.items() if v not in dropped})
+    monkeypatch.setattr(countries, "_tables", lambda: kept)
+    _forget_rules()
 
 
 @pytest.fixture
 def restore_units(monkeypatch):
     yield
-    monkeypatch.undo()           # the table as it was, then its caches forgotten
-    for cached in (units._base_units, units.canonical_units, units.canonical_unit):
-        cached.cache_clear()
-    units.CODEBOOK.reset()
+    monkeypatch.undo()           # the tables as they were, then their caches forgotten
+    _forget_rules()
 
 
 def test_replay_changes_exactly_the_affected_rows_and_is_idempotent(hub, tmp_path, monkeypatch, restore_units):
@@ -113,16 +123,18 @@ def test_replay_changes_exactly_the_affected_rows_and_is_idempotent(hub, tmp_pat
     assert current(store, dataset_id) == after
     assert Catalog(store).dataset(f"WCO.{dataset_id}")["snapshot"] == snapshot
 
-    patch_tonne(monkeypatch, None)          # a rule that refuses T: its rows leave the current table
+    monkeypatch.undo()
+    patch_without(monkeypatch, {"DEU", "ESP"})    # a rule that refuses the T rows: they leave the current table
     refusing = replay("WCO", dataset_id, settings=hub)
     assert refusing["observations"] == {"added": 0, "changed": 0, "removed": 2, "refused_before": 0, "refused_after": 2}
     assert set(current(store, dataset_id)) == {"FRA", "ITA", "PRT"}
     assert store.read_parquet(quarantine_rows_key("WCO", dataset_id, published.release_id)).num_rows == 2
     assert Catalog(store).dataset(f"WCO.{dataset_id}")["rows"] == 3
     assert refusing["dead_letters"] == 2            # one per chunk event holding a refused row, as the ingest writes
-    letters = [l for l in read_letters(store, org="WCO", reason="unknown-unit") if l["event_id"] in published.event_ids]
+    letters = [l for l in read_letters(store, org="WCO", reason="unknown-country") if l["event_id"] in published.event_ids]
     assert sorted(l["observations"] for l in letters) == [1, 1] and not any(l["retryable"] for l in letters)
-    patch_tonne(monkeypatch, 3)             # the rule as it was: the rows are back, the refusals gone
+    monkeypatch.undo()                      # the tables as they were (T scaled by 10^3): the rows are back
+    patch_tonne(monkeypatch, 3)
     back = replay("WCO", dataset_id, settings=hub)
     assert back["observations"] == {"added": 2, "changed": 0, "removed": 0, "refused_before": 2, "refused_after": 0}
     assert current(store, dataset_id) == before

@@ -46,7 +46,7 @@ def test_confluent_framing_is_accepted():
     sv = reg.latest("release_manifest")
     rec = dict(event_id="m", org="WHO", dataset_id="d", release_id="r", chunk_count=2, observation_count=10,
                checksum="sha256:00", produced_at=NOW, title=None, licence=None, source_url=None,
-               rejected_at_source=0)
+               rejected_at_source=0, unit_translations={"PC": "NUMBER"})
     buf = io.BytesIO()
     buf.write(b"\x00" + struct.pack(">I", sv.confluent_id))
     fastavro.schemaless_writer(buf, sv.schema, rec)

@@ -8,7 +8,7 @@ import pycountry
 import pytest
 
 from ioxhub.harmonize.columns import wire_column
-from ioxhub.harmonize.countries import (AGGREGATE, AGGREGATES, UNKNOWN, VARIANTS, harmonize_country, to_iso3,
+from ioxhub.harmonize.countries import (AGGREGATE, UNKNOWN, VARIANTS, _read_areas, harmonize_country, to_iso3,
                                         to_iso3_array)
 
 COUNTRIES = list(pycountry.countries)
@@ -52,9 +52,9 @@ def test_aggregates_are_not_countries(value):
     assert harmonize_country(value) == (None, AGGREGATE)
 
 
-def test_aggregate_list_resolves_to_no_country():
-    for value in AGGREGATES:
-        assert harmonize_country(value) == (None, AGGREGATE), value
+def test_groupings_and_regions_resolve_to_no_country():
+    for row in _read_areas("groupings.csv") + _read_areas("m49_regions.csv"):
+        assert harmonize_country(row["code"]) == (None, AGGREGATE), row["code"]
 
 
 @pytest.mark.parametrize("value", ["Atlantis", "ZZ", "ZZZ", "999", "1000", "ANT", "SCG", "Korea Republic Of Atlantis",

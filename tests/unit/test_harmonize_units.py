@@ -8,7 +8,7 @@ import pyarrow as pa
 import pycountry
 import pytest
 
-from ioxhub.harmonize.units import (BAD_MULT, MISSING, UNKNOWN, UnitFactor, canonical_unit, canonical_unit_array,
+from ioxhub.harmonize.units import (BAD_MULT, MISSING, RECOGNIZED, UNRECOGNIZED, canonical_unit, canonical_unit_array,
                                     normalize_value, normalize_values)
 
 
@@ -30,7 +30,7 @@ from ioxhub.harmonize.units import (BAD_MULT, MISSING, UNKNOWN, UnitFactor, cano
     ("index", "INDEX", 0, 1, 1),
 ])
 def test_canonical_unit(unit, canonical, exp10, num, den):
-    assert canonical_unit(unit) == UnitFactor(canonical, exp10, num, den, None)
+    assert canonical_unit(unit)[:6] == (canonical, exp10, num, den, None, RECOGNIZED)
 
 
 def test_every_iso_4217_code_is_its_own_unit():
@@ -38,10 +38,12 @@ def test_every_iso_4217_code_is_its_own_unit():
         assert canonical_unit(currency.alpha_3).unit == currency.alpha_3
 
 
-@pytest.mark.parametrize("unit", ["xyz", "thousand", "thousand million", "KG USD", "lbs", "1000"])
-def test_unknown_unit(unit):
-    assert canonical_unit(unit).reason == UNKNOWN
-    assert normalize_value(1.0, unit) == (None, None, UNKNOWN)
+@pytest.mark.parametrize("unit", ["xyz", "thousand", "thousand million", "KG USD", "lbs", "1000", " pallets "])
+def test_unknown_unit_is_kept_as_published(unit):
+    assert canonical_unit(unit).reason is None
+    assert canonical_unit(unit).status == UNRECOGNIZED
+    assert normalize_value(1.0, unit) == (1.0, unit.strip(), None)
+    assert normalize_value(1.0, unit, 3) == (1000.0, unit.strip(), None)   # the multiplier still applies
 
 
 @pytest.mark.parametrize("value, unit, mult, expected", [

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from ioxhub.ingest import harmonized, spill
-from ioxhub.ingest.harmonized import (INTERNAL_SCHEMA, deduplicated_sorted, key_ranges, keep_last, merge_current,
+from ioxhub.ingest.harmonized import (INTERNAL_SCHEMA, deduplicated_sorted, internal, key_ranges, keep_last, merge_current,
                                       sort_rows)
 from ioxhub.ingest.observations import HARMONIZED_SCHEMA, SERIES_KEY
 from ioxhub.ingest.spill import MemoryBudget, ReleaseSpill
@@ -33,7 +33,7 @@ def table(n: int, seed: int, release: str = "r1", published: int = 1_700_000_000
 
     year = rng.choice(years, n)
     start = np.array([dt.date(int(y), 1, 1) for y in year])
-    return pa.table({
+    return internal(pa.table({        # the unit and area detail columns null (rows harmonized before them)
         "release_id": pa.array([release] * n).dictionary_encode(),
         "schema_version": pa.array(["dataset_chunk/v1"] * n).dictionary_encode(),
         "indicator": dict_col(["A.X", "B.Y"]),
@@ -48,7 +48,7 @@ def table(n: int, seed: int, release: str = "r1", published: int = 1_700_000_000
         "unit": dict_col(["USD", "KG"]),
         "obs_status": dict_col(["A", "E", None]),
         "published_at": pa.array(np.full(n, published), pa.timestamp("ms", tz="UTC")),
-    }).cast(INTERNAL_SCHEMA)
+    }))
 
 
 def rows(t: pa.Table) -> list[tuple]:
@@ -63,8 +63,8 @@ def reference_keep_last(t: pa.Table) -> list[tuple]:
     latest: dict = {}
     for i, r in enumerate(t.cast(HARMONIZED_SCHEMA).to_pylist()):
         latest[series(r)] = i
-    keep = sorted(latest.values())
-    return [rows(t)[i] for i in keep]
+    every = rows(t)
+    return [every[i] for i in sorted(latest.values())]
 
 
 def test_keep_last_and_deduplicated_sorted():
@@ -73,7 +73,8 @@ def test_keep_last_and_deduplicated_sorted():
     assert rows(keep_last(t)) == want
     got = rows(deduplicated_sorted(t))
     assert sorted(got, key=repr) == sorted(want, key=repr)
-    order = [(r[2], r[3], r[7]) for r in got]                      # indicator, ref_area, period
+    at = [HARMONIZED_SCHEMA.names.index(c) for c in ("indicator", "ref_area", "period")]
+    order = [tuple(r[i] for i in at) for r in got]
     assert order == sorted(order, key=lambda k: tuple((v is None, v or "") for v in k))
     assert rows(sort_rows(keep_last(t))) == got
 

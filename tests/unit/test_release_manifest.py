@@ -45,3 +45,11 @@ def test_unusable_manifests_are_refused_with_reason_and_field(change, reason, fi
     with pytest.raises(ContentError) as exc:
         content.check_event(decoded)
     assert exc.value.reason == reason and field in exc.value.detail, exc.value
+
+
+def test_unit_translations_travel_in_v2_and_a_v1_manifest_reads_with_none():
+    record = manifest(unit_translations={"PC": "NUMBER"})
+    assert codec.decode(release_manifest.encode(record)).record["unit_translations"] == {"PC": "NUMBER"}
+    old = {k: v for k, v in manifest().items() if k != "unit_translations"}
+    decoded = codec.decode(codec.encode("release_manifest", old, version=1))   # a producer still on v1
+    assert decoded.version == 1 and decoded.record["unit_translations"] == {}

@@ -118,7 +118,7 @@ def test_counts_reconcile_exactly(sample):
 def test_every_kind_of_mess_is_planted(sample):
     _, manifest = sample
     reasons = Counter(b.reason for f in manifest.datasets() for b in f.bad)
-    assert set(reasons) == {"unknown-country", "unknown-hs-code", "bad-period", "bad-value", "missing-field", "unknown-unit"}
+    assert set(reasons) == {"unknown-country", "unknown-hs-code", "bad-period", "bad-value", "missing-field", "missing-unit"}
     assert {b.value for f in manifest.datasets() for b in f.bad} >= {"XXX", "7799", "2024-Q5", "n/a"}
 
 

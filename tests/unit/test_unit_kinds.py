@@ -23,10 +23,11 @@ KINDS = sorted(unit_kinds().items())
 
 def emitted_units() -> set[str]:
     """What the harmonizer emits for every spelling it accepts, found by running it on each."""
-    spellings = [s for *_, names in units._TABLE for s in names] + [c.alpha_3 for c in pycountry.currencies]
-    for scale in ("", "thousand "):
-        for s in spellings:
-            assert canonical_unit(scale + s).reason is None, scale + s
+    spellings = list(units._base_units())     # every code of every shipped code list
+    for s in spellings:
+        assert canonical_unit(s).status == units.RECOGNIZED, s
+    for s in [*units._code_lists()["hub_spellings.csv"], *(c.alpha_3 for c in pycountry.currencies)]:
+        assert canonical_unit("thousand " + s).status == units.RECOGNIZED, s
     return {canonical_unit(s).unit for s in spellings}
 
 
@@ -101,7 +102,7 @@ def _is_unit_name(s: str) -> bool:
     """An upper-case string of two or more characters the harmonizer reads as a unit ("KG", "DAYS", "US$").
     Single letters ("T", "D", "H") are also other things (a date separator, a frequency): they count
     only inside a list of units."""
-    return len(s) > 1 and _upper_word(s) and canonical_unit(s).reason is None
+    return len(s) > 1 and _upper_word(s) and canonical_unit(s).status == units.RECOGNIZED
 
 
 def unit_names_not_canonical(source: str) -> set[str]:

@@ -41,7 +41,6 @@ GOOD = "SEIZ,FRA,DEU,3825,2024,1.5,KG,0,A,ok"
     (",FRA,DEU,3825,2024,1,KG,0,A,", "indicator", None, "missing-indicator"),
     ("SEIZ,,DEU,3825,2024,1,KG,0,A,", "ref_area", None, "missing-ref-area"),
     ("SEIZ,Atlantis,DEU,3825,2024,1,KG,0,A,", "ref_area", "Atlantis", "unknown-country"),
-    ("SEIZ,EU27,DEU,3825,2024,1,KG,0,A,", "ref_area", "EU27", "aggregate-area"),
     ("SEIZ,FRA,XXX,3825,2024,1,KG,0,A,", "counterpart_area", "XXX", "unknown-country"),
     ("SEIZ,FRA,DEU,3899,2024,1,KG,0,A,", "commodity", "3899", "unknown-hs-code"),
     ("SEIZ,FRA,DEU,3825,,1,KG,0,A,", "period", None, "missing-period"),

@@ -144,7 +144,7 @@ def _sdmx_cells(batch: SourceBatch, text_columns: list[str], labelled: list[str]
         if changed:
             table = table.set_column(table.schema.get_field_index(name), name, pa.chunked_array(chunks, chunks[0].type))
     if bad is None:
-        return batch
+        return batch if table is batch.table else SourceBatch(table, batch.lines, batch.rejects, batch.bytes_read)
     pieces, taken = [], np.zeros(table.num_rows, dtype=bool)
     for name, mask in refused:          # a row with several multi-valued cells is reported once
         rows = mask & ~taken

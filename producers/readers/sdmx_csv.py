@@ -154,7 +154,7 @@ def _sdmx_cells(batch: SourceBatch, text_columns: list[str], labelled: list[str]
             pieces.append(rejects.make(file, batch.lines[rows], name, raw, MULTI_VALUED))
     if batch.rejects is not None:
         pieces.insert(0, batch.rejects)
-    return SourceBatch(table.filter(pa.array(~bad)), batch.lines[~bad], pa.concat_tables(pieces), batch.bytes_read)
+    return SourceBatch(table.filter(pa.array(~bad)), batch.lines[~bad], pa.concat_tables(pieces).sort_by("line"), batch.bytes_read)
 
 
 def _redictionary(chunk: pa.DictionaryArray, values: pa.Array) -> pa.DictionaryArray:

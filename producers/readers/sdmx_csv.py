@@ -74,7 +74,7 @@ class SdmxCsvReader(CsvReader):
         if dupes:
             raise SourceError(f"{path}: line {layout.first_line - 1}: the header repeats column id(s) {', '.join(dupes)}")
         decimal = "," if layout.delimiter == ";" and _decimal_comma(head[layout.data_offset:], ids, layout.delimiter) else "."
-        dims, attrs = _roles(ids, structure)
+        dims, attrs = _roles(path, ids, structure)
         return replace(source, columns=ids, layout=SdmxCsvLayout(layout.data_offset, layout.first_line, layout.delimiter,
                                                                  decimal, frozenset(labelled)),
                        dimensions=dims, attributes=attrs, action_column="ACTION" if "ACTION" in ids else None)
@@ -85,11 +85,11 @@ class SdmxCsvReader(CsvReader):
             yield _sdmx_cells(batch, [c for c in columns if c != value_column], labelled, source.name)
 
 
-def _roles(ids: list[str], structure: Structure | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _roles(path: Path, ids: list[str], structure: Structure | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(dimensions, attributes): the DSD's, else by position: SDMX-CSV puts the dimensions (time last)
     before OBS_VALUE and the attributes after it."""
     if structure is not None:
-        return (tuple(d for d in structure.dimensions if d in ids), tuple(a for a in structure.attributes if a in ids))
+        return structure.roles(path, ids)
     if VALUE_COLUMN not in ids:
         return (), ()
     at = ids.index(VALUE_COLUMN)

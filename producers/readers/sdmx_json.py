@@ -52,8 +52,7 @@ class SdmxJsonReader(MessageReader):
         if rows.n == 0:
             raise SourceError(f"{path}: the SDMX-JSON data message holds no observation")
         if structure is not None:
-            dims = tuple(d for d in structure.dimensions if d in rows.rows)
-            attrs = tuple(a for a in structure.attributes if a in rows.rows)
+            dims, attrs = structure.roles(path, list(rows.rows))
         action = ACTION_COLUMN if ACTION_COLUMN in rows.rows else None
         # Rows have no line of their own in a JSON message: a row's "line" is its position in the message.
         return SourceFile(path, self, list(rows.rows), size, block_size,

@@ -69,7 +69,7 @@ class SdmxMlReader(MessageReader):
             raise SourceError(f"{path}: the SDMX-ML data message holds no observation")
         names = [k for k in out.rows if k not in (TIME_DIMENSION, "OBS_VALUE", ACTION_COLUMN)]
         if structure is not None:
-            dims, attrs = split_known(names, structure.dimensions)
+            dims, attrs = structure.roles(path, names)
         elif _generic(path):     # a generic message says which values are the key: sdmx1's key is exact
             dims, attrs = split_known(names, tuple(k for k in key_ids if k != TIME_DIMENSION))
         else:

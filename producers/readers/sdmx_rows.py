@@ -68,12 +68,9 @@ class MessageReader(Reader):
             yield SourceBatch(table, lines[start:stop], None, source.size if stop == n else int(source.size * stop / n))
 
 
-def split_known(names: list[str], structure_dims: tuple[str, ...] | None, known_attributes: frozenset[str] = KNOWN_ATTRIBUTES
+def split_known(names: list[str], key: tuple[str, ...] | None, known_attributes: frozenset[str] = KNOWN_ATTRIBUTES
                 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(dimensions, attributes) among `names`: the DSD's lists when there is one, else every name that
-    is not a well-known SDMX attribute concept is taken for a dimension (docs/readers.md)."""
-    if structure_dims is not None:
-        dims = tuple(d for d in structure_dims if d in names)
-    else:
-        dims = tuple(c for c in names if c not in known_attributes)
+    """(dimensions, attributes) among `names`: `key` when the message says which fields are the series
+    key, else every name that is not a well-known SDMX attribute concept (docs/readers.md)."""
+    dims = tuple(d for d in key if d in names) if key is not None else tuple(c for c in names if c not in known_attributes)
     return dims, tuple(c for c in names if c not in dims)

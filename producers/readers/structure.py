@@ -25,6 +25,15 @@ class Structure:
     attributes: tuple[str, ...]
     dsd: Any = field(default=None, repr=False, compare=False)
 
+    def roles(self, file: Path, names: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(dimensions, attributes) of a file with columns `names`; `SourceError` if it lacks a dimension
+        of the DSD (the structure is not the file's)."""
+        missing = [d for d in self.dimensions if d not in names]
+        if missing:
+            raise SourceError(f"{file}: not data of the structure in {self.path.name}: no column for its dimension(s) "
+                              f"{', '.join(missing)} (the file's columns: {', '.join(names[:30])})")
+        return self.dimensions, tuple(a for a in self.attributes if a in names)
+
 
 def load_structure(path: str | Path) -> Structure:
     """Read an SDMX-ML structure message holding one DSD (the first if several); `SourceError` if not."""

@@ -30,7 +30,7 @@ def rows(path, structure=None, value="OBS_VALUE"):
 CASES = [
     ("eurostat_nama_csv20/nama_10_gdp.csv", None, "sdmx-csv", 6, ("freq", "unit", "na_item", "geo"), ("OBS_FLAG", "CONF_STATUS"), None),
     ("ecb_exr_ss21/exr.xml", ECB_DSD, "sdmx-ml", 5, ("FREQ", "CURRENCY", "CURRENCY_DENOM", "EXR_TYPE", "EXR_SUFFIX"),
-     ("TIME_FORMAT", "COLLECTION", "DECIMALS", "TITLE", "UNIT", "UNIT_MULT", "OBS_STATUS", "OBS_CONF"), None),
+     ("TIME_FORMAT", "OBS_STATUS", "OBS_CONF", "COLLECTION", "DECIMALS", "TITLE", "UNIT", "UNIT_MULT"), None),   # DSD order
     ("imf_pcps_json10/pcps.json", None, "sdmx-json", 4, ("FREQ", "REF_AREA", "COMMODITY", "UNIT_MEASURE"), ("UNIT_MULT", "OBS_STATUS"), "ACTION"),
     ("imf_pcps_json20/pcps.json", None, "sdmx-json", 4, ("FREQ", "REF_AREA", "COMMODITY", "UNIT_MEASURE"), ("UNIT_MULT", "OBS_STATUS"), "ACTION"),
     ("oecd_csv20_labels/release1.csv", None, "sdmx-csv", 4, ("FREQ", "REF_AREA", "MEASURE", "UNIT_MEASURE", "PRICE_BASE"),
@@ -148,9 +148,17 @@ def test_no_indicator_lists_dimensions_and_proposes_flags():
     assert "\n" not in message
     assert "no source for required field(s) indicator, ref_area" in message
     assert "dimensions are FREQ, CURRENCY, CURRENCY_DENOM, EXR_TYPE, EXR_SUFFIX" in message
-    assert "attributes TIME_FORMAT, COLLECTION, DECIMALS, TITLE, UNIT, UNIT_MULT, OBS_STATUS, OBS_CONF" in message
+    assert "attributes TIME_FORMAT, OBS_STATUS, OBS_CONF, COLLECTION, DECIMALS, TITLE, UNIT, UNIT_MULT" in message
     assert "try --map indicator=EXR_TYPE --const ref_area=VALUE" in message
     with pytest.raises(MappingError, match="try --map indicator=COMMODITY"):
         resolve(CORPUS / "imf_pcps_json10" / "pcps.json")
     flags = ColumnMapping.from_flags(["indicator=EXR_TYPE"], ["ref_area=EA20"])
     assert resolve(CORPUS / "ecb_exr_ss21" / "exr.xml", ECB_DSD, flags).fields["unit"].column == "UNIT"
+
+
+def test_a_structure_that_is_not_the_files_is_refused():
+    with pytest.raises(SourceError, match=r"not data of the structure in ecb_exr1_dsd.xml: no column for its dimension\(s\) "
+                                          "CURRENCY, CURRENCY_DENOM, EXR_TYPE, EXR_SUFFIX"):
+        rows(CORPUS / "un_wb_csv10" / "wdi_gdp.csv", ECB_DSD)
+    with pytest.raises(SourceError, match="not data of the structure"):
+        rows(CORPUS / "imf_pcps_json20" / "pcps.json", ECB_DSD)

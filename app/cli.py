@@ -221,10 +221,11 @@ app.add_typer(publish_app, name="publish")
 
 @publish_app.command("dataset")
 def publish_dataset_cmd(
-        files: list[str] = typer.Argument(..., help="Data files of one release (CSV, JSON Lines, SDMX-CSV, SDMX-ML 2.1)."),
+        files: list[str] = typer.Argument(..., help="Data files of one release (CSV, JSON Lines, SDMX-CSV 1.0/2.0/3.0, SDMX-JSON, SDMX-ML 2.1/3.0)."),
         org: str = typer.Option(..., "--org", help="Publishing org id, e.g. WCO."),
         dataset: str = typer.Option(..., "--dataset", help="Dataset id, e.g. WCO-HAZWASTE-SEIZURES."),
-        fmt: str | None = typer.Option(None, "--format", help="csv, jsonl, sdmx-csv or sdmx-ml (default: from the extension)."),
+        fmt: str | None = typer.Option(None, "--format", help="csv, jsonl, sdmx-csv, sdmx-json or sdmx-ml (default: from the extension)."),
+        structure: str | None = typer.Option(None, "--structure", help="SDMX-ML structure file with the data's DSD (SDMX formats)."),
         mapping: str | None = typer.Option(None, "--mapping", help="Column mapping file, YAML or JSON (default: FILE.mapping.yaml if present)."),
         maps: list[str] = typer.Option([], "--map", help="FIELD=COLUMN (fields: indicator, ref_area, counterpart_area, commodity, period, value, unit, unit_mult, obs_status, attributes.NAME)."),
         consts: list[str] = typer.Option([], "--const", help="FIELD=VALUE for every row."),
@@ -236,7 +237,8 @@ def publish_dataset_cmd(
     """Validate, chunk and send one dataset release; exit 1 if any row was rejected."""
     from app.console.publish import run_publish_dataset
     raise typer.Exit(run_publish_dataset(org, dataset, files, fmt=fmt, mapping_file=mapping, maps=maps, consts=consts,
-                                         defaults=defaults, strict=strict, rejects=rejects, release_id=release_id))
+                                         defaults=defaults, strict=strict, rejects=rejects, release_id=release_id,
+                                         structure=structure))
 
 
 @publish_app.command("policy")

@@ -16,6 +16,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from ioxhub import yamlfile
 from ioxhub.errors import IoxhubError, read_user_text
 from ioxhub.harmonize.units import translation_problem
+from producers.proposals import indicator_dimension, proposal
 from producers.readers import formats
 
 FIELDS = ("indicator", "ref_area", "counterpart_area", "commodity", "period", "value", "unit", "unit_mult", "obs_status")
@@ -32,6 +33,9 @@ SDMX_CONCEPTS = {
     "unit_mult": "UNIT_MULT",
     "obs_status": "OBS_STATUS",
 }
+# Other column names a field falls back to, after its SDMX concept and its own name: the ECB's UNIT
+# attribute, Eurostat's `geo` dimension.
+ALIASES = {"unit": ("UNIT",), "ref_area": ("geo", "GEO")}
 META_KEYS = ("title", "licence", "source_url", "format")
 
 
@@ -133,22 +137,30 @@ class ColumnMapping:
         )
 
     # ------------------------------------------------------------------------------------ using
-    def resolve(self, columns: Sequence[str], file: str) -> "ColumnMapping":
-        """Bind to a file's columns: apply the fallbacks, check required fields and that columns exist."""
+    def resolve(self, columns: Sequence[str], file: str, dimensions: Sequence[str] = (),
+                attributes: Sequence[str] = ()) -> "ColumnMapping":
+        """Bind to a file's columns: apply the fallbacks, check required fields and that columns exist.
+        `dimensions`/`attributes`: the file's SDMX series-key dimensions and attributes, when its format
+        knows them (the indicator fallback, and the flags proposed when a required field has no source)."""
         present = set(columns)
         fields = dict(self.fields)
         for name in FIELDS:
             if name in fields:
                 continue
-            for candidate in (SDMX_CONCEPTS[name], name):
+            for candidate in (SDMX_CONCEPTS[name], name, *ALIASES.get(name, ())):
                 if candidate in present:
                     fields[name] = Source(column=candidate)
                     break
+        if "indicator" not in fields and dimensions:
+            found = indicator_dimension(dimensions, {k: v.column for k, v in fields.items() if v.column is not None})
+            if found is not None:
+                fields["indicator"] = Source(column=found)
         missing = [name for name in REQUIRED if name not in fields]
         if missing:
+            bound = {k: v.column for k, v in fields.items() if v.column is not None}
             raise MappingError(
                 f"{file}: no source for required field(s) {', '.join(missing)} ({self.origin}); "
-                f"map them with --map FIELD=COLUMN or --const FIELD=VALUE; the file's columns are: {_list(columns)}")
+                f"{proposal(missing, list(columns), list(dimensions), list(attributes), bound)}")
         absent = [(what, src.column) for what, src in [*fields.items(), *((f"attributes.{k}", v) for k, v in self.attributes.items())]
                   if src.column is not None and src.column not in present]
         if absent:

@@ -32,6 +32,7 @@ from producers.policy_file import check_policy_file
 from producers.prefetch import Prefetched
 from producers.readers import open_source
 from producers.readers.base import DEFAULT_BLOCK_SIZE, SourceBatch, SourceFile
+from producers.readers.structure import load_structure
 from producers.release_id import compute_release_id
 from producers.sender import Sender
 from producers.summary import PublishError, PublishSummary, default_rejects_path, finish_rejects
@@ -58,7 +59,7 @@ class PublishProgress(NamedTuple):
 def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
                     mapping: ColumnMapping | str | Path | dict | None = None, *, fmt: str | None = None,
                     strict: bool = False, rejects_path: str | Path | None = None, release_id: str | None = None,
-                    settings: Settings | None = None,
+                    settings: Settings | None = None, structure: str | Path | None = None,
                     progress: Callable[[PublishProgress], None] | None = None,
                     max_chunk_bytes: int = DEFAULT_MAX_BYTES, max_chunk_observations: int = DEFAULT_MAX_OBSERVATIONS,
                     block_size: int = DEFAULT_BLOCK_SIZE,
@@ -68,7 +69,8 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
 
     `progress` is called after each batch read (a false value: no reports). `read_batches(sources,
     resolved_mappings)` yields the batches to publish, `source_batches` unless given (a benchmark
-    passes batches parsed ahead of its timer)."""
+    passes batches parsed ahead of its timer). `structure`: an SDMX DSD file (`--structure`) for the SDMX
+    readers."""
     started = time.perf_counter()
     settings = settings or get_settings()
     read_batches = read_batches or source_batches
@@ -81,8 +83,9 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
     paths = [Path(f) for f in files]
     column_mapping = _load_mapping(mapping, paths[0])
     fmt = fmt or column_mapping.format
-    sources = [open_source(p, fmt, block_size=block_size) for p in paths]
-    resolved = [column_mapping.resolve(src.columns, src.name) for src in sources]
+    dsd = load_structure(structure) if structure is not None else None
+    sources = [open_source(p, fmt, block_size=block_size, structure=dsd) for p in paths]
+    resolved = [column_mapping.resolve(src.columns, src.name, src.dimensions, src.attributes) for src in sources]
     check_constants(resolved[0])
     topic = names.datasets_topic(org)
     summary = PublishSummary("dataset", org, topic, [str(p) for p in paths], dataset_id=dataset_id,
@@ -101,7 +104,8 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
     sender: Sender | None = None
     try:
         release_id = release_id or compute_release_id(org, dataset_id, sources, column_mapping,
-                                                      (max_chunk_bytes, max_chunk_observations))
+                                                      (max_chunk_bytes, max_chunk_observations),
+                                                      dsd.path if dsd is not None else None)
         summary.release_id = release_id
         ledger = ReleaseLedger(settings, org, dataset_id, release_id)
         info = ReleaseInfo(org, dataset_id, release_id, ledger.produced_at(), licence=column_mapping.licence,

@@ -22,8 +22,9 @@ LAYOUT_VERSION = 1
 
 
 def compute_release_id(org: str, dataset_id: str, sources: Sequence[SourceFile], mapping: ColumnMapping,
-                       bounds: tuple[int, int]) -> str:
-    """sha256 over everything that decides what is sent, 32 hex digits."""
+                       bounds: tuple[int, int], structure: Path | None = None) -> str:
+    """sha256 over everything that decides what is sent, 32 hex digits (`structure`: an SDMX DSD file read
+    with the sources: its bytes count too)."""
     digest = hashlib.sha256()
     head = {"layout": LAYOUT_VERSION, "org": org, "dataset": dataset_id, "mapping": mapping.canonical(),
             "meta": [mapping.title, mapping.licence, mapping.source_url], "bounds": list(bounds),
@@ -31,6 +32,8 @@ def compute_release_id(org: str, dataset_id: str, sources: Sequence[SourceFile],
     digest.update(json.dumps(head, sort_keys=True).encode())
     for src in sources:
         digest.update(file_blake3(src.path, Utf8Scan(src.path) if src.reader.streams else None))
+    if structure is not None:
+        digest.update(b"structure:" + structure.name.encode() + file_blake3(structure))
     return digest.hexdigest()[:32]
 
 

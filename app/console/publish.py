@@ -18,7 +18,7 @@ from producers.summary import PublishSummary
 def run_publish_dataset(org: str, dataset_id: str, files: Sequence[str], *, fmt: str | None,
                         mapping_file: str | None, maps: Sequence[str], consts: Sequence[str],
                         defaults: Sequence[str], strict: bool, rejects: str | None,
-                        release_id: str | None) -> int:
+                        release_id: str | None, structure: str | None = None) -> int:
     """Publish one release from the CLI options; print the summary; return the exit code (0 or 1)."""
     mapping = ColumnMapping.from_file(mapping_file) if mapping_file else None
     if maps or consts or defaults:
@@ -29,7 +29,7 @@ def run_publish_dataset(org: str, dataset_id: str, files: Sequence[str], *, fmt:
         mapping = flags if mapping is None else mapping.merged(flags)
     with progress_bar() as progress:
         summary = publish_dataset(org, dataset_id, files, mapping, fmt=fmt, strict=strict, rejects_path=rejects,
-                                  release_id=release_id, progress=progress)
+                                  release_id=release_id, structure=structure, progress=progress)
     print_summary(summary)
     return summary.exit_code
 

@@ -4,7 +4,8 @@
   it -> `base.SourceFile` (its columns; `batches()` streams its rows).
 - `get_reader(path, format=None, head=b"")`: the reader named `format`, else the first of `READERS`
   that takes the extension and accepts the first bytes; `formats()`, `register(reader)`.
-One module a format (`base.Reader`): csv, sdmx_csv, jsonl, sdmx_ml. How each reads: docs/readers.md.
+One module a format (`base.Reader`): csv, sdmx_csv, jsonl, sdmx_json, sdmx_ml; `structure`: an SDMX DSD
+given with `--structure`. How each reads: docs/readers.md.
 """
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ from producers.readers.base import DEFAULT_BLOCK_SIZE, DESCRIBE, Reader, SourceF
 from producers.readers.csv import CsvReader
 from producers.readers.jsonl import JsonLinesReader
 from producers.readers.sdmx_csv import SdmxCsvReader
+from producers.readers.sdmx_json import SdmxJsonReader
 from producers.readers.sdmx_ml import SdmxMlReader
+from producers.readers.structure import Structure
 
-# In detection order: SDMX-CSV before CSV, whose extensions it shares.
-READERS: list[Reader] = [SdmxCsvReader(), CsvReader(), JsonLinesReader(), SdmxMlReader()]
+# In detection order: SDMX-CSV before CSV and SDMX-JSON before JSON Lines, whose extensions they share.
+READERS: list[Reader] = [SdmxCsvReader(), CsvReader(), SdmxJsonReader(), JsonLinesReader(), SdmxMlReader()]
 
 
 def formats() -> list[str]:
@@ -49,8 +52,10 @@ def get_reader(path: Path, format: str | None = None, head: bytes = b"") -> Read
     return next((r for r in candidates if r.detect(head, path)), candidates[-1])
 
 
-def open_source(path: str | Path, fmt: str | None = None, *, block_size: int = DEFAULT_BLOCK_SIZE) -> SourceFile:
-    """Check and open a partner file of format `fmt` (None: from its extension and first bytes)."""
+def open_source(path: str | Path, fmt: str | None = None, *, block_size: int = DEFAULT_BLOCK_SIZE,
+                structure: Structure | None = None) -> SourceFile:
+    """Check and open a partner file of format `fmt` (None: from its extension and first bytes); `structure`:
+    an SDMX DSD (`structure.load_structure`) for the SDMX readers."""
     path = Path(path)
     size, head = check_file(path, _line_format(path, fmt))
     reader = get_reader(path, fmt, head)
@@ -59,7 +64,11 @@ def open_source(path: str | Path, fmt: str | None = None, *, block_size: int = D
         raise SourceError(f"{path}: holds only blank space (expected {reader.expected})")
     if looks != reader.looks:
         raise SourceError(f"{path}: expected {reader.expected}, but the file looks like {DESCRIBE[looks]}")
-    return reader.open(path, size, head, block_size)
+    if structure is None:
+        return reader.open(path, size, head, block_size)
+    if not reader.takes_structure:
+        raise SourceError(f"{path}: --structure applies to the SDMX formats, not to {reader.title}")
+    return reader.open(path, size, head, block_size, structure=structure)
 
 
 def _line_format(path: Path, fmt: str | None) -> str | None:

@@ -40,13 +40,15 @@ class Reader:
     streams: bool = True                # rows are read while chunks go out, so publishing checks the
                                         # whole file is UTF-8 first; False: `open` parses all of it
     nan_is_missing: bool = False        # NaN in the value column means a missing value (SDMX)
+    takes_structure: bool = False       # `open` accepts `structure=` (an SDMX DSD, `--structure FILE`)
 
     def detect(self, head: bytes, path: Path) -> bool:
         """Whether a file with one of `suffixes` and these first bytes is of this format."""
         return True
 
     def open(self, path: Path, size: int, head: bytes, block_size: int) -> "SourceFile":
-        """Read what the format needs up front (header, column names...); `SourceError` if not the format."""
+        """Read what the format needs up front (header, column names...); `SourceError` if not the format.
+        A reader with `takes_structure` also accepts `structure=` (a `readers.structure.Structure` or None)."""
         raise NotImplementedError
 
     def read(self, source: "SourceFile", columns: list[str], value_column: str | None) -> Iterator[SourceBatch]:
@@ -64,6 +66,9 @@ class SourceFile:
     size: int
     block_size: int = DEFAULT_BLOCK_SIZE
     layout: Any = field(default=None, repr=False)   # what the format's reader keeps of the file
+    dimensions: tuple[str, ...] = ()     # series-key dimension column ids, in structure order (SDMX formats)
+    attributes: tuple[str, ...] = ()     # attribute column ids (SDMX formats)
+    action_column: str | None = None     # the column holding SDMX-CSV ACTION (I/A/R/D), when present
 
     @property
     def name(self) -> str:

@@ -31,11 +31,13 @@ _DELIMITERS = (",", ";", "\t", "|")
 
 @dataclass(frozen=True)
 class CsvLayout:
-    """Where a CSV file's records start, the line they start at, and the delimiter of its header."""
+    """Where a CSV file's records start, the line they start at, the delimiter of its header, and the
+    decimal mark of its numbers (`,` only for SDMX-CSV that says so, see `sdmx_csv`)."""
 
     data_offset: int
     first_line: int
     delimiter: str
+    decimal_point: str = "."
 
 
 class CsvReader(Reader):
@@ -117,6 +119,7 @@ def _parse_block(source: SourceFile, block: bytes, first_line: int, columns: lis
                 parse_options=pacsv.ParseOptions(delimiter=source.layout.delimiter, newlines_in_values=True,
                                                  invalid_row_handler=on_invalid),
                 convert_options=pacsv.ConvertOptions(column_types=types, include_columns=columns,
+                                                     decimal_point=source.layout.decimal_point,
                                                      null_values=[""], strings_can_be_null=True,
                                                      quoted_strings_can_be_null=True),
             ), invalid

@@ -74,7 +74,7 @@ def test_a_registered_format_is_detected_by_extension_and_first_bytes(with_kv, t
 
 
 def test_an_unregistered_format_is_refused_by_name():
-    with pytest.raises(MappingError, match="format 'kv' is not one of csv, jsonl, sdmx-csv, sdmx-ml"):
+    with pytest.raises(MappingError, match="format 'kv' is not one of csv, jsonl, sdmx-csv, sdmx-json, sdmx-ml"):
         ColumnMapping.from_dict({**MAPPING, "format": "kv"})
 
 

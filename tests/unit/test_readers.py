@@ -115,8 +115,8 @@ def test_sdmx_csv_is_recognized_and_checked(tmp_path):
     (b"\n\n  \n", "jsonl", "holds only blank space (expected JSON Lines)"),
     (b'[{"a": 1}]', "jsonl", "a JSON array"),
     (b"a,b\n1,2\n", "jsonl", "expected JSON Lines, but the file looks like plain text"),
-    (b'{"REF_AREA": "FRA"}\n', "sdmx-ml", "expected an SDMX-ML 2.1 XML message, but the file looks like JSON"),
-    (b"<html><body>not sdmx</body></html>", "sdmx-ml", "not an SDMX-ML 2.1 data message"),
+    (b'{"REF_AREA": "FRA"}\n', "sdmx-ml", "expected an SDMX-ML 2.1 or 3.0 XML data message, but the file looks like JSON"),
+    (b"<html><body>not sdmx</body></html>", "sdmx-ml", "not an SDMX-ML data message"),
     (b"a,b\n1,2\n", "parquet", "unknown format 'parquet'"),
 ])
 def test_wrong_format_is_one_clear_error(tmp_path, content, fmt, message):

@@ -77,7 +77,7 @@ def _snapshot_location(entry: dict, as_of: str | None) -> tuple[int, str]:
     if as_of is None:
         return entry["snapshot"], entry["location"]
     snapshots = entry.get("snapshots", [])
-    if as_of.isdigit():
+    if as_of.isascii() and as_of.isdigit():
         wanted = [s for s in snapshots if s["snapshot"] == int(as_of)]
         if not wanted:
             raise PullError(f"{entry['name']} has no snapshot {as_of} (snapshots 1..{entry['snapshot']})")
@@ -124,7 +124,7 @@ _COMPARE = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, ">": lambda a,
 def _partition_keeps(value: str, filters: list[Filter]) -> bool:
     """Whether a partition directory (`year=2015`) can hold rows the filters keep (numbers compare as numbers)."""
     def comparable(v: str):
-        return int(v) if v.lstrip("-").isdigit() else v
+        return int(v) if re.fullmatch(r"-?[0-9]+", v) else v
     eq = {v for f in filters if f.op in ("=", "in") for v in f.values}
     if eq and value not in eq and comparable(value) not in {comparable(v) for v in eq}:
         return False

@@ -27,8 +27,8 @@ AGENCY = "IOXHUB"
 VERSION = "1.0"
 # Columns that identify an observation, in key order, when a table has them; every other column but the time
 # and the measure is an attribute.
-DIMENSION_COLUMNS = ("freq", "org", "dataset", "dataset_id", "indicator", "ref_area", "counterpart_area",
-                     "commodity", "instrument_id")
+# (org and dataset_id, where a table has them, say where a value came from: attributes.)
+DIMENSION_COLUMNS = ("freq", "indicator", "ref_area", "counterpart_area", "commodity", "instrument_id")
 TIME_COLUMNS = ("period", "year")
 MEASURE_COLUMNS = ("value",)
 MISSING_CODE = "_Z"            # SDMX's "not applicable" code, for a missing dimension value
@@ -216,7 +216,7 @@ def period_filters(st: Structure, start: str | None, end: str | None) -> list[Fi
     if st.time == "year":
         for bound, op in ((start, ">="), (end, "<=")):
             if bound:
-                if not bound[:4].isdigit():
+                if not (bound[:4].isascii() and bound[:4].isdigit() and len(bound) >= 4):
                     raise SdmxOutError(f"period {bound!r}: expected a period starting with a year (2015, 2015-Q1, 2015-03)")
                 filters.append(Filter("year", op, (bound[:4],)))
         return filters

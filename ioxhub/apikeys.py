@@ -171,7 +171,7 @@ def sign_session(secret: bytes, key_id: str, ttl_seconds: int, now: float | None
 def session_key_id(secret: bytes, token: str, now: float | None = None) -> str | None:
     """The key id of a valid, unexpired session token, else None."""
     parts = (token or "").split(".")
-    if len(parts) != 3 or not parts[1].isdigit():
+    if len(parts) != 3 or not (parts[1].isascii() and parts[1].isdigit()):
         return None
     payload = f"{parts[0]}.{parts[1]}"
     good = hmac.new(secret, payload.encode(), hashlib.sha256).hexdigest()

@@ -23,6 +23,9 @@ from ioxhub.catalog import Catalog
 from ioxhub.storage import StorageError
 
 router = APIRouter(tags=["datasets"])
+# Examples in the OpenAPI document (the demo's datasets), for people and for schemathesis' examples phase.
+Name = Annotated[str, Path(description="Dataset name (GET /api/v1/datasets)", examples=["indicator_panel_annual"])]
+Zone = Annotated[str, Path(description="raw, quarantine, harmonized or curated", examples=["curated"])]
 Auth = Annotated[Identity, Depends(require_identity)]
 FORMATS = ("json", "jsonl", "csv", "parquet", "sdmx-csv", "sdmx-ml")
 OBJECT_ZONES = ("raw", "quarantine", "harmonized", "curated")   # catalog/ (API key records) is not served
@@ -53,7 +56,7 @@ def datasets(request: Request, identity: Auth) -> list[dict[str, Any]]:
 
 
 @router.get("/datasets/{name}", summary="A dataset's description: columns, snapshots, provenance")
-def dataset(request: Request, identity: Auth, name: str) -> dict[str, Any]:
+def dataset(request: Request, identity: Auth, name: Name) -> dict[str, Any]:
     _entry_for(request, identity, name)
     found = dataset_metadata(name, request.app.state.store)
     if found is None:
@@ -89,9 +92,10 @@ def _plan(request: Request, name: str, where: list[str], columns: str | None, as
             responses={200: {"content": {"application/json": {}, "text/csv": {}, "application/x-ndjson": {},
                                          "application/vnd.apache.parquet": {}, SDMX_MEDIA["sdmx-csv"]: {},
                                          SDMX_MEDIA["sdmx-ml"]: {}}}})
-def rows(request: Request, identity: Auth, name: str,
+def rows(request: Request, identity: Auth, name: Name,
          where: Annotated[list[str], Query(description="COL=V, COL!=V, COL>=V, COL>V, COL<=V, COL<V or COL=in:V1,V2; "
-                                                       "repeat the parameter to combine (same column: OR for =/in, else AND)")] = [],
+                                                       "repeat the parameter to combine (same column: OR for =/in, else AND)",
+                                           examples=[["ref_area=FRA", "year>=2015"]])] = [],
          columns: Annotated[str | None, Query(description="Comma-separated column names (default: all)")] = None,
          as_of: Annotated[str | None, Query(description="Snapshot number or ISO date/time (default: latest)")] = None,
          limit: Annotated[int | None, Query(ge=1, description="Most rows to return (at most the server's row limit)")] = None,
@@ -149,7 +153,7 @@ def _check_zone(identity: Identity, zone: str) -> None:
 
 
 @router.get("/objects/{zone}", summary="The objects of a zone the caller may read (an org key: its own in raw/ and quarantine/)")
-def objects(request: Request, identity: Auth, zone: str,
+def objects(request: Request, identity: Auth, zone: Zone,
             prefix: Annotated[str, Query(description="Key prefix inside the zone")] = "",
             limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> dict[str, Any]:
     _check_zone(identity, zone)
@@ -168,7 +172,8 @@ def objects(request: Request, identity: Auth, zone: str,
 
 @router.get("/objects/{zone}/{key:path}", summary="One object's bytes (streamed)", response_class=Response,
             responses={200: {"content": {"application/octet-stream": {}}}})
-def object_bytes(request: Request, identity: Auth, zone: str, key: Annotated[str, Path()]) -> Response:
+def object_bytes(request: Request, identity: Auth, zone: Zone,
+                 key: Annotated[str, Path(examples=["indicator_panel_annual/snapshot=000001/data.parquet"])]) -> Response:
     _check_zone(identity, zone)
     full = f"{zone}/{key}"
     if ".." in key.split("/") or not identity.can_read(zone, object_org(full)):

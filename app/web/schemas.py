@@ -14,12 +14,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 
 from ioxhub.contracts.registry import SchemaVersion, UnknownSchema, get_registry
 
 router = APIRouter(tags=["schemas"])
+Subject = Annotated[str, Path(examples=["dataset_chunk"])]
 
 
 def _not_found(code: int, message: str) -> JSONResponse:
@@ -41,7 +44,7 @@ def subjects(request: Request) -> list[str]:
 
 
 @router.get("/subjects/{subject}/versions", summary="The versions of a subject", response_model=None)
-def versions(request: Request, subject: str) -> list[int] | JSONResponse:
+def versions(request: Request, subject: Subject) -> list[int] | JSONResponse:
     try:
         return [v.version for v in _registry(request).versions(subject)]
     except UnknownSchema:
@@ -50,7 +53,7 @@ def versions(request: Request, subject: str) -> list[int] | JSONResponse:
 
 @router.get("/subjects/{subject}/versions/{version}", summary="One version of a subject (a number or latest)",
             response_model=None)
-def version(request: Request, subject: str, version: str) -> dict[str, Any] | JSONResponse:
+def version(request: Request, subject: Subject, version: Annotated[str, Path(examples=["latest", "1"])]) -> dict[str, Any] | JSONResponse:
     registry = _registry(request)
     try:
         versions = registry.versions(subject)
@@ -58,7 +61,7 @@ def version(request: Request, subject: str, version: str) -> dict[str, Any] | JS
         return _not_found(40401, "Subject not found")
     if version == "latest":
         return _version_doc(versions[-1])
-    if not version.isdigit() or not 1 <= int(version) <= len(versions):
+    if not (version.isascii() and version.isdigit()) or not 1 <= int(version) <= len(versions):
         return _not_found(40402, "Version not found")
     return _version_doc(versions[int(version) - 1])
 

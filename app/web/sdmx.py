@@ -14,7 +14,7 @@ import threading
 from typing import Annotated
 
 import pyarrow as pa
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
 from app.web.api import ApiError
@@ -27,6 +27,7 @@ from ioxhub.catalog import Catalog
 
 router = APIRouter(tags=["sdmx"])
 Auth = Annotated[Identity, Depends(require_identity)]
+Flow = Annotated[str, Path(examples=["INDICATOR_PANEL_ANNUAL"])]
 STRUCTURE_MEDIA = "application/vnd.sdmx.structure+xml; version=2.1"
 DATA_MEDIA = "application/vnd.sdmx.structurespecificdata+xml; version=2.1"
 CSV_MEDIA = "application/vnd.sdmx.data+csv; version=2.0.0; charset=utf-8"
@@ -129,7 +130,7 @@ def _data(request: Request, identity: Identity, flow: str, key: str, start: str 
 
 
 for suffix in ("", "/{key}", "/{key}/{provider}"):
-    def data(request: Request, identity: Auth, flow: str, key: str = "", provider: str | None = None,
+    def data(request: Request, identity: Auth, flow: Flow, key: str = "", provider: str | None = None,
              startPeriod: str | None = None, endPeriod: str | None = None,
              format: Annotated[str | None, Query(pattern="^(csv|xml)$")] = None) -> Response:
         return _data(request, identity, flow, key, startPeriod, endPeriod, format)

@@ -431,7 +431,12 @@ def serve_cmd(host: str | None = typer.Option(None, "--host", help="Address to l
     from app.console.web import print_serving
     from app.web.app import create_app, settings_for_web
     from ioxhub.settings import get_settings
+    import logging
     settings = settings_for_web(get_settings(), host, port)
+    if settings.log_format == "text":       # (json: configured already) the hub's INFO lines beside uvicorn's
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        for name in ("app", "consumers", "ioxhub"):
+            logging.getLogger(name).setLevel(logging.INFO)
     print_serving(settings.web_host, settings.web_port)
     uvicorn.run(create_app(settings), host=settings.web_host, port=settings.web_port, log_level="info")
 

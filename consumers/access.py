@@ -180,6 +180,7 @@ class PullPlan:
     row_filters: list[Filter]
     schema: pa.Schema | None           # the output schema (None when no object is left)
     objects_read: int = 0
+    rows: int = 0                      # rows returned so far
     handles: list = field(default_factory=list, repr=False)     # every object opened (what they fetched)
     probe: tuple[str, Any] | None = field(default=None, repr=False)   # the object whose footer gave the schema
 
@@ -213,10 +214,12 @@ def _filters(where: Sequence) -> list[Filter]:
 
 
 def plan_pull(dataset: str, where: Sequence[str] | Sequence[Filter] = (), columns: Sequence[str] | None = None,
-              as_of: str | None = None, store: ObjectStore | None = None, settings: Settings | None = None) -> PullPlan:
-    """Resolve a pull: dataset, snapshot, objects (partition pruning), columns and filters (checked)."""
+              as_of: str | None = None, store: ObjectStore | None = None, settings: Settings | None = None,
+              entry: dict | None = None) -> PullPlan:
+    """Resolve a pull: dataset, snapshot, objects (partition pruning), columns and filters (checked).
+    `entry`: the dataset's catalog entry when the caller has read it already."""
     store = store or ObjectStore(settings)
-    entry = Catalog(store).dataset(dataset)
+    entry = entry if entry is not None else Catalog(store).dataset(dataset)
     if entry is None:
         known = ", ".join(d["name"] for d in Catalog(store).datasets()) or "none yet"
         raise PullError(f"no dataset {dataset!r} in the catalog (known: {known})")
@@ -280,6 +283,7 @@ def iter_pull(plan: PullPlan, store: ObjectStore, offset: int = 0, limit: int | 
                 for name, value in partitions.items():
                     if name in plan.columns and name not in table.column_names:
                         table = table.append_column(name, pa.array([value] * table.num_rows, pa.string()))
+                plan.rows += table.num_rows
                 yield table.select(plan.columns)
                 if left is not None and left <= 0:
                     break

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from typing import Callable, Iterator
 
 import pyarrow as pa
@@ -17,6 +18,7 @@ import pyarrow.parquet as pq
 from consumers.access import PullPlan, iter_pull
 from ioxhub.storage import ObjectStore
 
+log = logging.getLogger(__name__)
 MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson",
                "json": "application/json", "parquet": "application/vnd.apache.parquet"}
 
@@ -87,5 +89,12 @@ def stream_pull(plan: PullPlan, store: ObjectStore, fmt: str, offset: int = 0, l
     gives the json format's cursor of the next page once the rows of this one are counted."""
     tables = iter_pull(plan, store, offset, limit)
     if fmt == "json":
-        return _json(tables, plan, next_cursor)
-    return {"csv": _csv, "jsonl": _jsonl, "parquet": _parquet}[fmt](tables, plan)
+        return _logged(_json(tables, plan, next_cursor), plan)
+    return _logged({"csv": _csv, "jsonl": _jsonl, "parquet": _parquet}[fmt](tables, plan), plan)
+
+
+def _logged(chunks: Iterator[bytes], plan: PullPlan) -> Iterator[bytes]:
+    """The chunks, then one log line: what the pull returned and read (pushdown at work, for operators)."""
+    yield from chunks
+    log.info("web pull: %s snapshot %d: %d rows, read %d of %d bytes", plan.dataset, plan.snapshot, plan.rows,
+             plan.bytes_read, plan.dataset_bytes)

@@ -79,10 +79,10 @@ def decode_cursor(cursor: str) -> tuple[int, int]:
     return snapshot, offset
 
 
-def _plan(request: Request, name: str, where: list[str], columns: str | None, as_of: str | None) -> PullPlan:
+def _plan(request: Request, entry: dict, where: list[str], columns: str | None, as_of: str | None) -> PullPlan:
     try:
-        return plan_pull(name, where, [c for c in columns.split(",") if c] if columns else None, as_of,
-                         request.app.state.store)
+        return plan_pull(entry["name"], where, [c for c in columns.split(",") if c] if columns else None, as_of,
+                         request.app.state.store, entry=entry)
     except PullError as exc:
         raise ApiError(400, str(exc).replace("--where ", "where ").replace("--as-of ", "as_of ")) from None
 
@@ -112,7 +112,7 @@ def rows(request: Request, identity: Auth, name: Name,
     if limit is not None and limit > most:
         raise ApiError(400, f"limit {limit}: above the server's row limit for {format} ({most}); page with cursor")
     limit = limit or most
-    plan = _plan(request, name, where, columns, as_of)
+    plan = _plan(request, entry, where, columns, as_of)
     store = request.app.state.store
 
     def next_cursor(count: int) -> str | None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, HTTPException, Request, Security
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.security import APIKeyHeader, HTTPBearer
 
 from ioxhub.apikeys import Identity, session_key_id, sign_session
 
@@ -19,6 +20,9 @@ UNAUTHORIZED = {"error": "unauthorized"}
 FORBIDDEN = {"error": "forbidden"}
 
 router = APIRouter(tags=["auth"])
+# Declared for the OpenAPI document (its security schemes); the key is read from the request below.
+BEARER = HTTPBearer(auto_error=False, scheme_name="bearer", description="Authorization: Bearer <API key>")
+API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="apiKey", description="X-API-Key: <API key>")
 
 
 class AuthRefused(HTTPException):
@@ -45,8 +49,9 @@ def identify(request: Request) -> Identity | None:
     return None
 
 
-def require_identity(request: Request) -> Identity:
-    """The FastAPI dependency of every protected route: the caller's Identity, or a 401."""
+def require_identity(request: Request, _bearer=Security(BEARER), _api_key=Security(API_KEY_HEADER)) -> Identity:
+    """The FastAPI dependency of every protected route: the caller's Identity, or a 401 (a key in either
+    header, or the session cookie)."""
     identity = identify(request)
     if identity is None:
         raise AuthRefused(status_code=401, headers={"WWW-Authenticate": "Bearer"})

@@ -424,21 +424,38 @@ def apikeys_revoke(key: str = typer.Argument(..., help="Key id, or name (revokes
 
 @app.command("serve")
 def serve_cmd(host: str | None = typer.Option(None, "--host", help="Address to listen on (default: IOXHUB_WEB_HOST, 127.0.0.1)."),
-              port: int | None = typer.Option(None, "--port", help="Port (default: IOXHUB_WEB_PORT, 8765).")) -> None:
+              port: int | None = typer.Option(None, "--port", help="Port (default: IOXHUB_WEB_PORT, 8765)."),
+              workers: int | None = typer.Option(None, "--workers", min=1, help="Server processes (default: IOXHUB_WEB_WORKERS, 1).")) -> None:
     """Serve the web application: the REST API (/api/v1), SDMX REST, schemas over HTTP and the portal."""
+    import copy
+    import os
+    import secrets
+
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     from app.console.web import print_serving
     from app.web.app import create_app, settings_for_web
-    from ioxhub.settings import get_settings
-    import logging
+    from ioxhub.settings import env_name, get_settings
     settings = settings_for_web(get_settings(), host, port)
-    if settings.log_format == "text":       # (json: configured already) the hub's INFO lines beside uvicorn's
-        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        for name in ("app", "consumers", "ioxhub"):
-            logging.getLogger(name).setLevel(logging.INFO)
+    workers = workers or settings.web_workers
+    log_config = None                       # json: the hub's handler (configured already) stays
+    if settings.log_format == "text":       # the hub's INFO lines beside uvicorn's, in every worker
+        log_config = copy.deepcopy(LOGGING_CONFIG)
+        log_config["formatters"]["hub"] = {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+        log_config["handlers"]["hub"] = {"class": "logging.StreamHandler", "formatter": "hub", "stream": "ext://sys.stderr"}
+        log_config["loggers"].update({name: {"handlers": ["hub"], "level": "INFO", "propagate": False}
+                                      for name in ("app", "consumers", "ioxhub")})
     print_serving(settings.web_host, settings.web_port)
-    uvicorn.run(create_app(settings), host=settings.web_host, port=settings.web_port, log_level="info")
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=settings.web_host, port=settings.web_port, log_level="info",
+                    log_config=log_config)
+        return
+    # Worker processes build the app from the environment; one session secret for all of them.
+    if not settings.web_session_secret:
+        os.environ[env_name("web_session_secret")] = secrets.token_hex(32)
+    uvicorn.run("app.web.app:create_app", factory=True, host=settings.web_host, port=settings.web_port,
+                workers=workers, log_level="info", log_config=log_config)
 
 
 # ---------------------------------------------------------------------------------------- datasets, pull, report

@@ -1,7 +1,7 @@
 """The web load figure: concurrent clients pulling one country each from a large curated panel over HTTP.
 
     .venv/bin/python bench/web_load.py                      # 10M-row panel, 50 clients x 4 requests, csv
-    .venv/bin/python bench/web_load.py --rows 1000000 --format parquet
+    .venv/bin/python bench/web_load.py --rows 1000000 --format parquet --workers 2
 
 A throwaway local stack (bench_stack.BenchStack), the panel of bench_pull.write_panel, an analyst API key,
 `ioxhub serve` (uvicorn, one process) on a free port; then `--clients` concurrent clients (httpx, asyncio)
@@ -34,10 +34,11 @@ from bench_stack import BenchStack  # noqa: E402
 PULL_LOG = re.compile(r"web pull: (\S+) snapshot \d+: (\d+) rows, read (\d+) of (\d+) bytes")
 
 
-def start_server(stack: BenchStack, port: int, log: Path) -> subprocess.Popen:
+def start_server(stack: BenchStack, port: int, log: Path, workers: int) -> subprocess.Popen:
     env = {**os.environ, **stack.env(), "IOXHUB_WEB_PORT": str(port)}
     with open(log, "wb") as out:
-        proc = subprocess.Popen([str(Path(sys.executable).parent / "ioxhub"), "serve", "--port", str(port)],
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "ioxhub"), "serve", "--port", str(port),
+                                 "--workers", str(workers)],
                                 env=env, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -83,6 +84,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--requests", type=int, default=4, help="Requests per client (one after the other).")
     parser.add_argument("--format", default="csv", choices=["csv", "json", "jsonl", "parquet"])
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes of `ioxhub serve`.")
     args = parser.parse_args()
 
     from ioxhub.apikeys import create_key
@@ -101,7 +103,7 @@ def main() -> None:
             key, _ = create_key(ObjectStore(stack.settings), "bench", "analyst")
             port = process.free_ports(1)[0]
             log = Path(tmp) / "serve.log"
-            proc = start_server(stack, port, log)
+            proc = start_server(stack, port, log, args.workers)
             base = f"http://127.0.0.1:{port}"
             asyncio.run(run_clients(base, key, name, countries[:2], 2, 1, args.format))     # warm-up
             latencies, total_bytes, seconds = asyncio.run(
@@ -115,8 +117,8 @@ def main() -> None:
     n = len(latencies)
     q = statistics.quantiles(latencies, n=100)
     fractions = [read / whole for _, read, whole in pulls if whole]
-    print(f"{args.clients} clients x {args.requests} requests ({n} pulls of one country, format {args.format}) "
-          f"in {seconds:.1f} s")
+    print(f"{args.clients} clients x {args.requests} requests ({n} pulls of one country, format {args.format}, "
+          f"{args.workers} server process(es)) in {seconds:.1f} s")
     print(f"latency: p50 {q[49] * 1000:.0f} ms, p95 {q[94] * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms "
           f"(target p95 <= 500 ms: {'met' if q[94] <= 0.5 else 'NOT met'})")
     print(f"throughput: {n / seconds:.1f} requests/s, {total_bytes / seconds / 1e6:.1f} MB/s of responses, "

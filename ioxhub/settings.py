@@ -120,12 +120,13 @@ class Settings:
     # --- web application: `ioxhub serve` (API and portal; docs/api.md) -----------------------------------------
     web_host: str = _setting("127.0.0.1", "Address `ioxhub serve` listens on.")
     web_port: int = _setting(8765, "Port `ioxhub serve` listens on.", check=PORT)
+    web_workers: int = _setting(1, "Server processes of `ioxhub serve` (uvicorn workers; more use more cores).", check=POSITIVE)
     web_s3_access_key: str | None = _setting(None, "S3 access key of the web application (read-only role `web`). Local stack: the one `ioxhub provision` generated.")
     web_s3_secret_key: str | None = _setting(None, "Its secret key.", secret=True)
     web_row_limit: int = _setting(1_000_000, "Most rows one API request returns (csv, json, jsonl, parquet); page with limit/cursor for more.", check=POSITIVE)
     web_sdmx_row_limit: int = _setting(100_000, "Most observations one SDMX response holds (SDMX messages are built whole in memory).", check=POSITIVE)
     web_key_cache_seconds: float = _setting(5.0, "How long the server caches an API key record (a revoked key stops working within this time).", check=NOT_NEGATIVE)
-    web_session_secret: str | None = _setting(None, "Secret signing the portal's session cookies (default: random per server start, so sessions end on restart).", secret=True)
+    web_session_secret: str | None = _setting(None, "Secret signing the portal's session cookies (default: random per server start, shared by its workers, so sessions end on restart).", secret=True)
     web_session_hours: float = _setting(12.0, "How long a portal sign-in lasts.", check=POSITIVE)
 
     # ------------------------------------------------------------------------------------------------

@@ -75,16 +75,21 @@ def _may_be_observational(entry: dict) -> bool:
 
 
 def _structures(request: Request, identity: Identity, resource_id: str | None) -> list[sdmx_out.Structure]:
-    entries = _readable(request, identity)
+    store = request.app.state.store
     if resource_id and resource_id.lower() not in ("all", "latest"):
-        name = sdmx_out.dataset_of_flow(resource_id, [e["name"] for e in entries])
-        if name is None:
+        names = [k[len("catalog/datasets/"):-len(".json")] for k in store.list("catalog/datasets/") if k.endswith(".json")]
+        name = sdmx_out.dataset_of_flow(resource_id, names)
+        entry = Catalog(store).dataset(name) if name else None
+        entries = [entry] if entry and identity.can_read(dataset_zone(entry), entry.get("org")) \
+            and _may_be_observational(entry) else []
+        if not entries:
             raise ApiError(404, f"no dataflow {resource_id!r}")
-        entries = [e for e in entries if e["name"] == name]
+    else:
+        entries = _readable(request, identity)
     out = []
     for entry in entries:
         try:
-            out.append(request.app.state.structures.get(request.app.state.store, entry))
+            out.append(request.app.state.structures.get(store, entry))
         except sdmx_out.SdmxOutError:
             continue
     return out

@@ -30,7 +30,7 @@ import sdmx
 
 from app.demo import ensure_keys, publish_samples
 from consumers.access import pull_table
-from consumers.sdmx_out import sdmx_id
+from consumers.sdmx_out import flow_id, sdmx_id
 from consumers.evidence import derive_evidence
 from ioxhub.apikeys import create_key, object_org, revoke_key
 from ioxhub.catalog import Catalog
@@ -284,7 +284,11 @@ def test_sdmx_client_reads_flows_structures_and_data(sdmx_client):
                                               params={"startPeriod": "2016"}))
     want = pull_table(PANEL, ["ref_area=in:FRA,DEU", "year>=2016"]).table
     assert len(by_dict) == want.num_rows and set(by_dict.index.get_level_values("REF_AREA")) == {"FRA", "DEU"}
-
+    # harmonized observations too: a dataset of an org, as its own dataflow
+    harmonized = next(d for d in Catalog(ObjectStore()).datasets() if d.get("kind") == "harmonized" and d.get("org"))
+    flow = flow_id(harmonized["name"])
+    observations = sdmx.to_pandas(sdmx_client.data(flow, key={"REF_AREA": "FRA"}))
+    assert len(observations) == pull_table(harmonized["name"], ["ref_area=FRA"]).table.num_rows > 0
 
 def test_sdmx_formats_of_the_rows_endpoint_and_bad_keys(server, keys, sdmx_client):
     csv = get(server, f"/api/v1/datasets/{PANEL}/rows", keys["analyst"], params={"where": "ref_area=FRA", "format": "sdmx-csv"})

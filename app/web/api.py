@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 import pyarrow as pa
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from app.web.auth import forbidden, require_identity
 from consumers import sdmx_out
@@ -198,6 +198,3 @@ def object_bytes(request: Request, identity: Auth, zone: Zone,
 def whoami(identity: Auth) -> dict[str, Any]:
     return {"name": identity.name, "kind": identity.kind, "org": identity.org}
 
-
-def error_response(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)

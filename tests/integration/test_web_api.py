@@ -23,7 +23,6 @@ import uuid
 
 import httpx
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sdmx

@@ -471,7 +471,7 @@ def datasets_cmd(as_json: bool = JSON) -> None:
 @app.command("pull")
 def pull_cmd(
     dataset: str = typer.Argument(..., help="Dataset name (see `ioxhub datasets`)."),
-    where: list[str] = typer.Option([], "--where", help="COLUMN=VALUE filter (repeat: same column = OR, columns = AND)."),
+    where: list[str] = typer.Option([], "--where", help="COLUMN=VALUE filter; also !=, >=, >, <=, < and COLUMN=in:V1,V2 (repeat: equalities of one column = OR, the rest = AND)."),
     columns: str | None = typer.Option(None, "--columns", help="Comma-separated columns to keep."),
     as_of: str | None = typer.Option(None, "--as-of", help="Snapshot number, or an ISO date (the end of that day, UTC) or date-time (UTC when no zone)."),
     fmt: str = typer.Option("csv", "--format", help="csv, parquet or json (JSON Lines)."),

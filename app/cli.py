@@ -381,6 +381,85 @@ def ingest_cmd(kind: str = typer.Argument(..., help="datasets or policies"),
     print_json(summary) if as_json else print_counts(f"ingest {kind}", summary)
 
 
+# ---------------------------------------------------------------------------------------- web: serve, apikeys
+apikeys_app = typer.Typer(no_args_is_help=True, help="API keys of the web application (`ioxhub serve`).")
+app.add_typer(apikeys_app, name="apikeys")
+
+
+def _hub_store():
+    from ioxhub.storage import ObjectStore
+    return ObjectStore()
+
+
+@apikeys_app.command("create")
+def apikeys_create(name: str = typer.Option(..., "--name", help="Who the key is for (e.g. jane.doe, who-pipeline)."),
+                   analyst: bool = typer.Option(False, "--analyst", help="An analyst key: curated/ and harmonized/."),
+                   org: str | None = typer.Option(None, "--org", help="An org key: also this org's raw/ and quarantine/."),
+                   as_json: bool = JSON) -> None:
+    """Create an API key and print it once (only its salted hash is stored, in catalog/apikeys/)."""
+    from app.console import show
+    from app.console.web import key_created_json, print_key_created
+    from ioxhub.apikeys import create_key
+    if analyst == (org is not None):
+        raise IoxhubError("give --analyst or --org ORG (one of them)")
+    show(create_key(_hub_store(), name, "analyst" if analyst else "org", org), as_json, print_key_created, key_created_json)
+
+
+@apikeys_app.command("list")
+def apikeys_list(as_json: bool = JSON) -> None:
+    """The API keys: id, name, kind, org, created, revoked (never a secret)."""
+    from app.console import show
+    from app.console.web import print_keys
+    from ioxhub.apikeys import list_keys
+    show(list_keys(_hub_store()), as_json, print_keys)
+
+
+@apikeys_app.command("revoke")
+def apikeys_revoke(key: str = typer.Argument(..., help="Key id, or name (revokes every active key of that name)."),
+                   as_json: bool = JSON) -> None:
+    """Revoke API keys: the server refuses them within IOXHUB_WEB_KEY_CACHE_SECONDS."""
+    from app.console import show
+    from app.console.web import print_revoked
+    from ioxhub.apikeys import revoke_key
+    show(revoke_key(_hub_store(), key), as_json, print_revoked)
+
+
+@app.command("serve")
+def serve_cmd(host: str | None = typer.Option(None, "--host", help="Address to listen on (default: IOXHUB_WEB_HOST, 127.0.0.1)."),
+              port: int | None = typer.Option(None, "--port", help="Port (default: IOXHUB_WEB_PORT, 8765)."),
+              workers: int | None = typer.Option(None, "--workers", min=1, help="Server processes (default: IOXHUB_WEB_WORKERS, 1).")) -> None:
+    """Serve the web application: the REST API (/api/v1), SDMX REST, schemas over HTTP and the portal."""
+    import copy
+    import os
+    import secrets
+
+    import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
+
+    from app.console.web import print_serving
+    from app.web.app import create_app, settings_for_web
+    from ioxhub.settings import env_name, get_settings
+    settings = settings_for_web(get_settings(), host, port)
+    workers = workers or settings.web_workers
+    log_config = None                       # json: the hub's handler (configured already) stays
+    if settings.log_format == "text":       # the hub's INFO lines beside uvicorn's, in every worker
+        log_config = copy.deepcopy(LOGGING_CONFIG)
+        log_config["formatters"]["hub"] = {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+        log_config["handlers"]["hub"] = {"class": "logging.StreamHandler", "formatter": "hub", "stream": "ext://sys.stderr"}
+        log_config["loggers"].update({name: {"handlers": ["hub"], "level": "INFO", "propagate": False}
+                                      for name in ("app", "consumers", "ioxhub")})
+    print_serving(settings.web_host, settings.web_port)
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=settings.web_host, port=settings.web_port, log_level="info",
+                    log_config=log_config)
+        return
+    # Worker processes build the app from the environment; one session secret for all of them.
+    if not settings.web_session_secret:
+        os.environ[env_name("web_session_secret")] = secrets.token_hex(32)
+    uvicorn.run("app.web.app:create_app", factory=True, host=settings.web_host, port=settings.web_port,
+                workers=workers, log_level="info", log_config=log_config)
+
+
 # ---------------------------------------------------------------------------------------- datasets, pull, report
 @app.command("datasets")
 def datasets_cmd(as_json: bool = JSON) -> None:
@@ -394,7 +473,7 @@ def datasets_cmd(as_json: bool = JSON) -> None:
 @app.command("pull")
 def pull_cmd(
     dataset: str = typer.Argument(..., help="Dataset name (see `ioxhub datasets`)."),
-    where: list[str] = typer.Option([], "--where", help="COLUMN=VALUE filter (repeat: same column = OR, columns = AND)."),
+    where: list[str] = typer.Option([], "--where", help="COLUMN=VALUE filter; also !=, >=, >, <=, < and COLUMN=in:V1,V2 (repeat: equalities of one column = OR, the rest = AND)."),
     columns: str | None = typer.Option(None, "--columns", help="Comma-separated columns to keep."),
     as_of: str | None = typer.Option(None, "--as-of", help="Snapshot number, or an ISO date (the end of that day, UTC) or date-time (UTC when no zone)."),
     fmt: str = typer.Option("csv", "--format", help="csv, parquet or json (JSON Lines)."),

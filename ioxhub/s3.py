@@ -18,8 +18,10 @@ S3_ERRORS = (MinioException, urllib3.exceptions.HTTPError)
 
 
 def make_client(settings: Settings | None = None, *, admin: bool = False,
-                access_key: str | None = None, secret_key: str | None = None, retries: int = 3) -> Minio:
-    """A minio client for the hub identity (default), the admin identity, or explicit keys."""
+                access_key: str | None = None, secret_key: str | None = None, retries: int = 3,
+                pool_size: int = 8) -> Minio:
+    """A minio client for the hub identity (default), the admin identity, or explicit keys; `pool_size`
+    connections kept open (a server answering many requests at once wants more)."""
     s = settings or get_settings()
     if access_key is None:
         access_key, secret_key = (s.s3_admin_access_key, s.s3_admin_secret_key) if admin else (s.s3_access_key, s.s3_secret_key)
@@ -28,7 +30,7 @@ def make_client(settings: Settings | None = None, *, admin: bool = False,
         raise StorageConfigError(f"no S3 credentials: set {which}, or start the local stack (`ioxhub stack up`), which generates them")
     http = urllib3.PoolManager(
         timeout=urllib3.Timeout(connect=5, read=60),
-        maxsize=8,
+        maxsize=pool_size,
         retries=urllib3.Retry(total=retries, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
     )
     return Minio(s.s3_endpoint, access_key=access_key, secret_key=secret_key, secure=s.s3_secure,

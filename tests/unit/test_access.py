@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from ioxhub.catalog import Catalog
-from consumers.access import PullError, PullResult, _snapshot_location, parse_where, pull, pull_table, write_pull
+from consumers.access import (Filter, PullError, PullResult, _expression, _partition_keeps, _snapshot_location, parse_where,
+                              pull, pull_table, write_pull)
 from ioxhub.errors import IoxhubError
 from ioxhub.storage import ObjectStore, curated_prefix
 
@@ -21,12 +22,43 @@ from ioxhub.storage import ObjectStore, curated_prefix
 
 def test_parse_where_pairs_and_errors():
     assert parse_where(["ref_area=FRA", " year =2020", "note=a=b", "unit="]) == [
-        ("ref_area", "FRA"), ("year", "2020"), ("note", "a=b"), ("unit", "")]
+        Filter("ref_area", "=", ("FRA",)), Filter("year", "=", ("2020",)), Filter("note", "=", ("a=b",)),
+        Filter("unit", "=", ("",))]
     assert parse_where([]) == []
-    for bad in ("FRA", "=FRA", " =x"):
+    for bad in ("FRA", "=FRA", " =x", ">=2015", "a b=1"):
         with pytest.raises(PullError, match=r"--where .*expected COLUMN=VALUE"):
             parse_where([bad])
     assert issubclass(PullError, IoxhubError)   # the CLI prints it as one `error:` line
+
+
+def test_parse_where_ranges_in_lists_and_not_equal():
+    assert parse_where(["year>=2015", "year<2020", "value>0.5", "value<=9", "unit!=t", "ref_area=in:FRA,DEU"]) == [
+        Filter("year", ">=", ("2015",)), Filter("year", "<", ("2020",)), Filter("value", ">", ("0.5",)),
+        Filter("value", "<=", ("9",)), Filter("unit", "!=", ("t",)), Filter("ref_area", "in", ("FRA", "DEU"))]
+    assert parse_where(["note>=a=b"]) == [Filter("note", ">=", ("a=b",))]     # the first operator splits
+
+
+def test_partition_pruning_compares_numbers_as_numbers():
+    assert _partition_keeps("2015", [Filter("year", ">=", ("2015",))])
+    assert not _partition_keeps("999", [Filter("year", ">=", ("2015",))])      # not "999" >= "2015" as text
+    assert _partition_keeps("2016", [Filter("year", "in", ("2016", "2017")), Filter("year", "<", ("2017",))])
+    assert not _partition_keeps("2017", [Filter("year", "in", ("2016", "2017")), Filter("year", "<", ("2017",))])
+    assert not _partition_keeps("2015", [Filter("year", "!=", ("2015",))])
+    assert _partition_keeps("WCO", [Filter("org", "=", ("WCO",))]) and not _partition_keeps("WHO", [Filter("org", "=", ("WCO",))])
+
+
+def test_row_filters_become_one_typed_expression():
+    schema = pa.schema([("ref_area", pa.string()), ("year", pa.int32()), ("value", pa.float64())])
+    table = pa.table({"ref_area": ["FRA", "DEU", "ITA", "FRA"], "year": pa.array([2014, 2015, 2016, 2020], pa.int32()),
+                      "value": [1.0, 2.0, 3.0, 4.0]})
+    expr = _expression(parse_where(["ref_area=in:FRA,DEU", "year>=2015", "year<2020"]), schema)
+    assert table.filter(expr).to_pydict()["year"] == [2015]
+    expr = _expression(parse_where(["ref_area=FRA", "ref_area=ITA", "value!=4"]), schema)   # same column: OR
+    assert table.filter(expr).to_pydict()["ref_area"] == ["FRA", "ITA"]
+    with pytest.raises(PullError, match=r"--where year>='x': not a valid int32"):
+        _expression(parse_where(["year>=x"]), schema)
+    with pytest.raises(PullError, match=r"no column 'nope'"):
+        _expression(parse_where(["nope=in:a,b"]), schema)
 
 
 def _entry(kind="curated"):

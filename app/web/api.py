@@ -1,0 +1,200 @@
+"""The REST API under /api/v1: the catalog, a dataset's metadata, its rows (filtered, projected, as of a
+snapshot, paged, streamed in csv | json | jsonl | parquet | sdmx-csv | sdmx-ml), and the objects of the zones
+an identity may read. Rows come from `consumers.access` (the code `ioxhub pull` runs). docs/api.md.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Annotated, Any, Literal
+
+import pyarrow as pa
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.responses import Response, StreamingResponse
+
+from app.web.auth import forbidden, require_identity
+from consumers import sdmx_out
+from consumers.access import PullError, PullPlan, iter_pull, plan_pull
+from consumers.metadata import dataset_metadata, dataset_summary, dataset_zone
+from consumers.stream import MEDIA_TYPES, stream_pull
+from ioxhub.apikeys import Identity, object_org
+from ioxhub.catalog import Catalog
+from ioxhub.storage import StorageError
+
+router = APIRouter(tags=["datasets"])
+# Examples in the OpenAPI document (the demo's datasets), for people and for schemathesis' examples phase.
+Name = Annotated[str, Path(description="Dataset name (GET /api/v1/datasets)", examples=["indicator_panel_annual"])]
+Zone = Annotated[str, Path(description="raw, quarantine, harmonized or curated", examples=["curated"])]
+Auth = Annotated[Identity, Depends(require_identity)]
+FORMATS = ("json", "jsonl", "csv", "parquet", "sdmx-csv", "sdmx-ml")
+OBJECT_ZONES = ("raw", "quarantine", "harmonized", "curated")   # catalog/ (API key records) is not served
+SDMX_MEDIA = {"sdmx-csv": "application/vnd.sdmx.data+csv; version=2.0.0; charset=utf-8",
+              "sdmx-ml": "application/vnd.sdmx.structurespecificdata+xml; version=2.1"}
+
+
+class ApiError(HTTPException):
+    """A request the API cannot serve as asked (400/404); the body names what is wrong."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(status_code=status, detail=message)
+
+
+def _entry_for(request: Request, identity: Identity, name: str) -> dict[str, Any]:
+    entry = Catalog(request.app.state.store).dataset(name)
+    if entry is None:
+        raise ApiError(404, f"no dataset {name!r} in the catalog")
+    if not identity.can_read(dataset_zone(entry), entry.get("org")):
+        raise forbidden()
+    return entry
+
+
+@router.get("/datasets", summary="The datasets of the catalog the caller may read")
+def datasets(request: Request, identity: Auth) -> list[dict[str, Any]]:
+    entries = Catalog(request.app.state.store).datasets()
+    return [dataset_summary(e) for e in entries if identity.can_read(dataset_zone(e), e.get("org"))]
+
+
+@router.get("/datasets/{name}", summary="A dataset's description: columns, snapshots, provenance")
+def dataset(request: Request, identity: Auth, name: Name) -> dict[str, Any]:
+    _entry_for(request, identity, name)
+    found = dataset_metadata(name, request.app.state.store)
+    if found is None:
+        raise ApiError(404, f"no dataset {name!r} in the catalog")
+    return found
+
+
+def encode_cursor(snapshot: int, offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"s": snapshot, "o": offset}).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, int]:
+    try:
+        doc = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        snapshot, offset = doc["s"], doc["o"]
+        if not (isinstance(snapshot, int) and isinstance(offset, int) and snapshot >= 1 and offset >= 0):
+            raise ValueError
+    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise ApiError(400, f"cursor {cursor[:40]!r}: not a cursor this API gave") from None
+    return snapshot, offset
+
+
+def _plan(request: Request, entry: dict, where: list[str], columns: str | None, as_of: str | None) -> PullPlan:
+    try:
+        return plan_pull(entry["name"], where, [c for c in columns.split(",") if c] if columns else None, as_of,
+                         request.app.state.store, entry=entry)
+    except PullError as exc:
+        raise ApiError(400, str(exc).replace("--where ", "where ").replace("--as-of ", "as_of ")) from None
+
+
+@router.get("/datasets/{name}/rows", summary="A dataset's rows: filtered, projected, as of a snapshot, paged, streamed",
+            response_class=Response,
+            responses={200: {"content": {"application/json": {}, "text/csv": {}, "application/x-ndjson": {},
+                                         "application/vnd.apache.parquet": {}, SDMX_MEDIA["sdmx-csv"]: {},
+                                         SDMX_MEDIA["sdmx-ml"]: {}}}})
+def rows(request: Request, identity: Auth, name: Name,
+         where: Annotated[list[str], Query(description="COL=V, COL!=V, COL>=V, COL>V, COL<=V, COL<V or COL=in:V1,V2; "
+                                                       "repeat the parameter to combine (same column: OR for =/in, else AND)",
+                                           examples=[["ref_area=FRA", "year>=2015"]])] = [],
+         columns: Annotated[str | None, Query(description="Comma-separated column names (default: all)")] = None,
+         as_of: Annotated[str | None, Query(description="Snapshot number or ISO date/time (default: latest)")] = None,
+         limit: Annotated[int | None, Query(ge=1, description="Most rows to return (at most the server's row limit)")] = None,
+         offset: Annotated[int, Query(ge=0, description="Rows to skip")] = 0,
+         cursor: Annotated[str | None, Query(description="The next_cursor of a previous page (pins its snapshot)")] = None,
+         format: Annotated[Literal["json", "jsonl", "csv", "parquet", "sdmx-csv", "sdmx-ml"], Query()] = "json") -> Response:
+    settings = request.app.state.settings
+    entry = _entry_for(request, identity, name)
+    if cursor is not None:
+        snapshot, offset = decode_cursor(cursor)
+        as_of = str(snapshot)
+    sdmx = format.startswith("sdmx")
+    most = settings.web_sdmx_row_limit if sdmx else settings.web_row_limit
+    if limit is not None and limit > most:
+        raise ApiError(400, f"limit {limit}: above the server's row limit for {format} ({most}); page with cursor")
+    limit = limit or most
+    plan = _plan(request, entry, where, columns, as_of)
+    store = request.app.state.store
+
+    def next_cursor(count: int) -> str | None:
+        return encode_cursor(plan.snapshot, offset + count) if count >= limit else None
+
+    headers = {"X-Snapshot": str(plan.snapshot), "X-Row-Limit": str(most)}
+    if sdmx:
+        return _sdmx_rows(entry, plan, store, format, offset, limit, headers)
+    if format != "json":
+        headers["X-Next-Cursor"] = encode_cursor(plan.snapshot, offset + limit)   # an empty or short page ends
+    if format == "parquet":
+        headers["Content-Disposition"] = f'attachment; filename="{name}.parquet"'
+    elif format == "csv":
+        headers["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+    return StreamingResponse(stream_pull(plan, store, format, offset, limit, next_cursor),
+                             media_type=MEDIA_TYPES[format], headers=headers)
+
+
+def _sdmx_rows(entry: dict, plan: PullPlan, store, fmt: str, offset: int, limit: int, headers: dict) -> Response:
+    tables = list(iter_pull(plan, store, offset, limit))
+    table = pa.concat_tables(tables) if tables else (plan.schema.empty_table() if plan.schema is not None else pa.table({}))
+    try:
+        structure = sdmx_out.structure_of(plan.dataset, table, entry.get("title"))
+    except sdmx_out.SdmxOutError as exc:
+        raise ApiError(400, str(exc)) from None
+    message = sdmx_out.data_message(structure, table)
+    body = sdmx_out.to_sdmx_csv(message).encode() if fmt == "sdmx-csv" else sdmx_out.to_sdmx_ml(message)
+    return Response(body, media_type=SDMX_MEDIA[fmt], headers=headers)
+
+
+# --- objects of the zones ----------------------------------------------------------------------------------
+
+def _check_zone(identity: Identity, zone: str) -> None:
+    if zone not in OBJECT_ZONES:
+        raise ApiError(404, f"no zone {zone!r} here (zones: {', '.join(OBJECT_ZONES)})")
+    if not (identity.can_read(zone) or identity.can_read(zone, identity.org)):
+        raise forbidden()
+
+
+@router.get("/objects/{zone}", summary="The objects of a zone the caller may read (an org key: its own in raw/ and quarantine/)")
+def objects(request: Request, identity: Auth, zone: Zone,
+            prefix: Annotated[str, Query(description="Key prefix inside the zone")] = "",
+            limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> dict[str, Any]:
+    _check_zone(identity, zone)
+    store = request.app.state.store
+    out, truncated = [], False
+    for entry in store.entries(f"{zone}/{prefix}"):
+        if not identity.can_read(zone, object_org(entry.key)):
+            continue
+        if len(out) == limit:
+            truncated = True
+            break
+        out.append({"key": entry.key, "size": entry.size,
+                    "modified": entry.modified.isoformat() if entry.modified else None})
+    return {"zone": zone, "objects": out, "truncated": truncated}
+
+
+@router.get("/objects/{zone}/{key:path}", summary="One object's bytes (streamed)", response_class=Response,
+            responses={200: {"content": {"application/octet-stream": {}}}})
+def object_bytes(request: Request, identity: Auth, zone: Zone,
+                 key: Annotated[str, Path(examples=["indicator_panel_annual/snapshot=000001/data.parquet"])]) -> Response:
+    _check_zone(identity, zone)
+    full = f"{zone}/{key}"
+    if ".." in key.split("/") or not identity.can_read(zone, object_org(full)):
+        raise forbidden()
+    store = request.app.state.store
+    try:
+        size = store.size(full)
+    except StorageError:          # a key the S3 server refuses as a name
+        size = None
+    if size is None:
+        raise ApiError(404, f"no object {full!r}")
+
+    def chunks():
+        with store.open(full) as handle:
+            while chunk := handle.read(1 << 20):
+                yield chunk
+    return StreamingResponse(chunks(), media_type="application/octet-stream",
+                             headers={"Content-Disposition": f'attachment; filename="{full.rsplit("/", 1)[-1]}"'})
+
+
+@router.get("/whoami", summary="The caller's identity (name, kind, org)")
+def whoami(identity: Auth) -> dict[str, Any]:
+    return {"name": identity.name, "kind": identity.kind, "org": identity.org}
+

@@ -1,0 +1,130 @@
+"""The web load figure: concurrent clients pulling one country each from a large curated panel over HTTP.
+
+    .venv/bin/python bench/web_load.py                      # 10M-row panel, 50 clients x 4 requests, csv
+    .venv/bin/python bench/web_load.py --rows 1000000 --format parquet --workers 2
+
+A throwaway local stack (bench_stack.BenchStack), the panel of bench_pull.write_panel, an analyst API key,
+`ioxhub serve` (uvicorn, one process) on a free port; then `--clients` concurrent clients (httpx, asyncio)
+each send `--requests` GET /api/v1/datasets/<panel>/rows?where=ref_area=<country> in turn (countries drawn
+from the panel's). Prints p50/p95/max latency (request sent -> last byte), throughput (requests/s, MB/s) and
+the fraction of the panel's bytes the server read per pull (from its `web pull` log lines). Target: p95 <=
+500 ms. Figures and where the time goes: docs/api.md "Load".
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from bench_pull import panel_table, write_panel  # noqa: E402
+from bench_stack import BenchStack  # noqa: E402
+
+PULL_LOG = re.compile(r"web pull: (\S+) snapshot \d+: (\d+) rows, read (\d+) of (\d+) bytes")
+
+
+def start_server(stack: BenchStack, port: int, log: Path, workers: int) -> subprocess.Popen:
+    env = {**os.environ, **stack.env(), "IOXHUB_WEB_PORT": str(port)}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "ioxhub"), "serve", "--port", str(port),
+                                 "--workers", str(workers)],
+                                env=env, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/schemas/subjects", timeout=2).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    raise SystemExit(f"ioxhub serve did not start:\n{log.read_text()[-3000:]}")
+
+
+async def run_clients(base: str, key: str, name: str, countries: list[str], clients: int, requests: int,
+                      fmt: str) -> tuple[list[float], int, float]:
+    latencies: list[float] = []
+    total_bytes = 0
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async def client(i: int, http: httpx.AsyncClient) -> None:
+        nonlocal total_bytes
+        for r in range(requests):
+            country = countries[(i * requests + r) % len(countries)]
+            started = time.perf_counter()
+            response = await http.get(f"{base}/api/v1/datasets/{name}/rows",
+                                      params={"where": f"ref_area={country}", "format": fmt})
+            body = response.content
+            latencies.append(time.perf_counter() - started)
+            if response.status_code != 200:
+                raise SystemExit(f"{country}: HTTP {response.status_code}: {body[:300]!r}")
+            total_bytes += len(body)
+
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=300, limits=limits) as http:
+        started = time.perf_counter()
+        await asyncio.gather(*(client(i, http) for i in range(clients)))
+        return latencies, total_bytes, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--requests", type=int, default=4, help="Requests per client (one after the other).")
+    parser.add_argument("--format", default="csv", choices=["csv", "json", "jsonl", "parquet"])
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes of `ioxhub serve`.")
+    args = parser.parse_args()
+
+    from ioxhub.apikeys import create_key
+    from ioxhub.stack import process
+    from ioxhub.storage import ObjectStore
+
+    with tempfile.TemporaryDirectory(prefix="ioxhub-web-load-") as tmp:
+        stack = BenchStack(Path(tmp) / "data")
+        stack.up()
+        proc = None
+        try:
+            started = time.perf_counter()
+            name, size = write_panel(stack.settings, args.rows)
+            print(f"panel: {args.rows / 1e6:g}M rows, {size / 1e6:.1f} MB ({time.perf_counter() - started:.0f} s to write)")
+            countries = sorted(set(panel_table(10_000)["ref_area"].to_pylist()))
+            key, _ = create_key(ObjectStore(stack.settings), "bench", "analyst")
+            port = process.free_ports(1)[0]
+            log = Path(tmp) / "serve.log"
+            proc = start_server(stack, port, log, args.workers)
+            base = f"http://127.0.0.1:{port}"
+            asyncio.run(run_clients(base, key, name, countries[:2], 2, 1, args.format))     # warm-up
+            latencies, total_bytes, seconds = asyncio.run(
+                run_clients(base, key, name, countries, args.clients, args.requests, args.format))
+        finally:
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=30)
+            stack.down()
+        pulls = [(int(m[2]), int(m[3]), int(m[4])) for m in PULL_LOG.finditer(log.read_text())]
+    n = len(latencies)
+    q = statistics.quantiles(latencies, n=100)
+    fractions = [read / whole for _, read, whole in pulls if whole]
+    print(f"{args.clients} clients x {args.requests} requests ({n} pulls of one country, format {args.format}, "
+          f"{args.workers} server process(es)) in {seconds:.1f} s")
+    print(f"latency: p50 {q[49] * 1000:.0f} ms, p95 {q[94] * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms "
+          f"(target p95 <= 500 ms: {'met' if q[94] <= 0.5 else 'NOT met'})")
+    print(f"throughput: {n / seconds:.1f} requests/s, {total_bytes / seconds / 1e6:.1f} MB/s of responses, "
+          f"{statistics.mean(r for r, _, _ in pulls):.0f} rows a pull")
+    print(f"bytes read per pull: {statistics.mean(fractions) * 100:.2f}% of the panel (max {max(fractions) * 100:.2f}%)")
+
+
+if __name__ == "__main__":
+    main()

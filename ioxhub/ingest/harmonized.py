@@ -225,6 +225,10 @@ def _where(table: pa.Table, name: str, wanted) -> pa.Array | None:
     """A row mask of the string column `name` whose values satisfy `wanted`, or None when no row does
     (decided on the column's dictionary: no per-row work in the common case)."""
     column = table[name]
+    if pa.types.is_dictionary(column.type):
+        pieces = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+        if not any(wanted(v) for piece in pieces for v in piece.dictionary.to_pylist()):
+            return None           # the common case: decided without touching the rows
     if isinstance(column, pa.ChunkedArray):
         column = column.unify_dictionaries().combine_chunks() if pa.types.is_dictionary(column.type) \
             else column.combine_chunks()

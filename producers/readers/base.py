@@ -64,6 +64,9 @@ class SourceFile:
     size: int
     block_size: int = DEFAULT_BLOCK_SIZE
     layout: Any = field(default=None, repr=False)   # what the format's reader keeps of the file
+    dimensions: tuple[str, ...] = ()    # the series-key dimension column ids, in structure order (when known)
+    attributes: tuple[str, ...] = ()    # the attribute column ids (when known)
+    action_column: str | None = None    # the column holding SDMX-CSV ACTION (I/A/R/D), when present
 
     @property
     def name(self) -> str:

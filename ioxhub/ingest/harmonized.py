@@ -2,8 +2,9 @@
 
 `apply_release(store, catalog, org, dataset_id, release_id, spill, manifest, workdir)` keeps repeated rows
 of the release once, lets the newest release win each series key and period (published_at, then release
-id), keeps the release's rows under harmonized/observation_history/, rewrites each year partition in one
-PUT (re-applying a release rewrites the same rows) and publishes the dataset's catalog entry. A year is
+id; a winning ACTION D row deletes its key), keeps the release's rows under harmonized/observation_history/
+(D rows included, `deleted` true), rewrites each year partition in one PUT (re-applying a release rewrites
+the same rows) and publishes the dataset's catalog entry. A year is
 merged one key range at a time: docs/architecture.md, "Bounded memory in the ingest".
 """
 from __future__ import annotations
@@ -19,9 +20,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ioxhub.catalog import Catalog
+from ioxhub.harmonize import hs
 from ioxhub.harmonize.columns import DICT_STRING
 from ioxhub.ingest.background import Background
-from ioxhub.ingest.observations import HARMONIZED_SCHEMA, SERIES_KEY
+from ioxhub.ingest.observations import DELETED, HARMONIZED_SCHEMA, SERIES_KEY, with_dimensions
 from ioxhub.ingest.spill import Key, ReleaseSpill, _sortable, ranked, row_keys
 from ioxhub.storage import ObjectStore, harmonized_dataset_prefix, harmonized_key, history_key
 
@@ -31,6 +33,9 @@ STRING_COLUMNS = [f.name for f in HARMONIZED_SCHEMA if pa.types.is_string(f.type
 DICTIONARY_COLUMNS = STRING_COLUMNS + ["period_start", "period_end", "published_at"]
 INTERNAL_SCHEMA = pa.schema([pa.field(f.name, DICT_STRING if pa.types.is_string(f.type) else f.type)
                              for f in HARMONIZED_SCHEMA])
+HISTORY_SCHEMA = INTERNAL_SCHEMA.append(pa.field(DELETED, pa.bool_()))     # a release's rows, D rows included
+# What a D row without a unit matches: its key in every unit (SDMX deletions name the dimensions only).
+DELETE_KEY = tuple(k for k in SERIES_KEY if k != "unit")
 
 
 @dataclass
@@ -38,6 +43,7 @@ class ApplyCounts:
     harmonized: int = 0      # rows of the release written (after duplicates)
     duplicates: int = 0      # rows dropped as duplicates inside the release
     revisions: int = 0       # current rows of older releases replaced by this one
+    deleted: int = 0         # current rows of older releases deleted by this one's ACTION D rows
     superseded: int = 0      # rows of this release already revised by a newer release (kept in history)
     years: list[int] = field(default_factory=list)
 
@@ -46,25 +52,37 @@ def dataset_name(org: str, dataset_id: str) -> str:
     return f"{org}.{dataset_id}"
 
 
-def internal(table: pa.Table) -> pa.Table:
-    """HARMONIZED_SCHEMA's columns with dictionary-encoded strings, one chunk per column."""
-    table = table.select(HARMONIZED_SCHEMA.names)
-    if not table.schema.equals(INTERNAL_SCHEMA):
-        table = table.cast(INTERNAL_SCHEMA)
+def internal(table: pa.Table, schema: pa.Schema = INTERNAL_SCHEMA) -> pa.Table:
+    """`schema`'s columns (INTERNAL_SCHEMA: HARMONIZED_SCHEMA's with dictionary-encoded strings; or
+    HISTORY_SCHEMA), one chunk per column; a table from before `dimensions` gets it, one without
+    `deleted` gets it false."""
+    table = with_dimensions(table)
+    if DELETED in schema.names and DELETED not in table.column_names:
+        table = table.append_column(DELETED, pa.array(np.zeros(table.num_rows, bool)))
+    table = table.select(schema.names)
+    if not table.schema.equals(schema):
+        table = table.cast(schema)
     return table.unify_dictionaries().combine_chunks()
 
 
-def last_positions(table: pa.Table, keys: tuple[str, ...] = SERIES_KEY) -> np.ndarray:
-    """The positions of the last row of each key, ascending."""
-    n = table.num_rows
-    combined = np.zeros(n, np.int64)
+def key_codes(table: pa.Table, keys: tuple[str, ...] = SERIES_KEY) -> np.ndarray | None:
+    """One int64 per row, equal for rows with equal keys; None when the keys have too many combinations."""
+    combined = np.zeros(table.num_rows, np.int64)
     span = 1
     for name in keys:
         ranks, values = ranked(table[name])
         span *= len(values)
-        if span >= 1 << 62:      # too many distinct keys for one int64: let Arrow group
-            return _last_grouped(table, keys)
+        if span >= 1 << 62:
+            return None
         combined = combined * len(values) + ranks
+    return combined
+
+
+def last_positions(table: pa.Table, keys: tuple[str, ...] = SERIES_KEY) -> np.ndarray:
+    """The positions of the last row of each key, ascending."""
+    combined = key_codes(table, keys)
+    if combined is None:         # too many distinct keys for one int64: let Arrow group
+        return _last_grouped(table, keys)
     repeated = pd.Series(combined).duplicated(keep="last").to_numpy()   # a hash table: no sort needed
     return np.flatnonzero(~repeated)
 
@@ -90,14 +108,18 @@ def _last_grouped(table: pa.Table, keys: tuple[str, ...]) -> np.ndarray:
     return np.sort(last["_pos_max"].to_numpy())
 
 
-def merge_current(existing: pa.Table | None, new: pa.Table, release_id: str) -> tuple[pa.Table, int, int]:
+def merge_current(existing: pa.Table | None, new: pa.Table, release_id: str) -> tuple[pa.Table, int, int, int]:
     """Merge a release's rows of one key range into its current rows.
 
     Returns (current rows, revisions = older rows replaced by this release, superseded = rows of this
-    release that lose against a newer release).
+    release that lose against a newer release, deleted = older rows deleted by this release's D rows).
     """
+    if DELETED in new.column_names:
+        if pc.any(new[DELETED]).as_py():
+            return _merge_deleting(existing, new, release_id)
+        new = new.drop_columns([DELETED])
     if existing is None or existing.num_rows == 0:
-        return new, 0, 0
+        return new, 0, 0, 0
     both = internal(pa.concat_tables([existing, new]))
     releases, values = ranked(both["release_id"])
     published = both["published_at"].cast(pa.int64()).to_numpy()
@@ -111,8 +133,41 @@ def merge_current(existing: pa.Table | None, new: pa.Table, release_id: str) -> 
     # Existing rows not kept and not of this release were replaced by a newer row of this release.
     existing_other = int(np.count_nonzero(releases[:existing.num_rows] != mine))
     kept_other = merged.num_rows - new_kept
-    return merged, existing_other - kept_other, superseded
+    return merged, existing_other - kept_other, superseded, 0
 
+
+def _merge_deleting(existing: pa.Table | None, new: pa.Table, release_id: str) -> tuple[pa.Table, int, int, int]:
+    """`merge_current` for a release with ACTION D rows: a D row that wins its key (newest, as any row)
+    deletes it; one without a unit deletes its key in every unit, but only rows older than itself."""
+    n_old = existing.num_rows if existing is not None else 0
+    both = internal(pa.concat_tables([internal(t, HISTORY_SCHEMA) for t in (existing, new) if t is not None]),
+                    HISTORY_SCHEMA)
+    releases, values = ranked(both["release_id"])
+    published = both["published_at"].cast(pa.int64()).to_numpy()
+    order = np.lexsort((releases, published))           # by published_at, then release id; stable
+    both = both.take(pa.array(order))
+    mine = releases[order] == values.index(release_id)
+    from_existing = order < n_old
+    position = np.arange(both.num_rows)
+    deleting = both[DELETED].to_numpy(zero_copy_only=False)
+    winner = _group_max(both, SERIES_KEY, position)                      # each row's key's last row
+    unitless = deleting & both["unit"].is_null().to_numpy(zero_copy_only=False)
+    latest_unitless = _group_max(both, DELETE_KEY, np.where(unitless, position, -1))
+    deleted_row = deleting[winner] | (position < latest_unitless)
+    keep = (position == winner) & ~deleted_row
+    lost_other = from_existing & ~mine & ~keep
+    deleted = int(np.count_nonzero(lost_other & ~keep[winner]))     # its key is gone, not revised
+    superseded = int(np.count_nonzero(~from_existing & ~deleting & ~keep & ~mine[winner]))
+    current = both.filter(pa.array(keep)).drop_columns([DELETED])
+    return current, int(np.count_nonzero(lost_other)) - deleted, superseded, deleted
+
+
+def _group_max(table: pa.Table, keys: tuple[str, ...], values: np.ndarray) -> np.ndarray:
+    """For each row, the largest of `values` over the rows with its key."""
+    codes = key_codes(table, keys)
+    if codes is None:
+        codes = pd.MultiIndex.from_arrays([ranked(table[k])[0] for k in keys]).factorize()[0]
+    return pd.Series(values).groupby(codes).transform("max").to_numpy()
 
 def sort_rows(table: pa.Table) -> pa.Table:
     """Sorted by (indicator, ref_area, period), stable."""
@@ -125,15 +180,16 @@ def sort_rows(table: pa.Table) -> pa.Table:
 class _ParquetFile:
     """A Parquet file written on local disk, row group by row group."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, schema: pa.Schema = INTERNAL_SCHEMA):
         self.path = path
-        self.writer = pq.ParquetWriter(str(path), INTERNAL_SCHEMA, compression="zstd", write_statistics=True,
+        self.schema = schema
+        self.writer = pq.ParquetWriter(str(path), schema, compression="zstd", write_statistics=True,
                                        store_schema=False, use_dictionary=DICTIONARY_COLUMNS)
         self.rows = 0
 
     def write(self, table: pa.Table) -> None:
         if table.num_rows:
-            self.writer.write_table(internal(table), row_group_size=SLICE_ROWS)
+            self.writer.write_table(internal(table, self.schema), row_group_size=SLICE_ROWS)
             self.rows += table.num_rows
 
     def upload(self, store: ObjectStore, key: str) -> None:
@@ -243,7 +299,7 @@ def apply_release(store: ObjectStore, catalog: Catalog, org: str, dataset_id: st
     entry = catalog.dataset(name) or {}
     partitions = dict(entry.get("partitions", {}))
     present = set(store.list(harmonized_dataset_prefix(org, dataset_id)))
-    history = _ParquetFile(workdir / "history.parquet")
+    history = _ParquetFile(workdir / "history.parquet", HISTORY_SCHEMA)
     # Parquet encoding and uploads overlap with the next key range: the partitions in one thread, the
     # history in another (they hold the same rows for a new dataset: two encodings, in parallel).
     writes, history_writes = Background("write"), Background("history")
@@ -263,9 +319,10 @@ def apply_release(store: ObjectStore, catalog: Catalog, org: str, dataset_id: st
                     counts.duplicates += new.num_rows - deduped.num_rows
                     counts.harmonized += deduped.num_rows
                     history_writes.submit(history.write, deduped)
-                    merged, revisions, superseded = merge_current(old, deduped, release_id)
+                    merged, revisions, superseded, deleted = merge_current(old, deduped, release_id)
                     counts.revisions += revisions
                     counts.superseded += superseded
+                    counts.deleted += deleted
                 if old is not None:
                     merged = sort_rows(merged)
                 writes.submit(out.write, merged)

@@ -2,8 +2,8 @@
 
 `harmonize_chunk(record, schema_version, published_at)` turns a chunk's columns into Arrow dictionary
 arrays over its string table and runs each harmonization rule on them (`ioxhub.harmonize`); it returns the
-rows in `HARMONIZED_SCHEMA` and the refused ones in `REFUSED_SCHEMA` (first failing field, reason, source
-file and line). The harmonized row: docs/harmonization.md.
+rows in `HARMONIZED_SCHEMA` (plus `deleted`: the chunk's SDMX ACTION D rows) and the refused ones in
+`REFUSED_SCHEMA` (first failing field, reason, source file and line). The harmonized row: docs/harmonization.md.
 """
 from __future__ import annotations
 
@@ -16,12 +16,17 @@ import pyarrow.compute as pc
 
 from ioxhub.harmonize.columns import wire_column
 from ioxhub.harmonize.countries import to_iso3_array
+from ioxhub.harmonize.dimensions import dimensions_column
 from ioxhub.harmonize.hs import normalize_hs_array
 from ioxhub.harmonize.periods import parse_period_array
 from ioxhub.harmonize.units import OVERFLOW, normalize_values
 
 # The identity of an observation: a newer release with the same key revises it.
-SERIES_KEY = ("indicator", "ref_area", "counterpart_area", "commodity", "period", "unit")
+SERIES_KEY = ("indicator", "ref_area", "counterpart_area", "commodity", "period", "unit", "dimensions")
+DELETED = "deleted"     # bool column beside HARMONIZED_SCHEMA's: an ACTION D row (it deletes its key)
+ACTIONS = ("I", "A", "R", "D")
+BAD_ACTION = "bad-action"
+NOT_HS = "commodity-not-hs"
 
 HARMONIZED_SCHEMA = pa.schema([
     ("release_id", pa.string()),
@@ -30,6 +35,7 @@ HARMONIZED_SCHEMA = pa.schema([
     ("ref_area", pa.string()),
     ("counterpart_area", pa.string()),
     ("commodity", pa.string()),
+    ("dimensions", pa.string()),
     ("freq", pa.string()),
     ("period", pa.string()),
     ("period_start", pa.date32()),
@@ -78,6 +84,8 @@ def chunk_columns(record: dict) -> dict[str, pa.Array]:
     columns = {name: wire_column(strings, record[name]) for name in
                ("indicator", "ref_area", "counterpart_area", "commodity", "period", "unit", "obs_status",
                 "source_file")}
+    if len(record.get("action", ())):
+        columns["action"] = wire_column(strings, record["action"])
     columns["value"] = pa.array(values, pa.float64(), mask=missing)
     columns["unit_mult"] = pa.array(np.asarray(record["unit_mult"], dtype=np.int32))
     columns["source_line"] = pa.array(np.asarray(record["source_line"], dtype=np.int32))
@@ -100,7 +108,12 @@ def harmonize_chunk(record: dict, schema_version: str, published_at: dt.datetime
     n = len(cols["indicator"])
     ref = to_iso3_array(cols["ref_area"])
     counterpart = to_iso3_array(cols["counterpart_area"])
-    hs = normalize_hs_array(cols["commodity"])
+    classification = record.get("commodity_classification")
+    hs = normalize_hs_array(cols["commodity"], classification)
+    commodity_reason = hs.reason
+    if classification is not None and not classification.upper().startswith("HS") and cols["commodity"].null_count < n:
+        commodity_reason = pc.if_else(cols["commodity"].is_valid(), pa.scalar(NOT_HS), pa.scalar(None, pa.string()))
+    action, deleted = _actions(record, n)
     period = parse_period_array(cols["period"])
     units = normalize_values(cols["value"], cols["unit"], cols["unit_mult"])
 
@@ -118,9 +131,10 @@ def harmonize_chunk(record: dict, schema_version: str, published_at: dt.datetime
         ("indicator", missing("indicator")),
         ("ref_area", either(missing("ref_area"), ref.reason)),
         ("counterpart_area", counterpart.reason),
-        ("commodity", hs.reason),
+        ("commodity", commodity_reason),
         ("period", either(missing("period"), period.reason)),
         *_value_and_unit_checks(units.reason),
+        ("action", action),
     ]
     reason = pa.nulls(n, pa.string())
     field = pa.nulls(n, pa.string())
@@ -140,6 +154,7 @@ def harmonize_chunk(record: dict, schema_version: str, published_at: dt.datetime
         "ref_area": ref.value,
         "counterpart_area": counterpart.value,
         "commodity": hs.code,
+        "dimensions": dimensions_column(record["strings"], [(d["name"], d["values"]) for d in record.get("dimensions", ())], n),
         "freq": period.freq,
         "period": period.label,
         "period_start": period.start,
@@ -148,6 +163,7 @@ def harmonize_chunk(record: dict, schema_version: str, published_at: dt.datetime
         "unit": units.unit,
         "obs_status": cols["obs_status"],
         "published_at": constant(int(published_at.timestamp() * 1000), n, pa.timestamp("ms", tz="UTC")),
+        DELETED: deleted,
     })
     if all_ok:
         return ChunkResult(table, REFUSED_SCHEMA.empty_table())
@@ -162,6 +178,23 @@ def harmonize_chunk(record: dict, schema_version: str, published_at: dt.datetime
         "reason": reason,
     }, schema=REFUSED_SCHEMA).filter(pc.invert(ok))
     return ChunkResult(table.filter(ok), refused)
+
+
+def _actions(record: dict, n: int) -> tuple[pa.Array | None, pa.Array]:
+    """(the refusal reason of each row's ACTION or None when all are good, whether each row is a D)."""
+    if not len(record.get("action", ())):
+        return None, pa.array(np.zeros(n, bool))
+    letters = pc.utf8_trim_whitespace(wire_column(record["strings"], record["action"]).dictionary_decode())
+    good = pc.or_(letters.is_null(), pc.is_in(letters, value_set=pa.array(ACTIONS)))     # absent: I
+    reason = None if pc.all(good).as_py() else pc.if_else(good, pa.scalar(None, pa.string()), pa.scalar(BAD_ACTION))
+    return reason, pc.fill_null(pc.equal(letters, "D"), False)
+
+
+def with_dimensions(table: pa.Table) -> pa.Table:
+    """A harmonized table written before the `dimensions` column existed, with it ("" on every row)."""
+    if "dimensions" in table.column_names:
+        return table
+    return table.append_column("dimensions", constant("", table.num_rows))
 
 
 def as_output(table: pa.Table) -> pa.Table:
@@ -182,6 +215,7 @@ def _value_and_unit_checks(reason: pa.Array) -> list[tuple[str, pa.Array | None]
 def _field_values(cols: dict[str, pa.Array], field: pa.Array) -> pa.Array:
     """The published value of each row's failing field (null for good rows)."""
     out = pc.if_else(pc.equal(field, pa.scalar("value")), cols["value"].cast(pa.string()), pa.nulls(len(field), pa.string()))
-    for name in ("indicator", "ref_area", "counterpart_area", "commodity", "period", "unit"):
-        out = pc.if_else(pc.equal(field, pa.scalar(name)), cols[name].cast(pa.string()), out)
+    for name in ("indicator", "ref_area", "counterpart_area", "commodity", "period", "unit", "action"):
+        if name in cols:
+            out = pc.if_else(pc.equal(field, pa.scalar(name)), cols[name].cast(pa.string()), out)
     return out

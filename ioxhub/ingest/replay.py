@@ -30,7 +30,7 @@ from ioxhub.errors import IoxhubError
 from ioxhub.ingest.datasets import CHUNK, MANIFEST, published_at
 from ioxhub.ingest.harmonized import SLICE_ROWS, apply_release, deduplicated_sorted, internal
 from ioxhub.ingest.lease import holding
-from ioxhub.ingest.observations import HARMONIZED_SCHEMA, REFUSED_SCHEMA, SERIES_KEY, harmonize_chunk
+from ioxhub.ingest.observations import HARMONIZED_SCHEMA, REFUSED_SCHEMA, SERIES_KEY, harmonize_chunk, with_dimensions
 from ioxhub.ingest.quarantine import DeadLetters
 from ioxhub.ingest.run import accept
 from ioxhub.ingest.spill import MemoryBudget, ReleaseSpill
@@ -290,7 +290,7 @@ def _incomplete(events: ReleaseEvents) -> str | None:
 
 def _comparable(table: pa.Table) -> pa.Table:
     """Plain (not dictionary) columns of HARMONIZED_SCHEMA, sorted by the series key."""
-    table = table.select(HARMONIZED_SCHEMA.names).cast(HARMONIZED_SCHEMA)
+    table = with_dimensions(table).select(HARMONIZED_SCHEMA.names).cast(HARMONIZED_SCHEMA)
     return table.sort_by([(k, "ascending") for k in SERIES_KEY])
 
 
@@ -331,7 +331,7 @@ def _drop_removed(store: ObjectStore, org: str, dataset_id: str, release_id: str
         current = store.read_parquet(key)
         if current is None:
             continue
-        current = current.select(HARMONIZED_SCHEMA.names).cast(HARMONIZED_SCHEMA)
+        current = with_dimensions(current).select(HARMONIZED_SCHEMA.names).cast(HARMONIZED_SCHEMA)
         position = pa.array(range(current.num_rows), pa.int64())
         mine = _keyed(current).append_column("_pos", position).filter(pc.equal(current["release_id"], release_id))
         hit = mine.join(gone.select(list(SERIES_KEY)), list(SERIES_KEY), join_type="left semi")

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from ioxhub.catalog import Catalog
 from ioxhub.harmonize import hs
 from ioxhub.harmonize.columns import DICT_STRING
+from ioxhub.harmonize.dimensions import parse_dimensions
 from ioxhub.ingest.background import Background
 from ioxhub.ingest.observations import DELETED, HARMONIZED_SCHEMA, SERIES_KEY, with_dimensions
 from ioxhub.ingest.spill import Key, ReleaseSpill, _sortable, ranked, row_keys
@@ -202,7 +203,10 @@ class _CurrentPartition:
     """The current rows of one year partition, read key range by key range."""
 
     def __init__(self, store: ObjectStore, key: str):
-        self.file = pq.ParquetFile(store.open(key), read_dictionary=STRING_COLUMNS)
+        try:
+            self.file = pq.ParquetFile(store.open(key), read_dictionary=STRING_COLUMNS)
+        except KeyError:        # written before the `dimensions` column (`internal` adds it to each read)
+            self.file = pq.ParquetFile(store.open(key), read_dictionary=[c for c in STRING_COLUMNS if c != "dimensions"])
         meta = self.file.metadata
         self.group_starts = np.cumsum([0] + [meta.row_group(i).num_rows for i in range(meta.num_row_groups)])
         keys = self.file.read(columns=["indicator", "ref_area"])
@@ -232,6 +236,8 @@ class _Stats:
         self.countries: set = set()
         self.indicators: set = set()
         self.freqs: set = set()
+        self.dimensions: set = set()
+        self.commodities = False
         self.periods: list = []
         self.starts: list = []
         self.ends: list = []
@@ -241,6 +247,8 @@ class _Stats:
         self.countries |= {c for c in _distinct(table["ref_area"]) if c}
         self.indicators |= set(_distinct(table["indicator"]))
         self.freqs |= set(_distinct(table["freq"]))
+        self.dimensions |= {name for text in _distinct(table["dimensions"]) for name in parse_dimensions(text)}
+        self.commodities = self.commodities or table["commodity"].null_count < table.num_rows
         periods = [p for p in _distinct(table["period"]) if p is not None]
         self.periods += [min(periods), max(periods)] if periods else []
         self.starts.append(pc.min(table["period_start"]).as_py())
@@ -254,6 +262,8 @@ class _Stats:
             "countries": sorted(self.countries),
             "indicators": sorted(self.indicators, key=lambda v: (v is None, v or "")),
             "freqs": sorted(self.freqs, key=lambda v: (v is None, v or "")),
+            "dimensions": sorted(self.dimensions),
+            "commodities": self.commodities,
             "first_period": min(self.periods) if self.periods else None,
             "last_period": max(self.periods) if self.periods else None,
             "first_start": str(min(starts) if starts else None),
@@ -345,6 +355,8 @@ def apply_release(store: ObjectStore, catalog: Catalog, org: str, dataset_id: st
 def _dataset_entry(org: str, dataset_id: str, release_id: str, manifest: dict, partitions: dict,
                    schema: pa.Schema) -> dict:
     parts = partitions.values()
+    classification = manifest.get("commodity_classification")
+    has_hs = any(p.get("commodities") for p in parts)
     return {
         "kind": "harmonized",
         "org": org,
@@ -360,9 +372,16 @@ def _dataset_entry(org: str, dataset_id: str, release_id: str, manifest: dict, p
             "countries": sorted({c for p in parts for c in p["countries"]}),
             "indicators": sorted({i for p in parts for i in p["indicators"]}),
             "freqs": sorted({f for p in parts for f in p["freqs"]}),
+            "dimensions": sorted({d for p in parts for d in p.get("dimensions", ())}),
             "first_period_start": min(p["first_start"] for p in parts),
             "last_period_end": max(p["last_end"] for p in parts),
         },
+        # The HS edition of `commodity` (of the last release) and whether its codes were checked against
+        # that edition's list (only HS 2022's is shipped); another classification is named as published
+        # (its codes are the dimension COMMODITY); null without commodity codes.
+        "commodity_classification": classification if classification and not classification.upper().startswith("HS")
+        else (classification or hs.DEFAULT_EDITION) if has_hs else None,
+        "hs_validated": hs.validated(classification) if has_hs else None,
         "partitions": partitions,
         "columns": [f"{f.name}:{f.type}" for f in schema] + ["org:string (path)", "dataset:string (path)", "year:int (path)"],
     }

@@ -233,7 +233,8 @@ def _replay_release(store: ObjectStore, catalog: Catalog, org: str, dataset_id: 
     try:
         for seq, table in enumerate(harmonized):
             spill.add(seq, table)
-        meta = {**manifest, "schema_version": f"{CHUNK}/v{events.chunks[0][1].version}" if events.chunks else None}
+        meta = {**manifest, "schema_version": f"{CHUNK}/v{events.chunks[0][1].version}" if events.chunks else None,
+                "commodity_classification": events.chunks[0][1].record.get("commodity_classification") if events.chunks else None}
         apply_dir = workdir / "apply"
         apply_dir.mkdir(exist_ok=True)
         counts = apply_release(store, catalog, org, dataset_id, release_id, spill, meta, apply_dir) \

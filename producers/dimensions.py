@@ -4,11 +4,15 @@
 commodity codes are HS (HS-shaped) or another classification, kept as the dimension COMMODITY (decided
 once per file, on its first batch). `KeyTracker`: counts validated rows whose observation key (the key
 fields and the extra dimensions) repeats an earlier row's, from one 64-bit hash per row (vectorized: the
-distinct values of each column are hashed, rows gather them). Rules: docs/publishing.md.
+distinct values of each column are hashed, rows gather them), spilled to local disk so that memory does
+not grow with the release. Rules: docs/publishing.md.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import shutil
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -55,41 +59,76 @@ def _entry_hashes(column: DictColumn, salt: int) -> np.ndarray:
     return np.concatenate([hashed, np.zeros(1, np.uint64)]) ^ np.uint64(salt)
 
 
-@dataclass
-class KeyTracker:
-    """Row keys of a release seen so far; `repeated()` counts the rows that repeat an earlier key."""
+def _varies(column: DictColumn) -> bool:
+    """False for a column that cannot tell rows apart (all absent, or one value on every row)."""
+    return len(column.dictionary) > 1 or (len(column.dictionary) == 1 and int(column.indices.min()) < 0)
 
-    hashes: list[np.ndarray] = field(default_factory=list)
-    where: list[tuple[str, np.ndarray]] = field(default_factory=list)
+
+_SPILL = np.dtype([("hash", "<u8"), ("file", "<u4"), ("line", "<u4")])
+_PARTS_BITS = 6          # the hashes are spilled to 64 files by their top bits, and counted file by file
+
+
+class KeyTracker:
+    """Row keys of a release seen so far, in bounded memory; `repeated()` counts the rows whose key an
+    earlier row has. Each row's key is one 64-bit hash, appended with its file and line to one of 64
+    files on local disk (by the hash's top bits): memory stays that of one batch, and the count at the
+    end reads one file at a time (1/64 of the release's 16 bytes a row)."""
+
+    def __init__(self, directory: Path | None = None):
+        self._dir = Path(tempfile.mkdtemp(prefix="ioxhub-keys-", dir=directory))
+        self._parts: dict[int, BinaryIO] = {}
+        self.files: list[str] = []
 
     def add(self, obs: Observations) -> None:
-        if not len(obs):
+        n = len(obs)
+        if not n:
             return
-        row = np.zeros(len(obs), np.uint64)
+        if not self.files or self.files[-1] != obs.file:
+            self.files.append(obs.file)
+        row = np.zeros(n, np.uint64)
         columns = [(name, obs.text[name]) for name in KEY_FIELDS] + sorted(obs.dimensions.items())
         with np.errstate(over="ignore"):
             for name, column in columns:
-                salt = int(pd.util.hash_array(np.array([name], dtype=object))[0])
-                row = row * np.uint64(0x100000001B3) ^ _entry_hashes(column, salt)[column.indices]
-        self.hashes.append(row)
-        self.where.append((obs.file, obs.lines))
+                if _varies(column):
+                    salt = int(pd.util.hash_array(np.array([name], dtype=object))[0])
+                    row = row * np.uint64(0x100000001B3) ^ _entry_hashes(column, salt).take(column.indices)
+        records = np.empty(n, _SPILL)
+        records["hash"], records["file"], records["line"] = row, len(self.files) - 1, obs.lines
+        part = (row >> np.uint64(64 - _PARTS_BITS)).astype(np.uint8)
+        order = np.argsort(part, kind="stable")
+        bounds = np.searchsorted(part[order], np.arange((1 << _PARTS_BITS) + 1))
+        records = records[order]
+        for p in np.flatnonzero(np.diff(bounds)):
+            sink = self._parts.get(int(p))
+            if sink is None:
+                sink = self._parts[int(p)] = open(self._dir / f"{int(p):02d}.keys", "wb")
+            sink.write(records[bounds[p]:bounds[p + 1]].tobytes())
 
     def repeated(self) -> tuple[int, str | None]:
-        """(rows whose key an earlier row has, an example "file line A and line B" or None)."""
-        if not self.hashes:
-            return 0, None
-        every = pd.Series(np.concatenate(self.hashes))
-        dup = every.duplicated(keep="first").to_numpy()
-        count = int(dup.sum())
-        if not count:
-            return 0, None
-        later = int(np.flatnonzero(dup)[0])
-        first = int(np.flatnonzero(every.to_numpy() == every.iloc[later])[0])
-        files = [f for f, _ in self.where]
-        sizes = np.cumsum([len(lines) for _, lines in self.where])
+        """(rows whose key an earlier row has, an example "file line A and file line B" or None)."""
+        count, example = 0, None
+        for p, sink in sorted(self._parts.items()):
+            sink.close()
+            records = np.fromfile(self._dir / f"{p:02d}.keys", _SPILL)
+            hashes = pd.Series(records["hash"])
+            dup = hashes.duplicated(keep="first").to_numpy()
+            count += int(dup.sum())
+            if example is None and dup.any():
+                later = records[int(np.flatnonzero(dup)[0])]
+                first = records[int(np.flatnonzero(records["hash"] == later["hash"])[0])]
+                example = f"{self._where(first)} and {self._where(later)}"
+        return count, example
 
-        def place(i: int) -> str:
-            k = int(np.searchsorted(sizes, i, side="right"))
-            start = int(sizes[k - 1]) if k else 0
-            return f"{files[k]} line {int(self.where[k][1][i - start])}"
-        return count, f"{place(first)} and {place(later)}"
+    def _where(self, record) -> str:
+        return f"{self.files[int(record['file'])]} line {int(record['line'])}"
+
+    def close(self) -> None:
+        for sink in self._parts.values():
+            sink.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> "KeyTracker":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -100,6 +100,7 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
     background.submit(warm_up, settings.schemas_dir)
     batches = None if strict else Prefetched(iter(read_batches(sources, resolved)), depth=2)
     sender: Sender | None = None
+    keys = KeyTracker()
     try:
         release_id = release_id or compute_release_id(org, dataset_id, sources, column_mapping,
                                                       (max_chunk_bytes, max_chunk_observations))
@@ -108,7 +109,6 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
         info = ReleaseInfo(org, dataset_id, release_id, ledger.produced_at(), licence=column_mapping.licence,
                            source_url=column_mapping.source_url, title=column_mapping.title,
                            commodity_classification=column_mapping.commodity_classification)
-        keys = KeyTracker()
         with rejects_mod.RejectsWriter(summary.rejects_path) as rejected:
             if strict:
                 _validate_only(Prefetched(iter(read_batches(sources, resolved)), depth=2), rejected, summary, report)
@@ -161,6 +161,7 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
         trace.fail("dataset", exc)
         raise
     finally:
+        keys.close()
         if batches is not None:
             batches.close()
         if sender is None and connecting.done() and connecting.exception() is None:

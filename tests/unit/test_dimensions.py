@@ -244,16 +244,22 @@ def test_mostly_hs_codes_with_a_typo_stay_hs():
 # ------------------------------------------------------------------------------------------- keys
 def test_repeated_keys_are_counted_with_an_example(tmp_path):
     """With CURRENCY kept but not EXR_SUFFIX, line 4 (USD, suffix E, 2024-01) repeats line 2's key (USD,
-    suffix A, 2024-01); line 3 differs by CURRENCY, line 5 by period. With both kept, nothing repeats."""
+    suffix A, 2024-01); line 3 differs by CURRENCY, line 5 by period. With both kept, nothing repeats;
+    a second file repeating the first one's rows repeats all of them."""
     src = source(tmp_path, EXR)
-    keys = KeyTracker()
-    _, checked = validated(src, ColumnMapping.from_dict({**EXR_MAPPING, "dimensions": ["CURRENCY"]}))
-    keys.add(checked.observations)
-    assert keys.repeated() == (1, "f.csv line 2 and f.csv line 4")
-    keys = KeyTracker()
-    _, checked = validated(src, ColumnMapping.from_dict({**EXR_MAPPING, "dimensions": ["CURRENCY", "EXR_SUFFIX"]}))
-    keys.add(checked.observations)
-    assert keys.repeated() == (0, None)
+    with KeyTracker(tmp_path) as keys:
+        _, checked = validated(src, ColumnMapping.from_dict({**EXR_MAPPING, "dimensions": ["CURRENCY"]}))
+        keys.add(checked.observations)
+        assert keys.repeated() == (1, "f.csv line 2 and f.csv line 4")
+    both = ColumnMapping.from_dict({**EXR_MAPPING, "dimensions": ["CURRENCY", "EXR_SUFFIX"]})
+    with KeyTracker(tmp_path) as keys:
+        _, checked = validated(src, both)
+        keys.add(checked.observations)
+        _, again = validated(source(tmp_path, EXR, name="g.csv"), both)
+        keys.add(again.observations)
+        count, example = keys.repeated()
+        assert count == 4 and example.startswith("f.csv line ") and " and g.csv line " in example
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("ioxhub-keys-")] == []
 
 
 # ------------------------------------------------------------------------------------------- the text

@@ -66,6 +66,11 @@ def _varies(column: DictColumn) -> bool:
 
 _SPILL = np.dtype([("hash", "<u8"), ("file", "<u4"), ("line", "<u4")])
 _PARTS_BITS = 6          # the hashes are spilled to 64 files by their top bits, and counted file by file
+_SLICE_ROWS = 1 << 16
+
+
+def _salt(name: str) -> int:
+    return int(pd.util.hash_array(np.array([name], dtype=object))[0])
 
 
 class KeyTracker:
@@ -80,20 +85,23 @@ class KeyTracker:
         self.files: list[str] = []
 
     def add(self, obs: Observations) -> None:
-        n = len(obs)
-        if not n:
+        if not len(obs):
             return
         if not self.files or self.files[-1] != obs.file:
             self.files.append(obs.file)
-        row = np.zeros(n, np.uint64)
         columns = [(name, obs.text[name]) for name in KEY_FIELDS] + sorted(obs.dimensions.items())
-        with np.errstate(over="ignore"):
-            for name, column in columns:
-                if _varies(column):
-                    salt = int(pd.util.hash_array(np.array([name], dtype=object))[0])
-                    row = row * np.uint64(0x100000001B3) ^ _entry_hashes(column, salt).take(column.indices)
-        records = np.empty(n, _SPILL)
-        records["hash"], records["file"], records["line"] = row, len(self.files) - 1, obs.lines
+        hashed = [(_entry_hashes(column, _salt(name)), column.indices) for name, column in columns if _varies(column)]
+        for start in range(0, len(obs), _SLICE_ROWS):       # small temporaries: publish memory stays flat
+            stop = min(start + _SLICE_ROWS, len(obs))
+            row = np.zeros(stop - start, np.uint64)
+            with np.errstate(over="ignore"):
+                for entries, indices in hashed:
+                    row = row * np.uint64(0x100000001B3) ^ entries.take(indices[start:stop])
+            self._spill(row, obs.lines[start:stop])
+
+    def _spill(self, row: np.ndarray, lines: np.ndarray) -> None:
+        records = np.empty(len(row), _SPILL)
+        records["hash"], records["file"], records["line"] = row, len(self.files) - 1, lines
         part = (row >> np.uint64(64 - _PARTS_BITS)).astype(np.uint8)
         order = np.argsort(part, kind="stable")
         bounds = np.searchsorted(part[order], np.arange((1 << _PARTS_BITS) + 1))

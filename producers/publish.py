@@ -141,6 +141,7 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
                 raise
             for chunk in builder.finish():
                 send(chunk)
+            repeats = background.submit(keys.repeated)      # counted while the broker acknowledges
             if builder.observation_count == 0:
                 summary.notes.append("no valid observation: nothing was sent")
             else:
@@ -155,7 +156,7 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
                 summary.bytes_sent = builder.bytes + len(value)
             summary.rows_sent = builder.observation_count
             summary.chunks = builder.chunk_count
-            _warn_repeated_keys(summary, keys)
+            _warn_repeated_keys(summary, *repeats.result())
             finish_rejects(summary, rejected)
     except BaseException as exc:
         trace.fail("dataset", exc)
@@ -212,8 +213,7 @@ def source_batches(sources: Sequence[SourceFile], resolved: Sequence[ColumnMappi
             yield src, m, batch
 
 
-def _warn_repeated_keys(summary: PublishSummary, keys: KeyTracker) -> None:
-    repeated, example = keys.repeated()
+def _warn_repeated_keys(summary: PublishSummary, repeated: int, example: str | None) -> None:
     summary.repeated_keys = repeated
     if repeated:
         summary.warnings.append(

@@ -114,6 +114,7 @@ def harmonize_chunk(record: dict, schema_version: str, published_at: dt.datetime
     if classification is not None and not classification.upper().startswith("HS") and cols["commodity"].null_count < n:
         commodity_reason = pc.if_else(cols["commodity"].is_valid(), pa.scalar(NOT_HS), pa.scalar(None, pa.string()))
     action, deleted = _actions(record, n)
+    deletes = deleted if pc.any(deleted).as_py() else None   # a D row needs its key, not a value or a unit
     period = parse_period_array(cols["period"])
     units = normalize_values(cols["value"], cols["unit"], cols["unit_mult"])
 
@@ -133,7 +134,7 @@ def harmonize_chunk(record: dict, schema_version: str, published_at: dt.datetime
         ("counterpart_area", counterpart.reason),
         ("commodity", commodity_reason),
         ("period", either(missing("period"), period.reason)),
-        *_value_and_unit_checks(units.reason),
+        *_value_and_unit_checks(units.reason if deletes is None else pc.if_else(deletes, pa.scalar(None, pa.string()), units.reason)),
         ("action", action),
     ]
     reason = pa.nulls(n, pa.string())

@@ -2,8 +2,8 @@
 
 `validate_batch(batch, mapping, file)` -> `Validated` (the good rows as dictionary-encoded `Observations`,
 their extra dimensions and ACTION included; the rejects, their count); `check_constants(mapping)` checks a
-mapping's constants and defaults once, up front. Each rule runs on the unique values of a column and reaches the rows by one numpy gather. The rules
-and their reasons (those of ingest): docs/publishing.md.
+mapping's constants and defaults once, up front. Each rule runs on the unique values of a column and
+reaches the rows by one numpy gather. The rules and their reasons (those of ingest): docs/publishing.md.
 """
 from __future__ import annotations
 

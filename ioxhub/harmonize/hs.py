@@ -1,10 +1,10 @@
 """Commodity codes -> HS 2022 codes checked against the nomenclature in `ioxhub/data/hs/`.
 
 Scalar: `normalize_hs(value) -> HsCode` (code, level, chapter, reason). Vectorized:
-`normalize_hs_array(values, edition=None) -> HsColumns` (an edition whose list is not shipped, e.g. HS2017:
-the same normalization, codes checked by their shape only; `validated(edition)` says which). Look-ups on normalized codes: `hs_section`, `hs_description`,
-`hs_section_array`, `section_name`. The normalization steps (separators, lost leading zeros, national
-tariff lines): docs/harmonization.md.
+`normalize_hs_array(values, edition=None) -> HsColumns` (an edition whose list is not shipped, e.g.
+HS2017: the same normalization, codes checked by their shape only; `validated(edition)` says which).
+Look-ups on normalized codes: `hs_section`, `hs_description`, `hs_section_array`, `section_name`. The
+normalization steps (separators, lost leading zeros, national tariff lines): docs/harmonization.md.
 """
 from __future__ import annotations
 

@@ -390,3 +390,18 @@ def test_unusable_chunks_are_refused_with_reason_and_field(change, reason, field
 def test_a_non_finite_value_listed_as_missing_passes():
     record = chunk(5, 9, missing_values=[1], value=[1.0, float("nan"), 3.0, 4.0, 5.0])
     dataset_chunk.check_chunk(codec.decode(codec.encode("dataset_chunk", record)).record)
+
+
+def test_the_codec_reads_v1_as_avro_resolution_would_without_the_resolving_reader():
+    """v2 only appends fields with defaults: the codec reads a v1 chunk with the v1 schema and adds them,
+    which must equal fastavro's schema resolution (the slow path it avoids)."""
+    registry = get_registry()
+    v1, v2 = registry.get("dataset_chunk", 1), registry.get("dataset_chunk", 2)
+    assert codec._appended_defaults(v1, v2) == {"dimensions": [], "action": [], "commodity_classification": None}
+    value = codec.encode("dataset_chunk", chunk(300, 12), version=1)
+    resolved = fastavro.schemaless_reader(io.BytesIO(value[10:]), v1.parsed, v2.parsed, return_record_name=False)
+    first, second = codec.decode(value), codec.decode(value)
+    assert first.record == resolved and first.version == 1
+    first.record["dimensions"].append("x")              # each record has its own default lists
+    assert second.record["dimensions"] == []
+    assert codec._appended_defaults(registry.get("policy_update", 1), v2) is None

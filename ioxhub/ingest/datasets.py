@@ -370,7 +370,7 @@ class DatasetIngest:
             "observations": manifest["observation_count"], "harmonized": counts.harmonized if counts else 0,
             "refused": bad.num_rows, "duplicates": counts.duplicates if counts else 0,
             "revisions": counts.revisions if counts else 0, "deleted": counts.deleted if counts else 0,
-            "chunks": manifest["chunk_count"]})
+            "chunks": manifest["chunk_count"], "commodity_classification": release.commodity_classification})
         for key in list(self.store.list(staging_prefix(*release.key))):
             self.store.delete(key)
         log.info("ingest: release %s of %s/%s applied: %s rows harmonized, %s refused", release.release_id,

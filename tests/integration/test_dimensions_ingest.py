@@ -161,8 +161,9 @@ def test_an_hs_edition_is_recorded_and_says_whether_it_was_checked(hub, tmp_path
     dataset = f"TRADE-{uuid.uuid4().hex[:6]}"
     path = tmp_path / "trade.csv"
     path.write_text(TRADE_2017)
-    publish(hub, "WCO", dataset, path, {"commodity_classification": "HS2017"})
+    summary = publish(hub, "WCO", dataset, path, {"commodity_classification": "HS2017"})
     ingest("datasets", idle_ms=1500)
+    assert Catalog(ObjectStore()).release_applied("WCO", dataset, summary.release_id)["commodity_classification"] == "HS2017"
     assert current("WCO", dataset) == sorted([
         ("IMP", "FRA", "851762", "", "2021", 1520.5, "USD"), ("IMP", "FRA", "852990", "", "2021", 88.0, "USD")], key=repr)
     entry = Catalog(ObjectStore()).dataset(dataset_name("WCO", dataset))

@@ -230,6 +230,7 @@ def publish_dataset_cmd(
         maps: list[str] = typer.Option([], "--map", help="FIELD=COLUMN (fields: indicator, ref_area, counterpart_area, commodity, period, value, unit, unit_mult, obs_status, attributes.NAME)."),
         consts: list[str] = typer.Option([], "--const", help="FIELD=VALUE for every row."),
         defaults: list[str] = typer.Option([], "--default", help="FIELD=VALUE where the cell is empty."),
+        dims: list[str] = typer.Option([], "--dim", help="COLUMN kept as an extra dimension of the observation key (repeatable; 'auto': the file's SDMX dimensions not mapped to a field, the default)."),
         strict: bool = typer.Option(False, "--strict", help="Refuse the whole release if any row is rejected (nothing sent)."),
         rejects: str | None = typer.Option(None, "--rejects", help="Rejects CSV (default: FILE.rejects.csv)."),
         release_id: str | None = typer.Option(None, "--release-id", help="Name the release (default: a hash of its content)."),
@@ -238,7 +239,7 @@ def publish_dataset_cmd(
     from app.console.publish import run_publish_dataset
     raise typer.Exit(run_publish_dataset(org, dataset, files, fmt=fmt, mapping_file=mapping, maps=maps, consts=consts,
                                          defaults=defaults, strict=strict, rejects=rejects, release_id=release_id,
-                                         structure=structure))
+                                         structure=structure, dims=dims))
 
 
 @publish_app.command("policy")

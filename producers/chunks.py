@@ -35,6 +35,7 @@ class ReleaseInfo:
     source_url: str | None = None
     title: str | None = None
     unit_translations: tuple[tuple[str, str], ...] = ()     # the mapping's `units:`, for the manifest
+    commodity_classification: str | None = None     # None: HS 2022 (or no commodity)
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,11 @@ class Chunk:
     event_id: str
     value: bytes                # framed: C3 01 + fingerprint + body
     observations: int
+
+    @property
+    def fingerprint(self) -> bytes:
+        """The writer schema's fingerprint, from the frame (v1 or v2)."""
+        return self.value[2:codec.SINGLE_OBJECT_HEADER_LEN]
 
     @property
     def body(self) -> memoryview:
@@ -60,7 +66,9 @@ class ChunkBuilder:
         self.max_bytes = max_bytes
         self.max_observations = max_observations
         self.registry = registry or get_registry()
-        self.frame = codec.SINGLE_OBJECT_MAGIC + self.registry.get(dataset_chunk.NAME, dataset_chunk.VERSION).fingerprint
+        self.frames = {v: codec.SINGLE_OBJECT_MAGIC + self.registry.get(dataset_chunk.NAME, v).fingerprint
+                       for v in dataset_chunk.VERSIONS}
+        self.frame = self.frames[1]
         self.chunk_count = 0
         self.observation_count = 0
         self.bytes = 0
@@ -121,7 +129,7 @@ class ChunkBuilder:
         seq = self.chunk_count
         event_id = chunk_event_id(self.info.org, self.info.dataset_id, self.info.release_id, seq)
         while True:
-            value = encode_chunk(self.info, seq, event_id, self._take(rows), frame=self.frame)
+            value = encode_chunk(self.info, seq, event_id, self._take(rows), frames=self.frames)
             size = len(value)
             if size <= self.max_bytes or rows == 1:
                 break
@@ -142,13 +150,17 @@ _Used = tuple[np.ndarray, np.ndarray, list[str]]   # row indexes, indexes of the
 
 
 def encode_chunk(info: ReleaseInfo, seq: int, event_id: str, pieces: list[Observations],
-                 frame: bytes = b"") -> bytes:
-    """`frame` then the Avro body of one chunk made of `pieces` (consecutive observations)."""
+                 frames: dict[int, bytes] | None = None) -> bytes:
+    """The frame of its version (from `frames`, none if not given) then the Avro body of one chunk made
+    of `pieces` (consecutive observations)."""
     names = list(STRING_FIELDS)
     attr_names = list(dict.fromkeys(a for p in pieces for a in p.attributes))
-    # Every text column as one DictColumn per piece (None where a piece lacks the attribute), and what
-    # each piece uses of it.
-    text = [[p.text[n] for p in pieces] for n in names] + [[p.attributes.get(a) for p in pieces] for a in attr_names]
+    dim_names = list(dict.fromkeys(d for p in pieces for d in p.dimensions))
+    has_action = any(p.action is not None for p in pieces)
+    # Every text column as one DictColumn per piece (None where a piece lacks the attribute, dimension
+    # or action), and what each piece uses of it.
+    text = [[p.text[n] for p in pieces] for n in names] + [[p.attributes.get(a) for p in pieces] for a in attr_names] \
+        + [[p.dimensions.get(d) for p in pieces] for d in dim_names] + ([[p.action for p in pieces]] if has_action else [])
     used = [[_used(col, len(p)) for col, p in zip(cols, pieces)] for cols in text]
     # String table: columns with fewer distinct values first, each sorted: small indexes (one varint
     # byte) for the low-cardinality columns, and an order that depends only on the chunk's rows. Plain
@@ -170,7 +182,10 @@ def encode_chunk(info: ReleaseInfo, seq: int, event_id: str, pieces: list[Observ
 
     lookups = [remapped(cols, per_piece) for cols, per_piece in zip(text, used)]
     columns: dict[str, np.ndarray | dataset_chunk.Lookup] = dict(zip(names, lookups))
-    attributes = list(zip(attr_names, lookups[len(names):]))
+    attributes = list(zip(attr_names, lookups[len(names):len(names) + len(attr_names)]))
+    dimensions = list(zip(dim_names, lookups[len(names) + len(attr_names):len(names) + len(attr_names) + len(dim_names)]))
+    action = lookups[-1] if has_action else None
+    version = dataset_chunk.version_of(dimensions, action, info.commodity_classification)
     columns["source_file"] = _concat([np.full(len(p), position[p.file], np.int32) for p in pieces])
     lines = _concat([p.lines for p in pieces])
     if len(lines) and lines.max() > _MAX_INT:
@@ -183,7 +198,8 @@ def encode_chunk(info: ReleaseInfo, seq: int, event_id: str, pieces: list[Observ
         event_id=event_id, org=info.org, dataset_id=info.dataset_id, release_id=info.release_id,
         chunk_seq=seq, chunk_count=None, produced_at=info.produced_at, licence=info.licence,
         source_url=info.source_url, strings=strings, columns=columns, value=value,
-        missing_values=missing, attributes=attributes, prefix=frame)
+        missing_values=missing, attributes=attributes, dimensions=dimensions, action=action,
+        commodity_classification=info.commodity_classification, prefix=frames[version] if frames else b"")
 
 
 def _used(col: DictColumn | None, rows: int) -> _Used:

@@ -24,6 +24,7 @@ from ioxhub.contracts.registry import get_registry
 from ioxhub.harmonize import countries, hs
 from producers import rejects as rejects_mod
 from producers.chunks import DEFAULT_MAX_BYTES, DEFAULT_MAX_OBSERVATIONS, Chunk, ChunkBuilder, ReleaseInfo
+from producers.dimensions import KeyTracker, decide_commodity
 from producers.filecheck import SourceError
 from producers.ledger import ReleaseLedger
 from producers.mapping import ColumnMapping
@@ -85,7 +86,8 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
     fmt = fmt or column_mapping.format
     dsd = load_structure(structure) if structure is not None else None
     sources = [open_source(p, fmt, block_size=block_size, structure=dsd) for p in paths]
-    resolved = [column_mapping.resolve(src.columns, src.name, src.dimensions, src.attributes) for src in sources]
+    resolved = [column_mapping.resolve(src.columns, src.name, src.dimensions, src.attributes, src.action_column)
+                for src in sources]
     check_constants(resolved[0])
     topic = names.datasets_topic(org)
     summary = PublishSummary("dataset", org, topic, [str(p) for p in paths], dataset_id=dataset_id,
@@ -102,6 +104,7 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
     background.submit(warm_up, settings.schemas_dir)
     batches = None if strict else Prefetched(iter(read_batches(sources, resolved)), depth=2)
     sender: Sender | None = None
+    keys = KeyTracker()
     try:
         release_id = release_id or compute_release_id(org, dataset_id, sources, column_mapping,
                                                       (max_chunk_bytes, max_chunk_observations),
@@ -110,7 +113,8 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
         ledger = ReleaseLedger(settings, org, dataset_id, release_id)
         info = ReleaseInfo(org, dataset_id, release_id, ledger.produced_at(), licence=column_mapping.licence,
                            source_url=column_mapping.source_url, title=column_mapping.title,
-                           unit_translations=tuple(sorted(column_mapping.units.items())))
+                           unit_translations=tuple(sorted(column_mapping.units.items())),
+                           commodity_classification=column_mapping.commodity_classification)
         with rejects_mod.RejectsWriter(summary.rejects_path) as rejected:
             if strict:
                 _validate_only(Prefetched(iter(read_batches(sources, resolved)), depth=2), rejected, summary, report)
@@ -127,15 +131,14 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
             sender = connecting.result()
             summary.signed_by = sender.key_id
             key = f"{org}/{dataset_id}".encode()
-            chunk_fp = builder.frame[2:]
-
             def send(chunk: Chunk) -> None:
-                sender.send(key, chunk.value, chunk.event_id, chunk_fp, CHUNK, info.produced_at)
+                sender.send(key, chunk.value, chunk.event_id, chunk.fingerprint, CHUNK, info.produced_at)
                 summary.event_ids.append(chunk.event_id)
 
             try:
                 for src, resolved_mapping, batch in batches:
                     checked = _check_batch(src, resolved_mapping, batch, rejected, summary, report)
+                    keys.add(checked.observations)
                     for chunk in builder.add(checked.observations):
                         send(chunk)
             except SourceError as exc:      # a fault deep in a file, met after chunks went out
@@ -144,6 +147,7 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
                 raise
             for chunk in builder.finish():
                 send(chunk)
+            repeats = background.submit(keys.repeated)      # counted while the broker acknowledges
             if builder.observation_count == 0:
                 summary.notes.append("no valid observation: nothing was sent")
             else:
@@ -158,11 +162,13 @@ def publish_dataset(org: str, dataset_id: str, files: Sequence[str | Path],
                 summary.bytes_sent = builder.bytes + len(value)
             summary.rows_sent = builder.observation_count
             summary.chunks = builder.chunk_count
+            _warn_repeated_keys(summary, *repeats.result())
             finish_rejects(summary, rejected)
     except BaseException as exc:
         trace.fail("dataset", exc)
         raise
     finally:
+        keys.close()
         if batches is not None:
             batches.close()
         if sender is None and connecting.done() and connecting.exception() is None:
@@ -201,10 +207,24 @@ def warm_up(schemas_dir: Path | None = None) -> None:
 
 
 def source_batches(sources: Sequence[SourceFile], resolved: Sequence[ColumnMapping]) -> Iterator[Batch]:
-    """Every batch of every file, in order, with the file and its resolved mapping."""
+    """Every batch of every file, in order, with the file and its resolved mapping (whose commodity
+    column the file's first batch settles: `dimensions.decide_commodity`)."""
     for src, m in zip(sources, resolved):
         for batch in src.batches(m.source_columns(), value_column(m)):
+            if not m.commodity_decided:
+                m, note = decide_commodity(m, batch.table)
+                if note:
+                    log.info("publish: %s: %s", src.path.name, note)
+                    m = m.noted(f"{src.path.name}: {note}")
             yield src, m, batch
+
+
+def _warn_repeated_keys(summary: PublishSummary, repeated: int, example: str | None) -> None:
+    summary.repeated_keys = repeated
+    if repeated:
+        summary.warnings.append(
+            f"{repeated:,} row(s) share their observation key with an earlier row (e.g. {example}): ingest keeps "
+            "the last of each; if a column that tells them apart is not mapped, keep it with `dimensions:` or --dim")
 
 
 def value_column(m: ColumnMapping) -> str | None:
@@ -240,6 +260,8 @@ def _check_batch(src: SourceFile, m: ColumnMapping, batch: SourceBatch, rejected
                  summary: PublishSummary, report):
     """Validate one batch: count its rows, write its rejects, report progress; the checked batch."""
     checked = validate_batch(batch, m, src.path.name, nan_is_missing=src.nan_is_missing)
+    if m.note and m.note not in summary.notes:
+        summary.notes.append(m.note)
     summary.rows_read += len(batch.lines) + (batch.rejects.num_rows if batch.rejects is not None else 0)
     if checked.rejects is not None:
         rejected.write(checked.rejects, checked.rejected_rows)

@@ -38,6 +38,8 @@ class PublishSummary:
     event_ids: list[str] = field(default_factory=list)
     signed_by: str | None = None
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)   # sent, but worth a look (e.g. repeated keys)
+    repeated_keys: int = 0              # rows sent whose observation key an earlier row of the release has
 
     @property
     def exit_code(self) -> int:

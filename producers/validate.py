@@ -1,13 +1,13 @@
 """Validate source batches into observation columns, vectorized; bad rows become rejects.
 
 `validate_batch(batch, mapping, file)` -> `Validated` (the good rows as dictionary-encoded `Observations`,
-the rejects, their count); `check_constants(mapping)` checks a mapping's constants and defaults once, up
-front. Each rule runs on the unique values of a column and reaches the rows by one numpy gather. The rules
-and their reasons (those of ingest): docs/publishing.md.
+their extra dimensions and ACTION included; the rejects, their count); `check_constants(mapping)` checks a
+mapping's constants and defaults once, up front. Each rule runs on the unique values of a column and
+reaches the rows by one numpy gather. The rules and their reasons (those of ingest): docs/publishing.md.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -16,11 +16,13 @@ import pyarrow.compute as pc
 
 from ioxhub.harmonize import countries, hs, periods, units
 from producers import rejects
-from producers.mapping import STRING_FIELDS, ColumnMapping, MappingError, Source
+from producers.mapping import STRING_FIELDS, ColumnMapping, MappingError, Source, is_hs
 from producers.readers.base import SourceBatch
 
 NOT_A_NUMBER = "not-a-number"
 BAD_UNIT_MULT = "bad-unit-mult"
+BAD_ACTION = "bad-action"
+ACTIONS = ("I", "A", "R", "D")          # SDMX-CSV ACTION: information (merge), append, replace, delete
 REQUIRED_TEXT = ("indicator", "ref_area", "period")
 _NUMBER = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
 
@@ -50,6 +52,8 @@ class Observations:
     missing: np.ndarray                 # bool
     unit_mult: np.ndarray               # int32
     lines: np.ndarray                   # int64
+    dimensions: dict[str, DictColumn] = field(default_factory=dict)    # extra dimensions, by name
+    action: DictColumn | None = None    # SDMX ACTION (I, A, R, D; absent = I), None without an ACTION column
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -58,7 +62,8 @@ class Observations:
         return Observations(self.file, {k: c.slice(start, stop) for k, c in self.text.items()},
                             {k: c.slice(start, stop) for k, c in self.attributes.items()},
                             self.value[start:stop], self.missing[start:stop], self.unit_mult[start:stop],
-                            self.lines[start:stop])
+                            self.lines[start:stop], {k: c.slice(start, stop) for k, c in self.dimensions.items()},
+                            self.action.slice(start, stop) if self.action is not None else None)
 
 
 @dataclass
@@ -79,6 +84,19 @@ def _hs_reasons(values: pa.Array) -> pa.Array:
 
 def _period_reasons(values: pa.Array) -> pa.Array:
     return periods.parse_period_array(values).reason
+
+
+def _action_reasons(values: pa.Array) -> pa.Array:
+    ok = pc.fill_null(pc.is_in(pc.utf8_trim_whitespace(values), value_set=pa.array(ACTIONS)), False)
+    return pc.if_else(ok, pa.scalar(None, pa.string()), pa.scalar(BAD_ACTION))
+
+
+def commodity_rule(classification: str | None) -> Callable[[pa.Array], pa.Array]:
+    """The commodity rule of a classification: HS 2022 codes checked against the list, the HS editions
+    whose list is not shipped by their shape only (`hs.normalize_hs_array`)."""
+    if classification is None or not is_hs(classification):
+        return _hs_reasons
+    return lambda values: hs.normalize_hs_array(values, classification).reason
 
 
 RULES: dict[str, Callable[[pa.Array], pa.Array]] = {
@@ -225,24 +243,27 @@ def validate_batch(batch: SourceBatch, mapping: ColumnMapping, file: str, *, nan
         why = reason if isinstance(reason, str) else pa.array(reason[rows], pa.string())
         found.append(rejects.make(file, lines[rows], name, shown, why))
 
+    def check_rule(name: str, col: DictColumn, rule: Callable[[pa.Array], pa.Array]) -> None:
+        reasons = rule(col.dictionary)
+        has = reasons.is_valid().to_numpy(zero_copy_only=False)
+        if has.any():
+            present = col.indices >= 0
+            bad = np.zeros(n, dtype=bool)
+            bad[present] = has[col.indices[present]]
+            reason_of = np.asarray(reasons.to_pylist(), dtype=object)
+            per_row = np.empty(n, dtype=object)
+            per_row[bad] = reason_of[col.indices[bad]]
+            refuse(name, bad, col, per_row)
+
     text: dict[str, DictColumn] = {}
     for name in STRING_FIELDS:
         col = _dict_column(table, mapping.fields.get(name), n, mapping.defaults.get(name))
         text[name] = col
         if name in REQUIRED_TEXT:
             refuse(name, col.indices < 0, col, "missing-" + name.replace("_", "-"))
-        rule = RULES.get(name)
+        rule = commodity_rule(mapping.commodity_classification) if name == "commodity" else RULES.get(name)
         if rule is not None and len(col.dictionary):
-            reasons = rule(col.dictionary)
-            has = reasons.is_valid().to_numpy(zero_copy_only=False)
-            if has.any():
-                present = col.indices >= 0
-                bad = np.zeros(n, dtype=bool)
-                bad[present] = has[col.indices[present]]
-                reason_of = np.asarray(reasons.to_pylist(), dtype=object)
-                per_row = np.empty(n, dtype=object)
-                per_row[bad] = reason_of[col.indices[bad]]
-                refuse(name, bad, col, per_row)
+            check_rule(name, col, rule)
 
     value, missing, bad_value, value_text = _values(table, mapping.fields["value"], n, nan_is_missing)
     if bad_value.any():
@@ -253,13 +274,21 @@ def validate_batch(batch: SourceBatch, mapping: ColumnMapping, file: str, *, nan
         refuse("unit_mult", bad_mult, mult_col, BAD_UNIT_MULT)
 
     attributes = {name: _dict_column(table, src, n, None) for name, src in mapping.attributes.items()}
-    observations = Observations(file, text, attributes, value, missing, unit_mult, lines)
+    dimensions = {name: _dict_column(table, Source(column=column), n, None)
+                  for name, column in mapping.extra_dimensions.items()}
+    action = None
+    if mapping.action is not None:
+        action = _dict_column(table, Source(column=mapping.action), n, None)
+        if len(action.dictionary):
+            check_rule("action", action, _action_reasons)
+    observations = Observations(file, text, attributes, value, missing, unit_mult, lines, dimensions, action)
     rejected = int(bad_any.sum()) + (batch.rejects.num_rows if batch.rejects is not None else 0)
     if bad_any.any():
         keep = np.flatnonzero(~bad_any)
         observations = Observations(
             file, {k: c.take(keep) for k, c in text.items()}, {k: c.take(keep) for k, c in attributes.items()},
-            value[keep], missing[keep], unit_mult[keep], lines[keep])
+            value[keep], missing[keep], unit_mult[keep], lines[keep], {k: c.take(keep) for k, c in dimensions.items()},
+            action.take(keep) if action is not None else None)
     table_out = pa.concat_tables(found) if found else None
     if table_out is not None and table_out.num_rows > 1:
         table_out = table_out.sort_by([("line", "ascending")])

@@ -18,11 +18,11 @@ from producers.summary import PublishSummary
 def run_publish_dataset(org: str, dataset_id: str, files: Sequence[str], *, fmt: str | None,
                         mapping_file: str | None, maps: Sequence[str], consts: Sequence[str],
                         defaults: Sequence[str], strict: bool, rejects: str | None,
-                        release_id: str | None, structure: str | None = None) -> int:
+                        release_id: str | None, structure: str | None = None, dims: Sequence[str] = ()) -> int:
     """Publish one release from the CLI options; print the summary; return the exit code (0 or 1)."""
     mapping = ColumnMapping.from_file(mapping_file) if mapping_file else None
-    if maps or consts or defaults:
-        flags = ColumnMapping.from_flags(maps, consts, defaults)
+    if maps or consts or defaults or dims:
+        flags = ColumnMapping.from_flags(maps, consts, defaults, dims)
         if mapping is None:
             beside = Path(files[0]).with_name(Path(files[0]).name + ".mapping.yaml") if files else None
             mapping = ColumnMapping.from_file(beside) if beside is not None and beside.is_file() else None
@@ -85,5 +85,7 @@ def print_summary(summary: PublishSummary, console: Console | None = None) -> No
         console.print(f"  e.g. {ex['file']} line {ex['line']}: {ex['field'] or 'row'} = {ex['value']!r}: {ex['reason']}")
     for note in summary.notes:
         console.print(f"  [bold]note:[/] {note}")
+    for warning in summary.warnings:
+        console.print(f"  [yellow bold]warning:[/] {warning}")
     if not summary.sent:
         console.print("[red]nothing was sent[/]")

@@ -12,6 +12,8 @@ const vectors = join(schemasDir, 'vectors');
 const read = (name) => readFileSync(join(vectors, name), 'utf8');
 const schemas = { dataset_chunk: loadSchema(schemasDir, 'dataset_chunk'), release_manifest: loadSchema(schemasDir, 'release_manifest', 2),
   policy_update: loadSchema(schemasDir, 'policy_update') };
+// dataset_chunk v2 (extra dimensions, actions, commodity classification): the vectors' chunks that carry them
+const chunkV2 = loadSchema(schemasDir, 'dataset_chunk', 2);
 
 for (const v of JSON.parse(read('fingerprints.json'))) {
   if (!(v.schema in schemas)) continue;
@@ -33,7 +35,8 @@ const seed = Buffer.from(sigs.private_seeds_hex[v11.key_id], 'hex');
 let records = 0;
 for (const line of read('release.jsonl').split('\n').filter(Boolean)) {
   const r = JSON.parse(line);
-  const schema = 'chunk_seq' in r.event ? schemas.dataset_chunk : schemas.release_manifest;
+  const v2 = r.value_hex.startsWith('c301' + chunkV2.fingerprint.toString('hex'));
+  const schema = 'chunk_seq' in r.event ? (v2 ? chunkV2 : schemas.dataset_chunk) : schemas.release_manifest;
   const framed = Buffer.concat([Buffer.from([0xc3, 0x01]), schema.fingerprint, schema.type.toBuffer(r.event)]);
   assert.equal(framed.toString('hex'), r.value_hex, `release record ${records}: value`);
   const [org, datasetId] = Buffer.from(r.key_hex, 'hex').toString().split('/');

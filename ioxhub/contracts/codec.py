@@ -7,7 +7,9 @@ The format and its rationale: docs/contracts.md.
 """
 from __future__ import annotations
 
+import copy
 import datetime as _dt
+import functools
 import io
 import struct
 import time
@@ -151,12 +153,15 @@ def decode(value: bytes, registry: Registry | None = None) -> Decoded:
     reg = registry or get_registry()
     writer, framing, offset = _frame(value, reg)
     reader = reg.latest(writer.name)
+    appended = None if reader is writer or reader.fingerprint == writer.fingerprint else _appended_defaults(writer, reader)
+    resolve = reader is not writer and reader.fingerprint != writer.fingerprint and appended is None
     buf = io.BytesIO(value)
     buf.seek(offset)
     try:
-        record = fastavro.schemaless_reader(
-            buf, writer.parsed, None if reader is writer or reader.fingerprint == writer.fingerprint else reader.parsed,
-            return_record_name=False)
+        record = fastavro.schemaless_reader(buf, writer.parsed, reader.parsed if resolve else None,
+                                            return_record_name=False)
+        if appended:
+            record.update(copy.deepcopy(appended))
     except (EOFError, IndexError):  # fastavro's compiled reader raises IndexError on a varint past the end
         raise DecodeError("truncated", f"{writer} body ends early ({len(value) - offset} bytes)") from None
     except Exception as exc:  # fastavro raises many types on garbage (ValueError, IndexError, UnicodeDecodeError...)
@@ -165,6 +170,27 @@ def decode(value: bytes, registry: Registry | None = None) -> Decoded:
     if trailing:
         raise DecodeError("undecodable", f"{writer} body has {trailing} trailing bytes after the record")
     return Decoded(writer.name, writer.version, writer.fingerprint, record, framing, offset)
+
+
+@functools.cache
+def _appended_defaults(writer: SchemaVersion, reader: SchemaVersion) -> dict[str, Any] | None:
+    """When `reader` is `writer` plus fields with defaults at the end (docs aside), those fields' defaults:
+    reading with the writer schema and adding them is Avro's resolution, without fastavro's slower
+    resolving reader. None for any other difference."""
+    def plain(node):
+        if isinstance(node, dict):
+            return {k: plain(v) for k, v in node.items() if k != "doc"}
+        if isinstance(node, list):
+            return [plain(v) for v in node]
+        return node
+    w, r = plain(writer.schema), plain(reader.schema)
+    if not (isinstance(w, dict) and isinstance(r, dict) and w.get("type") == r.get("type") == "record"):
+        return None
+    wf, rf = w["fields"], r["fields"]
+    if {k: v for k, v in w.items() if k != "fields"} != {k: v for k, v in r.items() if k != "fields"} \
+            or rf[:len(wf)] != wf or not all("default" in f for f in rf[len(wf):]):
+        return None
+    return {f["name"]: f["default"] for f in rf[len(wf):]}
 
 
 # -------------------------------------------------------------------------------------------- headers

@@ -1,9 +1,10 @@
-"""The dataset_chunk contract (schemas/dataset_chunk/v1): encode with numpy, decode to numpy, check content.
+"""The dataset_chunk contract (schemas/dataset_chunk/v1, v2): encode with numpy, decode to numpy, check content.
 
 Entry points: `chunk_body(...)` (the Avro body of one chunk, byte-identical to fastavro's) with `Lookup`
-for dictionary columns; `decode(value)` (a `codec.Decoded` whose columns are numpy arrays, `codec.decode`
-for anything but v1 single-object chunks); `check_chunk(record)` (what the schema cannot say);
-`chunk_event_id`. Why the encoder and decoder are hand-written, and how: docs/contracts.md.
+for dictionary columns, and `version_of(...)` (the version a chunk is written in: v1 unless it carries
+dimensions, actions or a commodity classification); `decode(value)` (a `codec.Decoded` whose columns are
+numpy arrays, `codec.decode` for anything but v1/v2 single-object chunks); `check_chunk(record)` (what the
+schema cannot say); `chunk_event_id`. Why the encoder and decoder are hand-written, and how: docs/contracts.md.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from ioxhub.contracts import codec
 from ioxhub.contracts.codec import ContentError
 from ioxhub.contracts.registry import Registry, get_registry
 
-NAME, VERSION = "dataset_chunk", 1     # the version this module writes and reads fast
+NAME, VERSION = "dataset_chunk", 2     # the latest version: this module writes and reads v1 and v2 fast
+VERSIONS = (1, 2)
 INT32 = (-(1 << 31), (1 << 31) - 1)
 
 # Reasons (the dead-letter `reason` of a chunk refused for its content).
@@ -29,6 +31,7 @@ BAD_MISSING_POSITION = "bad-missing-position"
 INT_OVERFLOW = "int-overflow"
 NON_FINITE_VALUE = "non-finite-value"
 BAD_CHUNK_SEQ = "bad-chunk-seq"
+BAD_DIMENSION = "bad-dimension"
 
 INDEX_COLUMNS = ("indicator", "ref_area", "counterpart_area", "commodity", "period", "unit", "obs_status",
                  "source_file")
@@ -231,12 +234,20 @@ def string_array(texts: Sequence[str]) -> bytes:
     return long(len(encoded)) + b"".join(parts) + b"\x00"
 
 
+def version_of(dimensions: Sequence = (), action: object = None, commodity_classification: str | None = None) -> int:
+    """The version a chunk is written in: the oldest that holds what it carries (v1 readers keep reading
+    every chunk of a dataset without extra dimensions, actions or a commodity classification)."""
+    return 2 if dimensions or action is not None or commodity_classification is not None else 1
+
+
 def chunk_body(*, event_id: str, org: str, dataset_id: str, release_id: str, chunk_seq: int,
                chunk_count: int | None, produced_at: int, licence: str | None, source_url: str | None,
                strings: Sequence[str], columns: dict[str, np.ndarray | Lookup], value: np.ndarray,
                missing_values: np.ndarray, attributes: Sequence[tuple[str, np.ndarray | Lookup]],
-               prefix: bytes = b"") -> bytes:
-    """`prefix` then the Avro body of one DatasetChunk (v1), fields in schema order, in one join.
+               dimensions: Sequence[tuple[str, np.ndarray | Lookup]] = (), action: np.ndarray | Lookup | None = None,
+               commodity_classification: str | None = None, prefix: bytes = b"") -> bytes:
+    """`prefix` then the Avro body of one DatasetChunk, fields in schema order, in one join: v1, or v2
+    when `version_of(dimensions, action, commodity_classification)` says so (the caller frames it so).
 
     `columns`: int arrays (or `Lookup`s) for indicator, ref_area, counterpart_area, commodity, period,
     unit, unit_mult (the multiplier itself), obs_status, source_file, source_line. `prefix` (the
@@ -254,14 +265,25 @@ def chunk_body(*, event_id: str, org: str, dataset_id: str, release_id: str, chu
     out += int_array(missing_values)
     for name in ("unit", "unit_mult", "obs_status"):
         out += int_array(columns[name])
-    if attributes:
-        out.append(long(len(attributes)))
-        for name, values in attributes:
-            out.append(string(name))
-            out += int_array(values)
-    out.append(b"\x00")
+    out += _named_columns(attributes)
     out += int_array(columns["source_file"]) + int_array(columns["source_line"])
+    if version_of(dimensions, action, commodity_classification) == 2:
+        out += _named_columns(dimensions)
+        out += int_array(action) if action is not None else [b"\x00"]
+        out.append(optional_string(commodity_classification))
     return b"".join(out)
+
+
+def _named_columns(columns: Sequence[tuple[str, np.ndarray | Lookup]]) -> list[Buffer]:
+    """An array of {name, values} records (attributes, dimensions)."""
+    if not columns:
+        return [b"\x00"]
+    out: list[Buffer] = [long(len(columns))]
+    for name, values in columns:
+        out.append(string(name))
+        out += int_array(values)
+    out.append(b"\x00")
+    return out
 
 
 # ------------------------------------------------------------------------------------------- decode
@@ -278,10 +300,10 @@ def decode(value: bytes, registry: Registry | None = None) -> codec.Decoded:
         writer, framing, offset = codec.writer_of(value, registry)
     except codec.DecodeError:
         return codec.decode(value, registry)
-    if writer.name != NAME or writer.version != VERSION or registry.latest(NAME).version != VERSION:
+    if writer.name != NAME or writer.version not in VERSIONS or registry.latest(NAME).version != VERSION:
         return codec.decode(value, registry)
     try:
-        record = _Reader(value, offset).chunk()
+        record = _Reader(value, offset).chunk(writer.version)
     except Exception:    # anything odd (truncated, overflowing, not UTF-8...): fastavro decides and names it
         return codec.decode(value, registry)
     return codec.Decoded(writer.name, writer.version, writer.fingerprint, record, framing, offset)
@@ -396,7 +418,16 @@ class _Reader:
         return values.astype(np.int32)
 
     # --- the record -----------------------------------------------------------------------------
-    def chunk(self) -> dict:
+    def named_columns(self) -> list[dict]:
+        out = []
+        for count in self.blocks():
+            for _ in range(count):
+                name = self.string()
+                out.append({"name": name, "values": self.ints()})
+        return out
+
+    def chunk(self, version: int) -> dict:
+        """The record as the latest version has it (a v1 chunk gets v2's defaults)."""
         r: dict = {}
         for name in ("event_id", "org", "dataset_id", "release_id"):
             r[name] = self.string()
@@ -413,14 +444,15 @@ class _Reader:
         r["unit"] = self.ints()
         r["unit_mult"] = self.ints()
         r["obs_status"] = self.ints()
-        attributes = []
-        for count in self.blocks():
-            for _ in range(count):
-                name = self.string()
-                attributes.append({"name": name, "values": self.ints()})
-        r["attributes"] = attributes
+        r["attributes"] = self.named_columns()
         r["source_file"] = self.ints()
         r["source_line"] = self.ints()
+        if version >= 2:
+            r["dimensions"] = self.named_columns()
+            r["action"] = self.ints()
+            r["commodity_classification"] = self.optional(self.string)
+        else:
+            r["dimensions"], r["action"], r["commodity_classification"] = [], np.zeros(0, np.int32), None
         if self.pos != len(self.value):
             raise _Unsupported("trailing bytes")
         return r
@@ -428,24 +460,33 @@ class _Reader:
 
 # -------------------------------------------------------------------------------------------- check
 def check_chunk(record: dict[str, Any]) -> None:
-    """A dataset chunk: sequence numbers, equal column lengths, indexes within the string table,
-    missing positions within the chunk, finite values, ints within int32."""
+    """A dataset chunk: sequence numbers, equal column lengths (`action` may be empty), dimension names
+    (not empty, unique), indexes within the string table, missing positions within the chunk, finite
+    values, ints within int32."""
     codec.check_ids(record)
     seq, count = record["chunk_seq"], record.get("chunk_count")
     if not isinstance(seq, int) or seq < 0 or (count is not None and not 0 <= seq < count):
         raise ContentError(BAD_CHUNK_SEQ, f"chunk_seq {seq} with chunk_count {count}")
     n = len(record["indicator"])
     lengths = {name: len(record[name]) for name in ROW_COLUMNS}
+    dimensions, action = record.get("dimensions", []), record.get("action", [])
     lengths.update({f"attributes[{a['name']}]": len(a["values"]) for a in record["attributes"]})
+    lengths.update({f"dimensions[{d['name']}]": len(d["values"]) for d in dimensions})
+    if len(action):
+        lengths["action"] = len(action)
     bad = {name: size for name, size in lengths.items() if size != n}
     if bad:
         shown = ", ".join(f"{k} has {v}" for k, v in sorted(bad.items()))
         raise ContentError(UNEQUAL_COLUMNS, f"indicator has {n} values, {shown}")
+    names = [d["name"] for d in dimensions]
+    if "" in names or len(set(names)) < len(names):
+        raise ContentError(BAD_DIMENSION, f"dimension names {names}: each must be non-empty and unique")
     strings = len(record["strings"])
     if n and not strings:
         raise ContentError(EMPTY_STRING_TABLE, f"{n} observations and an empty string table")
     columns = [(name, record[name]) for name in INDEX_COLUMNS] + \
-              [(f"attributes[{a['name']}]", a["values"]) for a in record["attributes"]]
+              [(f"attributes[{a['name']}]", a["values"]) for a in record["attributes"]] + \
+              [(f"dimensions[{d['name']}]", d["values"]) for d in dimensions] + [("action", action)]
     for name, column in columns:
         low, high = _bounds(name, column)
         if low < -1 or high >= strings:

@@ -1,9 +1,10 @@
 """Commodity codes -> HS 2022 codes checked against the nomenclature in `ioxhub/data/hs/`.
 
 Scalar: `normalize_hs(value) -> HsCode` (code, level, chapter, reason). Vectorized:
-`normalize_hs_array(values) -> HsColumns`. Look-ups on normalized codes: `hs_section`, `hs_description`,
-`hs_section_array`, `section_name`. The normalization steps (separators, lost leading zeros, national
-tariff lines): docs/harmonization.md.
+`normalize_hs_array(values, edition=None) -> HsColumns` (an edition whose list is not shipped, e.g.
+HS2017: the same normalization, codes checked by their shape only; `validated(edition)` says which).
+Look-ups on normalized codes: `hs_section`, `hs_description`, `hs_section_array`, `section_name`. The
+normalization steps (separators, lost leading zeros, national tariff lines): docs/harmonization.md.
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ import pyarrow.csv as pacsv
 from ioxhub.harmonize.columns import ArrayLike, Codebook
 
 UNKNOWN = "unknown-hs-code"
+DEFAULT_EDITION = "HS2022"
+SHIPPED_EDITIONS = frozenset({"HS", "HS2022"})     # editions whose code list is in ioxhub/data/hs/
 TOTAL = "TOTAL"
 _TOTAL_ALIASES = frozenset({"TOTAL", "_T"})
 _SEPARATORS = re.compile(r"[.\s]")
@@ -74,9 +77,15 @@ def _nomenclature() -> _Nomenclature:
     )
 
 
+def validated(edition: str | None) -> bool:
+    """Whether codes of this HS edition (None: HS 2022) are checked against a shipped code list."""
+    return edition is None or edition.upper() in SHIPPED_EDITIONS
+
+
 @functools.lru_cache(maxsize=65536)
-def normalize_hs(value: str | int | None) -> HsCode:
-    """One published commodity code -> HsCode (see the module docstring for the rules)."""
+def normalize_hs(value: str | int | None, listed: bool = True) -> HsCode:
+    """One published commodity code -> HsCode (see the module docstring for the rules); `listed=False`:
+    an HS-shaped code is accepted without the HS 2022 list (another edition)."""
     if value is None:
         return HsCode(None, None, None, None)
     text = str(value).strip()
@@ -90,19 +99,22 @@ def normalize_hs(value: str | int | None) -> HsCode:
     if len(digits) % 2:
         digits = "0" + digits
     code = digits[:6]
-    if code not in _nomenclature().sections:
+    if listed and code not in _nomenclature().sections:
         return HsCode(None, None, None, UNKNOWN)
     return HsCode(code, len(code), code[:2], None)
 
 
-def normalize_hs_array(values: ArrayLike) -> HsColumns:
-    """A string or dictionary column of commodity codes -> HsColumns (distinct values once, then gathers)."""
-    rows = CODEBOOK.rows(values)
+def normalize_hs_array(values: ArrayLike, edition: str | None = None) -> HsColumns:
+    """A string or dictionary column of commodity codes -> HsColumns (distinct values once, then gathers).
+    `edition`: the HS edition of the codes (None: HS 2022); unless `validated(edition)`, shape only."""
+    rows = (CODEBOOK if validated(edition) else SHAPE_CODEBOOK).rows(values)
     return HsColumns(code=rows.strings("code"), level=rows.plain("level"), chapter=rows.strings("chapter"),
                      reason=rows.strings("reason"))
 
 
 CODEBOOK = Codebook(normalize_hs, strings=("code", "chapter", "reason"), plain={"level": pa.int8()})
+SHAPE_CODEBOOK = Codebook(functools.partial(normalize_hs, listed=False), strings=("code", "chapter", "reason"),
+                          plain={"level": pa.int8()})
 
 
 def hs_section(code: str | None) -> str | None:

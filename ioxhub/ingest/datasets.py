@@ -43,6 +43,7 @@ class DatasetCounts:
     observations_refused: int = 0
     observations_duplicate: int = 0
     revisions_applied: int = 0
+    observations_deleted: int = 0      # current rows removed by the releases' ACTION D rows
     superseded: int = 0
     refused_by_reason: Counter = field(default_factory=Counter)
 
@@ -110,6 +111,7 @@ class Release:
     refused: dict[int, pa.Table] = field(default_factory=dict)
     refusal: tuple[str, str] | None = None     # (reason, detail): the whole release is refused at finish
     staged_parts: list[Part] = field(default_factory=list)    # every event read back from staging/
+    commodity_classification: str | None = None               # its chunks' (dataset_chunk v2)
 
     def refuse(self, reason: str, detail: str) -> None:
         """Refuse the whole release at finish (the first refusal names it)."""
@@ -249,6 +251,7 @@ class DatasetIngest:
     def _harmonize(self, release: Release, part: Part, record: dict, unit_translations: dict | None = None) -> None:
         result = harmonize_chunk(record, f"{CHUNK}/v{part.version}", published_at(record["produced_at"]),
                                  unit_translations)
+        release.commodity_classification = record.get("commodity_classification") or release.commodity_classification
         if release.spill is None:
             self._spills += 1
             release.spill = ReleaseSpill(self.workdir / f"release-{self._spills:06d}", self.budget)
@@ -356,7 +359,8 @@ class DatasetIngest:
         refused = [release.refused[seq] for seq in range(count) if seq in release.refused]
         bad = pa.concat_tables(refused) if refused else REFUSED_SCHEMA.empty_table()
         rows = release.spill.rows_total if release.spill is not None else 0
-        meta = {**manifest, "schema_version": f"{CHUNK}/v{release.chunks[0].version}" if release.chunks else None}
+        meta = {**manifest, "schema_version": f"{CHUNK}/v{release.chunks[0].version}" if release.chunks else None,
+                "commodity_classification": release.commodity_classification}
         workdir = self.workdir / "apply"
         workdir.mkdir(exist_ok=True)
         counts = apply_release(self.store, self.catalog, *release.key, release.spill, meta, workdir) if rows else None
@@ -373,13 +377,15 @@ class DatasetIngest:
             c.observations_harmonized += counts.harmonized
             c.observations_duplicate += counts.duplicates
             c.revisions_applied += counts.revisions
+            c.observations_deleted += counts.deleted
             c.superseded += counts.superseded
         self.applied.append((release.key, len(release.new_parts), counts.harmonized if counts else 0,
                              dict(Counter(bad.column("reason").to_pylist())) if bad.num_rows else {}))
         self.catalog.mark_release_applied(*release.key, {
             "observations": manifest["observation_count"], "harmonized": counts.harmonized if counts else 0,
             "refused": bad.num_rows, "duplicates": counts.duplicates if counts else 0,
-            "revisions": counts.revisions if counts else 0, "chunks": manifest["chunk_count"]})
+            "revisions": counts.revisions if counts else 0, "deleted": counts.deleted if counts else 0,
+            "chunks": manifest["chunk_count"], "commodity_classification": release.commodity_classification})
         for key in list(self.store.list(staging_prefix(*release.key))):
             self.store.delete(key)
         log.info("ingest: release %s of %s/%s applied: %s rows harmonized, %s refused", release.release_id,

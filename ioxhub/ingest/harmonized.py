@@ -2,8 +2,9 @@
 
 `apply_release(store, catalog, org, dataset_id, release_id, spill, manifest, workdir)` keeps repeated rows
 of the release once, lets the newest release win each series key and period (published_at, then release
-id), keeps the release's rows under harmonized/observation_history/, rewrites each year partition in one
-PUT (re-applying a release rewrites the same rows) and publishes the dataset's catalog entry. A year is
+id; a winning ACTION D row deletes its key), keeps the release's rows under harmonized/observation_history/
+(D rows included, `deleted` true), rewrites each year partition in one PUT (re-applying a release rewrites
+the same rows) and publishes the dataset's catalog entry. A year is
 merged one key range at a time: docs/architecture.md, "Bounded memory in the ingest".
 """
 from __future__ import annotations
@@ -19,9 +20,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ioxhub.catalog import Catalog
+from ioxhub.harmonize import hs
 from ioxhub.harmonize.columns import DICT_STRING
+from ioxhub.harmonize.dimensions import parse_dimensions
 from ioxhub.ingest.background import Background
-from ioxhub.ingest.observations import HARMONIZED_SCHEMA, SERIES_KEY, with_all_columns
+from ioxhub.ingest.observations import DELETED, HARMONIZED_SCHEMA, SERIES_KEY, with_all_columns
 from ioxhub.ingest.spill import Key, ReleaseSpill, _sortable, ranked, row_keys, take_rows
 from ioxhub.storage import ObjectStore, harmonized_dataset_prefix, harmonized_key, history_key
 
@@ -31,6 +34,9 @@ STRING_COLUMNS = [f.name for f in HARMONIZED_SCHEMA if pa.types.is_string(f.type
 DICTIONARY_COLUMNS = STRING_COLUMNS + ["period_start", "period_end", "published_at"]
 INTERNAL_SCHEMA = pa.schema([pa.field(f.name, DICT_STRING if pa.types.is_string(f.type) else f.type)
                              for f in HARMONIZED_SCHEMA])
+HISTORY_SCHEMA = INTERNAL_SCHEMA.append(pa.field(DELETED, pa.bool_()))     # a release's rows, D rows included
+# What a D row without a unit matches: its key in every unit (SDMX deletions name the dimensions only).
+DELETE_KEY = tuple(k for k in SERIES_KEY if k != "unit")
 
 
 @dataclass
@@ -38,6 +44,7 @@ class ApplyCounts:
     harmonized: int = 0      # rows of the release written (after duplicates)
     duplicates: int = 0      # rows dropped as duplicates inside the release
     revisions: int = 0       # current rows of older releases replaced by this one
+    deleted: int = 0         # current rows of older releases deleted by this one's ACTION D rows
     superseded: int = 0      # rows of this release already revised by a newer release (kept in history)
     years: list[int] = field(default_factory=list)
 
@@ -46,27 +53,39 @@ def dataset_name(org: str, dataset_id: str) -> str:
     return f"{org}.{dataset_id}"
 
 
-def internal(table: pa.Table) -> pa.Table:
-    """HARMONIZED_SCHEMA's columns with dictionary-encoded strings, one chunk per column."""
-    table = with_all_columns(table).select(HARMONIZED_SCHEMA.names)
-    if not table.schema.equals(INTERNAL_SCHEMA):
-        table = table.cast(INTERNAL_SCHEMA)
+def internal(table: pa.Table, schema: pa.Schema = INTERNAL_SCHEMA) -> pa.Table:
+    """`schema`'s columns (INTERNAL_SCHEMA: HARMONIZED_SCHEMA's with dictionary-encoded strings; or
+    HISTORY_SCHEMA), one chunk per column; columns a table from before they existed lacks are
+    added (`with_all_columns`); one without `deleted` gets it false."""
+    table = with_all_columns(table)
+    if DELETED in schema.names and DELETED not in table.column_names:
+        table = table.append_column(DELETED, pa.array(np.zeros(table.num_rows, bool)))
+    table = table.select(schema.names)
+    if not table.schema.equals(schema):
+        table = table.cast(schema)
     return table.unify_dictionaries().combine_chunks()
+
+
+def key_codes(table: pa.Table, keys: tuple[str, ...] = SERIES_KEY) -> np.ndarray | None:
+    """One int64 per row, equal for rows with equal keys; None when the keys have too many combinations."""
+    combined = np.zeros(table.num_rows, np.int64)
+    span = 1
+    for name in keys:
+        if table[name].null_count == table.num_rows:      # a key column without values tells no row apart
+            continue
+        ranks, values = ranked(table[name])
+        span *= len(values)
+        if span >= 1 << 62:
+            return None
+        combined = combined * len(values) + ranks
+    return combined
 
 
 def last_positions(table: pa.Table, keys: tuple[str, ...] = SERIES_KEY) -> np.ndarray:
     """The positions of the last row of each key, ascending."""
-    n = table.num_rows
-    combined = np.zeros(n, np.int64)
-    span = 1
-    for name in keys:
-        if table[name].null_count == n:      # a key column without values tells no row apart
-            continue
-        ranks, values = ranked(table[name])
-        span *= len(values)
-        if span >= 1 << 62:      # too many distinct keys for one int64: let Arrow group
-            return _last_grouped(table, keys)
-        combined = combined * len(values) + ranks
+    combined = key_codes(table, keys)
+    if combined is None:         # too many distinct keys for one int64: let Arrow group
+        return _last_grouped(table, keys)
     repeated = pd.Series(combined).duplicated(keep="last").to_numpy()   # a hash table: no sort needed
     return np.flatnonzero(~repeated)
 
@@ -92,14 +111,18 @@ def _last_grouped(table: pa.Table, keys: tuple[str, ...]) -> np.ndarray:
     return np.sort(last["_pos_max"].to_numpy())
 
 
-def merge_current(existing: pa.Table | None, new: pa.Table, release_id: str) -> tuple[pa.Table, int, int]:
+def merge_current(existing: pa.Table | None, new: pa.Table, release_id: str) -> tuple[pa.Table, int, int, int]:
     """Merge a release's rows of one key range into its current rows.
 
     Returns (current rows, revisions = older rows replaced by this release, superseded = rows of this
-    release that lose against a newer release).
+    release that lose against a newer release, deleted = older rows deleted by this release's D rows).
     """
+    if DELETED in new.column_names:
+        if pc.any(new[DELETED]).as_py():
+            return _merge_deleting(existing, new, release_id)
+        new = new.drop_columns([DELETED])
     if existing is None or existing.num_rows == 0:
-        return new, 0, 0
+        return new, 0, 0, 0
     both = internal(pa.concat_tables([existing, new]))
     releases, values = ranked(both["release_id"])
     published = both["published_at"].cast(pa.int64()).to_numpy()
@@ -113,8 +136,41 @@ def merge_current(existing: pa.Table | None, new: pa.Table, release_id: str) -> 
     # Existing rows not kept and not of this release were replaced by a newer row of this release.
     existing_other = int(np.count_nonzero(releases[:existing.num_rows] != mine))
     kept_other = merged.num_rows - new_kept
-    return merged, existing_other - kept_other, superseded
+    return merged, existing_other - kept_other, superseded, 0
 
+
+def _merge_deleting(existing: pa.Table | None, new: pa.Table, release_id: str) -> tuple[pa.Table, int, int, int]:
+    """`merge_current` for a release with ACTION D rows: a D row that wins its key (newest, as any row)
+    deletes it; one without a unit deletes its key in every unit, but only rows older than itself."""
+    n_old = existing.num_rows if existing is not None else 0
+    both = internal(pa.concat_tables([internal(t, HISTORY_SCHEMA) for t in (existing, new) if t is not None]),
+                    HISTORY_SCHEMA)
+    releases, values = ranked(both["release_id"])
+    published = both["published_at"].cast(pa.int64()).to_numpy()
+    order = np.lexsort((releases, published))           # by published_at, then release id; stable
+    both = both.take(pa.array(order))
+    mine = releases[order] == values.index(release_id)
+    from_existing = order < n_old
+    position = np.arange(both.num_rows)
+    deleting = both[DELETED].to_numpy(zero_copy_only=False)
+    winner = _group_max(both, SERIES_KEY, position)                      # each row's key's last row
+    unitless = deleting & both["unit"].is_null().to_numpy(zero_copy_only=False)
+    latest_unitless = _group_max(both, DELETE_KEY, np.where(unitless, position, -1))
+    deleted_row = deleting[winner] | (position < latest_unitless)
+    keep = (position == winner) & ~deleted_row
+    lost_other = from_existing & ~mine & ~keep
+    deleted = int(np.count_nonzero(lost_other & ~keep[winner]))     # its key is gone, not revised
+    superseded = int(np.count_nonzero(~from_existing & ~deleting & ~keep & ~mine[winner]))
+    current = both.filter(pa.array(keep)).drop_columns([DELETED])
+    return current, int(np.count_nonzero(lost_other)) - deleted, superseded, deleted
+
+
+def _group_max(table: pa.Table, keys: tuple[str, ...], values: np.ndarray) -> np.ndarray:
+    """For each row, the largest of `values` over the rows with its key."""
+    codes = key_codes(table, keys)
+    if codes is None:
+        codes = pd.MultiIndex.from_arrays([ranked(table[k])[0] for k in keys]).factorize()[0]
+    return pd.Series(values).groupby(codes).transform("max").to_numpy()
 
 def sort_rows(table: pa.Table) -> pa.Table:
     """Sorted by (indicator, ref_area, period), stable."""
@@ -127,15 +183,16 @@ def sort_rows(table: pa.Table) -> pa.Table:
 class _ParquetFile:
     """A Parquet file written on local disk, row group by row group."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, schema: pa.Schema = INTERNAL_SCHEMA):
         self.path = path
-        self.writer = pq.ParquetWriter(str(path), INTERNAL_SCHEMA, compression="zstd", write_statistics=True,
+        self.schema = schema
+        self.writer = pq.ParquetWriter(str(path), schema, compression="zstd", write_statistics=True,
                                        store_schema=False, use_dictionary=DICTIONARY_COLUMNS)
         self.rows = 0
 
     def write(self, table: pa.Table) -> None:
         if table.num_rows:
-            self.writer.write_table(internal(table), row_group_size=SLICE_ROWS)
+            self.writer.write_table(internal(table, self.schema), row_group_size=SLICE_ROWS)
             self.rows += table.num_rows
 
     def upload(self, store: ObjectStore, key: str) -> None:
@@ -148,7 +205,10 @@ class _CurrentPartition:
     """The current rows of one year partition, read key range by key range."""
 
     def __init__(self, store: ObjectStore, key: str):
-        self.file = pq.ParquetFile(store.open(key), read_dictionary=STRING_COLUMNS)
+        try:
+            self.file = pq.ParquetFile(store.open(key), read_dictionary=STRING_COLUMNS)
+        except KeyError:        # written before the `dimensions` column (`internal` adds it to each read)
+            self.file = pq.ParquetFile(store.open(key), read_dictionary=[c for c in STRING_COLUMNS if c != "dimensions"])
         meta = self.file.metadata
         self.group_starts = np.cumsum([0] + [meta.row_group(i).num_rows for i in range(meta.num_row_groups)])
         keys = self.file.read(columns=["indicator", "ref_area"])
@@ -180,6 +240,8 @@ class _Stats:
         self.unrecognized: Counter = Counter()   # unit as published -> rows whose unit_status is unrecognized
         self.indicators: set = set()
         self.freqs: set = set()
+        self.dimensions: set = set()
+        self.commodities = False
         self.periods: list = []
         self.starts: list = []
         self.ends: list = []
@@ -199,6 +261,8 @@ class _Stats:
                 self.unrecognized[entry["values"]] += entry["counts"]
         self.indicators |= set(_distinct(table["indicator"]))
         self.freqs |= set(_distinct(table["freq"]))
+        self.dimensions |= {name for text in _distinct(table["dimensions"]) for name in parse_dimensions(text)}
+        self.commodities = self.commodities or table["commodity"].null_count < table.num_rows
         periods = [p for p in _distinct(table["period"]) if p is not None]
         self.periods += [min(periods), max(periods)] if periods else []
         self.starts.append(pc.min(table["period_start"]).as_py())
@@ -214,6 +278,8 @@ class _Stats:
             "unrecognized_units": dict(sorted(self.unrecognized.items())),
             "indicators": sorted(self.indicators, key=lambda v: (v is None, v or "")),
             "freqs": sorted(self.freqs, key=lambda v: (v is None, v or "")),
+            "dimensions": sorted(self.dimensions),
+            "commodities": self.commodities,
             "first_period": min(self.periods) if self.periods else None,
             "last_period": max(self.periods) if self.periods else None,
             "first_start": str(min(starts) if starts else None),
@@ -279,7 +345,7 @@ def apply_release(store: ObjectStore, catalog: Catalog, org: str, dataset_id: st
     entry = catalog.dataset(name) or {}
     partitions = dict(entry.get("partitions", {}))
     present = set(store.list(harmonized_dataset_prefix(org, dataset_id)))
-    history = _ParquetFile(workdir / "history.parquet")
+    history = _ParquetFile(workdir / "history.parquet", HISTORY_SCHEMA)
     # Parquet encoding and uploads overlap with the next key range: the partitions in one thread, the
     # history in another (they hold the same rows for a new dataset: two encodings, in parallel).
     writes, history_writes = Background("write"), Background("history")
@@ -299,9 +365,10 @@ def apply_release(store: ObjectStore, catalog: Catalog, org: str, dataset_id: st
                     counts.duplicates += new.num_rows - deduped.num_rows
                     counts.harmonized += deduped.num_rows
                     history_writes.submit(history.write, deduped)
-                    merged, revisions, superseded = merge_current(old, deduped, release_id)
+                    merged, revisions, superseded, deleted = merge_current(old, deduped, release_id)
                     counts.revisions += revisions
                     counts.superseded += superseded
+                    counts.deleted += deleted
                 if old is not None:
                     merged = sort_rows(merged)
                 writes.submit(out.write, merged)
@@ -332,6 +399,8 @@ def _unrecognized_units(parts) -> dict[str, int]:
 def _dataset_entry(org: str, dataset_id: str, release_id: str, manifest: dict, partitions: dict,
                    schema: pa.Schema) -> dict:
     parts = partitions.values()
+    classification = manifest.get("commodity_classification")
+    has_hs = any(p.get("commodities") for p in parts)
     return {
         "kind": "harmonized",
         "org": org,
@@ -348,10 +417,17 @@ def _dataset_entry(org: str, dataset_id: str, release_id: str, manifest: dict, p
             "other_areas": sorted({a for p in parts for a in p.get("other_areas", ())}),
             "indicators": sorted({i for p in parts for i in p["indicators"]}),
             "freqs": sorted({f for p in parts for f in p["freqs"]}),
+            "dimensions": sorted({d for p in parts for d in p.get("dimensions", ())}),
             "first_period_start": min(p["first_start"] for p in parts),
             "last_period_end": max(p["last_end"] for p in parts),
         },
         "unrecognized_units": _unrecognized_units(parts),
+        # The HS edition of `commodity` (of the last release) and whether its codes were checked against
+        # that edition's list (only HS 2022's is shipped); another classification is named as published
+        # (its codes are the dimension COMMODITY); null without commodity codes.
+        "commodity_classification": classification if classification and not classification.upper().startswith("HS")
+        else (classification or hs.DEFAULT_EDITION) if has_hs else None,
+        "hs_validated": hs.validated(classification) if has_hs else None,
         "partitions": partitions,
         "columns": [f"{f.name}:{f.type}" for f in schema] + ["org:string (path)", "dataset:string (path)", "year:int (path)"],
     }

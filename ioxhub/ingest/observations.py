@@ -2,9 +2,9 @@
 
 `harmonize_chunk(record, schema_version, published_at)` turns a chunk's columns into Arrow dictionary
 arrays over its string table and runs each harmonization rule on them (`ioxhub.harmonize`); it returns the
-rows in `HARMONIZED_SCHEMA` and the refused ones in `REFUSED_SCHEMA` (first failing field, reason, source
-file and line); `with_all_columns(table)` gives rows written before a column existed that column (null).
-The harmonized row: docs/harmonization.md.
+rows in `HARMONIZED_SCHEMA` (plus `deleted`: the chunk's SDMX ACTION D rows) and the refused ones in
+`REFUSED_SCHEMA` (first failing field, reason, source file and line); `with_all_columns(table)` gives rows
+written before a column existed that column (null; `dimensions` ""). The harmonized row: docs/harmonization.md.
 """
 from __future__ import annotations
 
@@ -18,13 +18,18 @@ import pyarrow.compute as pc
 
 from ioxhub.harmonize.columns import wire_column
 from ioxhub.harmonize.countries import to_area_array
+from ioxhub.harmonize.dimensions import dimensions_column
 from ioxhub.harmonize.hs import normalize_hs_array
 from ioxhub.harmonize.periods import parse_period_array
 from ioxhub.harmonize.units import OVERFLOW, normalize_values
 
 # The identity of an observation: a newer release with the same key revises it.
 SERIES_KEY = ("indicator", "ref_area", "counterpart_area", "commodity", "period", "unit", "price_basis", "base_year",
-              "unit_denominator")
+              "unit_denominator", "dimensions")
+DELETED = "deleted"     # bool column beside HARMONIZED_SCHEMA's: an ACTION D row (it deletes its key)
+ACTIONS = ("I", "A", "R", "D")
+BAD_ACTION = "bad-action"
+NOT_HS = "commodity-not-hs"
 
 HARMONIZED_SCHEMA = pa.schema([
     ("release_id", pa.string()),
@@ -35,6 +40,7 @@ HARMONIZED_SCHEMA = pa.schema([
     ("counterpart_area", pa.string()),
     ("counterpart_area_type", pa.string()),
     ("commodity", pa.string()),
+    ("dimensions", pa.string()),
     ("freq", pa.string()),
     ("period", pa.string()),
     ("period_start", pa.date32()),
@@ -89,6 +95,8 @@ def chunk_columns(record: dict) -> dict[str, pa.Array]:
     columns = {name: wire_column(strings, record[name]) for name in
                ("indicator", "ref_area", "counterpart_area", "commodity", "period", "unit", "obs_status",
                 "source_file")}
+    if len(record.get("action", ())):
+        columns["action"] = wire_column(strings, record["action"])
     columns["value"] = pa.array(values, pa.float64(), mask=missing)
     columns["unit_mult"] = pa.array(np.asarray(record["unit_mult"], dtype=np.int32))
     columns["source_line"] = pa.array(np.asarray(record["source_line"], dtype=np.int32))
@@ -112,7 +120,13 @@ def harmonize_chunk(record: dict, schema_version: str, published_at: dt.datetime
     n = len(cols["indicator"])
     ref = to_area_array(cols["ref_area"])
     counterpart = to_area_array(cols["counterpart_area"])
-    hs = normalize_hs_array(cols["commodity"])
+    classification = record.get("commodity_classification")
+    hs = normalize_hs_array(cols["commodity"], classification)
+    commodity_reason = hs.reason
+    if classification is not None and not classification.upper().startswith("HS") and cols["commodity"].null_count < n:
+        commodity_reason = pc.if_else(cols["commodity"].is_valid(), pa.scalar(NOT_HS), pa.scalar(None, pa.string()))
+    action, deleted = _actions(record, n)
+    deletes = deleted if pc.any(deleted).as_py() else None   # a D row needs its key, not a value or a unit
     period = parse_period_array(cols["period"])
     units = normalize_values(cols["value"], cols["unit"], cols["unit_mult"], unit_translations)
 
@@ -130,9 +144,10 @@ def harmonize_chunk(record: dict, schema_version: str, published_at: dt.datetime
         ("indicator", missing("indicator")),
         ("ref_area", either(missing("ref_area"), ref.reason)),
         ("counterpart_area", counterpart.reason),
-        ("commodity", hs.reason),
+        ("commodity", commodity_reason),
         ("period", either(missing("period"), period.reason)),
-        *_value_and_unit_checks(units.reason),
+        *_value_and_unit_checks(units.reason if deletes is None else pc.if_else(deletes, pa.scalar(None, pa.string()), units.reason)),
+        ("action", action),
     ]
     reason = pa.nulls(n, pa.string())
     field = pa.nulls(n, pa.string())
@@ -154,6 +169,7 @@ def harmonize_chunk(record: dict, schema_version: str, published_at: dt.datetime
         "counterpart_area": counterpart.value,
         "counterpart_area_type": counterpart.area_type,
         "commodity": hs.code,
+        "dimensions": dimensions_column(record["strings"], [(d["name"], d["values"]) for d in record.get("dimensions", ())], n),
         "freq": period.freq,
         "period": period.label,
         "period_start": period.start,
@@ -168,6 +184,7 @@ def harmonize_chunk(record: dict, schema_version: str, published_at: dt.datetime
         "unit_denominator": units.denominator,
         "obs_status": cols["obs_status"],
         "published_at": constant(int(published_at.timestamp() * 1000), n, pa.timestamp("ms", tz="UTC")),
+        DELETED: deleted,
     })
     if all_ok:
         return ChunkResult(table, REFUSED_SCHEMA.empty_table())
@@ -184,11 +201,23 @@ def harmonize_chunk(record: dict, schema_version: str, published_at: dt.datetime
     return ChunkResult(table.filter(ok), refused)
 
 
+def _actions(record: dict, n: int) -> tuple[pa.Array | None, pa.Array]:
+    """(the refusal reason of each row's ACTION or None when all are good, whether each row is a D)."""
+    if not len(record.get("action", ())):
+        return None, pa.array(np.zeros(n, bool))
+    letters = pc.utf8_trim_whitespace(wire_column(record["strings"], record["action"]).dictionary_decode())
+    good = pc.or_(letters.is_null(), pc.is_in(letters, value_set=pa.array(ACTIONS)))     # absent: I
+    reason = None if pc.all(good).as_py() else pc.if_else(good, pa.scalar(None, pa.string()), pa.scalar(BAD_ACTION))
+    return reason, pc.fill_null(pc.equal(letters, "D"), False)
+
+
 def with_all_columns(table: pa.Table) -> pa.Table:
-    """`table` with every HARMONIZED_SCHEMA column, those it lacks (rows written before they existed) null."""
-    missing = [f for f in HARMONIZED_SCHEMA if f.name not in table.column_names]
-    for f in missing:
-        table = table.append_column(f.name, pa.nulls(table.num_rows, f.type))
+    """`table` with every HARMONIZED_SCHEMA column, those it lacks (rows written before they existed) null,
+    `dimensions` "" (no extra dimension)."""
+    for f in HARMONIZED_SCHEMA:
+        if f.name not in table.column_names:
+            table = table.append_column(f.name, constant("", table.num_rows) if f.name == "dimensions"
+                                        else pa.nulls(table.num_rows, f.type))
     return table
 
 
@@ -210,6 +239,7 @@ def _value_and_unit_checks(reason: pa.Array) -> list[tuple[str, pa.Array | None]
 def _field_values(cols: dict[str, pa.Array], field: pa.Array) -> pa.Array:
     """The published value of each row's failing field (null for good rows)."""
     out = pc.if_else(pc.equal(field, pa.scalar("value")), cols["value"].cast(pa.string()), pa.nulls(len(field), pa.string()))
-    for name in ("indicator", "ref_area", "counterpart_area", "commodity", "period", "unit"):
-        out = pc.if_else(pc.equal(field, pa.scalar(name)), cols[name].cast(pa.string()), out)
+    for name in ("indicator", "ref_area", "counterpart_area", "commodity", "period", "unit", "action"):
+        if name in cols:
+            out = pc.if_else(pc.equal(field, pa.scalar(name)), cols[name].cast(pa.string()), out)
     return out

@@ -235,7 +235,8 @@ def _replay_release(store: ObjectStore, catalog: Catalog, org: str, dataset_id: 
     try:
         for seq, table in enumerate(harmonized):
             spill.add(seq, table)
-        meta = {**manifest, "schema_version": f"{CHUNK}/v{events.chunks[0][1].version}" if events.chunks else None}
+        meta = {**manifest, "schema_version": f"{CHUNK}/v{events.chunks[0][1].version}" if events.chunks else None,
+                "commodity_classification": events.chunks[0][1].record.get("commodity_classification") if events.chunks else None}
         apply_dir = workdir / "apply"
         apply_dir.mkdir(exist_ok=True)
         counts = apply_release(store, catalog, org, dataset_id, release_id, spill, meta, apply_dir) \
@@ -292,7 +293,7 @@ def _incomplete(events: ReleaseEvents) -> str | None:
 
 def _comparable(table: pa.Table) -> pa.Table:
     """Plain (not dictionary) columns of HARMONIZED_SCHEMA, sorted by the series key."""
-    table = table.select(HARMONIZED_SCHEMA.names).cast(HARMONIZED_SCHEMA)
+    table = with_all_columns(table).select(HARMONIZED_SCHEMA.names).cast(HARMONIZED_SCHEMA)
     return table.sort_by([(k, "ascending") for k in SERIES_KEY])
 
 

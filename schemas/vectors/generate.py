@@ -58,9 +58,10 @@ def trusted_keys() -> list[TrustedKey]:
 
 # ------------------------------------------------------------------------------------------- events
 def chunk(seq: int, count: int | None = None, *, org="WCO", dataset_id="VECTOR-SEIZURES", release_id="vector-r1",
-          rows: list[tuple] = (), **override) -> dict:
+          rows: list[tuple] = (), dimensions: dict[str, list[str | None]] | None = None,
+          action: list[str | None] | None = None, **override) -> dict:
     """A dataset_chunk record (wire form: produced_at in epoch ms) of `rows` (indicator, ref_area, period,
-    value, unit; value None = missing)."""
+    value, unit; value None = missing), with extra `dimensions` (name -> a value per row) and `action`."""
     strings: list[str] = []
 
     def idx(s: str | None) -> int:
@@ -90,6 +91,9 @@ def chunk(seq: int, count: int | None = None, *, org="WCO", dataset_id="VECTOR-S
         cols["source_file"].append(idx("seizures.csv"))
         cols["source_line"].append(2 + seq * 10 + i)
     record.update({"strings": strings, **cols, "attributes": []})
+    record["dimensions"] = [{"name": k, "values": [idx(v) for v in vs]} for k, vs in (dimensions or {}).items()]
+    record["action"] = [idx(a) for a in action] if action else []
+    record["commodity_classification"] = None
     record.update(override)
     return record
 
@@ -102,12 +106,17 @@ RELEASE_ROWS = [
 ]
 
 
+# The second chunk of the release is v2: an extra dimension (FLOW) and the SDMX ACTION of each row.
+RELEASE_EXTRAS = [{}, {"dimensions": {"FLOW": ["M", "M", "X"]}, "action": ["I", None, "I"]}]
+
+
 def release_events(rows=RELEASE_ROWS, *, checksum: str | None = None, observation_count: int | None = None,
-                   release_id="vector-r1") -> list[tuple[str, dict]]:
-    chunks = [chunk(seq, len(rows), rows=r, release_id=release_id) for seq, r in enumerate(rows)]
+                   release_id="vector-r1", extras=RELEASE_EXTRAS) -> list[tuple[str, dict]]:
+    chunks = [chunk(seq, len(rows), rows=r, release_id=release_id, **(extras[seq] if seq < len(extras) else {}))
+              for seq, r in enumerate(rows)]
     digest = hashlib.sha256()
     for c in chunks:
-        digest.update(codec.body(codec.encode(dataset_chunk.NAME, c, registry=REGISTRY)))
+        digest.update(codec.body(codec.encode(dataset_chunk.NAME, c, version=version_of(dataset_chunk.NAME, c), registry=REGISTRY)))
     manifest = release_manifest.build(
         org="WCO", dataset_id="VECTOR-SEIZURES", release_id=release_id, chunk_count=len(chunks),
         observation_count=sum(len(r) for r in rows) if observation_count is None else observation_count,
@@ -126,6 +135,14 @@ def policy(**override) -> dict:
     return record
 
 
+def version_of(name: str, event: dict) -> int:
+    """The version the hub writes an event in: a chunk in the oldest that holds it, the rest the latest."""
+    if name == dataset_chunk.NAME:
+        return dataset_chunk.version_of(event.get("dimensions"), event.get("action") or None,
+                                        event.get("commodity_classification"))
+    return REGISTRY.latest(name).version
+
+
 # ------------------------------------------------------------------------------------------- records
 def record_line(name: str, event: dict, *, topic: str | None = None, kid: str | None = "test-only-wco-2026",
                 value: bytes | None = None, offset: int = 0, timestamp: int | None = None,
@@ -133,8 +150,9 @@ def record_line(name: str, event: dict, *, topic: str | None = None, kid: str | 
     """One record of the JSON-lines format: value framed, CloudEvents headers, signed with `kid`."""
     org = event["org"]
     topic = topic or (names.policies_topic(org) if name == "policy_update" else names.datasets_topic(org))
-    value = codec.encode(name, event, registry=REGISTRY) if value is None else value
-    fp = REGISTRY.latest(name).fingerprint
+    version = version_of(name, event)
+    value = codec.encode(name, event, version=version, registry=REGISTRY) if value is None else value
+    fp = REGISTRY.get(name, version).fingerprint
     headers = (headers_of or codec.record_headers)(event["org"], fp, event["event_id"], name, event["produced_at"])
     if kid is not None:
         headers = sign(value, headers, PRIVATE[kid], kid, topic)
@@ -212,6 +230,10 @@ def invalid_lines() -> list[dict]:
         case("non-finite", "non-finite-value", "NaN is not a value (list it in missing_values)",
              event={**good, "value": [float("nan")] * n}),
         case("chunk-seq", "bad-chunk-seq", "chunk_seq 3 with chunk_count 2", event={**good, "chunk_seq": 3, "chunk_count": 2}),
+        case("dimension-twice", "bad-dimension", "(v2) the dimension FLOW named twice",
+             event={**good, "dimensions": [{"name": "FLOW", "values": [-1] * n}] * 2}),
+        case("action-length", "unequal-columns", "(v2) action has one value fewer than indicator",
+             event={**good, "action": [-1] * (n - 1)}),
         case("manifest-counts", "bad-manifest", "a negative chunk_count", name="release_manifest",
              event=release_manifest.build(org="WCO", dataset_id="VECTOR-SEIZURES", release_id="vector-bad",
                                           chunk_count=-1, observation_count=3, checksum="sha256:" + "0" * 64,

@@ -31,11 +31,13 @@ EVENTS = {
     "dataset_chunk": dict(
         event_id="c0", org="WCO", dataset_id="seizures", release_id="2026-03", chunk_seq=0, chunk_count=1,
         produced_at=NOW, licence="CC-BY-4.0", source_url="https://example.org/wco.csv",
-        strings=["HW_SEIZ", "FRA", "Germany", "3825", "2024-Q1", "T", "A", "seizures.csv", "note"],
+        strings=["HW_SEIZ", "FRA", "Germany", "3825", "2024-Q1", "T", "A", "seizures.csv", "note", "SEA", "D"],
         indicator=[0, 0, 0], ref_area=[1, 2, 1], counterpart_area=[-1, 1, -1], commodity=[3, 3, -1],
         period=[4, 4, 4], value=[12.5, 0.0, 1e12], missing_values=[1], unit=[5, 5, 5], unit_mult=[0, 0, 3],
         obs_status=[6, -1, 6], attributes=[{"name": "comment", "values": [8, -1, -1]}],
-        source_file=[7, 7, 7], source_line=[2, 3, 4]),
+        source_file=[7, 7, 7], source_line=[2, 3, 4],
+        dimensions=[{"name": "TRANSPORT_MODE", "values": [9, -1, 9]}], action=[-1, 10, -1],
+        commodity_classification="HS2017"),
     "release_manifest": dict(
         event_id="m0", org="WCO", dataset_id="seizures", release_id="2026-03", chunk_count=1,
         observation_count=3, checksum="sha256:" + "0" * 64, produced_at=NOW, title="Seizures",

@@ -44,22 +44,27 @@ PERIODS = ["2019", "2020", "2020-Q2", "2021-M03", "2021-03", "2022-W05", "2023-0
            "2018-Q4", "2025-M12"]
 UNITS = ["USD", "thousand USD", "KG", "T", "thousand KG", "lbs", "USD"]
 STATUS = ["A", "E", "P"]
+FLOWS = ["M", "X"]              # an extra dimension
+ACTIONS = ["I", "D", "R"]       # SDMX ACTION (release r2)
 SOURCE = "equivalence.csv"
 
 
 def _strings() -> list[str]:
-    return ["TRADE.IMPORTS", "TRADE.EXPORTS", *AREAS, *COMMODITIES, *PERIODS, *UNITS, *STATUS, SOURCE]
+    return ["TRADE.IMPORTS", "TRADE.EXPORTS", *AREAS, *COMMODITIES, *PERIODS, *UNITS, *STATUS, *FLOWS, *ACTIONS, SOURCE]
 
 
 def _chunk(rng: np.random.Generator, dataset: str, release: str, seq: int, count: int, n: int, produced: dt.datetime,
-           first_line: int) -> dict:
-    """One chunk of `n` observations drawn from a small key space (so duplicates and revisions happen)."""
+           first_line: int, actions: bool = False) -> dict:
+    """One chunk of `n` observations drawn from a small key space (so duplicates and revisions happen),
+    with an extra dimension FLOW, and with `actions` an SDMX ACTION per row (some D: deletions)."""
     strings = _strings()
     a0 = 2
     c0 = a0 + len(AREAS)
     p0 = c0 + len(COMMODITIES)
     u0 = p0 + len(PERIODS)
     s0 = u0 + len(UNITS)
+    f0 = s0 + len(STATUS)
+    x0 = f0 + len(FLOWS)
 
     def pick(base: int, size: int, absent: float) -> list[int]:
         idx = base + rng.integers(0, size, n)
@@ -78,6 +83,8 @@ def _chunk(rng: np.random.Generator, dataset: str, release: str, seq: int, count
         "unit": pick(u0, len(UNITS), 0.01), "unit_mult": rng.choice([0, 0, 0, 3, 6, 99], n).tolist(),
         "obs_status": pick(s0, len(STATUS), 0.2), "attributes": [], "source_file": [len(strings) - 1] * n,
         "source_line": list(range(first_line, first_line + n)),
+        "dimensions": [{"name": "FLOW", "values": pick(f0, len(FLOWS), 0.2)}],
+        "action": pick(x0, len(ACTIONS), 0.3) if actions else [], "commodity_classification": None,
     }
 
 
@@ -87,7 +94,8 @@ def workload(dataset: str, seed: int = 11) -> list[tuple[str, list[dict], dt.dat
     releases = []
     for release, chunks, day in (("r1", 3, 1), ("r2", 2, 2)):
         produced = dt.datetime(2026, 3, day, 12, tzinfo=dt.timezone.utc)
-        recs = [_chunk(rng, dataset, release, seq, chunks, 2500, produced, 2 + 2500 * seq) for seq in range(chunks)]
+        recs = [_chunk(rng, dataset, release, seq, chunks, 2500, produced, 2 + 2500 * seq, actions=release == "r2")
+                for seq in range(chunks)]
         releases.append((release, recs, produced))
     return releases
 
@@ -128,8 +136,11 @@ def harmonize_row(chunk: dict, i: int, published_ms: int) -> tuple[dict | None, 
     period, unit = _text(s, chunk["period"][i]), _text(s, chunk["unit"][i])
     value = None if i in chunk["_missing"] else chunk["value"][i]
     ref, cp, hs, per = harmonize_area(area), harmonize_area(counterpart), normalize_hs(commodity), parse_period(period)
+    action = _text(s, chunk["action"][i]) if chunk["action"] else None
     v, canonical, unit_reason = normalize_value(value, unit, chunk["unit_mult"][i])
     detail = canonical_unit(unit)
+    if action == "D":       # a deletion needs its key only: no unit check
+        unit_reason = None
     checks = [("indicator", "missing-indicator" if indicator is None else None),
               ("ref_area", "missing-ref-area" if area is None else ref.reason),
               ("counterpart_area", cp.reason), ("commodity", hs.reason),
@@ -137,18 +148,22 @@ def harmonize_row(chunk: dict, i: int, published_ms: int) -> tuple[dict | None, 
     for field, reason in checks:
         if reason is not None:
             return None, (chunk["source_line"][i], field, reason)
-    return {"release_id": chunk["release_id"], "schema_version": "dataset_chunk/v1", "indicator": indicator,
+    flow = _text(s, chunk["dimensions"][0]["values"][i])
+    return {"release_id": chunk["release_id"], "schema_version": "dataset_chunk/v2", "indicator": indicator,
             "ref_area": ref.code, "area_type": ref.area_type, "counterpart_area": cp.code,
-            "counterpart_area_type": cp.area_type, "commodity": hs.code, "freq": per.freq,
+            "counterpart_area_type": cp.area_type, "commodity": hs.code,
+            "dimensions": f"FLOW={flow}" if flow else "", "freq": per.freq,
             "period": per.label, "period_start": per.start, "period_end": per.end, "value": v, "unit": canonical,
             "unit_code": unit, "unit_status": detail.status, "currency": detail.currency,
             "price_basis": detail.price_basis, "base_year": detail.base_year, "unit_denominator": detail.denominator,
-            "obs_status": _text(s, chunk["obs_status"][i]), "published_at": published_ms}, None
+            "obs_status": _text(s, chunk["obs_status"][i]), "published_at": published_ms, "deleted": action == "D"}, None
 
 
 def expected(releases) -> dict:
     current: dict[tuple, dict] = {}
-    history, refused, counts = {}, [], {"received": 0, "harmonized": 0, "refused": 0, "duplicate": 0, "revisions": 0}
+    history, refused = {}, []
+    counts = {"received": 0, "harmonized": 0, "refused": 0, "duplicate": 0, "revisions": 0, "deleted": 0}
+    no_unit = [i for i, k in enumerate(SERIES_KEY) if k != "unit"]
     for release, chunks, produced in releases:
         ms = int(produced.timestamp() * 1000)
         latest: dict[tuple, dict] = {}
@@ -167,12 +182,19 @@ def expected(releases) -> dict:
                 latest[key] = row
         history[release] = list(latest.values())
         counts["harmonized"] += len(latest)
-        for key, row in latest.items():
-            old = current.get(key)
-            if old is None or (old["published_at"], old["release_id"]) <= (row["published_at"], row["release_id"]):
-                if old is not None and old["release_id"] != release:
-                    counts["revisions"] += 1
-                current[key] = row
+        before = list(current)
+        for key, row in latest.items():      # in the order of their last copies, as published
+            newer = lambda old: (old["published_at"], old["release_id"]) <= (row["published_at"], row["release_id"])  # noqa: E731
+            if row["deleted"]:               # a D row deletes its key; without a unit, its key in every unit
+                gone = [k for k in current if k == key or
+                        (row["unit"] is None and [k[i] for i in no_unit] == [key[i] for i in no_unit])]
+                for k in gone:
+                    if newer(current[k]):
+                        del current[k]
+            elif key not in current or newer(current[key]):
+                current[key] = {k: v for k, v in row.items() if k != "deleted"}
+        counts["revisions"] += sum(k in current and current[k]["release_id"] == release for k in before)
+        counts["deleted"] += sum(k not in current for k in before)
     counts["refused"] = len(refused)
     return {"current": list(current.values()), "history": history, "refused": refused, "counts": counts}
 
@@ -224,9 +246,9 @@ def test_ingest_output_equals_row_by_row_harmonization(hub, dataset, slice_rows,
     assert counts["events"] == {"consumed": 7, "applied": 7, "staged": 0, "duplicate": 0, "quarantined": 0}
     c = want["counts"]
     assert (counts["observations_received"], counts["observations_harmonized"], counts["observations_refused"],
-            counts["observations_duplicate"], counts["revisions_applied"]) == (
-        c["received"], c["harmonized"], c["refused"], c["duplicate"], c["revisions"])
-    assert c["refused"] > 50 and c["duplicate"] > 50 and c["revisions"] > 50   # the workload exercises each rule
+            counts["observations_duplicate"], counts["revisions_applied"], counts["observations_deleted"]) == (
+        c["received"], c["harmonized"], c["refused"], c["duplicate"], c["revisions"], c["deleted"])
+    assert c["refused"] > 50 and c["duplicate"] > 50 and c["revisions"] > 50 and c["deleted"] > 50   # each rule
 
     store = ObjectStore()
     keys = sorted(store.list(harmonized_dataset_prefix(ORG, dataset)))

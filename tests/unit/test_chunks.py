@@ -13,6 +13,7 @@ import pyarrow as pa
 import pytest
 
 from ioxhub.contracts import codec, release_manifest
+from ioxhub.contracts.registry import get_registry
 from ioxhub.contracts.dataset_chunk import chunk_event_id
 from ioxhub.contracts.release_manifest import manifest_event_id
 from producers.chunks import ChunkBuilder, ReleaseInfo
@@ -129,8 +130,11 @@ def test_all_chunks_decode_with_the_apache_avro_library(tmp_path):
     schema = avro.schema.parse((PROJECT_ROOT / "schemas" / "dataset_chunk" / "v1.avsc").read_text())
     _, chunks = build(observations(tmp_path, 500), max_bytes=10_000)
     for c in chunks:
+        assert c.fingerprint == get_registry().get("dataset_chunk", 1).fingerprint   # nothing of v2's: v1
         record = avro.io.DatumReader(schema).read(avro.io.BinaryDecoder(io.BytesIO(bytes(c.body))))
-        assert record == codec.decode(c.value).record | {"produced_at": record["produced_at"]}
+        latest = codec.decode(c.value).record
+        assert latest["dimensions"] == [] and latest["action"] == [] and latest["commodity_classification"] is None
+        assert record == {k: latest[k] for k in record} | {"produced_at": record["produced_at"]}
         assert len(record["indicator"]) == c.observations
 
 

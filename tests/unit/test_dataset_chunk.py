@@ -153,10 +153,13 @@ def test_string_array_matches_fastavro():
     assert dataset_chunk.string_array([]) == b"\x00"
 
 
-SCHEMA = fastavro.parse_schema(json.loads((PROJECT_ROOT / "schemas" / "dataset_chunk" / "v1.avsc").read_text()))
+SCHEMAS = {v: fastavro.parse_schema(json.loads((PROJECT_ROOT / "schemas" / "dataset_chunk" / f"v{v}.avsc").read_text()))
+           for v in dataset_chunk.VERSIONS}
 
 
-def test_numpy_encoder_is_byte_identical_to_fastavro():
+@pytest.mark.parametrize("extra", [False, True])
+def test_numpy_encoder_is_byte_identical_to_fastavro(extra):
+    """Without dimensions, actions or a classification the chunk is v1; with them, v2."""
     rng = np.random.default_rng(7)
     n = 5000
     cols = {k: rng.integers(-1, 3000, n).astype(np.int32) for k in
@@ -169,11 +172,24 @@ def test_numpy_encoder_is_byte_identical_to_fastavro():
     attributes = [("NOTE", rng.integers(-1, 5, n).astype(np.int32)), ("EMPTY", np.zeros(0, np.int32))]
     head = dict(event_id="e" * 64, org="WCO", dataset_id="D", release_id="r", chunk_seq=3, chunk_count=None,
                 produced_at=1_764_000_000_000, licence=None, source_url="https://x")
-    body = dataset_chunk.chunk_body(**head, strings=strings, columns=cols, value=value, missing_values=missing, attributes=attributes)
+    more = {}
+    if extra:
+        more = dict(dimensions=[("CURRENCY", rng.integers(-1, 90, n).astype(np.int32)),
+                                ("EXR_SUFFIX", dataset_chunk.Lookup([(np.array([4, 7, -1], np.int32), rng.integers(0, 3, n))]))],
+                    action=rng.integers(-1, 4, n).astype(np.int32), commodity_classification="HS2017")
+    version = dataset_chunk.version_of(**more)
+    assert version == (2 if extra else 1)
+    body = dataset_chunk.chunk_body(**head, strings=strings, columns=cols, value=value, missing_values=missing,
+                                    attributes=attributes, **more)
     record = dict(head, strings=strings, **{k: v.tolist() for k, v in cols.items()}, value=value.tolist(),
                   missing_values=missing.tolist(), attributes=[{"name": a, "values": v.tolist()} for a, v in attributes])
+    if extra:
+        lookup = more["dimensions"][1][1].parts[0]
+        record.update(dimensions=[{"name": "CURRENCY", "values": more["dimensions"][0][1].tolist()},
+                                  {"name": "EXR_SUFFIX", "values": lookup[0][lookup[1]].tolist()}],
+                      action=more["action"].tolist(), commodity_classification="HS2017")
     out = io.BytesIO()
-    fastavro.schemaless_writer(out, SCHEMA, record)
+    fastavro.schemaless_writer(out, SCHEMAS[version], record)
     assert body == out.getvalue()
 
 
@@ -213,18 +229,33 @@ def same(fast: codec.Decoded, slow: codec.Decoded) -> None:
         got = fast.record[key]
         if isinstance(got, np.ndarray):
             assert got.tolist() == list(want), key
-        elif key == "attributes":
+        elif key in ("attributes", "dimensions"):
             assert [(a["name"], a["values"].tolist()) for a in got] == [(a["name"], list(a["values"])) for a in want]
         else:
             assert got == want, key
 
 
+def with_extras(rec: dict, seed: int = 0) -> dict:
+    """A chunk record with v2's dimensions, actions and classification."""
+    rng = np.random.default_rng(seed)
+    n, size = len(rec["indicator"]), len(rec["strings"])
+    return dict(rec, dimensions=[{"name": "CURRENCY", "values": rng.integers(-1, size, n).tolist()},
+                                 {"name": "EXR_SUFFIX", "values": rng.integers(0, size, n).tolist()}],
+                action=rng.integers(-1, size, n).tolist(), commodity_classification="HS2012")
+
+
+@pytest.mark.parametrize("version", dataset_chunk.VERSIONS)
 @pytest.mark.parametrize("n, seed", [(0, 0), (1, 1), (7, 2), (5000, 3)])
-def test_same_record_as_fastavro(n, seed):
-    value = codec.encode("dataset_chunk", chunk(n, seed))
+def test_same_record_as_fastavro(n, seed, version):
+    """v1 chunks decode fast into the latest version's shape (v2's defaults), as fastavro resolves them."""
+    rec = chunk(n, seed) if version == 1 else with_extras(chunk(n, seed), seed)
+    value = codec.encode("dataset_chunk", rec, version=version)
     fast = dataset_chunk.decode(value)
     assert isinstance(fast.record["ref_area"], np.ndarray) and fast.record["ref_area"].dtype == np.int32
+    assert fast.version == version
     same(fast, codec.decode(value))
+    if version == 1:
+        assert fast.record["dimensions"] == [] and fast.record["commodity_classification"] is None
 
 
 def test_extreme_ints_and_optional_fields():
@@ -275,9 +306,16 @@ def test_arrays_in_several_blocks():
         body += ints(name, [5, 5])
     body += _blocks([_string(a["name"]) + _blocks([_long(v) for v in a["values"]], [2, 8]) for a in rec["attributes"]], [1, 1])
     body += ints("source_file", [10]) + ints("source_line", [1, 9])
-    value = b"\xc3\x01" + get_registry().latest("dataset_chunk").fingerprint + bytes(body)
+    value = b"\xc3\x01" + get_registry().get("dataset_chunk", 1).fingerprint + bytes(body)
     slow = codec.decode(value)
     assert slow.record["ref_area"] == rec["ref_area"]       # the hand-written encoding is right
+    same(dataset_chunk.decode(value), slow)
+    rec = with_extras(rec)
+    body += _blocks([_string(d["name"]) + _blocks([_long(v) for v in d["values"]], [4, 6]) for d in rec["dimensions"]], [1, 1])
+    body += ints("action", [6, 4]) + _long(1) + _string(rec["commodity_classification"])
+    value = b"\xc3\x01" + get_registry().get("dataset_chunk", 2).fingerprint + bytes(body)
+    slow = codec.decode(value)
+    assert slow.record["action"] == rec["action"] and slow.record["commodity_classification"] == "HS2012"
     same(dataset_chunk.decode(value), slow)
 
 
@@ -335,6 +373,12 @@ def test_a_sound_chunk_passes_both_decodings():
     ({"missing_values": [5]}, dataset_chunk.BAD_MISSING_POSITION, "position 5"),
     ({"value": [1.0, float("inf"), 3.0, 4.0, 5.0]}, dataset_chunk.NON_FINITE_VALUE, "at position 1"),
     ({"release_id": "../x"}, codec.BAD_NAME, "release_id"),
+    ({"action": [0, 1]}, dataset_chunk.UNEQUAL_COLUMNS, "action has 2"),
+    ({"action": [0, 1, 2, 3, 42]}, dataset_chunk.INDEX_OUT_OF_RANGE, "field action: string index 42"),
+    ({"dimensions": [{"name": "A", "values": [0] * 5}, {"name": "A", "values": [1] * 5}]}, dataset_chunk.BAD_DIMENSION, "'A', 'A'"),
+    ({"dimensions": [{"name": "", "values": [0] * 5}]}, dataset_chunk.BAD_DIMENSION, "non-empty"),
+    ({"dimensions": [{"name": "X", "values": [0] * 4}]}, dataset_chunk.UNEQUAL_COLUMNS, "dimensions[X] has 4"),
+    ({"dimensions": [{"name": "X", "values": [0, 0, 0, 0, 99]}]}, dataset_chunk.INDEX_OUT_OF_RANGE, "dimensions[X]"),
 ])
 def test_unusable_chunks_are_refused_with_reason_and_field(change, reason, field):
     record = chunk(5, 9, missing_values=[])
@@ -346,3 +390,18 @@ def test_unusable_chunks_are_refused_with_reason_and_field(change, reason, field
 def test_a_non_finite_value_listed_as_missing_passes():
     record = chunk(5, 9, missing_values=[1], value=[1.0, float("nan"), 3.0, 4.0, 5.0])
     dataset_chunk.check_chunk(codec.decode(codec.encode("dataset_chunk", record)).record)
+
+
+def test_the_codec_reads_v1_as_avro_resolution_would_without_the_resolving_reader():
+    """v2 only appends fields with defaults: the codec reads a v1 chunk with the v1 schema and adds them,
+    which must equal fastavro's schema resolution (the slow path it avoids)."""
+    registry = get_registry()
+    v1, v2 = registry.get("dataset_chunk", 1), registry.get("dataset_chunk", 2)
+    assert codec._appended_defaults(v1, v2) == {"dimensions": [], "action": [], "commodity_classification": None}
+    value = codec.encode("dataset_chunk", chunk(300, 12), version=1)
+    resolved = fastavro.schemaless_reader(io.BytesIO(value[10:]), v1.parsed, v2.parsed, return_record_name=False)
+    first, second = codec.decode(value), codec.decode(value)
+    assert first.record == resolved and first.version == 1
+    first.record["dimensions"].append("x")              # each record has its own default lists
+    assert second.record["dimensions"] == []
+    assert codec._appended_defaults(registry.get("policy_update", 1), v2) is None

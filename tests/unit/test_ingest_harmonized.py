@@ -40,6 +40,7 @@ def table(n: int, seed: int, release: str = "r1", published: int = 1_700_000_000
         "ref_area": dict_col([a for a in AREAS if a]),
         "counterpart_area": dict_col(AREAS),
         "commodity": dict_col(["01", "0101", None]),
+        "dimensions": dict_col(["", "CURRENCY=USD"]),
         "freq": pa.array(["A"] * n).dictionary_encode(),
         "period": pa.array([str(y) for y in year]).dictionary_encode(),
         "period_start": pa.array(start, pa.date32()),
@@ -82,7 +83,8 @@ def test_keep_last_and_deduplicated_sorted():
 def test_merge_counts_revisions_and_superseded():
     old = keep_last(table(2000, 2, "r1", 1_000))
     new = keep_last(table(2000, 3, "r2", 2_000))
-    merged, revisions, superseded = merge_current(old, new, "r2")
+    merged, revisions, superseded, deleted = merge_current(old, new, "r2")
+    assert deleted == 0
     by_key: dict = {}
     for r in old.cast(HARMONIZED_SCHEMA).to_pylist() + new.cast(HARMONIZED_SCHEMA).to_pylist():
         by_key[series(r)] = r
@@ -91,8 +93,47 @@ def test_merge_counts_revisions_and_superseded():
     assert revisions == len(old_keys & {series(r) for r in new.cast(HARMONIZED_SCHEMA).to_pylist()}) > 0
     assert superseded == 0
     # the older release applied after the newer one: its rows lose, counted as superseded
-    merged2, revisions2, superseded2 = merge_current(merged, old, "r1")
+    merged2, revisions2, superseded2, _ = merge_current(merged, old, "r1")
     assert revisions2 == 0 and superseded2 == revisions and sorted(rows(merged2), key=repr) == sorted(rows(merged), key=repr)
+
+
+def with_deletions(t: pa.Table, every: int, unitless: bool = False) -> pa.Table:
+    """`t` with every `every`-th row an ACTION D row (value null; without a unit when `unitless`)."""
+    deleted = np.arange(t.num_rows) % every == 0
+    t = t.set_column(t.schema.get_field_index("value"), "value", pa.array(t["value"].to_numpy(), mask=deleted))
+    if unitless:
+        unit = t["unit"].combine_chunks()
+        t = t.set_column(t.schema.get_field_index("unit"), "unit",
+                         pa.DictionaryArray.from_arrays(pa.array(unit.indices.to_numpy(zero_copy_only=False), mask=deleted), unit.dictionary))
+    return t.append_column(harmonized.DELETED, pa.array(deleted))
+
+
+@pytest.mark.parametrize("unitless", [False, True])
+def test_merge_applies_deletions_like_a_plain_reference(unitless):
+    """A newer release's D row removes its key (a D without a unit: the key in every unit); an older
+    release's D row arriving later deletes nothing newer; D rows never become current rows."""
+    old = keep_last(table(2000, 2, "r1", 1_000))
+    new = with_deletions(keep_last(table(2000, 3, "r2", 2_000)), 3, unitless)
+    merged, revisions, superseded, deleted = merge_current(old, new, "r2")
+    no_unit = [k for k in SERIES_KEY if k != "unit"]
+    current: dict = {series(r): r for r in old.cast(HARMONIZED_SCHEMA).to_pylist()}
+    for r in new.cast(HARMONIZED_SCHEMA.append(pa.field(harmonized.DELETED, pa.bool_()))).to_pylist():
+        if r[harmonized.DELETED]:
+            for k in [k for k, c in current.items()
+                      if k == series(r) or (r["unit"] is None and [c[f] for f in no_unit] == [r[f] for f in no_unit])]:
+                del current[k]
+        else:
+            current[series(r)] = {k: v for k, v in r.items() if k != harmonized.DELETED}
+    old_keys = {series(r) for r in old.cast(HARMONIZED_SCHEMA).to_pylist()}
+    replaced = sum(k in current and current[k]["release_id"] != "r1" for k in old_keys)   # revised
+    removed = sum(k not in current for k in old_keys)                                     # deleted
+    assert sorted(rows(merged), key=repr) == sorted([tuple(r[c] for c in HARMONIZED_SCHEMA.names) for r in current.values()], key=repr)
+    assert (revisions, deleted, superseded) == (replaced, removed, 0) and deleted > 0
+    # the same D rows again, but as an older release: they lose against r2's rows and delete nothing of them
+    stale = with_deletions(keep_last(table(2000, 3, "r0", 500)), 3, unitless)
+    again, revisions2, _, deleted2 = merge_current(merged, stale, "r0")
+    r2_rows = {r for r in rows(merged) if r[0] == "r2"}
+    assert r2_rows <= set(rows(again)) and revisions2 == 0
 
 
 def test_key_ranges_cover_every_key_once(monkeypatch):

@@ -141,6 +141,8 @@ def harmonize_row(chunk: dict, i: int, published_ms: int) -> tuple[dict | None, 
     detail = canonical_unit(unit)
     if action == "D":       # a deletion needs its key only: no unit check
         unit_reason = None
+        if canonical is None:        # a unit the rule refuses: the D row keeps none of its details either
+            detail = detail._replace(status=None, currency=None, price_basis=None, base_year=None, denominator=None)
     checks = [("indicator", "missing-indicator" if indicator is None else None),
               ("ref_area", "missing-ref-area" if area is None else ref.reason),
               ("counterpart_area", cp.reason), ("commodity", hs.reason),

@@ -175,11 +175,12 @@ class ColumnMapping:
         proposed when a required field has no source."""
         present = set(columns)
         fields = dict(self.fields)
-        for name in FIELDS:
+        mapped = {s.column for s in fields.values() if s.column is not None}    # a column mapped to a field
+        for name in FIELDS:                                                      # is no other field's fallback
             if name in fields:
                 continue
             for candidate in (SDMX_CONCEPTS[name], name, *ALIASES.get(name, ())):
-                if candidate in present:
+                if candidate in present and candidate not in mapped:
                     fields[name] = Source(column=candidate)
                     break
         if "indicator" not in fields and file_dimensions:

@@ -15,7 +15,7 @@ from ioxhub.harmonize.dimensions import dimensions_column, format_dimensions, pa
 from ioxhub.ingest.observations import DELETED, harmonize_chunk
 from producers.chunks import ChunkBuilder, ReleaseInfo
 from producers.dimensions import KeyTracker, decide_commodity, hs_shaped
-from producers.mapping import ColumnMapping, MappingError
+from producers.mapping import COMMODITY_DIMENSION, ColumnMapping, MappingError
 from producers.publish import source_batches
 from producers.readers import open_source
 from producers.validate import validate_batch
@@ -271,3 +271,11 @@ def test_dimension_text_is_canonical_and_escaped():
     col = dimensions_column(strings, [("SUFFIX", np.array([2, 2, -1])), ("CURRENCY", np.array([0, 1, 0]))], 3)
     assert col.to_pylist() == ["CURRENCY=USD|SUFFIX=A", "CURRENCY=JPY|SUFFIX=A", "CURRENCY=USD"]
     assert dimensions_column(strings, [], 2).to_pylist() == ["", ""]
+
+
+def test_a_column_mapped_to_one_field_is_no_other_fields_fallback():
+    columns = ["COMMODITY", "REF_AREA", "TIME_PERIOD", "OBS_VALUE"]
+    m = ColumnMapping.from_dict({"indicator": "COMMODITY"}).resolve(columns, "pcps.json")
+    assert m.fields["indicator"].column == "COMMODITY"
+    assert "commodity" not in m.fields and COMMODITY_DIMENSION not in m.extra_dimensions
+    assert ColumnMapping().resolve(columns + ["INDICATOR"], "f.csv").fields["commodity"].column == "COMMODITY"

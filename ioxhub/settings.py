@@ -81,6 +81,10 @@ class Settings:
     broker_bucket: str = _setting("ioxhub-broker", "Bucket where the local tansu broker keeps its data (durable mode).")
     airflow_port: int = _setting(18080, "Local Airflow api-server port (`ioxhub stack up --airflow`).", check=PORT)
 
+    # --- web portal and API (`ioxhub serve`, `ioxhub stack up --web`) ---------------------------------
+    web_host: str = _setting("127.0.0.1", "Address `ioxhub serve` listens on.")
+    web_port: int = _setting(8765, "Port of `ioxhub serve` (the portal at /, the API at /api/v1).", check=PORT)
+
     # --- ingest --------------------------------------------------------------------------------------
     consumer_group: str = _setting("ioxhub-ingest", "Kafka consumer group prefix of the ingest DAGs.")
     ingest_max_records: int = _setting(200_000, "Most Kafka records one ingest run consumes.", check=POSITIVE)

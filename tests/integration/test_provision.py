@@ -80,7 +80,7 @@ def test_cli_json_of_the_plan_the_status_the_catalog_and_the_stack(provisioned_s
     assert datasets == json.loads(json.dumps(list_datasets(provisioned_settings), default=str))
 
     services = {r["service"]: r for r in run("stack", "status")}
-    assert set(services) == {"seaweedfs", "tansu", "airflow"}
+    assert set(services) == {"seaweedfs", "tansu", "airflow", "web"}
     for name in ("seaweedfs", "tansu"):
         assert (services[name]["state"], services[name]["health"]) == ("running", "ok"), services[name]
         assert isinstance(services[name]["pid"], int)
@@ -162,3 +162,15 @@ def test_wrong_analyst_secret_is_a_clear_s3_error(provisioned_settings, zone_obj
     keys = json.loads(provisioned_settings.local_secrets_file.read_text())
     wrong = make_client(provisioned_settings, access_key=keys["analyst_access_key"], secret_key="not-the-secret", retries=0)
     assert _code(lambda: wrong.get_object(provisioned_settings.bucket, zone_objects["curated"]).read()) == "SignatureDoesNotMatch"
+
+
+@pytest.mark.parametrize("zone", ["curated", "catalog", "raw", "quarantine", "staging"])
+def test_the_web_servers_identity_reads_every_zone_and_writes_none(provisioned_settings, zone_objects, zone):
+    """Role `web` (`ioxhub serve`): it serves each key what that key may read, so it reads the whole bucket;
+    a bug in the server can still never change the data."""
+    keys = json.loads(provisioned_settings.local_secrets_file.read_text())
+    web = make_client(provisioned_settings, access_key=keys["web_access_key"], secret_key=keys["web_secret_key"], retries=0)
+    bucket = provisioned_settings.bucket
+    assert web.get_object(bucket, zone_objects[zone]).read() == f"{zone} object".encode()
+    assert _code(lambda: web.put_object(bucket, f"{zone}/_provision-test/by-web.txt", io.BytesIO(b"x"), 1)) == "AccessDenied"
+    assert _code(lambda: web.remove_object(bucket, zone_objects[zone])) == "AccessDenied"

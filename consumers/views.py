@@ -1,11 +1,11 @@
 """What the web portal shows, as plain data: the catalog filtered, a dataset's page, an instrument's page.
 
-`catalog_view(datasets, q=, org=, indicator=, country=, instrument=, licence=)` filters catalog entries;
-`dataset_view(entry, store)` adds zone, description, column docs, provenance; `coverage_grid(table)` and
-`series(table, ...)` shape pulled rows for the heatmap and the line chart; `instrument_view(id, store)`
-gathers the compendium entry, history, adopters and impact from the curated datasets; `pretrend_check`
-says in words what the event study's pre-adoption years show. Data is read only through
-consumers.access (`pull_table`, the catalog), as `ioxhub pull` reads it. Pages: docs/portal.md.
+`catalog_view(datasets, filters, related_indicators)` filters catalog entries; `description`,
+`columns_documented`, `snapshots` and `provenance(entry, store)` describe a dataset; `coverage_grid` and
+`series` shape pulled rows for the heatmap and the line chart; `instruments(store)` lists the compendium;
+`instrument_view(id, store)` gathers an instrument's entry, history, adopters and impact from the curated
+datasets; `pretrend_check` says in words what the event study's pre-adoption years show. Data is read
+only through consumers.access (`pull_table`) and the catalog, as `ioxhub pull` reads it. docs/portal.md.
 """
 from __future__ import annotations
 
@@ -173,13 +173,15 @@ def catalog_view(datasets: list[dict], filters: CatalogFilters, instruments: dic
     return CatalogView(out, choices)
 
 
-def instrument_indicators(store: ObjectStore) -> dict[str, list[str]]:
-    """Instrument id -> its related indicators (from the curated compendium; empty before a derivation)."""
+def instruments(store: ObjectStore) -> list[dict]:
+    """Every instrument of the curated compendium (id, title, org, adopters, related indicators), by id;
+    empty before the first derivation."""
     try:
-        table = pull_table("instruments_compendium", columns=["instrument_id", "related_indicators"], store=store).table
+        table = pull_table("instruments_compendium", columns=["instrument_id", "title", "org", "n_adopting_members",
+                                                              "related_indicators"], store=store).table
     except PullError:
-        return {}
-    return {row["instrument_id"]: list(row["related_indicators"] or []) for row in table.to_pylist()}
+        return []
+    return sorted(table.to_pylist(), key=lambda r: r["instrument_id"])
 
 
 # ------------------------------------------------------------------------------------------------ dataset
@@ -288,14 +290,6 @@ class InstrumentView:
     did: list[dict]               # primary-scale estimates, one per related indicator
     event_study: dict[str, list[dict]]   # indicator -> rows by rel_year (primary scale)
     pretrend: dict[str, str]      # indicator -> the pre-trend check in words
-
-
-def instrument_ids(store: ObjectStore) -> list[str]:
-    try:
-        return sorted(pull_table("instruments_compendium", columns=["instrument_id"], store=store)
-                      .table.column("instrument_id").to_pylist())
-    except PullError:
-        return []
 
 
 def _rows(name: str, instrument_id: str, store: ObjectStore, column: str = "instrument_id") -> pd.DataFrame:

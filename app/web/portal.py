@@ -94,20 +94,11 @@ async def catalog_page(request: Request, q: str = "", org: str = "", indicator: 
     started = time.perf_counter()
     store = _store(request)
     filters = views.CatalogFilters(q.strip(), org, indicator, country, instrument, licence)
-    instruments = views.instrument_indicators(store)
-    view = views.catalog_view(_readable(identity, Catalog(store).datasets()), filters, instruments)
-    titles = _instrument_titles(store)
+    instruments = views.instruments(store)
+    related = {i["instrument_id"]: list(i["related_indicators"] or []) for i in instruments}
+    view = views.catalog_view(_readable(identity, Catalog(store).datasets()), filters, related)
     return _render(request, "catalog.html", {"identity": identity, "filters": filters, "view": view,
-                                             "instruments": titles}, started)
-
-
-def _instrument_titles(store: ObjectStore) -> list[dict]:
-    try:
-        table = pull_table("instruments_compendium", columns=["instrument_id", "title", "org", "n_adopting_members"],
-                           store=store).table
-    except PullError:
-        return []
-    return sorted(table.to_pylist(), key=lambda r: r["instrument_id"])
+                                             "instruments": instruments}, started)
 
 
 # ------------------------------------------------------------------------------------------------ dataset
@@ -186,7 +177,7 @@ async def instrument_page(request: Request, instrument_id: str):
     store = _store(request)
     view = views.instrument_view(instrument_id, store)
     if view is None:
-        known = ", ".join(views.instrument_ids(store)) or "none yet"
+        known = ", ".join(i["instrument_id"] for i in views.instruments(store)) or "none yet"
         return _render(request, "error.html", {"identity": identity, "title": "No such instrument",
                                                "message": f"No instrument {instrument_id!r} (known: {known})."},
                        started, 404)

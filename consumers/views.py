@@ -101,10 +101,21 @@ def columns_documented(entry: dict) -> list[dict[str, str]]:
     return out
 
 
+# The harmonized policy tables (ioxhub/ingest/policies.py) carry no title of their own.
+HARMONIZED_DESCRIPTIONS = {
+    "instruments.instruments": "Instruments as the organizations last described them (harmonized policy updates).",
+    "instruments.instrument_versions": "Every policy update of every instrument, as received and harmonized.",
+    "instruments.adoptions": "Member adoptions of instruments, as received and harmonized.",
+}
+
+
 def description(entry: dict) -> str:
     if entry.get("kind") == "curated":
         return CURATED_DESCRIPTIONS.get(entry["name"], "An evidence dataset derived by the hub.")
-    return entry.get("title") or f"Observations of {entry.get('org', '?')} dataset {entry.get('dataset_id', '?')}."
+    if entry.get("title"):
+        return entry["title"]
+    return HARMONIZED_DESCRIPTIONS.get(entry["name"]) or \
+        f"Harmonized observations of {entry.get('org', 'an organization')} ({entry.get('dataset_id', entry['name'])})."
 
 
 # ------------------------------------------------------------------------------------------------ catalog

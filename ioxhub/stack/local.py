@@ -112,6 +112,8 @@ def up(settings: Settings, *, with_airflow: bool = False, with_web: bool = False
                          f"(pid {', '.join(map(str, pids))})")
     for name in missing:  # every port before any start: a taken one fails fast and starts nothing
         process.check_ports(name, PORTS[name](settings))
+    if web.NAME in missing:  # so do the web server's storage keys (made by `ioxhub provision`)
+        web.read_only_settings(settings)
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         for name in missing:

@@ -49,7 +49,7 @@ def read_only_settings(settings: Settings) -> Settings:
     access, secret = stored.get(f"{ROLE}_access_key"), stored.get(f"{ROLE}_secret_key")
     if not (access and secret):
         raise StackError(f"the web server's read-only storage identity (role {ROLE!r}) has no keys in "
-                         f"{settings.local_secrets_file} yet: run `ioxhub provision` first")
+                         f"{settings.local_secrets_file} yet: run `ioxhub stack up` and `ioxhub provision` first")
     return dataclasses.replace(settings, s3_access_key=access, s3_secret_key=secret,
                                s3_admin_access_key=None, s3_admin_secret_key=None)
 

@@ -246,7 +246,7 @@ def run_demo(settings: Settings | None = None, *, progress=print) -> DemoResult:
         _step(result, "report", t)
 
     t = time.monotonic()
-    progress("starting the web portal (ioxhub serve) and creating the analyst key demo-analyst...")
+    progress("starting the web portal (ioxhub serve), analyst key demo-analyst...")
     result.portal_url, result.portal_key = start_portal(settings)
     _step(result, "portal", t)
     return result

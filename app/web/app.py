@@ -14,6 +14,8 @@ from fastapi.responses import Response
 
 from app.web import auth, portal
 from consumers.access import FORMATS, PullError, pull_table, write_pull
+from consumers.views import zone
+from ioxhub.catalog import Catalog
 from ioxhub.settings import Settings, get_settings
 from ioxhub.storage import ObjectStore
 
@@ -30,9 +32,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
              as_of: str | None = None, identity: auth.Identity = Depends(auth.require_identity)):
         if format not in FORMATS:
             raise HTTPException(400, f"format: one of {', '.join(FORMATS)}")
+        store = ObjectStore(settings)
+        entry = Catalog(store).dataset(name)
+        if entry is not None and not identity.can_read(zone(entry), entry.get("org")):
+            raise HTTPException(403, "forbidden")
         try:
-            result = pull_table(name, where, [c for c in columns.split(",") if c] or None, as_of,
-                                store=ObjectStore(settings))
+            result = pull_table(name, where, [c for c in columns.split(",") if c] or None, as_of, store=store)
             with tempfile.TemporaryDirectory() as tmp:
                 out = write_pull(result, format, Path(tmp) / f"rows.{format}")
                 body = out.read_bytes()

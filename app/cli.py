@@ -32,12 +32,14 @@ app.add_typer(stack_app, name="stack")
 
 
 @stack_app.command("up")
-def stack_up(with_airflow: bool = typer.Option(False, "--airflow", help="Also start `airflow standalone` on dags/.")) -> None:
+def stack_up(with_airflow: bool = typer.Option(False, "--airflow", help="Also start `airflow standalone` on dags/."),
+             with_web: bool = typer.Option(False, "--web", help="Also start `ioxhub serve` (the portal and API; "
+                                           "needs `ioxhub provision` first for its read-only storage identity).")) -> None:
     """Start the local servers (durable: Kafka data lives in S3), wait until they answer, print the endpoints."""
     from app.console import print_stack_up
     from ioxhub.settings import get_settings
     from ioxhub.stack import local
-    result = local.up(get_settings(), with_airflow=with_airflow)
+    result = local.up(get_settings(), with_airflow=with_airflow, with_web=with_web)
     print_stack_up(result, local.endpoints(result.settings))
 
 
@@ -62,7 +64,7 @@ def stack_status(as_json: bool = JSON) -> None:
 
 
 @stack_app.command("logs")
-def stack_logs(service: str | None = typer.Argument(None, help="seaweedfs, tansu or airflow (default: all)."),
+def stack_logs(service: str | None = typer.Argument(None, help="seaweedfs, tansu, airflow or web (default: all)."),
                lines: int = typer.Option(40, "-n", "--lines", help="How many last lines.")) -> None:
     """The last lines of the servers' logs."""
     from ioxhub.settings import get_settings

@@ -3,8 +3,9 @@
 stack up (Airflow standalone starting in the background meanwhile) -> provision -> signing keys ->
 sample feeds -> publish them all (bad rows included) -> wait, through Airflow's REST API, for the ingest
 runs the arriving records start (event triggers, no manual trigger) and for the derivation run their
-new data starts -> summary of this demo's runs, headline impact estimates and a report. The stack,
-Airflow included, stays up (`ioxhub stack down` stops it). Every step is idempotent, so running it again
+new data starts -> summary of this demo's runs, headline impact estimates and a report -> the web portal
+started (`ioxhub serve`) with an analyst key `demo-analyst` to sign in with. The stack, Airflow and the
+portal included, stay up (`ioxhub stack down` stops it). Every step is idempotent, so running it again
 is safe and doubles nothing: releases and policy updates have deterministic ids (ingest counts them as
 duplicates), and no derivation run comes when no ingest run applied anything.
 """
@@ -25,6 +26,7 @@ from ioxhub.settings import Settings, get_settings, reset_settings_cache
 INGEST_DAGS = {"datasets": "ingest_datasets", "policies": "ingest_policies"}
 DERIVE_DAG = "derive_evidence"
 REPORT_INSTRUMENT = "WCO-FOS-ECOM"
+DEMO_KEY_NAME = "demo-analyst"
 WAIT_TIMEOUT_S = 900.0       # Airflow's start (~25 s alone), the runs, their retries on a busy machine
 ACTIVE = ("queued", "running")
 
@@ -41,6 +43,8 @@ class DemoResult:
     datasets: list[dict] = field(default_factory=list)
     impact: list[dict] = field(default_factory=list)
     report: Path | None = None
+    portal_url: str | None = None
+    portal_key: str | None = None     # the analyst key `demo-analyst` (shown once; a new one each run)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -240,7 +244,27 @@ def run_demo(settings: Settings | None = None, *, progress=print) -> DemoResult:
         result.report = write_report_for(REPORT_INSTRUMENT, settings.data_dir / "reports" / f"{REPORT_INSTRUMENT}.html",
                                          settings)
         _step(result, "report", t)
+
+    t = time.monotonic()
+    progress("starting the web portal (ioxhub serve), analyst key demo-analyst...")
+    result.portal_url, result.portal_key = start_portal(settings)
+    _step(result, "portal", t)
     return result
+
+
+def start_portal(settings: Settings) -> tuple[str, str]:
+    """The web server started if not running (read-only storage identity), and a fresh analyst key
+    `demo-analyst` (an earlier one of that name is revoked): (the portal's address, the key)."""
+    from ioxhub.apikeys import create_key, list_keys, revoke_key
+    from ioxhub.stack import local, web
+    from ioxhub.storage import ObjectStore
+
+    local.up(settings, with_web=True)
+    store = ObjectStore(settings)         # the hub's identity writes catalog/apikeys/ (the server only reads it)
+    if any(k["name"] == DEMO_KEY_NAME and not k["revoked_at"] for k in list_keys(store)):
+        revoke_key(store, DEMO_KEY_NAME)
+    key, _ = create_key(store, DEMO_KEY_NAME, "analyst")
+    return web.url(settings), key
 
 
 def write_report_for(instrument_id: str, out: Path, settings: Settings | None = None) -> Path:

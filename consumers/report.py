@@ -62,10 +62,10 @@ def _event(ax, es: pd.DataFrame, did: pd.Series) -> None:
     ax.set_xlabel("years relative to adoption (reference -1)", fontsize=8)
     ax.set_ylabel("effect (log points x 100)" if pct else f"effect ({did['unit']})", fontsize=8)
     ax.tick_params(labelsize=7)
-    ax.set_title(f"event study; DiD {_fmt_effect(did)}", fontsize=9)
+    ax.set_title(f"event study; DiD {format_effect(did)}", fontsize=9)
 
 
-def _fmt_effect(d: pd.Series) -> str:
+def format_effect(d: pd.Series) -> str:
     if d["estimate"] is None or (isinstance(d["estimate"], float) and math.isnan(d["estimate"])):
         return "n/a"
     if d["scale"] == "log":
@@ -91,7 +91,7 @@ def _figure(instrument_id: str, panel: pd.DataFrame, impact: Impact, adopters: d
         _trend(ax_trend, data, adopters, d["scale"] == "log", ind, d["unit"] or "")
         es = impact.event_study[(impact.event_study["instrument_id"] == instrument_id)
                                 & (impact.event_study["indicator"] == ind) & impact.event_study["primary"]]
-        no_estimate = _fmt_effect(d) == "n/a"
+        no_estimate = format_effect(d) == "n/a"
         if no_estimate or es["estimate"].notna().sum() < 2:   # the reference year alone shows nothing
             reason = d["note"] if no_estimate and isinstance(d["note"], str) and d["note"] else "too little data"
             ax_event.text(0.5, 0.5, f"no event study ({reason})", ha="center", va="center",

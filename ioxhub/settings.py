@@ -119,7 +119,7 @@ class Settings:
 
     # --- web application: `ioxhub serve` (API and portal; docs/api.md) -----------------------------------------
     web_host: str = _setting("127.0.0.1", "Address `ioxhub serve` listens on.")
-    web_port: int = _setting(8765, "Port `ioxhub serve` listens on.", check=PORT)
+    web_port: int = _setting(8765, "Port `ioxhub serve` listens on (the portal at /, the API at /api/v1).", check=PORT)
     web_workers: int = _setting(1, "Server processes of `ioxhub serve` (uvicorn workers; more use more cores).", check=POSITIVE)
     web_s3_access_key: str | None = _setting(None, "S3 access key of the web application (read-only role `web`). Local stack: the one `ioxhub provision` generated.")
     web_s3_secret_key: str | None = _setting(None, "Its secret key.", secret=True)

@@ -329,6 +329,8 @@ def print_demo(result) -> None:
         print_impact(result.impact)
     if result.report:
         console.print(f"report: {result.report}", soft_wrap=True)   # a long path stays one copyable line
+    if result.portal_url:
+        console.print(f"Portal: {result.portal_url} (sign in with key {result.portal_key})", soft_wrap=True)
 
 
 # ---------------------------------------------------------------------------------------- keys
@@ -439,6 +441,8 @@ def print_stack_up(result: UpResult, where: Endpoints) -> None:
     ]
     if where.airflow_url:
         lines += [f"Airflow UI:       {where.airflow_url}  (user admin, password in {where.airflow_passwords_file})"]
+    if where.web_url:
+        lines += [f"Portal and API:   {where.web_url}  (sign in with an API key: `ioxhub apikeys create`)"]
     print("\n".join(lines))
 
 

@@ -10,29 +10,21 @@ from __future__ import annotations
 import dataclasses
 import logging
 import secrets
-from pathlib import Path
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.web import api, auth, schemas, sdmx
+from app.web import api, auth, portal, schemas, sdmx
 from ioxhub.apikeys import KeyStore
 from ioxhub.errors import IoxhubError
 from ioxhub.s3 import make_client
 from ioxhub.settings import Settings, get_settings
 from ioxhub.storage import ObjectStore, StorageError
 
-try:
-    import app.web.portal as portal
-except ModuleNotFoundError as exc:      # the API without the portal's pages (its module is separate)
-    if exc.name != "app.web.portal":
-        raise
-    portal = None
-
 log = logging.getLogger("ioxhub.web")
 API_PREFIXES = ("/api/", "/sdmx/", "/schemas/", "/openapi.json", "/docs")
-TEMPLATES = Path(__file__).parent / "templates"
 
 
 def web_store(settings: Settings) -> ObjectStore:
@@ -59,22 +51,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.keys = KeyStore(app.state.store, settings.web_key_cache_seconds)
     app.state.session_secret = (settings.web_session_secret or secrets.token_hex(32)).encode()
     app.state.structures = sdmx.StructureCache()
-    if (TEMPLATES / "login.html").is_file():
-        from fastapi.templating import Jinja2Templates
-        app.state.login_templates = Jinja2Templates(directory=str(TEMPLATES))
+    app.state.templates = portal.templates          # the sign-in page (auth.py) is one of the portal's
 
     app.include_router(api.router, prefix="/api/v1")
     app.include_router(sdmx.router, prefix="/sdmx/rest")
     app.include_router(schemas.router, prefix="/schemas")
     app.include_router(auth.router)
-    if portal is not None:
-        app.include_router(portal.router)
+    app.include_router(portal.router)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if isinstance(exc, auth.AuthRefused) or exc.status_code in (401, 403):
             if exc.status_code == 401 and _is_page(request):
-                return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return RedirectResponse("/login?next=" + quote(target, safe="/"), status_code=303)
             body = auth.UNAUTHORIZED if exc.status_code == 401 else auth.FORBIDDEN
             return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
         message = exc.detail if isinstance(exc.detail, str) else "not found" if exc.status_code == 404 else "error"

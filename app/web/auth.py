@@ -7,8 +7,6 @@ not read what it asked), and no key, secret or token is logged. Method: docs/api
 """
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from fastapi import APIRouter, Form, HTTPException, Request, Security
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.security import APIKeyHeader, HTTPBearer
@@ -63,26 +61,15 @@ def forbidden() -> AuthRefused:
     return AuthRefused(status_code=403)
 
 
-_LOGIN_FORM = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign in - ioxhub</title></head>
-<body><main><h1>Sign in</h1>{message}<form method="post" action="/login">
-<input type="hidden" name="next" value="{next}">
-<label for="key">API key</label> <input id="key" name="key" type="password" autocomplete="off" required>
-<button type="submit">Sign in</button></form></main></body></html>"""
-
-
 def _safe_next(target: str | None) -> str:
     """Only a local path (never another host) is followed after sign-in."""
     return target if target and target.startswith("/") and not target.startswith("//") and "\\" not in target else "/"
 
 
 def _login_page(request: Request, status: int, failed: bool, target: str) -> Response:
-    templates = getattr(request.app.state, "login_templates", None)    # the portal's login.html, when present
-    if templates is not None:
-        return templates.TemplateResponse(request, "login.html", {"failed": failed, "next": target,
-                                                                  "error": "That key was not accepted." if failed else None},
-                                          status_code=status)
-    message = '<p role="alert">That key was not accepted.</p>' if failed else ""
-    return HTMLResponse(_LOGIN_FORM.format(message=message, next=quote(target, safe="/?=&")), status_code=status)
+    """The portal's sign-in form (templates/login.html), with the refusal message after a wrong key."""
+    return request.app.state.templates.TemplateResponse(request, "login.html", {"error": failed, "next": target},
+                                                        status_code=status)
 
 
 @router.get("/login", response_class=HTMLResponse, include_in_schema=False)

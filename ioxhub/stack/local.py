@@ -2,8 +2,8 @@
 
 Entry points: `up`, `down`, `status`, `logs`, `endpoints`; `free_ports_env`, `isolated_env`, `start_guard`.
 
-Order matters: SeaweedFS first (tansu keeps its data in it), then tansu, then Airflow; `down` stops
-them in reverse. A leftover server of this data directory that no pid file names (see
+Order matters: SeaweedFS first (tansu keeps its data in it), then tansu, then Airflow, then the web
+server (`ioxhub serve`, read-only storage identity); `down` stops them in reverse. A leftover server of this data directory that no pid file names (see
 `process.leftovers`) is stopped by `up` (with a one-line note) and by `down`, and `status` shows it.
 """
 from __future__ import annotations
@@ -17,13 +17,13 @@ from typing import Mapping
 import psutil
 
 from ioxhub.settings import Settings, load_settings, reset_settings_cache
-from ioxhub.stack import airflow, process, seaweedfs, tansu
+from ioxhub.stack import airflow, process, seaweedfs, tansu, web
 from ioxhub.stack.process import StackError
 from ioxhub.stack.tansu import Storage
 
-SERVICES = (seaweedfs.NAME, tansu.NAME, airflow.NAME)
-PORTS = {seaweedfs.NAME: seaweedfs.ports, tansu.NAME: tansu.ports, airflow.NAME: airflow.ports}
-STOPS = {m.NAME: (m.STOP_SIGNAL, m.STOP_GRACE) for m in (seaweedfs, tansu, airflow)}
+SERVICES = (seaweedfs.NAME, tansu.NAME, airflow.NAME, web.NAME)
+PORTS = {seaweedfs.NAME: seaweedfs.ports, tansu.NAME: tansu.ports, airflow.NAME: airflow.ports, web.NAME: web.ports}
+STOPS = {m.NAME: (m.STOP_SIGNAL, m.STOP_GRACE) for m in (seaweedfs, tansu, airflow, web)}
 
 
 @dataclass(frozen=True)
@@ -50,14 +50,14 @@ class UpResult:
 
 def free_ports_env(*, airflow: bool = False) -> dict[str, str]:
     """IOXHUB_* port settings for a local stack of its own: free loopback ports, each SeaweedFS port's
-    gRPC twin (+GRPC_OFFSET) free too, and an Airflow port when asked."""
-    ports = process.free_ports(6 if airflow else 5, offsets=(0, seaweedfs.GRPC_OFFSET))
-    s3, master, volume, filer, kafka = ports[:5]
+    gRPC twin (+GRPC_OFFSET) free too, the web server's port, and an Airflow port when asked."""
+    ports = process.free_ports(7 if airflow else 6, offsets=(0, seaweedfs.GRPC_OFFSET))
+    s3, master, volume, filer, kafka, web_port = ports[:6]
     env = {"IOXHUB_S3_ENDPOINT": f"127.0.0.1:{s3}", "IOXHUB_S3_MASTER_PORT": str(master),
            "IOXHUB_S3_VOLUME_PORT": str(volume), "IOXHUB_S3_FILER_PORT": str(filer),
-           "IOXHUB_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka}"}
+           "IOXHUB_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka}", "IOXHUB_WEB_PORT": str(web_port)}
     if airflow:
-        env["IOXHUB_AIRFLOW_PORT"] = str(ports[5])
+        env["IOXHUB_AIRFLOW_PORT"] = str(ports[6])
     return env
 
 
@@ -96,10 +96,11 @@ def with_stack_keys(settings: Settings) -> Settings:
     return dataclasses.replace(settings, **fill) if fill else settings
 
 
-def up(settings: Settings, *, with_airflow: bool = False, broker_storage: Storage = "s3") -> UpResult:
+def up(settings: Settings, *, with_airflow: bool = False, with_web: bool = False,
+       broker_storage: Storage = "s3") -> UpResult:
     """Start what is not running yet and wait until each answers; on failure stop what this call started."""
     started: list[str] = []
-    wanted = [seaweedfs.NAME, tansu.NAME] + ([airflow.NAME] if with_airflow else [])
+    wanted = [seaweedfs.NAME, tansu.NAME] + ([airflow.NAME] if with_airflow else []) + ([web.NAME] if with_web else [])
     missing = [name for name in wanted if not process.running(settings.data_dir, name)]
     already = [name for name in wanted if name not in missing]
     notes = []
@@ -111,6 +112,8 @@ def up(settings: Settings, *, with_airflow: bool = False, broker_storage: Storag
                          f"(pid {', '.join(map(str, pids))})")
     for name in missing:  # every port before any start: a taken one fails fast and starts nothing
         process.check_ports(name, PORTS[name](settings))
+    if web.NAME in missing:  # so do the web server's storage keys (made by `ioxhub provision`)
+        web.read_only_settings(settings)
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         for name in missing:
@@ -120,8 +123,10 @@ def up(settings: Settings, *, with_airflow: bool = False, broker_storage: Storag
                 reset_settings_cache()
             elif name == tansu.NAME:
                 tansu.start(settings, broker_storage, seaweedfs.load_or_create_secrets(settings))
-            else:
+            elif name == airflow.NAME:
                 airflow.start(with_stack_keys(settings))
+            else:
+                web.start(with_stack_keys(settings))
             started.append(name)
     except BaseException as exc:
         for name in reversed(started):
@@ -161,7 +166,7 @@ def status(settings: Settings) -> list[ServiceState]:
 
 def _endpoint(settings: Settings, name: str) -> str:
     return {seaweedfs.NAME: f"http://{settings.s3_endpoint}", tansu.NAME: settings.kafka_bootstrap,
-            airflow.NAME: airflow.url(settings)}[name]
+            airflow.NAME: airflow.url(settings), web.NAME: web.url(settings)}[name]
 
 
 def _health(settings: Settings, name: str) -> str:
@@ -170,8 +175,10 @@ def _health(settings: Settings, name: str) -> str:
             seaweedfs.probe(settings, seaweedfs.load_or_create_secrets(settings))
         elif name == tansu.NAME:
             tansu.probe(settings)
-        else:
+        elif name == airflow.NAME:
             airflow.probe(settings)
+        else:
+            web.probe(settings)
     except Exception as exc:  # the probe's failure is the answer
         return f"failing: {type(exc).__name__}: {str(exc)[:160]}"
     return "ok"
@@ -240,6 +247,7 @@ class Endpoints:
     data_dir: Path
     airflow_url: str | None = None               # None: Airflow not running
     airflow_passwords_file: Path | None = None
+    web_url: str | None = None                   # None: the web server not running
 
 
 def endpoints(settings: Settings) -> Endpoints:
@@ -247,4 +255,5 @@ def endpoints(settings: Settings) -> Endpoints:
     return Endpoints(tansu.bootstrap_address(settings), settings.s3_endpoint, settings.bucket,
                      settings.local_secrets_file, settings.data_dir,
                      airflow.url(settings) if running else None,
-                     airflow.passwords_file(settings) if running else None)
+                     airflow.passwords_file(settings) if running else None,
+                     web.url(settings) if process.running(settings.data_dir, web.NAME) else None)

@@ -3,7 +3,8 @@
 From a clean data dir it completes (its DAG runs started by the published events, never by hand) and
 prints the summary; a second run doubles nothing (harmonized rows and curated snapshot numbers unchanged,
 every event its ingest runs consumed a duplicate). Then `ioxhub datasets`, `ioxhub report` and `ioxhub
-lineage impact_did` (down to every sample file) against the same stack, all readable in an 80-column terminal.
+lineage impact_did` (down to every sample file) against the same stack, all readable in an 80-column terminal;
+the portal it starts answers with the analyst key it prints.
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import json
 import re
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 
 import matplotlib.image
 import pytest
@@ -69,9 +72,22 @@ def _state(env, since: str) -> tuple[dict, dict, dict]:
 
 
 def _assert_fits_80_columns(text: str) -> None:
-    wide = [line for line in text.splitlines() if len(line) > 80 and not line.startswith("report: ")]
+    wide = [line for line in text.splitlines() if len(line) > 80 and not line.startswith(("report: ", "Portal: "))]
     assert not wide, wide
     assert "…" not in text                                   # rich truncated nothing
+
+
+def _portal_answers(out: str, env: dict, tmp_path) -> str:
+    """The demo's closing line names the running portal and an analyst key that signs in; returns the key.
+    The instrument page shows the impact the demo just estimated."""
+    [(url, key)] = re.findall(r"^Portal: (http://\S+/) \(sign in with key (\S+)\)$", out, re.M)
+    assert url == f"http://127.0.0.1:{env['IOXHUB_WEB_PORT']}/"
+    request = urllib.request.Request(url + "instruments/WCO-FOS-ECOM", headers={"X-API-Key": key})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        page = response.read().decode()
+    assert "Effect on adopters" in page and "Pre-trend check" in page
+    (tmp_path / "portal-instrument.html").write_text(page)
+    return key
 
 
 def test_demo_twice_then_datasets_and_report(tmp_path):
@@ -88,6 +104,7 @@ def test_demo_twice_then_datasets_and_report(tmp_path):
             assert re.search(rf"^{re.escape(effect.instrument_id)} *$", out, re.M), effect.instrument_id
         report = tmp_path / "data" / "reports" / "WCO-FOS-ECOM.html"
         assert f"\nreport: {report}\n" in out and report.is_file()       # not wrapped: copyable
+        key = _portal_answers(out, env, tmp_path)
         rows, snapshots, runs = _state(env, started)
         assert len(rows) == 8 and all(n > 0 for n in rows.values())
         assert {"impact_did", "indicator_panel_annual", "instruments_compendium", "coverage"} <= set(snapshots)
@@ -107,6 +124,11 @@ def test_demo_twice_then_datasets_and_report(tmp_path):
         consumed = runs2["ingest_datasets"]["events"]["consumed"]
         assert f"consumed {consumed}: applied 0, " in second.stdout
         assert "no new harmonized data: no derive_evidence run to wait for" in second.stdout
+        assert _portal_answers(second.stdout, env, tmp_path) != key       # a fresh key each run
+        with pytest.raises(urllib.error.HTTPError) as refused:            # the earlier one revoked
+            urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{env['IOXHUB_WEB_PORT']}/api/v1/whoami",
+                                                          headers={"X-API-Key": key}), timeout=30)
+        assert refused.value.code == 401
 
         datasets = _ioxhub(env, "datasets", cwd=tmp_path)
         assert datasets.returncode == 0, datasets.stderr

@@ -80,7 +80,7 @@ def test_cli_json_of_the_plan_the_status_the_catalog_and_the_stack(provisioned_s
     assert datasets == json.loads(json.dumps(list_datasets(provisioned_settings), default=str))
 
     services = {r["service"]: r for r in run("stack", "status")}
-    assert set(services) == {"seaweedfs", "tansu", "airflow"}
+    assert set(services) == {"seaweedfs", "tansu", "airflow", "web"}
     for name in ("seaweedfs", "tansu"):
         assert (services[name]["state"], services[name]["health"]) == ("running", "ok"), services[name]
         assert isinstance(services[name]["pid"], int)
@@ -111,7 +111,8 @@ def zone_objects(provisioned_settings):
     """One object per zone, written by the hub identity."""
     hub = make_client(provisioned_settings)
     run = uuid.uuid4().hex[:8]
-    keys = {zone: f"{zone}/_provision-test/{run}.txt" for zone in ("raw", "quarantine", "curated", "catalog", "staging")}
+    keys = {zone: f"{zone}/_provision-test/{run}.txt" for zone in ("raw", "quarantine", "harmonized", "curated", "catalog",
+                                                                   "staging")}
     for zone, key in keys.items():
         body = f"{zone} object".encode()
         hub.put_object(provisioned_settings.bucket, key, io.BytesIO(body), len(body))
@@ -162,3 +163,19 @@ def test_wrong_analyst_secret_is_a_clear_s3_error(provisioned_settings, zone_obj
     keys = json.loads(provisioned_settings.local_secrets_file.read_text())
     wrong = make_client(provisioned_settings, access_key=keys["analyst_access_key"], secret_key="not-the-secret", retries=0)
     assert _code(lambda: wrong.get_object(provisioned_settings.bucket, zone_objects["curated"]).read()) == "SignatureDoesNotMatch"
+
+
+@pytest.mark.parametrize("zone", ["raw", "quarantine", "harmonized", "curated", "catalog", "staging"])
+def test_the_web_servers_identity_reads_the_served_zones_and_writes_none(provisioned_settings, zone_objects, zone):
+    """Role `web` (`ioxhub serve`): it serves each key what that key may read (an org key its own raw/ and
+    quarantine/), so it reads those zones and the catalog, never staging/; a bug in the server can still
+    never change the data."""
+    keys = json.loads(provisioned_settings.local_secrets_file.read_text())
+    web = make_client(provisioned_settings, access_key=keys["web_access_key"], secret_key=keys["web_secret_key"], retries=0)
+    bucket = provisioned_settings.bucket
+    if zone == "staging":
+        assert _code(lambda: web.get_object(bucket, zone_objects[zone]).read()) == "AccessDenied"
+    else:
+        assert web.get_object(bucket, zone_objects[zone]).read() == f"{zone} object".encode()
+    assert _code(lambda: web.put_object(bucket, f"{zone}/_provision-test/by-web.txt", io.BytesIO(b"x"), 1)) == "AccessDenied"
+    assert _code(lambda: web.remove_object(bucket, zone_objects[zone])) == "AccessDenied"

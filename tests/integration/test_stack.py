@@ -7,6 +7,7 @@ import os
 import re
 import socket
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -277,6 +278,32 @@ def test_stack_up_airflow_serves_the_ui_and_down_stops_all_of_it(cli_stack):
     down = ioxhub(env, "stack", "down", timeout=120)
     assert down.returncode == 0, down.stderr
     assert [pid for pid in pids if not gone(pid)] == [], f"stack down left Airflow processes running:\n{down.stdout}"
+
+
+def test_stack_up_web_serves_the_portal_with_the_read_only_identity_and_down_stops_it(cli_stack):
+    env, data_dir = cli_stack, Path(cli_stack["IOXHUB_DATA_DIR"])
+    refused = ioxhub(env, "stack", "up", "--web")   # no read-only storage identity yet: nothing is started
+    assert refused.returncode == 2 and "`ioxhub provision` first" in refused.stderr, refused.stderr
+    assert not (data_dir / "run").is_dir() or not list((data_dir / "run").glob("*.pid"))
+    assert ioxhub(env, "stack", "up").returncode == 0 and ioxhub(env, "provision").returncode == 0
+    up = ioxhub(env, "stack", "up", "--web")
+    assert up.returncode == 0, up.stderr
+    url = printed(up.stdout, "Portal and API")
+    assert url == f"http://127.0.0.1:{env['IOXHUB_WEB_PORT']}/"
+    with urllib.request.urlopen(url + "login", timeout=10) as response:
+        assert response.status == 200 and b'<label for="key">' in response.read()
+    status = ioxhub(env, "stack", "status", "--json")
+    web = next(r for r in json.loads(status.stdout) if r["service"] == "web")
+    assert (web["state"], web["health"], web["endpoint"]) == ("running", "ok", url)
+
+    record = process.read_record(data_dir, "web")
+    environ = psutil.Process(record.pid).environ()
+    secrets = json.loads((data_dir / "secrets" / "local-stack.json").read_text())
+    assert environ["IOXHUB_S3_ACCESS_KEY"] == secrets["web_access_key"]
+    assert secrets["s3_secret_key"] not in environ.values() and secrets["s3_admin_secret_key"] not in environ.values()
+    down = ioxhub(env, "stack", "down")
+    assert down.returncode == 0 and f"web: stopped (pid {record.pid})" in down.stdout, down.stdout
+    assert gone(record.pid)
 
 
 def alive_writing_to(log: Path) -> list[int]:

@@ -171,7 +171,8 @@ def test_metadata_and_provenance(server, keys):
     meta = get(server, f"/api/v1/datasets/{harmonized['name']}", keys["analyst"]).json()
     assert meta["provenance"]["releases"] and {r["org"] for r in meta["provenance"]["releases"]} == {harmonized["org"]}
     assert all(r["applied_at"] for r in meta["provenance"]["releases"])
-    assert {"name": "year", "type": "int", "partition": True} in meta["columns"]
+    year = next(c for c in meta["columns"] if c["name"] == "year")
+    assert (year["type"], year["partition"]) == ("int", True) and year["doc"]           # documented, as on the portal
     panel = get(server, f"/api/v1/datasets/{PANEL}", keys["analyst"]).json()
     assert [c["name"] for c in panel["columns"]][:3] == ["indicator", "ref_area", "freq"]
     assert panel["snapshots"][-1]["snapshot"] == panel["snapshot"] and panel["provenance"]["inputs"]

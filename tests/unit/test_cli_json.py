@@ -80,7 +80,7 @@ def test_keys_list_json_lists_the_trust_store_without_private_keys(data_dir):
 
 def test_stack_status_json_of_a_stack_that_never_started(data_dir):
     rows = run_json("stack", "status")
-    assert [r["service"] for r in rows] == ["seaweedfs", "tansu", "airflow"]
+    assert [r["service"] for r in rows] == ["seaweedfs", "tansu", "airflow", "web"]
     for r in rows:
         assert r == {"service": r["service"], "state": "stopped", "pid": None, "leftover_pids": [],
                      "endpoint": r["endpoint"], "health": "-"}

@@ -322,3 +322,47 @@ def test_the_dashboard_queries_only_metrics_the_hub_exports():
     for needed in ("ioxhub_topic_lag_records", "ioxhub_dataset_freshness_seconds", "ioxhub_ingest_events_total",
                    "ioxhub_observations_refused_total", "ioxhub_run_duration_seconds"):
         assert needed in used, needed
+
+
+# ------------------------------------------------------------------------------------------- web portal and API
+WEB_START = PROJECT_ROOT / "infra" / "compose" / "web-start.sh"
+
+
+def test_web_service_runs_the_hub_image_with_the_read_only_identity_only(services):
+    web = services["ioxhub-web"]
+    assert web["image"] == services["ioxhub-metrics"]["image"] and web["build"] == services["ioxhub-metrics"]["build"]
+    assert web["entrypoint"] == ["sh", "/opt/ioxhub/web-start.sh"]
+    assert f"./{WEB_START.relative_to(PROJECT_ROOT)}:/opt/ioxhub/web-start.sh:ro" in web["volumes"]
+    e = env(web)
+    # no read-write or admin S3 key, no Kafka credential: only the web role's keys, read from the secrets volume
+    assert not {k for k in e if re.search(r"ACCESS_KEY|SECRET|PASSWORD|USERNAME", k)}, sorted(e)
+    assert f"ioxhub-secrets:{e['IOXHUB_DATA_DIR']}:ro" in web["volumes"]
+    assert "ioxhub-secrets:" + e["IOXHUB_DATA_DIR"] in services["ioxhub-init"]["volumes"]
+    assert depends(web) == {"minio": "service_healthy", "ioxhub-init": "service_completed_successfully"}
+    assert web["ports"] == [f"127.0.0.1:{e['IOXHUB_WEB_PORT']}:{e['IOXHUB_WEB_PORT']}"]
+    assert f"localhost:{e['IOXHUB_WEB_PORT']}/login" in " ".join(web["healthcheck"]["test"])
+
+
+def test_web_role_reads_what_the_server_serves_and_writes_none():
+    from ioxhub.orgs import load_orgs
+
+    role = load_orgs(PROJECT_ROOT / "infra" / "orgs.yaml").storage.roles["web"]
+    assert set(role.read) == {"raw", "harmonized", "quarantine", "curated", "catalog"} and role.write == ()
+
+
+@pytest.mark.skipif(shutil.which("sh") is None, reason="no sh")
+def test_web_start_script_serves_with_the_web_roles_keys(tmp_path):
+    """The script run for real, with a `python` stub on PATH that reports how `ioxhub serve` would start."""
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "local-stack.json").write_text(json.dumps(
+        {"web_access_key": "IOXWEB", "web_secret_key": "s3cr'et$x", "analyst_access_key": "IOXAN"}))
+    stub = tmp_path / "bin" / "python"
+    stub.parent.mkdir()
+    stub.write_text(f'#!/bin/sh\nif [ "$1" = "-m" ]; then echo "$IOXHUB_WEB_S3_ACCESS_KEY|$IOXHUB_WEB_S3_SECRET_KEY|${{IOXHUB_S3_ACCESS_KEY:-}}|$*"; '
+                    f'exit 0; fi\nexec {shutil.which("python3")} "$@"\n')
+    stub.chmod(0o755)
+    done = subprocess.run(["sh", str(WEB_START)], capture_output=True, text=True, timeout=30,
+                          env={"PATH": f"{stub.parent}:/usr/bin:/bin", "IOXHUB_DATA_DIR": str(tmp_path),
+                               "IOXHUB_WEB_PORT": "8765"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "IOXWEB|s3cr'et$x||-m app.cli serve --host 0.0.0.0 --port 8765"

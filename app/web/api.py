@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import itertools
 import json
-from typing import Annotated, Any, Literal
+import threading
+from typing import Annotated, Any, Iterator, Literal, NamedTuple
 
 import pyarrow as pa
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
@@ -15,8 +18,9 @@ from fastapi.responses import Response, StreamingResponse
 
 from app.web.auth import forbidden, require_identity
 from consumers import sdmx_out
-from consumers.access import PullError, PullPlan, iter_pull, plan_pull
+from consumers.access import PullError, PullPlan, iter_pull, parse_where, plan_pull, snapshot_of
 from consumers.metadata import dataset_metadata, dataset_summary, dataset_zone
+from consumers.response_cache import ResponseCache
 from consumers.stream import MEDIA_TYPES, stream_pull
 from ioxhub.apikeys import Identity, object_org
 from ioxhub.catalog import Catalog
@@ -29,6 +33,8 @@ Zone = Annotated[str, Path(description="raw, quarantine, harmonized or curated",
 Auth = Annotated[Identity, Depends(require_identity)]
 FORMATS = ("json", "jsonl", "csv", "parquet", "sdmx-csv", "sdmx-ml")
 OBJECT_ZONES = ("raw", "quarantine", "harmonized", "curated")   # catalog/ (API key records) is not served
+IMMUTABLE_AGE = 365 * 24 * 3600   # a response of a snapshot named by number or cursor never changes
+LATEST_AGE = 60                   # the latest snapshot: a browser asks again (If-None-Match) after a minute
 SDMX_MEDIA = {"sdmx-csv": "application/vnd.sdmx.data+csv; version=2.0.0; charset=utf-8",
               "sdmx-ml": "application/vnd.sdmx.structurespecificdata+xml; version=2.1"}
 
@@ -84,14 +90,71 @@ def _plan(request: Request, entry: dict, where: list[str], columns: str | None, 
         return plan_pull(entry["name"], where, [c for c in columns.split(",") if c] if columns else None, as_of,
                          request.app.state.store, entry=entry)
     except PullError as exc:
-        raise ApiError(400, str(exc).replace("--where ", "where ").replace("--as-of ", "as_of ")) from None
+        raise ApiError(400, _api_words(exc)) from None
+
+
+def _api_words(exc: PullError) -> str:
+    return str(exc).replace("--where ", "where ").replace("--as-of ", "as_of ")
+
+
+class Body(NamedTuple):
+    """A response computed whole (small enough to keep in the response cache)."""
+    content: bytes
+    media_type: str
+    headers: dict[str, str]
+
+
+class Streamed(NamedTuple):
+    """A response too large to keep: its first chunks, already encoded, then the rest as it is read."""
+    chunks: Iterator[bytes]
+    media_type: str
+    headers: dict[str, str]
+
+
+_CACHE_LOCK = threading.Lock()
+
+
+def response_cache(request: Request) -> ResponseCache:
+    """The server's response cache (one per application, `IOXHUB_WEB_CACHE_MB`)."""
+    state = request.app.state
+    with _CACHE_LOCK:
+        if getattr(state, "response_cache", None) is None:
+            most = int(state.settings.web_cache_mb * 1_000_000)
+            state.response_cache = ResponseCache(most, most // 8)
+        return state.response_cache
+
+
+def _whole_or_streamed(chunks: Iterator[bytes], bound: int, media_type: str, headers: dict) -> Body | Streamed:
+    """Encode up to `bound` bytes (in this worker thread, off the event loop); all of it: a Body to keep."""
+    head, size = [], 0
+    for chunk in chunks:
+        head.append(chunk)
+        size += len(chunk)
+        if size > bound:
+            return Streamed(itertools.chain(head, chunks), media_type, headers)
+    return Body(b"".join(head), media_type, headers)
+
+
+def _cache_key(entry: dict, snapshot: int, where: list[str], columns: str | None, fmt: str, limit: int,
+               offset: int) -> tuple:
+    """Everything a rows response depends on: a snapshot never changes, so neither does its response."""
+    try:
+        filters = tuple(sorted(parse_where(where)))
+    except PullError as exc:
+        raise ApiError(400, _api_words(exc)) from None
+    return ("rows", entry["name"], snapshot, filters, columns, fmt, limit, offset)
+
+
+def _etag(key: tuple) -> str:
+    return '"' + hashlib.sha256(repr(key).encode()).hexdigest()[:32] + '"'
 
 
 @router.get("/datasets/{name}/rows", summary="A dataset's rows: filtered, projected, as of a snapshot, paged, streamed",
             response_class=Response,
             responses={200: {"content": {"application/json": {}, "text/csv": {}, "application/x-ndjson": {},
                                          "application/vnd.apache.parquet": {}, SDMX_MEDIA["sdmx-csv"]: {},
-                                         SDMX_MEDIA["sdmx-ml"]: {}}}})
+                                         SDMX_MEDIA["sdmx-ml"]: {}}},
+                       304: {"description": "Not modified (If-None-Match named this response's ETag)"}})
 def rows(request: Request, identity: Auth, name: Name,
          where: Annotated[list[str], Query(description="COL=V, COL!=V, COL>=V, COL>V, COL<=V, COL<V or COL=in:V1,V2; "
                                                        "repeat the parameter to combine (same column: OR for =/in, else AND)",
@@ -103,7 +166,8 @@ def rows(request: Request, identity: Auth, name: Name,
          cursor: Annotated[str | None, Query(description="The next_cursor of a previous page (pins its snapshot)")] = None,
          format: Annotated[Literal["json", "jsonl", "csv", "parquet", "sdmx-csv", "sdmx-ml"], Query()] = "json") -> Response:
     settings = request.app.state.settings
-    entry = _entry_for(request, identity, name)
+    entry = _entry_for(request, identity, name)          # authorized first: the cache is looked up after
+    pinned = cursor is not None or (as_of is not None and as_of.isascii() and as_of.isdigit())
     if cursor is not None:
         snapshot, offset = decode_cursor(cursor)
         as_of = str(snapshot)
@@ -112,26 +176,41 @@ def rows(request: Request, identity: Auth, name: Name,
     if limit is not None and limit > most:
         raise ApiError(400, f"limit {limit}: above the server's row limit for {format} ({most}); page with cursor")
     limit = limit or most
-    plan = _plan(request, entry, where, columns, as_of)
+    try:
+        snapshot = snapshot_of(entry, as_of)
+    except PullError as exc:
+        raise ApiError(400, _api_words(exc)) from None
+    key = _cache_key(entry, snapshot, where, columns, format, limit, offset)
+    validators = {"ETag": _etag(key), "Cache-Control": f"private, max-age={IMMUTABLE_AGE if pinned else LATEST_AGE}"}
+    presented = {tag.strip().removeprefix("W/") for tag in request.headers.get("if-none-match", "").split(",")}
+    if validators["ETag"] in presented:
+        return Response(status_code=304, headers=validators)
+    cache = response_cache(request)
     store = request.app.state.store
 
-    def next_cursor(count: int) -> str | None:
-        return encode_cursor(plan.snapshot, offset + count) if count >= limit else None
+    def compute() -> Body | Streamed:
+        plan = _plan(request, entry, where, columns, str(snapshot))      # the snapshot of the key, even if a newer came
+        headers = {"X-Snapshot": str(plan.snapshot), "X-Row-Limit": str(most)}
+        if sdmx:
+            return _sdmx_rows(entry, plan, store, format, offset, limit, headers)
+        if format != "json":
+            headers["X-Next-Cursor"] = encode_cursor(plan.snapshot, offset + limit)   # an empty or short page ends
+        if format in ("parquet", "csv"):
+            headers["Content-Disposition"] = f'attachment; filename="{name}.{format}"'
 
-    headers = {"X-Snapshot": str(plan.snapshot), "X-Row-Limit": str(most)}
-    if sdmx:
-        return _sdmx_rows(entry, plan, store, format, offset, limit, headers)
-    if format != "json":
-        headers["X-Next-Cursor"] = encode_cursor(plan.snapshot, offset + limit)   # an empty or short page ends
-    if format == "parquet":
-        headers["Content-Disposition"] = f'attachment; filename="{name}.parquet"'
-    elif format == "csv":
-        headers["Content-Disposition"] = f'attachment; filename="{name}.csv"'
-    return StreamingResponse(stream_pull(plan, store, format, offset, limit, next_cursor),
-                             media_type=MEDIA_TYPES[format], headers=headers)
+        def next_cursor(count: int) -> str | None:
+            return encode_cursor(plan.snapshot, offset + count) if count >= limit else None
+        return _whole_or_streamed(stream_pull(plan, store, format, offset, limit, next_cursor), cache.item_max_bytes,
+                                  MEDIA_TYPES[format], headers)
+
+    found, hit = cache.get_or_compute(key, compute, lambda r: len(r.content) if isinstance(r, Body) else None)
+    headers = {**found.headers, **validators, "X-Cache": "hit" if hit else "miss"}
+    if isinstance(found, Body):
+        return Response(found.content, media_type=found.media_type, headers=headers)
+    return StreamingResponse(found.chunks, media_type=found.media_type, headers=headers)
 
 
-def _sdmx_rows(entry: dict, plan: PullPlan, store, fmt: str, offset: int, limit: int, headers: dict) -> Response:
+def _sdmx_rows(entry: dict, plan: PullPlan, store, fmt: str, offset: int, limit: int, headers: dict) -> Body:
     tables = list(iter_pull(plan, store, offset, limit))
     table = pa.concat_tables(tables) if tables else (plan.schema.empty_table() if plan.schema is not None else pa.table({}))
     try:
@@ -140,7 +219,7 @@ def _sdmx_rows(entry: dict, plan: PullPlan, store, fmt: str, offset: int, limit:
         raise ApiError(400, str(exc)) from None
     message = sdmx_out.data_message(structure, table)
     body = sdmx_out.to_sdmx_csv(message).encode() if fmt == "sdmx-csv" else sdmx_out.to_sdmx_ml(message)
-    return Response(body, media_type=SDMX_MEDIA[fmt], headers=headers)
+    return Body(body, SDMX_MEDIA[fmt], headers)
 
 
 # --- objects of the zones ----------------------------------------------------------------------------------

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import gzip
 import hashlib
 import itertools
 import json
 import threading
+import time
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Iterator, Literal, NamedTuple
 
 import pyarrow as pa
@@ -97,11 +100,21 @@ def _api_words(exc: PullError) -> str:
     return str(exc).replace("--where ", "where ").replace("--as-of ", "as_of ")
 
 
-class Body(NamedTuple):
-    """A response computed whole (small enough to keep in the response cache)."""
+@dataclass
+class Body:
+    """A response computed whole (small enough to keep in the response cache). Its gzip encoding is made
+    once, when the body is first served again from the cache (so a miss pays no compression)."""
     content: bytes
     media_type: str
     headers: dict[str, str]
+    _gzipped: bytes | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def gzip(self) -> bytes:
+        with self._lock:
+            if self._gzipped is None:
+                self._gzipped = gzip.compress(self.content, compresslevel=1, mtime=0)
+            return self._gzipped
 
 
 class Streamed(NamedTuple):
@@ -135,6 +148,11 @@ def _whole_or_streamed(chunks: Iterator[bytes], bound: int, media_type: str, hea
     return Body(b"".join(head), media_type, headers)
 
 
+def _accepts_gzip(request: Request) -> bool:
+    return any(part.split(";")[0].strip() == "gzip" and "q=0" not in part.replace(" ", "").split(";")[1:]
+               for part in request.headers.get("accept-encoding", "").lower().split(","))
+
+
 def _cache_key(entry: dict, snapshot: int, where: list[str], columns: str | None, fmt: str, limit: int,
                offset: int) -> tuple:
     """Everything a rows response depends on: a snapshot never changes, so neither does its response."""
@@ -165,6 +183,7 @@ def rows(request: Request, identity: Auth, name: Name,
          offset: Annotated[int, Query(ge=0, description="Rows to skip")] = 0,
          cursor: Annotated[str | None, Query(description="The next_cursor of a previous page (pins its snapshot)")] = None,
          format: Annotated[Literal["json", "jsonl", "csv", "parquet", "sdmx-csv", "sdmx-ml"], Query()] = "json") -> Response:
+    started = time.perf_counter()
     settings = request.app.state.settings
     entry = _entry_for(request, identity, name)          # authorized first: the cache is looked up after
     pinned = cursor is not None or (as_of is not None and as_of.isascii() and as_of.isdigit())
@@ -204,9 +223,14 @@ def rows(request: Request, identity: Auth, name: Name,
                                   MEDIA_TYPES[format], headers)
 
     found, hit = cache.get_or_compute(key, compute, lambda r: len(r.content) if isinstance(r, Body) else None)
-    headers = {**found.headers, **validators, "X-Cache": "hit" if hit else "miss"}
+    headers = {**found.headers, **validators, "X-Cache": "hit" if hit else "miss",
+               # the time in the handler (a streamed response: up to its first bytes), for load analysis
+               "Server-Timing": f"app;dur={(time.perf_counter() - started) * 1000:.1f}"}
     if isinstance(found, Body):
-        return Response(found.content, media_type=found.media_type, headers=headers)
+        if hit and format != "parquet" and _accepts_gzip(request):
+            return Response(found.gzip(), media_type=found.media_type,
+                            headers={**headers, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+        return Response(found.content, media_type=found.media_type, headers={**headers, "Vary": "Accept-Encoding"})
     return StreamingResponse(found.chunks, media_type=found.media_type, headers=headers)
 
 

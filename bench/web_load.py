@@ -58,11 +58,12 @@ def start_server(stack: BenchStack, port: int, log: Path, workers: int) -> subpr
 
 
 async def run_clients(base: str, key: str, name: str, countries: list[str], clients: int, requests: int,
-                      fmt: str) -> tuple[list[float], int, int, list[float], float]:
+                      fmt: str) -> tuple[list[float], int, int, list[float], list[float], float]:
     """Client i's r-th request pulls countries[(i * requests + r) % len(countries)]."""
     latencies: list[float] = []
     total_bytes = hits = 0
     server: list[float] = []
+    firsts: list[float] = []
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
 
     async def client(i: int, http: httpx.AsyncClient) -> None:
@@ -78,6 +79,8 @@ async def run_clients(base: str, key: str, name: str, countries: list[str], clie
                 async for chunk in response.aiter_raw():
                     size += len(chunk)
             latencies.append(time.perf_counter() - started)
+            if r == 0:
+                firsts.append(latencies[-1])
             if response.status_code != 200:
                 raise SystemExit(f"{country}: HTTP {response.status_code}")
             total_bytes += size
@@ -89,7 +92,7 @@ async def run_clients(base: str, key: str, name: str, countries: list[str], clie
     async with httpx.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=300, limits=limits) as http:
         started = time.perf_counter()
         await asyncio.gather(*(client(i, http) for i in range(clients)))
-        return latencies, total_bytes, hits, server, time.perf_counter() - started
+        return latencies, total_bytes, hits, server, firsts, time.perf_counter() - started
 
 
 def scenario(stack: BenchStack, tmp: Path, key: str, name: str, countries: list[str], label: str,
@@ -100,7 +103,7 @@ def scenario(stack: BenchStack, tmp: Path, key: str, name: str, countries: list[
     try:
         base = f"http://127.0.0.1:{port}"
         asyncio.run(run_clients(base, key, name, ["ZZZ"], 2, 1, args.format))     # warm-up: no country's rows
-        latencies, total_bytes, hits, server, seconds = asyncio.run(
+        latencies, total_bytes, hits, server, firsts, seconds = asyncio.run(
             run_clients(base, key, name, countries, args.clients, args.requests, args.format))
     finally:
         proc.terminate()
@@ -115,13 +118,51 @@ def scenario(stack: BenchStack, tmp: Path, key: str, name: str, countries: list[
           f"(target p95 <= 500 ms: {'met' if q[94] <= 0.5 else 'NOT met'})")
     print(f"[{label}] throughput: {n / seconds:.1f} requests/s, {total_bytes / seconds / 1e6:.1f} MB/s on the wire; "
           f"cache hits {hits} of {n}; pulls computed {len(pulls)}, {statistics.mean(r for r, _, _ in pulls):.0f} rows each")
+    later = sorted(set(latencies) - set(firsts)) if args.requests > 1 else []
+    if later:
+        print(f"[{label}] the {len(firsts)} first requests (all at once): p50 {statistics.median(firsts) * 1000:.0f} ms, "
+              f"max {max(firsts) * 1000:.0f} ms; the later ones: p50 {statistics.median(later) * 1000:.0f} ms, "
+              f"p95 {statistics.quantiles(later, n=100)[94] * 1000:.0f} ms")
     if server:
         sq = statistics.quantiles(server, n=100)
-        print(f"[{label}] time in the handler (Server-Timing): p50 {sq[49] * 1000:.0f} ms, p95 {sq[94] * 1000:.0f} ms; "
+        print(f"[{label}] time in the handler (Server-Timing): p50 {sq[49] * 1000:.0f} ms, p95 {sq[94] * 1000:.0f} ms, "
+              f"max {max(server) * 1000:.0f} ms; "
               f"sum {sum(server):.1f} s over {seconds:.1f} s wall (the rest of a latency: waiting for a thread, "
               f"the event loop, sending)")
     print(f"[{label}] bytes read per computed pull: {statistics.mean(fractions) * 100:.2f}% of the panel "
           f"(max {max(fractions) * 100:.2f}%)")
+
+
+def breakdown(stack: BenchStack, name: str, countries: list[str], fmt: str) -> None:
+    """Where one cold pull's time goes: the steps of the rows endpoint timed in-process, one pull at a time."""
+    from app.web.app import web_store
+    from consumers.access import iter_pull, plan_pull
+    from ioxhub.catalog import Catalog
+
+    store = web_store(stack.settings)
+    steps: dict[str, list[float]] = {"catalog entry": [], "plan (list, footer)": [], "read (ranged GETs, decode, filter)": [],
+                                     f"encode {fmt}": []}
+    for i, country in enumerate(countries[:23]):
+        t0 = time.perf_counter()
+        entry = Catalog(store).dataset(name)
+        t1 = time.perf_counter()
+        plan = plan_pull(name, [f"ref_area={country}"], None, None, store, entry=entry)
+        t2 = time.perf_counter()
+        tables = list(iter_pull(plan, store))
+        t3 = time.perf_counter()
+        for _ in _encode(tables, plan, fmt):
+            pass
+        t4 = time.perf_counter()
+        if i >= 3:                                               # the first ones warm connections up
+            for values, seconds in zip(steps.values(), (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                values.append(seconds)
+    print("one cold pull, in-process, medians of 20: " + ", ".join(
+        f"{step} {statistics.median(v) * 1000:.0f} ms" for step, v in steps.items()))
+
+
+def _encode(tables, plan, fmt: str):
+    from consumers.encode import csv_chunks, jsonl_chunks
+    return csv_chunks(iter(tables), plan.schema) if fmt == "csv" else jsonl_chunks(iter(tables))
 
 
 def main() -> None:
@@ -131,7 +172,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=4, help="Requests per client (one after the other).")
     parser.add_argument("--format", default="csv", choices=["csv", "json", "jsonl", "parquet"])
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes of `ioxhub serve`.")
-    parser.add_argument("--scenario", default="both", choices=["same", "distinct", "both"])
+    parser.add_argument("--scenario", default="both", choices=["same", "distinct", "both", "none"])
+    parser.add_argument("--breakdown", action="store_true", help="Also time the steps of one cold pull in-process.")
     args = parser.parse_args()
 
     from ioxhub.apikeys import create_key
@@ -147,7 +189,9 @@ def main() -> None:
                   f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
             countries = sorted(set(panel_table(10_000)["ref_area"].to_pylist()))
             key, _ = create_key(ObjectStore(stack.settings), "bench", "analyst")
-            for label in (("same", "distinct") if args.scenario == "both" else (args.scenario,)):
+            if args.breakdown:
+                breakdown(stack, name, countries, args.format if args.format in ("csv", "jsonl") else "csv")
+            for label in {"both": ("same", "distinct"), "none": ()}.get(args.scenario, (args.scenario,)):
                 scenario(stack, Path(tmp), key, name, countries[:1] if label == "same" else countries, label, args)
                 print(f"[{label}] load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         finally:

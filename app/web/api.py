@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import itertools
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -49,8 +50,28 @@ class ApiError(HTTPException):
         super().__init__(status_code=status, detail=message)
 
 
+def _catalog_entry(request: Request, name: str) -> dict[str, Any] | None:
+    """The dataset's catalog entry, re-read when older than IOXHUB_WEB_CATALOG_CACHE_SECONDS."""
+    state = request.app.state
+    seconds = state.settings.web_catalog_cache_seconds
+    if not seconds:
+        return Catalog(state.store).dataset(name)
+    with _CACHE_LOCK:
+        entries = state.__dict__.setdefault("catalog_entries", {})    # name -> (read at, entry)
+        found = entries.get(name)
+    now = time.monotonic()
+    if found is not None and now - found[0] < seconds:
+        return found[1]
+    entry = Catalog(state.store).dataset(name)
+    with _CACHE_LOCK:
+        if len(entries) > 10_000:           # unknown names sent in bulk must not grow it without end
+            entries.clear()
+        entries[name] = (now, entry)
+    return entry
+
+
 def _entry_for(request: Request, identity: Identity, name: str) -> dict[str, Any]:
-    entry = Catalog(request.app.state.store).dataset(name)
+    entry = _catalog_entry(request, name)
     if entry is None:
         raise ApiError(404, f"no dataset {name!r} in the catalog")
     if not identity.can_read(dataset_zone(entry), entry.get("org")):
@@ -125,6 +146,9 @@ class Streamed(NamedTuple):
 
 
 _CACHE_LOCK = threading.Lock()
+# Responses encoded at once: more threads than cores only share the cores (and the GIL) finer, so each
+# request takes longer without more throughput (docs/api.md "Load"); the others wait their turn.
+COMPUTING = threading.BoundedSemaphore(2 * (os.cpu_count() or 1))
 
 
 def response_cache(request: Request) -> ResponseCache:
@@ -208,6 +232,10 @@ def rows(request: Request, identity: Auth, name: Name,
     store = request.app.state.store
 
     def compute() -> Body | Streamed:
+        with COMPUTING:
+            return _compute()
+
+    def _compute() -> Body | Streamed:
         plan = _plan(request, entry, where, columns, str(snapshot))      # the snapshot of the key, even if a newer came
         headers = {"X-Snapshot": str(plan.snapshot), "X-Row-Limit": str(most)}
         if sdmx:

@@ -135,6 +135,9 @@ def test_responses_are_cached_after_authorization_with_etags(server, keys):
     again = get(server, path, keys["org"], params=params[::-1])       # another key, the filters in another order
     assert first.status_code == again.status_code == 200 and first.headers["x-cache"] == "miss"
     assert again.headers["x-cache"] == "hit" and again.content == first.content and first.content.count(b"\n") > 1
+    assert again.headers["content-encoding"] == "gzip" and "content-encoding" not in first.headers   # hits: gzip
+    plain = get(server, path, keys["analyst"], params=params, headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.content == first.content
     etag = first.headers["etag"]
     assert again.headers["etag"] == etag and first.headers["cache-control"] == "private, max-age=60"
     assert first.text == cli("pull", PANEL, "--where", "year>=2010", "--where", "ref_area=in:DEU,ITA",

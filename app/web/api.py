@@ -1,6 +1,7 @@
 """The REST API under /api/v1: the catalog, a dataset's metadata, its rows (filtered, projected, as of a
 snapshot, paged, streamed in csv | json | jsonl | parquet | sdmx-csv | sdmx-ml), and the objects of the zones
-an identity may read. Rows come from `consumers.access` (the code `ioxhub pull` runs). docs/api.md.
+an identity may read. Rows come from `consumers.access` (the code `ioxhub pull` runs); responses small enough
+are kept per snapshot in `consumers.response_cache` (ETag, 304, gzip on reuse). docs/api.md.
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ Auth = Annotated[Identity, Depends(require_identity)]
 FORMATS = ("json", "jsonl", "csv", "parquet", "sdmx-csv", "sdmx-ml")
 OBJECT_ZONES = ("raw", "quarantine", "harmonized", "curated")   # catalog/ (API key records) is not served
 IMMUTABLE_AGE = 365 * 24 * 3600   # a response of a snapshot named by number or cursor never changes
+GZIP_TAG = '-gzip"'                # the ETag of a body's gzip representation ends so
 LATEST_AGE = 60                   # the latest snapshot: a browser asks again (If-None-Match) after a minute
 SDMX_MEDIA = {"sdmx-csv": "application/vnd.sdmx.data+csv; version=2.0.0; charset=utf-8",
               "sdmx-ml": "application/vnd.sdmx.structurespecificdata+xml; version=2.1"}
@@ -173,8 +175,15 @@ def _whole_or_streamed(chunks: Iterator[bytes], bound: int, media_type: str, hea
 
 
 def _accepts_gzip(request: Request) -> bool:
-    return any(part.split(";")[0].strip() == "gzip" and "q=0" not in part.replace(" ", "").split(";")[1:]
-               for part in request.headers.get("accept-encoding", "").lower().split(","))
+    for part in request.headers.get("accept-encoding", "").lower().split(","):
+        coding, *params = (p.strip() for p in part.split(";"))
+        if coding == "gzip":
+            q = next((p[2:] for p in params if p.startswith("q=")), "1")
+            try:
+                return float(q) > 0
+            except ValueError:
+                return False
+    return False
 
 
 def _cache_key(entry: dict, snapshot: int, where: list[str], columns: str | None, fmt: str, limit: int,
@@ -225,7 +234,8 @@ def rows(request: Request, identity: Auth, name: Name,
         raise ApiError(400, _api_words(exc)) from None
     key = _cache_key(entry, snapshot, where, columns, format, limit, offset)
     validators = {"ETag": _etag(key), "Cache-Control": f"private, max-age={IMMUTABLE_AGE if pinned else LATEST_AGE}"}
-    presented = {tag.strip().removeprefix("W/") for tag in request.headers.get("if-none-match", "").split(",")}
+    presented = {tag.strip().removeprefix("W/").replace(GZIP_TAG, '"')         # either representation
+                 for tag in request.headers.get("if-none-match", "").split(",")}
     if validators["ETag"] in presented:
         return Response(status_code=304, headers=validators)
     cache = response_cache(request)
@@ -257,7 +267,8 @@ def rows(request: Request, identity: Auth, name: Name,
     if isinstance(found, Body):
         if hit and format != "parquet" and _accepts_gzip(request):
             return Response(found.gzip(), media_type=found.media_type,
-                            headers={**headers, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+                            headers={**headers, "ETag": validators["ETag"][:-1] + GZIP_TAG,
+                                     "Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
         return Response(found.content, media_type=found.media_type, headers={**headers, "Vary": "Accept-Encoding"})
     return StreamingResponse(found.chunks, media_type=found.media_type, headers=headers)
 

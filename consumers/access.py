@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple, Sequence
@@ -18,12 +19,16 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
+from consumers.encode import csv_chunks, jsonl_chunks
 from ioxhub.catalog import Catalog
 from ioxhub.errors import IoxhubError
 from ioxhub.settings import Settings
 from ioxhub.storage import ObjectStore
 
 FORMATS = ("csv", "parquet", "json")
+# pre_buffer: a row group's column chunks are fetched in coalesced ranged reads, then decoded without
+# calling back into Python per chunk (concurrent pulls scale better: docs/api.md "Load").
+PARQUET = pads.ParquetFileFormat(default_fragment_scan_options=pads.ParquetFragmentScanOptions(pre_buffer=True))
 
 
 class PullError(IoxhubError):
@@ -97,6 +102,11 @@ def _snapshot_location(entry: dict, as_of: str | None) -> tuple[int, str]:
         raise PullError(f"{entry['name']} is a harmonized dataset: only its current state is addressable "
                         "(its history per release is under harmonized/observation_history/)")
     return chosen["snapshot"], chosen["location"]
+
+
+def snapshot_of(entry: dict, as_of: str | None) -> int:
+    """The snapshot number a pull of `entry` as of `as_of` reads (PullError when there is none)."""
+    return _snapshot_location(entry, as_of)[0]
 
 
 def _partition_values(key: str) -> dict[str, str]:
@@ -263,7 +273,7 @@ def iter_pull(plan: PullPlan, store: ObjectStore, offset: int = 0, limit: int | 
         if left is not None and left <= 0:
             return
         with plan.open(store, key) as handle:
-            fragment = pads.ParquetFileFormat().make_fragment(pa.PythonFile(handle, mode="r"))
+            fragment = PARQUET.make_fragment(pa.PythonFile(handle, mode="r"))
             schema = fragment.physical_schema
             partitions = _partition_values(key)
             plan.objects_read += 1
@@ -308,21 +318,22 @@ def pull(dataset: str, where: Sequence[str] = (), columns: Sequence[str] | None 
 
 
 def write_pull(result: PullResult, fmt: str, out: Path | None) -> Path | None:
-    """Write a pull as csv, parquet or json (JSON Lines) to `out`, or CSV/JSON to stdout when out is None."""
+    """Write a pull as csv, parquet or json (JSON Lines) to `out`, or CSV/JSON to stdout when out is None.
+    csv and json are `consumers.encode`'s, the encodings the HTTP API streams."""
     if fmt not in FORMATS:
         raise PullError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    frame = result.table.to_pandas() if fmt != "parquet" else None
-    if out is None:
-        if fmt == "parquet":
-            raise PullError("--format parquet needs -o FILE")
-        import sys
-        (frame.to_csv(sys.stdout, index=False) if fmt == "csv" else
-         frame.to_json(sys.stdout, orient="records", lines=True, date_format="iso"))
-        return None
+    if out is None and fmt == "parquet":
+        raise PullError("--format parquet needs -o FILE")
     if fmt == "parquet":
         pq.write_table(result.table, out)
-    elif fmt == "csv":
-        frame.to_csv(out, index=False)
-    else:
-        frame.to_json(out, orient="records", lines=True, date_format="iso")
+        return out
+    chunks = csv_chunks([result.table], result.table.schema) if fmt == "csv" else jsonl_chunks([result.table])
+    if out is None:
+        for chunk in chunks:
+            sys.stdout.write(chunk.decode())
+        sys.stdout.flush()
+        return None
+    with open(out, "wb") as handle:
+        for chunk in chunks:
+            handle.write(chunk)
     return out

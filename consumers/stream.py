@@ -2,7 +2,7 @@
 
 `stream_pull(plan, store, fmt, offset, limit, next_cursor)` yields the encoded rows batch by batch as
 `consumers.access.iter_pull` reads them, so a large download is never held whole in memory. Formats: csv
-and jsonl as `ioxhub pull` writes them (pandas, batch by batch), json (an object with the rows and the
+and jsonl as `ioxhub pull` writes them (consumers/encode.py), json (an object with the rows and the
 paging cursor), parquet (one file written row group by row group). SDMX: consumers/sdmx_out.py.
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from consumers.access import PullPlan, iter_pull
+from consumers.encode import csv_chunks, jsonl_chunks
 from ioxhub.storage import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -47,18 +48,11 @@ class _Drain(io.RawIOBase):
 
 
 def _csv(tables: Iterator[pa.Table], plan: PullPlan) -> Iterator[bytes]:
-    header = True
-    for table in tables:
-        yield table.to_pandas().to_csv(index=False, header=header).encode()
-        header = False
-    if header and plan.schema is not None:        # no row: the header alone, as `ioxhub pull` writes it
-        yield plan.schema.empty_table().to_pandas().to_csv(index=False).encode()
+    return csv_chunks(tables, plan.schema)
 
 
 def _jsonl(tables: Iterator[pa.Table], plan: PullPlan) -> Iterator[bytes]:
-    for table in tables:
-        text = table.to_pandas().to_json(orient="records", lines=True, date_format="iso")
-        yield (text if text.endswith("\n") else text + "\n").encode()
+    return jsonl_chunks(tables)
 
 
 def _parquet(tables: Iterator[pa.Table], plan: PullPlan) -> Iterator[bytes]:

@@ -126,6 +126,8 @@ class Settings:
     web_row_limit: int = _setting(1_000_000, "Most rows one API request returns (csv, json, jsonl, parquet); page with limit/cursor for more.", check=POSITIVE)
     web_sdmx_row_limit: int = _setting(100_000, "Most observations one SDMX response holds (SDMX messages are built whole in memory).", check=POSITIVE)
     web_key_cache_seconds: float = _setting(5.0, "How long the server caches an API key record (a revoked key stops working within this time).", check=NOT_NEGATIVE)
+    web_cache_mb: float = _setting(256.0, "Memory of the API's response cache (encoded responses of immutable snapshots, each at most 1/8 of it); 0 turns it off.", check=NOT_NEGATIVE)
+    web_catalog_cache_seconds: float = _setting(2.0, "How long the API reuses a dataset's catalog entry (a new snapshot is served within this time); 0: read it on every request.", check=NOT_NEGATIVE)
     web_session_secret: str | None = _setting(None, "Secret signing the portal's session cookies (default: random per server start, shared by its workers, so sessions end on restart).", secret=True)
     web_session_hours: float = _setting(12.0, "How long a portal sign-in lasts.", check=POSITIVE)
 

@@ -127,6 +127,42 @@ def test_rows_are_what_ioxhub_pull_gives(server, keys):
     assert doc["snapshot"] == Catalog(ObjectStore()).dataset(PANEL)["snapshot"]
 
 
+def test_responses_are_cached_after_authorization_with_etags(server, keys):
+    path = f"/api/v1/datasets/{PANEL}/rows"
+    params = [("where", "year>=2010"), ("where", "ref_area=in:DEU,ITA"), ("columns", "ref_area,year,value"),
+              ("format", "csv")]
+    first = get(server, path, keys["analyst"], params=params)
+    again = get(server, path, keys["org"], params=params[::-1])       # another key, the filters in another order
+    assert first.status_code == again.status_code == 200 and first.headers["x-cache"] == "miss"
+    assert again.headers["x-cache"] == "hit" and again.content == first.content and first.content.count(b"\n") > 1
+    assert again.headers["content-encoding"] == "gzip" and "content-encoding" not in first.headers   # hits: gzip
+    plain = get(server, path, keys["analyst"], params=params, headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.content == first.content
+    etag = first.headers["etag"]
+    assert again.headers["etag"] == etag[:-1] + '-gzip"' and first.headers["cache-control"] == "private, max-age=60"
+    assert first.text == cli("pull", PANEL, "--where", "year>=2010", "--where", "ref_area=in:DEU,ITA",
+                             "--columns", "ref_area,year,value", "--format", "csv")
+    for tag in (etag, again.headers["etag"], f'"other", W/{etag}'):
+        not_modified = get(server, path, keys["analyst"], params=params, headers={"If-None-Match": tag})
+        assert not_modified.status_code == 304 and not_modified.content == b"" and not_modified.headers["etag"] == etag
+    pinned = get(server, path, keys["analyst"], params=params + [("as_of", first.headers["x-snapshot"])])
+    assert pinned.content == first.content and pinned.headers["cache-control"] == "private, max-age=31536000"
+    other = get(server, path, keys["analyst"], params=params[:-1] + [("format", "jsonl")])
+    assert other.headers["x-cache"] == "miss" and other.headers["etag"] != etag
+    assert get(server, path, keys["analyst"], params=params, headers={"If-None-Match": '"other"'}).status_code == 200
+
+    # the cache is looked up only after the caller is authorized: no key, a wrong or a revoked key get 401 only
+    store = ObjectStore()
+    temp, record = create_key(store, f"temp-{uuid.uuid4().hex[:6]}", "analyst")
+    assert get(server, path, temp, params=params).headers["x-cache"] == "hit"
+    revoke_key(store, record["id"])
+    time.sleep(1.0)
+    for key, headers in ((None, {}), (keys["analyst"] + "x", {}), (temp, {}), (temp, {"If-None-Match": etag})):
+        refused = get(server, path, key, params=params, headers=headers)
+        assert refused.status_code == 401 and refused.json() == {"error": "unauthorized"}
+        assert "etag" not in refused.headers and "x-cache" not in refused.headers
+
+
 def test_ranges_in_lists_and_columns(server, keys):
     full = pull_table(PANEL).table.to_pandas()
     got = get(server, f"/api/v1/datasets/{PANEL}/rows", keys["analyst"],

@@ -113,7 +113,7 @@ def test_write_pull_formats(tmp_path, capsys):
     assert lines == [{"ref_area": "FRA", "year": 2020, "value": 1.5}, {"ref_area": "DEU", "year": 2021, "value": None}]
 
     assert write_pull(result, "csv", None) is None
-    assert capsys.readouterr().out.splitlines() == ["ref_area,year,value", "FRA,2020,1.5", "DEU,2021,"]
+    assert capsys.readouterr().out.splitlines() == ['ref_area,year,value', '"FRA",2020,1.5', '"DEU",2021,']
     write_pull(result, "json", None)
     assert [json.loads(line)["ref_area"] for line in capsys.readouterr().out.splitlines()] == ["FRA", "DEU"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -22,10 +23,23 @@ def plan() -> PullPlan:
 
 
 def test_csv_and_jsonl_equal_the_whole_table_written_at_once():
-    assert b"".join(_csv(iter(BATCHES), plan())).decode() == WHOLE.to_pandas().to_csv(index=False)
+    csv = b"".join(_csv(iter(BATCHES), plan())).decode()
+    assert csv == 'ref_area,year,value\n"FRA",2020,1.5\n"DEU",2021,\n"ITA",2022,2\n'   # pyarrow's writer
+    assert csv == b"".join(_csv(iter([WHOLE]), plan())).decode()
+    assert pd.read_csv(io.StringIO(csv)).equals(WHOLE.to_pandas().astype({"year": "int64"}))
     assert b"".join(_jsonl(iter(BATCHES), plan())).decode() == \
         WHOLE.to_pandas().to_json(orient="records", lines=True, date_format="iso")
     assert b"".join(_csv(iter([]), plan())).decode() == "ref_area,year,value\n"      # no row: the header
+
+
+def test_csv_quotes_strings_and_odd_column_names_and_keeps_types_readable():
+    table = pa.table({"a,b": ['x"y', "1,2", None], "when": pa.array([0, 1, None], pa.timestamp("s", tz="UTC")),
+                      "ok": [True, False, None]})
+    text = b"".join(_csv(iter([table]), PullPlan("x", {}, 1, [], 0, table.column_names, [], [], table.schema))).decode()
+    assert text.splitlines() == ['"a,b","when","ok"', '"x""y",1970-01-01 00:00:00Z,true',
+                                 '"1,2",1970-01-01 00:00:01Z,false', ',,']
+    back = pd.read_csv(io.StringIO(text))
+    assert back["a,b"].tolist()[:2] == ['x"y', "1,2"] and str(pd.to_datetime(back["when"]).iloc[1]) == "1970-01-01 00:00:01+00:00"
 
 
 def test_json_is_one_document_with_count_and_cursor():

@@ -5,7 +5,9 @@
 
 A throwaway local stack (bench_stack.BenchStack), the panel of bench_pull.write_panel, an analyst API key;
 then for each scenario a fresh `ioxhub serve` (uvicorn; so an empty response cache) on a free port and
-`--clients` concurrent clients (httpx, asyncio) each sending `--requests` GET
+`--clients` concurrent clients (`--client curl`, the default: one `curl --parallel` process, libcurl's C
+event loop, so the load generator takes little of the two cores the server runs on; `--client httpx`:
+asyncio in this Python process) each sending `--requests` GET
 /api/v1/datasets/<panel>/rows?where=ref_area=<country> in turn. Scenarios: `same` (every request the same
 country: the response cache's case) and `distinct` (every request another country: each a cold query).
 Prints per scenario p50/p95/max latency (request sent -> last byte), throughput (requests/s, MB/s), the
@@ -95,6 +97,40 @@ async def run_clients(base: str, key: str, name: str, countries: list[str], clie
         return latencies, total_bytes, hits, server, firsts, time.perf_counter() - started
 
 
+def run_curl(base: str, key: str, name: str, countries: list[str], clients: int, requests: int, fmt: str,
+             tmp: Path) -> tuple[list[float], int, int, list[float], list[float], float]:
+    """The same requests as `run_clients`, sent by one `curl --parallel --parallel-max CLIENTS` (at most
+    CLIENTS in flight, the next sent when one ends, as CLIENTS clients sending one after the other)."""
+    config = tmp / "curl.config"
+    lines = [f'header = "Authorization: Bearer {key}"', 'header = "Accept-Encoding: gzip"']
+    for i in range(clients * requests):
+        country = countries[i % len(countries)]
+        lines += [f'url = "{base}/api/v1/datasets/{name}/rows?where=ref_area%3D{country}&format={fmt}"',
+                  'output = "/dev/null"']
+    config.write_text("\n".join(lines) + "\n")
+    write_out = "%{time_total} %{http_code} %{size_download} [%header{x-cache}] [%header{server-timing}]\n"
+    started = time.perf_counter()
+    done = subprocess.run(["curl", "--silent", "--parallel", "--parallel-immediate", "--parallel-max", str(clients),
+                           "--write-out", write_out, "--config", str(config)], capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    latencies: list[float] = []
+    total_bytes = hits = 0
+    server: list[float] = []
+    for line in done.stdout.splitlines():
+        total, status, size, rest = line.split(" ", 3)
+        if status != "200":
+            raise SystemExit(f"HTTP {status}: {line}")
+        latencies.append(float(total))
+        total_bytes += int(size)
+        hits += "[hit]" in rest
+        timing = SERVER_TIMING.search(rest)
+        if timing:
+            server.append(float(timing[1]) / 1000)
+    if len(latencies) != clients * requests:
+        raise SystemExit(f"curl answered {len(latencies)} of {clients * requests} requests: {done.stderr[-2000:]}")
+    return latencies, total_bytes, hits, server, [], seconds
+
+
 def scenario(stack: BenchStack, tmp: Path, key: str, name: str, countries: list[str], label: str,
              args: argparse.Namespace) -> None:
     port = process.free_ports(1)[0]
@@ -103,8 +139,12 @@ def scenario(stack: BenchStack, tmp: Path, key: str, name: str, countries: list[
     try:
         base = f"http://127.0.0.1:{port}"
         asyncio.run(run_clients(base, key, name, ["ZZZ"], 2, 1, args.format))     # warm-up: no country's rows
-        latencies, total_bytes, hits, server, firsts, seconds = asyncio.run(
-            run_clients(base, key, name, countries, args.clients, args.requests, args.format))
+        if args.client == "curl":
+            latencies, total_bytes, hits, server, firsts, seconds = run_curl(
+                base, key, name, countries, args.clients, args.requests, args.format, tmp)
+        else:
+            latencies, total_bytes, hits, server, firsts, seconds = asyncio.run(
+                run_clients(base, key, name, countries, args.clients, args.requests, args.format))
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -112,13 +152,13 @@ def scenario(stack: BenchStack, tmp: Path, key: str, name: str, countries: list[
     n = len(latencies)
     q = statistics.quantiles(latencies, n=100)
     fractions = [read / whole for _, read, whole in pulls if whole]
-    print(f"[{label}] {args.clients} clients x {args.requests} requests ({n} pulls of one country, "
+    print(f"[{label}] {args.clients} clients ({args.client}) x {args.requests} requests ({n} pulls of one country, "
           f"{len(set(countries[:n]))} distinct, format {args.format}, {args.workers} server process(es)) in {seconds:.1f} s")
     print(f"[{label}] latency: p50 {q[49] * 1000:.0f} ms, p95 {q[94] * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms "
           f"(target p95 <= 500 ms: {'met' if q[94] <= 0.5 else 'NOT met'})")
     print(f"[{label}] throughput: {n / seconds:.1f} requests/s, {total_bytes / seconds / 1e6:.1f} MB/s on the wire; "
           f"cache hits {hits} of {n}; pulls computed {len(pulls)}, {statistics.mean(r for r, _, _ in pulls):.0f} rows each")
-    later = sorted(set(latencies) - set(firsts)) if args.requests > 1 else []
+    later = sorted(set(latencies) - set(firsts)) if args.requests > 1 and firsts else []
     if later:
         print(f"[{label}] the {len(firsts)} first requests (all at once): p50 {statistics.median(firsts) * 1000:.0f} ms, "
               f"max {max(firsts) * 1000:.0f} ms; the later ones: p50 {statistics.median(later) * 1000:.0f} ms, "
@@ -172,6 +212,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=4, help="Requests per client (one after the other).")
     parser.add_argument("--format", default="csv", choices=["csv", "json", "jsonl", "parquet"])
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes of `ioxhub serve`.")
+    parser.add_argument("--client", default="curl", choices=["curl", "httpx"],
+                        help="The load generator: one curl --parallel process (C), or httpx/asyncio in this process.")
     parser.add_argument("--scenario", default="both", choices=["same", "distinct", "both", "none"])
     parser.add_argument("--breakdown", action="store_true", help="Also time the steps of one cold pull in-process.")
     args = parser.parse_args()

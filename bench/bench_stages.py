@@ -35,6 +35,7 @@ def main() -> None:
     from app.demo import ensure_keys
     from producers import publish
     from producers.chunks import ChunkBuilder, ReleaseInfo
+    from producers.dimensions import KeyTracker, decide_commodity
     from producers.mapping import ColumnMapping
     from producers.readers import open_source
     from producers.release_id import compute_release_id
@@ -63,6 +64,16 @@ def main() -> None:
         stages.append(("read (streaming CSV reader)", t))
         checked, t = timed(args.repeat, lambda: [validate_batch(b, resolved, csv.name) for b in batches])
         stages.append(("validate", t))
+        _, t = timed(args.repeat, lambda: decide_commodity(resolved, batches[0].table))
+        stages.append(("commodity decided (first batch)", t))
+
+        def track():
+            with KeyTracker() as keys:
+                for v in checked:
+                    keys.add(v.observations)
+                return keys.repeated()
+        _, t = timed(args.repeat, track)
+        stages.append(("repeated keys (KeyTracker)", t))
         chunks, t = timed(args.repeat, encode)
         stages.append((f"encode ({len(chunks)} chunks, manifest checksum)", t))
         _, t = timed(args.repeat, lambda: [signer.sign(c.value, [], "ioxhub.wto.datasets") for c in chunks])

@@ -4,8 +4,9 @@
 commodity codes are HS (HS-shaped) or another classification, kept as the dimension COMMODITY (decided
 once per file, on its first batch). `KeyTracker`: counts validated rows whose observation key (the key
 fields and the extra dimensions) repeats an earlier row's, from one 64-bit hash per row (vectorized: the
-distinct values of each column are hashed, rows gather them), spilled to local disk so that memory does
-not grow with the release. Rules: docs/publishing.md.
+distinct values of each column are hashed, rows gather them), spilled to local disk by a worker thread (so
+that memory does not grow with the release and the spilling overlaps with publishing). Rules:
+docs/publishing.md.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ioxhub.ingest.background import Background
 from producers.mapping import COMMODITY_DIMENSION, ColumnMapping
 from producers.validate import DictColumn, Observations
 
@@ -76,12 +78,14 @@ def _salt(name: str) -> int:
 class KeyTracker:
     """Row keys of a release seen so far, in bounded memory; `repeated()` counts the rows whose key an
     earlier row has. Each row's key is one 64-bit hash, appended with its file and line to one of 64
-    files on local disk (by the hash's top bits): memory stays that of one batch, and the count at the
-    end reads one file at a time (1/64 of the release's 16 bytes a row)."""
+    files on local disk (by the hash's top bits): memory stays that of a few batches, and the count at the
+    end reads one file at a time (1/64 of the release's 16 bytes a row). `add` hashes on the caller's
+    thread; the spilling runs on a worker thread, in order, at most two batches behind."""
 
     def __init__(self, directory: Path | None = None):
         self._dir = Path(tempfile.mkdtemp(prefix="ioxhub-keys-", dir=directory))
         self._parts: dict[int, BinaryIO] = {}
+        self._spiller: Background | None = None
         self.files: list[str] = []
 
     def add(self, obs: Observations) -> None:
@@ -91,17 +95,19 @@ class KeyTracker:
             self.files.append(obs.file)
         columns = [(name, obs.text[name]) for name in KEY_FIELDS] + sorted(obs.dimensions.items())
         hashed = [(_entry_hashes(column, _salt(name)), column.indices) for name, column in columns if _varies(column)]
+        if self._spiller is None:
+            self._spiller = Background("keys")
         for start in range(0, len(obs), _SLICE_ROWS):       # small temporaries: publish memory stays flat
             stop = min(start + _SLICE_ROWS, len(obs))
             row = np.zeros(stop - start, np.uint64)
             with np.errstate(over="ignore"):
                 for entries, indices in hashed:
                     row = row * np.uint64(0x100000001B3) ^ entries.take(indices[start:stop])
-            self._spill(row, obs.lines[start:stop])
+            self._spiller.submit(self._spill, row, len(self.files) - 1, obs.lines[start:stop])
 
-    def _spill(self, row: np.ndarray, lines: np.ndarray) -> None:
+    def _spill(self, row: np.ndarray, file: int, lines: np.ndarray) -> None:
         records = np.empty(len(row), _SPILL)
-        records["hash"], records["file"], records["line"] = row, len(self.files) - 1, lines
+        records["hash"], records["file"], records["line"] = row, file, lines
         part = (row >> np.uint64(64 - _PARTS_BITS)).astype(np.uint8)
         order = np.argsort(part, kind="stable")
         bounds = np.searchsorted(part[order], np.arange((1 << _PARTS_BITS) + 1))
@@ -114,6 +120,8 @@ class KeyTracker:
 
     def repeated(self) -> tuple[int, str | None]:
         """(rows whose key an earlier row has, an example "file line A and file line B" or None)."""
+        if self._spiller is not None:
+            self._spiller.wait()
         count, example = 0, None
         for p, sink in sorted(self._parts.items()):
             sink.close()
@@ -131,6 +139,8 @@ class KeyTracker:
         return f"{self.files[int(record['file'])]} line {int(record['line'])}"
 
     def close(self) -> None:
+        if self._spiller is not None:
+            self._spiller.close()
         for sink in self._parts.values():
             sink.close()
         shutil.rmtree(self._dir, ignore_errors=True)

@@ -25,7 +25,7 @@ from ioxhub.harmonize.columns import DICT_STRING
 from ioxhub.harmonize.dimensions import parse_dimensions
 from ioxhub.ingest.background import Background
 from ioxhub.ingest.observations import DELETED, HARMONIZED_SCHEMA, SERIES_KEY, with_all_columns
-from ioxhub.ingest.spill import Key, ReleaseSpill, _sortable, ranked, row_keys, take_rows
+from ioxhub.ingest.spill import Key, ReleaseSpill, _sortable, ranked, row_keys, take_rows, uniform
 from ioxhub.storage import ObjectStore, harmonized_dataset_prefix, harmonized_key, history_key
 
 SLICE_ROWS = 128 * 1024      # rows (new + current) per key range; also the row group size
@@ -71,7 +71,7 @@ def key_codes(table: pa.Table, keys: tuple[str, ...] = SERIES_KEY) -> np.ndarray
     combined = np.zeros(table.num_rows, np.int64)
     span = 1
     for name in keys:
-        if table[name].null_count == table.num_rows:      # a key column without values tells no row apart
+        if uniform(table[name]):      # a key column with one value (or none) tells no row apart
             continue
         ranks, values = ranked(table[name])
         span *= len(values)

@@ -70,14 +70,67 @@ def ranked(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, list]:
 
 
 def take_rows(table: pa.Table, indices: np.ndarray) -> pa.Table:
-    """`table.take(indices)`, but a column without a single value is made anew as nulls rather than
-    gathered (a gather of nulls still walks the validity bitmap; several harmonized columns are often empty)."""
-    empty = {i for i, column in enumerate(table.columns) if column.null_count == len(column)}
-    if not empty:
+    """`table.take(indices)`, but a column that cannot differ between rows is made anew rather than
+    gathered: one without a single value as nulls, a dictionary column of one entry without nulls as
+    indices of that entry (a gather walks every row; several harmonized columns hold one value or none
+    in a release, e.g. the release id, area types and unit details). The columns made anew share one
+    buffer of zeros (their indices, and the values under their nulls): memory of one column, not of each."""
+    zeros = _Zeros(len(indices))
+    made = {i: made for i, column in enumerate(table.columns) if (made := _constant(column, zeros)) is not None}
+    if not made:
         return table.take(pa.array(indices))
-    taken = table.select([i for i in range(table.num_columns) if i not in empty]).take(pa.array(indices))
-    columns = [pa.nulls(len(indices), f.type) if i in empty else taken[f.name] for i, f in enumerate(table.schema)]
+    taken = table.select([i for i in range(table.num_columns) if i not in made]).take(pa.array(indices))
+    columns = [made[i] if i in made else taken[f.name] for i, f in enumerate(table.schema)]
     return pa.table(columns, schema=table.schema)
+
+
+def uniform(column: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether every row of `column` holds the same value (or none): it tells no row apart."""
+    return _constant(column, _Zeros(0)) is not None
+
+
+class _Zeros:
+    """One zero-filled buffer for `n` rows, made on first use and shared by the arrays built on it."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self._buffer: pa.Buffer | None = None
+
+    def buffer(self, nbytes: int) -> pa.Buffer:
+        if self._buffer is None or self._buffer.size < nbytes:
+            self._buffer = pa.py_buffer(np.zeros(max(nbytes, 4 * self.n, 1), np.uint8))
+        return self._buffer
+
+    def nulls(self, type_: pa.DataType) -> pa.Array:
+        """`n` nulls of a fixed-width or dictionary type (strings: `pa.nulls`)."""
+        index = type_.index_type if pa.types.is_dictionary(type_) else type_
+        if not (pa.types.is_integer(index) or pa.types.is_floating(index) or pa.types.is_temporal(index)) \
+                or index.bit_width % 8:
+            return pa.nulls(self.n, type_)
+        buffers = [self.buffer((self.n + 7) // 8), self.buffer(self.n * index.bit_width // 8)]
+        if pa.types.is_dictionary(type_):
+            return pa.DictionaryArray.from_buffers(type_, self.n, buffers, pa.array([], type_.value_type), null_count=self.n)
+        return pa.Array.from_buffers(type_, self.n, buffers, null_count=self.n)
+
+    def indices(self, dictionary: pa.Array, index_type: pa.DataType) -> pa.DictionaryArray:
+        """`n` rows of the dictionary's first entry."""
+        buffers = [None, self.buffer(self.n * index_type.bit_width // 8)]
+        return pa.DictionaryArray.from_buffers(pa.dictionary(index_type, dictionary.type), self.n, buffers, dictionary,
+                                               null_count=0)
+
+
+def _constant(column: pa.Array | pa.ChunkedArray, zeros: _Zeros) -> pa.Array | None:
+    """`zeros.n` rows of `column`'s only value (or of nulls) when every row holds it, else None (decided
+    on the chunks' dictionaries and null counts, without reading the rows)."""
+    if column.null_count == len(column):
+        return zeros.nulls(column.type)
+    if column.null_count or not pa.types.is_dictionary(column.type):
+        return None
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    dictionaries = [c.dictionary for c in chunks if len(c)]
+    if any(len(d) != 1 for d in dictionaries) or any(not d.equals(dictionaries[0]) for d in dictionaries[1:]):
+        return None
+    return zeros.indices(dictionaries[0], column.type.index_type)
 
 
 def row_keys(table: pa.Table) -> tuple[np.ndarray, list[Key]]:

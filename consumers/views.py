@@ -16,6 +16,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from consumers.access import PullError, pull_table
 from consumers.metadata import column_names, dataset_zone, description
@@ -146,6 +147,14 @@ def coverage_grid(table: pa.Table, country: str, time: str) -> Grid:
 def dimension_values(table: pa.Table, names: Iterable[str]) -> dict[str, list[str]]:
     return {c: sorted({str(v) for v in table.column(c).to_pylist() if v is not None})
             for c in names if c in table.column_names}
+
+
+def values_where(table: pa.Table, column: str, picked: dict[str, str]) -> list[str]:
+    """The distinct values of `column` in the rows that match every pick (column -> value) the table has."""
+    for name, value in picked.items():
+        if value and name in table.column_names:
+            table = table.filter(pc.equal(table[name].cast(pa.string()), value))
+    return dimension_values(table, [column]).get(column, [])
 
 
 def series(table: pa.Table, by: str, time: str, value: str) -> dict[str, list[tuple[float, float]]]:

@@ -113,8 +113,9 @@ def dataset_page(request: Request, identity: Auth, name: str, as_of: str = "", i
     if "instrument_id" in choices and not instrument_id and choices["instrument_id"]:
         picked["instrument_id"] = choices["instrument_id"][0]
     countries = [c for c in ref_area if c in choices.get("ref_area", [])][:MAX_LINES]
-    if "ref_area" in choices and not countries:
-        countries = choices["ref_area"][:DEFAULT_LINES]
+    if "ref_area" in choices and not countries:      # a few countries that have rows for the picks
+        countries = views.values_where(overview.table, "ref_area",
+                                       {c: v for c, v in picked.items() if c in dims})[:DEFAULT_LINES]
     where = [(c, v) for c, v in picked.items() if v and c in dims] + [("ref_area", c) for c in countries]
     rows = pull_table(name, where=where, as_of=as_of, store=store)
 

@@ -193,7 +193,7 @@ def test_catalog_search_dataset_as_of_chart_and_download(page, artifacts, demo_d
                             timeout=120, stdin=subprocess.DEVNULL)
     assert pulled.returncode == 0, pulled.stderr
     assert csv.read_text() == pulled.stdout
-    assert len(pulled.stdout.splitlines()) > 10
+    assert len(pulled.stdout.splitlines()) > 1          # a header and rows
 
     # every download button answers with its format's rows (the session cookie signs the request)
     for link in tab.locator("ul.downloads a").all():

@@ -117,3 +117,10 @@ def test_nice_ticks_cover_the_range_in_round_steps(lo, hi):
     assert ticks[0] <= lo and ticks[-1] >= hi and 2 <= len(ticks) <= 12
     steps = {round(b - a, 9) for a, b in zip(ticks, ticks[1:])}
     assert len(steps) == 1
+
+
+def test_default_countries_are_those_with_rows_for_the_picks():
+    table = pa.table({"indicator": ["A", "A", "B", "B"], "ref_area": ["AAA", "ABW", "FRA", "DEU"]})
+    assert views.values_where(table, "ref_area", {"indicator": "B"}) == ["DEU", "FRA"]
+    assert views.values_where(table, "ref_area", {"indicator": "B", "scale": None, "absent": "x"}) == ["DEU", "FRA"]
+    assert views.values_where(table, "ref_area", {}) == ["AAA", "ABW", "DEU", "FRA"]

@@ -73,6 +73,7 @@ class Settings:
     s3_admin_access_key: str | None = _setting(None, "S3 admin access key (provisioning only). Local stack: generated.")
     s3_admin_secret_key: str | None = _setting(None, "S3 admin secret key. Local stack: generated.", secret=True)
     bucket: str = _setting("ioxhub", "Bucket holding the zones raw/ harmonized/ curated/ quarantine/ and the catalog.")
+    iceberg_catalog_uri: str | None = _setting(None, "SQLAlchemy URI of the Iceberg SQL catalog (compose: the Postgres database `iceberg`). Default: SQLite at <data_dir>/iceberg/catalog.db.", secret=True)
 
     # --- local stack ports (loopback only) -----------------------------------------------------------
     s3_master_port: int = _setting(19333, "Local SeaweedFS master port.", check=PORT)

@@ -1,0 +1,265 @@
+"""The hub's Apache Iceberg tables: the one catalog of harmonized, history, instrument and curated data.
+
+`Tables(settings)` opens the catalog (pyiceberg's SQL catalog: SQLite in the data directory locally,
+Postgres in compose; table metadata and data in the hub bucket, under each table's zone) and gives
+`observations(org, dataset_id)`, `history(org, dataset_id)`, `instruments(name)` and `curated(name)`
+tables (created on first use), `commit_files` (one snapshot replacing data files, with its summary and
+the table's properties in the same commit), `snapshots`, `resolve_as_of` and `data_files` (the files a
+scan of a snapshot reads, after partition and statistics pruning). Layout and rationale: docs/tables.md.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import pyarrow as pa
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError, TableAlreadyExistsError
+from pyiceberg.expressions import AlwaysTrue, BooleanExpression
+from pyiceberg.io.pyarrow import parquet_file_to_data_file
+from pyiceberg.manifest import DataFile
+from pyiceberg.partitioning import PartitionField, PartitionSpec
+from pyiceberg.table import Table
+from pyiceberg.table.name_mapping import create_mapping_from_schema
+from pyiceberg.table.snapshots import Snapshot
+from pyiceberg.transforms import IdentityTransform, YearTransform
+
+from ioxhub.errors import IoxhubError
+from ioxhub.settings import Settings, get_settings
+
+CATALOG_NAME = "hub"
+# Namespaces: harmonized observations and instrument tables, the history of applied releases, curated datasets.
+HARMONIZED, HISTORY, CURATED = "harmonized", "observation_history", "curated"
+# Where each namespace's tables live in the bucket (the zones of the storage roles).
+ZONE_OF = {HARMONIZED: "harmonized", HISTORY: "harmonized", CURATED: "curated"}
+ENTRY = "ioxhub.entry"              # table property: the dataset's catalog entry (JSON)
+NAME = "ioxhub.name"                # table property: the dataset's name as the hub spells it
+RELEASE = "ioxhub.release_id"       # snapshot summary: the release a commit applied
+NAME_MAPPING = "schema.name-mapping.default"
+INSTRUMENTS_PREFIX = "instruments."
+
+
+class TableError(IoxhubError):
+    """A table, snapshot or as-of the caller asked for does not exist."""
+
+
+def table_name(org: str, dataset_id: str) -> str:
+    """The Iceberg table name of a harmonized dataset: lower case, `[a-z0-9_]` (as Trino and Spark
+    spell identifiers unquoted); the org (no underscore in it) and the id are joined by `__`."""
+    return f"{org.lower()}__{re.sub(r'[^a-z0-9_]', '_', dataset_id.lower())}"
+
+
+def history_name(org: str, dataset_id: str) -> str:
+    return table_name(org, dataset_id)
+
+
+def identifier_of(name: str) -> tuple[str, str]:
+    """The (namespace, table) of a dataset name: `ORG.dataset_id` (harmonized observations),
+    `instruments.<table>` (the instrument tables, also harmonized) or a curated dataset's name."""
+    if name.startswith(INSTRUMENTS_PREFIX):
+        return HARMONIZED, name[len(INSTRUMENTS_PREFIX):]
+    match = re.fullmatch(r"([A-Z][A-Z0-9]{1,15})\.(.+)", name)
+    if match:
+        return HARMONIZED, table_name(match.group(1), match.group(2))
+    return CURATED, re.sub(r"[^a-z0-9_]", "_", name.lower())
+
+
+def catalog_properties(settings: Settings) -> dict[str, str]:
+    """The pyiceberg catalog properties of the hub (also what an outside engine needs, docs/tables.md)."""
+    uri = settings.iceberg_catalog_uri or f"sqlite:///{(settings.data_dir / 'iceberg' / 'catalog.db').resolve()}"
+    scheme = "https" if settings.s3_secure else "http"
+    return {
+        "uri": uri,
+        "warehouse": f"s3://{settings.bucket}/warehouse",
+        "s3.endpoint": f"{scheme}://{settings.s3_endpoint}",
+        "s3.access-key-id": settings.s3_access_key or "",
+        "s3.secret-access-key": settings.s3_secret_key or "",
+        "s3.region": settings.s3_region,
+        "s3.path-style-access": "true",
+    }
+
+
+def open_catalog(settings: Settings) -> SqlCatalog:
+    uri = catalog_properties(settings)["uri"]
+    if uri.startswith("sqlite:///"):
+        from pathlib import Path
+        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    return SqlCatalog(CATALOG_NAME, **catalog_properties(settings))
+
+
+@functools.lru_cache(maxsize=8)
+def _tables(settings: Settings) -> "Tables":
+    return Tables(settings)
+
+
+def tables_for(settings: Settings) -> "Tables":
+    """One `Tables` per settings in a process (a catalog holds a database connection pool)."""
+    return _tables(settings)
+
+
+def iceberg_time(snapshot: Snapshot) -> str:
+    return dt.datetime.fromtimestamp(snapshot.timestamp_ms / 1000, dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """One snapshot of a table as the hub shows it: `number` is the table's sequence number (1, 2, ...)."""
+    number: int
+    snapshot_id: int
+    created_at: str
+    operation: str
+    summary: dict[str, str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"snapshot": self.number, "snapshot_id": self.snapshot_id, "created_at": self.created_at,
+                "operation": self.operation, **{k.removeprefix("ioxhub."): v for k, v in self.summary.items()
+                                                 if k.startswith("ioxhub.")}}
+
+
+class Tables:
+    """The hub's Iceberg catalog."""
+
+    def __init__(self, settings: Settings | None = None):
+        self.settings = settings or get_settings()
+        self.catalog = open_catalog(self.settings)
+
+    # --- identifiers and creation ------------------------------------------------------------------
+    def location(self, namespace: str, name: str) -> str:
+        return f"s3://{self.settings.bucket}/{ZONE_OF[namespace]}/tables/{namespace}/{name}"
+
+    def load(self, namespace: str, name: str) -> Table | None:
+        try:
+            return self.catalog.load_table((namespace, name))
+        except NoSuchTableError:
+            return None
+
+    def create(self, namespace: str, name: str, schema: pa.Schema, partition_by: Iterable[tuple[str, str]] = (),
+               properties: dict[str, str] | None = None) -> Table:
+        """Create (or load, when another writer was first) a table: `partition_by` = (column, "identity" |
+        "year") pairs. Its Parquet files are written without field ids, so it carries a name mapping."""
+        try:
+            self.catalog.create_namespace(namespace)
+        except NamespaceAlreadyExistsError:
+            pass
+        try:
+            table = self.catalog.create_table((namespace, name), schema=schema, location=self.location(namespace, name),
+                                              properties={**(properties or {}), "format-version": "2"})
+        except TableAlreadyExistsError:
+            return self.catalog.load_table((namespace, name))
+        with table.transaction() as tx:
+            if partition_by:
+                with tx.update_spec() as spec:
+                    for column, transform in partition_by:
+                        if transform == "identity":
+                            spec.add_identity(column)
+                        else:
+                            spec.add_field(column, YearTransform(), f"{column}_year")
+            tx.set_properties({NAME_MAPPING: create_mapping_from_schema(table.schema()).model_dump_json()})
+        return table
+
+    def tables(self, namespace: str) -> list[Table]:
+        try:
+            identifiers = self.catalog.list_tables(namespace)
+        except Exception:       # no namespace yet: no table
+            return []
+        return [t for ident in sorted(identifiers) if (t := self.load(*ident)) is not None]
+
+    # --- commits -----------------------------------------------------------------------------------
+    def commit_files(self, table: Table, *, add: Iterable[str] = (), remove: Iterable[DataFile] = (),
+                     summary: dict[str, str] | None = None, properties: dict[str, str] | None = None,
+                     schema: pa.Schema | None = None) -> Snapshot:
+        """One commit: the Parquet objects `add` (s3:// paths, already written) replace the data files
+        `remove`, with `summary` in the new snapshot's summary and `properties` set on the table. With
+        `schema`, the table's schema first becomes it (columns added or dropped by name). All or nothing."""
+        with table.transaction() as tx:
+            if schema is not None:
+                _evolve(tx, table, schema)
+            if properties:
+                tx.set_properties(properties)
+            data_files = [parquet_file_to_data_file(table.io, tx.table_metadata, path) for path in add]
+            with tx.update_snapshot(snapshot_properties=summary or {}).overwrite() as producer:
+                for data_file in remove:
+                    producer.delete_data_file(data_file)
+                for data_file in data_files:
+                    producer.append_data_file(data_file)
+        return table.current_snapshot()
+
+    # --- reading -----------------------------------------------------------------------------------
+    def snapshots(self, table: Table) -> list[SnapshotInfo]:
+        """The table's snapshots still kept, oldest first."""
+        return [SnapshotInfo(s.sequence_number or 0, s.snapshot_id, iceberg_time(s),
+                             str(s.summary.operation.value) if s.summary else "", dict(s.summary.additional_properties) if s.summary else {})
+                for s in sorted(table.snapshots(), key=lambda s: s.sequence_number or 0)]
+
+    def resolve_as_of(self, table: Table, as_of: str | None) -> Snapshot | None:
+        """The snapshot `as_of` names: a snapshot id, a sequence number (`ioxhub datasets` shows both) or
+        an ISO date/time (the last snapshot made at or before it; a date means its end, UTC without a
+        zone). None as_of: the current snapshot (None for a table without data yet)."""
+        if as_of is None:
+            return table.current_snapshot()
+        kept = sorted(table.snapshots(), key=lambda s: s.sequence_number or 0)
+        name = ".".join(table.name()[1:])
+        if as_of.isascii() and as_of.isdigit():
+            wanted = int(as_of)
+            for snapshot in kept:
+                if snapshot.snapshot_id == wanted:
+                    return snapshot
+            for snapshot in kept:
+                if snapshot.sequence_number == wanted:
+                    return snapshot
+            numbers = f"{kept[0].sequence_number}..{kept[-1].sequence_number}" if kept else "none"
+            raise TableError(f"{name} has no snapshot {as_of} (snapshots kept: {numbers}; or give a snapshot id)")
+        try:
+            when = dt.datetime.fromisoformat(as_of)
+        except ValueError:
+            raise TableError(f"as of {as_of!r}: expected a snapshot number, a snapshot id or an ISO date/time") from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.timezone.utc) if len(as_of) > 10 else \
+                (when + dt.timedelta(days=1) - dt.timedelta(microseconds=1)).replace(tzinfo=dt.timezone.utc)
+        ms = when.timestamp() * 1000
+        before = [s for s in kept if s.timestamp_ms <= ms]
+        if not before:
+            first = iceberg_time(kept[0]) if kept else "none"
+            raise TableError(f"{name} has no snapshot as of {as_of} (first kept: {first})")
+        return before[-1]
+
+    def data_files(self, table: Table, snapshot: Snapshot | None = None,
+                   row_filter: BooleanExpression = AlwaysTrue()) -> list[DataFile]:
+        """The data files a scan of `snapshot` (default: current) reads for `row_filter`, after Iceberg's
+        partition and column-statistics pruning."""
+        snapshot = snapshot or table.current_snapshot()
+        if snapshot is None:
+            return []
+        scan = table.scan(row_filter=row_filter, snapshot_id=snapshot.snapshot_id)
+        return [task.file for task in scan.plan_files()]
+
+
+def object_key(path: str, bucket: str) -> str:
+    """The bucket key of a table's `s3://bucket/key` file path."""
+    prefix = f"s3://{bucket}/"
+    if not path.startswith(prefix):
+        raise TableError(f"{path} is not in bucket {bucket}")
+    return path[len(prefix):]
+
+
+def entry_of(table: Table) -> dict[str, Any]:
+    """The catalog entry kept in the table's properties ({} when none)."""
+    text = table.properties.get(ENTRY)
+    return json.loads(text) if text else {}
+
+
+def _evolve(tx, table: Table, schema: pa.Schema) -> None:
+    """Make the table's schema `schema`'s columns: new ones added, missing ones dropped (by name)."""
+    current = set(table.schema().column_names)
+    wanted = set(schema.names)
+    if current == wanted:
+        return
+    with tx.update_schema() as update:
+        update.union_by_name(schema)
+        for gone in sorted(current - wanted):
+            update.delete_column(gone)
+    tx.set_properties({NAME_MAPPING: create_mapping_from_schema(tx.table_metadata.schema()).model_dump_json()})

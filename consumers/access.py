@@ -87,6 +87,16 @@ def list_datasets(settings: Settings | None = None, store: ObjectStore | None = 
     return Catalog(store or ObjectStore(settings)).datasets()
 
 
+def dataset_entry(name: str, settings: Settings | None = None, store: ObjectStore | None = None) -> dict:
+    """The catalog entry of one dataset (with its snapshots kept); PullError naming the known ones if none."""
+    catalog = Catalog(store or ObjectStore(settings))
+    entry = catalog.dataset(name)
+    if entry is None:
+        known = ", ".join(d["name"] for d in catalog.datasets()) or "none yet"
+        raise PullError(f"no dataset {name!r} in the catalog (known: {known})")
+    return entry
+
+
 def resolve(tables: Tables, table: Table, as_of: str | None) -> Snapshot:
     """The snapshot of `table` a pull as of `as_of` reads: a sequence number, a snapshot id or an ISO
     date/time (`Tables.resolve_as_of`; None: the current one); PullError when there is none."""
@@ -300,8 +310,7 @@ def plan_pull(dataset: str, where: Sequence[str] | Sequence[Filter] = (), column
     catalog = Catalog(store)
     table = catalog.table_of(dataset)
     if table is None or table.current_snapshot() is None:
-        known = ", ".join(d["name"] for d in catalog.datasets()) or "none yet"
-        raise PullError(f"no dataset {dataset!r} in the catalog (known: {known})")
+        dataset_entry(dataset, store=store)                   # raises, naming the datasets there are
     entry = entry if entry is not None else catalog.describe(table)
     snapshot = resolve(catalog.tables, table, as_of)
     iceberg_schema = table.schemas()[snapshot.schema_id].as_arrow() if snapshot.schema_id is not None \

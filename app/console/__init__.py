@@ -321,8 +321,7 @@ def print_demo(result) -> None:
     policies = result.runs.get("ingest_policies", {})
     sent = sum(p["rows_sent"] for p in result.published)
     rejected = sum(p["rows_rejected"] for p in result.published)
-    harmonized = [d for d in result.datasets if d.get("kind") == "harmonized"
-                  and str(d.get("location", "")).startswith("harmonized/observations/")]
+    harmonized = [d for d in result.datasets if d.get("kind") == "harmonized" and not d["name"].startswith("instruments.")]
     curated = [d["name"] for d in result.datasets if d.get("kind") == "curated"]
     table = Table(title="ioxhub demo: summary", show_header=False, box=box.SIMPLE, show_edge=False)
     table.add_column(no_wrap=True)

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ioxhub.catalog import Catalog
+from ioxhub.ingest.harmonized import EPOCH_YEAR
 from consumers.derive.compendium import instrument_history, instruments_compendium
 from consumers.derive.coverage import data_coverage
 from consumers.derive.impact import instrument_impact
@@ -25,6 +26,7 @@ from consumers.derive.panel import indicator_panel, panel_wide
 from consumers.observe import DeriveTrace
 from ioxhub.settings import Settings, get_settings
 from ioxhub.storage import ObjectStore, curated_prefix, instruments_key
+from ioxhub.tables import HARMONIZED, INSTRUMENTS_PREFIX, NAME, entry_of, object_key
 
 log = logging.getLogger("ioxhub.derive")
 
@@ -36,19 +38,23 @@ STATE_KEY = "catalog/derive/inputs.json"
 
 
 def read_observations(store: ObjectStore) -> pa.Table | None:
-    """Every current harmonized observation, with org and dataset_id from the Hive partition keys."""
+    """Every current harmonized observation (each harmonized dataset's observations table, current
+    snapshot), with org and dataset_id from its entry and year from its partition."""
     tables = []
-    for key in sorted(store.list("harmonized/observations/")):
-        if not key.endswith(".parquet"):
+    catalog = Catalog(store)
+    for table in catalog.tables.tables(HARMONIZED):
+        entry = entry_of(table)
+        if entry.get("kind") != "harmonized" or table.properties.get(NAME, "").startswith(INSTRUMENTS_PREFIX) \
+                or not entry.get("dataset_id"):
             continue
-        parts = dict(p.split("=", 1) for p in key.split("/") if "=" in p)
-        table = store.read_parquet(key)
-        n = table.num_rows
-        table = table.append_column("org", pa.array([parts["org"]] * n, pa.string()))
-        table = table.append_column("dataset_id", pa.array([parts["dataset"]] * n, pa.string()))
-        table = table.append_column("year", pa.array([int(parts["year"])] * n, pa.int32()))
-        tables.append(table)
-    return pa.concat_tables(tables) if tables else None
+        for data_file in catalog.tables.data_files(table):
+            part = store.read_parquet(object_key(data_file.file_path, store.settings.bucket))
+            n = part.num_rows
+            part = part.append_column("org", pa.array([entry["org"]] * n, pa.string()))
+            part = part.append_column("dataset_id", pa.array([entry["dataset_id"]] * n, pa.string()))
+            part = part.append_column("year", pa.array([EPOCH_YEAR + data_file.partition[0]] * n, pa.int32()))
+            tables.append(part)
+    return pa.concat_tables(tables, promote_options="default") if tables else None
 
 
 def country_observations(table: pa.Table) -> pa.Table:

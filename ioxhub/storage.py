@@ -2,7 +2,7 @@
 
 `ObjectStore(settings)`: put/get of bytes, JSON, Parquet and files, listing, deletion, `open` (a
 `RangedObject`: a seekable file over ranged GETs, so pyarrow fetches only the footer and the row groups it
-needs); `StorageError` for an outage. The key builders (`raw_key`, `staging_key`, `harmonized_key`,
+needs); `StorageError` for an outage. The key builders (`raw_key`, `staging_key`,
 `quarantine_*_key`, `curated_prefix`, ...) are the only place object names are made: each is
 deterministic (a rerun writes the same key) and each object is one PUT. Zones: README, "Storage zones".
 """
@@ -70,18 +70,6 @@ def staging_prefix(org: str, dataset_id: str, release_id: str) -> str:
 
 def staging_key(org: str, dataset_id: str, release_id: str, name: str) -> str:
     return staging_prefix(org, dataset_id, release_id) + name
-
-
-def harmonized_key(org: str, dataset_id: str, year: int) -> str:
-    return f"{harmonized_dataset_prefix(org, dataset_id)}year={year}/data.parquet"
-
-
-def harmonized_dataset_prefix(org: str, dataset_id: str) -> str:
-    return f"harmonized/observations/org={org}/dataset={dataset_id}/"
-
-
-def history_key(org: str, dataset_id: str, release_id: str) -> str:
-    return f"harmonized/observation_history/org={org}/dataset={dataset_id}/release={release_id}.parquet"
 
 
 def instruments_key(table: str) -> str:

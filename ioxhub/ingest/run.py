@@ -219,7 +219,7 @@ class Ingestor:
         started = time.monotonic()
         with tempfile.TemporaryDirectory(prefix=f"ioxhub-ingest-{kind}-") as tmp:
             work = Path(tmp)
-            handler = (DatasetIngest(store, catalog, dead, work, registry) if kind == "datasets"
+            handler = (DatasetIngest(store, catalog, dead, work, registry, run_id) if kind == "datasets"
                        else PolicyIngest(store, catalog, dead, registry))
             raw = RawZone(store, work / "raw", registry)
 

@@ -9,13 +9,13 @@ its latest derivation),
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ioxhub.catalog import Catalog
 from ioxhub.storage import ObjectStore
 from ioxhub.tables import ZONE_OF
 
-DERIVE_STATE_KEY = "catalog/derive/inputs.json"     # written by consumers.evidence
 
 # What each curated dataset is (consumers/evidence.py derives them; method: docs/evidence.md).
 CURATED_DESCRIPTIONS = {
@@ -135,17 +135,16 @@ def snapshots(entry: dict[str, Any]) -> list[dict[str, Any]]:
             for s in entry.get("snapshots", [])]
 
 
-def _inputs(catalog: Catalog, store: ObjectStore, entry: dict[str, Any]) -> list[dict[str, Any]]:
+def _inputs(catalog: Catalog, entry: dict[str, Any]) -> list[dict[str, Any]]:
     """The harmonized inputs (and their snapshots) of the derivation that wrote a curated dataset's current
-    snapshot; empty when a later derivation's state no longer describes it."""
-    state = store.get_json(DERIVE_STATE_KEY) or {}
-    if state.get("snapshots", {}).get(entry["name"]) != entry.get("snapshot"):
-        return []
+    snapshot, as its snapshot summary records them (consumers.evidence)."""
+    current = next((s for s in entry.get("snapshots", []) if s.get("snapshot") == entry.get("snapshot")), {})
+    inputs = json.loads(current.get("inputs") or "{}")
     out = []
-    for input_name, snapshot in sorted(state.get("inputs", {}).items()):
+    for input_name, read in sorted(inputs.items()):
         source = catalog.dataset(input_name) or {}
-        used = next((s for s in source.get("snapshots", []) if s.get("snapshot") == snapshot), {})
-        out.append({"dataset": input_name, "snapshot": snapshot, "org": source.get("org"),
+        used = next((s for s in source.get("snapshots", []) if s.get("snapshot_id") == read.get("snapshot_id")), {})
+        out.append({"dataset": input_name, "snapshot": read.get("snapshot"), "org": source.get("org"),
                     "publishers": source.get("publishers", []), "last_release": used.get("last_release"),
                     "created_at": used.get("created_at"), "rows": used.get("rows")})
     return out
@@ -159,7 +158,7 @@ def describe(entry: dict[str, Any], store: ObjectStore) -> dict[str, Any]:
     if entry.get("org") and entry.get("dataset_id"):
         provenance["releases"] = _releases(entry)
     if entry.get("kind") == "curated":
-        provenance["inputs"] = _inputs(Catalog(store), store, entry)
+        provenance["inputs"] = _inputs(Catalog(store), entry)
     return {**dataset_summary(entry),
             "dataset_id": entry.get("dataset_id"), "source_url": entry.get("source_url"),
             "schema_version": entry.get("schema_version"), "coverage": entry.get("coverage", {}),

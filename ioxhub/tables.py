@@ -20,10 +20,12 @@ import pyarrow as pa
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError, TableAlreadyExistsError
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression
-from pyiceberg.io.pyarrow import parquet_file_to_data_file
+from pyiceberg.exceptions import ResolveError
+from pyiceberg.io.pyarrow import _pyarrow_to_schema_without_ids, parquet_file_to_data_file
 from pyiceberg.manifest import DataFile
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.table import Table
+from pyiceberg.schema import promote
 from pyiceberg.table.name_mapping import create_mapping_from_schema
 from pyiceberg.table.snapshots import Snapshot
 from pyiceberg.transforms import IdentityTransform, YearTransform
@@ -253,13 +255,26 @@ def entry_of(table: Table) -> dict[str, Any]:
 
 
 def _evolve(tx, table: Table, schema: pa.Schema) -> None:
-    """Make the table's schema `schema`'s columns: new ones added, missing ones dropped (by name)."""
+    """Make the table's schema `schema`'s columns: new ones added, missing ones dropped (by name), and a
+    column whose type changed beyond an Iceberg promotion (e.g. string -> double) dropped and added anew
+    (a new field id: older snapshots keep reading the old column)."""
     current = set(table.schema().column_names)
     wanted = set(schema.names)
-    if current == wanted:
+    incoming = _pyarrow_to_schema_without_ids(schema)
+    retyped = []
+    for field in incoming.fields:
+        if field.name in current and (old := table.schema().find_field(field.name).field_type) != field.field_type:
+            try:
+                promote(old, field.field_type)
+            except ResolveError:
+                retyped.append(field)
+    if current == wanted and not retyped:
         return
     with tx.update_schema() as update:
-        update.union_by_name(schema)
+        for field in retyped:
+            update.delete_column(field.name)
+            update.add_column(field.name, field.field_type)
+        update.union_by_name(pa.schema([f for f in schema if f.name not in {r.name for r in retyped}]))
         for gone in sorted(current - wanted):
             update.delete_column(gone)
     tx.set_properties({NAME_MAPPING: create_mapping_from_schema(tx.table_metadata.schema()).model_dump_json()})

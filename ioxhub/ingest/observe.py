@@ -18,7 +18,8 @@ from ioxhub.ingest.policies import ADOPTIONS_SCHEMA, VERSIONS_SCHEMA, PolicyInge
 from ioxhub.ingest.quarantine import DeadLetters
 from ioxhub.names import org_of_topic
 from ioxhub.settings import Settings
-from ioxhub.storage import instruments_key, quarantine_rows_key
+from ioxhub.storage import quarantine_rows_key
+from ioxhub.tables import HARMONIZED, object_key, tables_for
 
 
 def _columns(schema) -> list[tuple[str, str]]:
@@ -81,7 +82,9 @@ class IngestTrace:
         counts = handler.counts
         if not counts.events_applied:
             return []
-        return [lineage.s3_dataset(self.settings, instruments_key(table), schema=lineage.schema_facet(_columns(schema)),
+        tables, bucket = tables_for(self.settings), self.settings.bucket
+        return [lineage.s3_dataset(self.settings, object_key(tables.location(HARMONIZED, table), bucket),
+                                   schema=lineage.schema_facet(_columns(schema)),
                                    outputStatistics=lineage.output_statistics(rows) if rows is not None else None)
                 for table, schema, rows in (("instrument_versions", VERSIONS_SCHEMA, None),
                                             ("adoptions", ADOPTIONS_SCHEMA, counts.adoptions),

@@ -220,7 +220,7 @@ class Ingestor:
         with tempfile.TemporaryDirectory(prefix=f"ioxhub-ingest-{kind}-") as tmp:
             work = Path(tmp)
             handler = (DatasetIngest(store, catalog, dead, work, registry, run_id) if kind == "datasets"
-                       else PolicyIngest(store, catalog, dead, registry))
+                       else PolicyIngest(store, catalog, dead, registry, run_id=run_id))
             raw = RawZone(store, work / "raw", registry)
 
             def take(polled) -> None:

@@ -2,6 +2,8 @@
 page both show: columns documented, snapshots an as-of may name, provenance (from the entry's snapshots)."""
 from __future__ import annotations
 
+import json
+
 from consumers import metadata
 from test_apikeys import DictStore
 
@@ -10,9 +12,9 @@ HARMONIZED = {"name": "WCO.SEIZURES", "kind": "harmonized", "org": "WCO", "datas
               "publishers": ["WCO"], "updated_at": "2026-01-02T00:00:00+00:00",
               "columns": ["indicator:large_string", "value:double", "year:int (path)", "odd_one:string"],
               "snapshots": [{"snapshot": 1, "snapshot_id": 111, "created_at": "2026-01-01T00:00:00+00:00",
-                             "operation": "append", "release_id": "r1", "run_id": "run-1"},
+                             "operation": "append", "release_id": "r1", "run_id": "run-1", "rows": 5},
                             {"snapshot": 2, "snapshot_id": 222, "created_at": "2026-01-02T00:00:00+00:00",
-                             "operation": "overwrite", "release_id": "r2"},
+                             "operation": "overwrite", "release_id": "r2", "rows": 7},
                             {"snapshot": 3, "snapshot_id": 333, "created_at": "2026-01-03T00:00:00+00:00",
                              "operation": "overwrite"}]}          # a commit that applied no release (e.g. a replay)
 PANEL = {"name": "indicator_panel_annual", "kind": "curated", "snapshot": 2, "snapshot_id": 22,
@@ -21,14 +23,6 @@ PANEL = {"name": "indicator_panel_annual", "kind": "curated", "snapshot": 2, "sn
          "snapshots": [{"snapshot": 1, "created_at": "2026-01-01T00:00:00+00:00", "rows": 3},
                        {"snapshot": 2, "created_at": "2026-01-02T00:00:00+00:00", "rows": 4}]}
 
-
-def catalog(*entries, derive_state=None) -> DictStore:
-    store = DictStore()
-    for entry in entries:
-        store.put_json(f"catalog/datasets/{entry['name']}.json", entry)
-    if derive_state is not None:
-        store.put_json(metadata.DERIVE_STATE_KEY, derive_state)
-    return store
 
 
 def test_columns_are_documented_and_partition_columns_marked():
@@ -71,10 +65,23 @@ def test_provenance_of_a_harmonized_dataset_is_the_releases_its_snapshots_applie
     assert described["provenance"]["inputs"] == [] and described["description"] == "Hazardous waste seizures"
 
 
-def test_provenance_of_a_curated_dataset_is_the_inputs_of_the_derivation_that_wrote_its_snapshot():
-    state = {"snapshots": {"indicator_panel_annual": 2}, "inputs": {"WCO.SEIZURES": 1}}
-    inputs = metadata.describe(PANEL, catalog(HARMONIZED, PANEL, derive_state=state))["provenance"]["inputs"]
+class Datasets:
+    """What metadata._inputs asks of a Catalog: a dataset's entry by name."""
+
+    def __init__(self, *entries):
+        self.entries = {e["name"]: e for e in entries}
+
+    def dataset(self, name):
+        return self.entries.get(name)
+
+
+def test_provenance_of_a_curated_dataset_is_the_inputs_its_current_snapshot_records():
+    harmonized = {**HARMONIZED, "snapshots": [{**s, "snapshot_id": 100 + s["snapshot"]} for s in HARMONIZED["snapshots"]]}
+    read = lambda n: json.dumps({"WCO.SEIZURES": {"snapshot": n, "snapshot_id": 100 + n}})
+    panel = {**PANEL, "snapshots": [{**PANEL["snapshots"][0], "inputs": read(2)},
+                                     {**PANEL["snapshots"][1], "inputs": read(1)}]}
+    inputs = metadata._inputs(Datasets(harmonized, panel), panel)
     assert inputs == [{"dataset": "WCO.SEIZURES", "snapshot": 1, "org": "WCO", "publishers": ["WCO"],
                        "last_release": None, "created_at": "2026-01-01T00:00:00+00:00", "rows": 5}]
-    later = {"snapshots": {"indicator_panel_annual": 3}, "inputs": {"WCO.SEIZURES": 2}}   # not this snapshot's
-    assert metadata.describe(PANEL, catalog(HARMONIZED, PANEL, derive_state=later))["provenance"]["inputs"] == []
+    assert metadata._inputs(Datasets(harmonized), {**panel, "snapshot": 1})[0]["snapshot"] == 2
+    assert metadata._inputs(Datasets(harmonized), {**PANEL}) == []          # written without recorded inputs

@@ -15,8 +15,10 @@ import pandas as pd
 import pyarrow as pa
 
 from ioxhub.catalog import Catalog
+from ioxhub.ingest.markers import release_applied
 from ioxhub.ingest.observations import SERIES_KEY
 from ioxhub.storage import ObjectStore
+from ioxhub.tables import HARMONIZED, HISTORY, INSTRUMENTS_PREFIX, NAME, object_key
 
 # Columns whose values legitimately differ between two runs of the same workload: the producer's
 # clock at publishing (the observations' published_at, the policy updates' produced_at) and what the
@@ -31,6 +33,7 @@ KEYS = {
     "harmonized/instruments/instrument_versions": ("event_id",),
 }
 OBSERVATION_TABLES = ("harmonized/observations", "harmonized/observation_history")
+TABLES_PREFIX = "harmonized/tables/"        # the Iceberg tables' files: read through the tables
 
 
 @dataclass
@@ -87,22 +90,37 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
                                                else f for f in t.schema])) for t in tables], promote_options="default")
 
 
+def _dataset_tables(store: ObjectStore, catalog: Catalog) -> dict[str, list[pa.Table]]:
+    """The current rows of every harmonized dataset's observations and history tables, with org and dataset."""
+    groups: dict[str, list[pa.Table]] = {}
+    for namespace, name in zip((HARMONIZED, HISTORY), OBSERVATION_TABLES):
+        for table in catalog.tables.tables(namespace):
+            dataset = table.properties.get(NAME, "")
+            if dataset.startswith(INSTRUMENTS_PREFIX) or "." not in dataset:
+                continue
+            org, dataset_id = dataset.split(".", 1)
+            for data_file in catalog.tables.data_files(table):
+                rows = store.read_parquet(object_key(data_file.file_path, store.settings.bucket))
+                rows = rows.append_column("org", pa.array([org] * rows.num_rows, pa.string()))
+                groups.setdefault(name, []).append(rows.append_column("dataset", pa.array([dataset_id] * rows.num_rows,
+                                                                                          pa.string())))
+    return groups
+
+
 def snapshot(store: ObjectStore) -> dict[str, TableState]:
     """Every compared table of the hub behind `store`, by name."""
-    groups: dict[str, list[pa.Table]] = {}
+    catalog = Catalog(store)
+    groups = _dataset_tables(store, catalog)
     for key in sorted(store.list("harmonized/")) + sorted(store.list("quarantine/observations/")):
-        if not key.endswith(".parquet"):
+        if not key.endswith(".parquet") or key.startswith(TABLES_PREFIX):
             continue
         table = store.read_parquet(key)
-        if key.startswith(OBSERVATION_TABLES):
-            name = next(t for t in OBSERVATION_TABLES if key.startswith(t + "/"))
-            table = _with_path_keys(table, key)
-        elif key.startswith("quarantine/observations/"):
+        if key.startswith("quarantine/observations/"):
             name, table = "quarantine/observations", _with_path_keys(table, key)
         else:
             name = key.removesuffix(".parquet")
         groups.setdefault(name, []).append(table)
-    for entry in Catalog(store).datasets():
+    for entry in catalog.datasets():
         if entry.get("kind") == "curated":
             groups[f"curated/{entry['name']}"] = [store.read_parquet(entry["location"] + "data.parquet")]
     return {name: table_state(_concat(tables), KEYS.get(name)) for name, tables in sorted(groups.items())}
@@ -153,7 +171,7 @@ def account(store: ObjectStore, published: list[dict]) -> Accounting:
         events = item["event_ids"]
         acc.published += len(events)
         if item["kind"] == "dataset":
-            marker = catalog.release_applied(item["org"], item["dataset_id"], item["release_id"])
+            marker = release_applied(catalog, item["org"], item["dataset_id"], item["release_id"])
             if marker is not None and marker.get("chunks") == len(events) - 1:
                 acc.applied += len(events)
                 continue

@@ -26,7 +26,8 @@ from ioxhub.ingest.lease import lease_key
 from ioxhub.ingest.run import follow, ingest
 from ioxhub.stack import process
 from ioxhub.status import hub_status
-from ioxhub.storage import ObjectStore, harmonized_dataset_prefix
+from ioxhub.storage import ObjectStore
+import hub_tables
 from producers import publish_dataset
 
 pytestmark = [pytest.mark.integration]
@@ -54,7 +55,8 @@ def publish(settings, tmp_path: Path, org: str, dataset: str, years: range, coun
 def harmonized_rows(org: str, dataset: str, store: ObjectStore | None = None) -> tuple[int, int]:
     """(rows, distinct (ref_area, period)) of a harmonized dataset."""
     store = store or ObjectStore()
-    tables = [store.read_parquet(k) for k in store.list(harmonized_dataset_prefix(org, dataset)) if k.endswith(".parquet")]
+    current = hub_tables.current_rows(org, dataset, settings=store.settings)
+    tables = [current] if current is not None else []
     keys = {(a, p) for t in tables for a, p in zip(t["ref_area"].to_pylist(), t["period"].to_pylist())}
     return sum(t.num_rows for t in tables), len(keys)
 

@@ -37,7 +37,8 @@ from producers import publish_dataset, publish_policy
 from ioxhub.s3 import make_client
 from ioxhub.keys import generate_key, generate_org_key, load_private_key, load_signer, retire_key
 from ioxhub.signing import Signer
-from ioxhub.storage import ObjectStore, StorageError, curated_prefix, harmonized_dataset_prefix
+from ioxhub.storage import ObjectStore, StorageError, curated_prefix
+import hub_tables
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 IOXHUB = str(Path(sys.executable).parent / "ioxhub")
@@ -109,8 +110,7 @@ def dlq_letters(event_ids: set[str]) -> dict[str, dict]:
 
 
 def harmonized_row_count(store: ObjectStore, org: str, dataset_id: str) -> int:
-    return sum(store.read_parquet(k).num_rows for k in store.list(harmonized_dataset_prefix(org, dataset_id))
-               if k.endswith(".parquet"))
+    return hub_tables.rows_count(org, dataset_id, store.settings)
 
 
 # ------------------------------------------------------------------------------------------ signed events

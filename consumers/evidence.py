@@ -29,7 +29,7 @@ from consumers.observe import DeriveTrace
 from ioxhub.ingest.policies import read_instruments
 from ioxhub.settings import Settings, get_settings
 from ioxhub.storage import ObjectStore
-from ioxhub.table_files import METADATA_CLEANUP, iceberg_ready, write_data_file
+from ioxhub.table_files import METADATA_CLEANUP, iceberg_ready, live_files, write_data_file
 from ioxhub.tables import CURATED, ENTRY, HARMONIZED, INSTRUMENTS_PREFIX, NAME, Tables, entry_of, identifier_of, object_key, tables_for
 
 log = logging.getLogger("ioxhub.derive")
@@ -195,7 +195,7 @@ def write_curated(store: ObjectStore, tables: Tables, name: str, rows: pa.Table,
     table = tables.create(*identifier_of(name), rows.schema, properties=METADATA_CLEANUP)
     rows = _typed_like(rows, table)
     path, size = write_data_file(store, table, rows)
-    snapshot = tables.commit_files(table, add=[path], remove=tables.data_files(table), schema=rows.schema,
+    snapshot = tables.commit_files(table, add=[path], remove=live_files(table), schema=rows.schema,
                                    summary=summary, properties={NAME: name, ENTRY: json.dumps(
                                        {**entry, "bytes": size}, sort_keys=True, default=str)})
     return {"rows": rows.num_rows, "snapshot": snapshot.sequence_number, "snapshot_id": snapshot.snapshot_id,

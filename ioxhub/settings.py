@@ -104,6 +104,11 @@ class Settings:
                                             check=(lambda v: 0 <= v <= 1, "a number from 0 to 1"))
     check_key_expiry_days: float = _setting(14.0, "`status --check`: a signing key ending within this many days is a problem.", check=NOT_NEGATIVE)
 
+    # --- table maintenance: `ioxhub maintain`, DAG maintain_tables (docs/maintenance.md) -----------------------
+    snapshot_retention_days: float = _setting(30.0, "`maintain` expires a table's snapshots older than this many days (an as-of can no longer name them), except the last IOXHUB_SNAPSHOT_KEEP.", check=NOT_NEGATIVE)
+    snapshot_keep: int = _setting(10, "How many of each table's latest snapshots `maintain` always keeps, however old.", check=POSITIVE)
+    orphan_grace_hours: float = _setting(24.0, "`maintain` deletes a file under a table's location that no kept snapshot or metadata references only when it is older than this (a writer uploads before it commits).", check=NOT_NEGATIVE)
+
     # --- Airflow runs (every task of the hub DAGs) ----------------------------------------------------
     task_retries: int = _setting(3, "Retries of a failed DAG task before its run fails.", check=NOT_NEGATIVE)
     task_retry_delay_seconds: int = _setting(60, "Wait before the first retry.", check=NOT_NEGATIVE)

@@ -2,14 +2,15 @@
 
 `write_data_file` uploads one Parquet object under the table's `data/` with a unique name; `replace_content`
 makes a table's content one new file in one commit (its schema evolved to the file's, properties and
-summary in the same commit); `read_rows` reads a table's rows back as they were written. `iceberg_ready`
-gives columns Iceberg v2 can hold. Layout and conventions: docs/tables.md, docs/maintenance.md.
+summary in the same commit); `live_files` lists a snapshot's data files; `read_rows` reads a table's rows
+back as they were written. `iceberg_ready` gives columns Iceberg v2 can hold. Conventions: docs/tables.md.
 """
 from __future__ import annotations
 
 import uuid
 
 import pyarrow as pa
+from pyiceberg.manifest import DataFile
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Snapshot
 
@@ -23,20 +24,27 @@ ROW_GROUP_ROWS = 64 * 1024
 
 
 def iceberg_ready(rows: pa.Table) -> pa.Table:
-    """`rows` with types Iceberg v2 has: a column of type null (all values missing) becomes a string column,
-    nanosecond timestamps become microseconds, dictionary columns their value type."""
-    fields = []
-    for field in rows.schema:
-        kind = field.type
-        if pa.types.is_null(kind):
-            kind = pa.string()
-        elif pa.types.is_dictionary(kind):
-            kind = kind.value_type
-        if pa.types.is_timestamp(kind) and kind.unit == "ns":
-            kind = pa.timestamp("us", tz=kind.tz)
-        fields.append(field.with_type(kind))
-    schema = pa.schema(fields)
+    """`rows` with types Iceberg v2 has, also inside lists and structs: type null (a column or list with no
+    value at all) becomes string, nanosecond timestamps microseconds, dictionaries their value type."""
+    schema = pa.schema([field.with_type(_concrete(field.type)) for field in rows.schema])
     return rows if schema == rows.schema else rows.cast(schema, safe=False)
+
+
+def _concrete(kind: pa.DataType) -> pa.DataType:
+    if pa.types.is_null(kind):
+        return pa.string()
+    if pa.types.is_dictionary(kind):
+        return _concrete(kind.value_type)
+    if pa.types.is_timestamp(kind) and kind.unit == "ns":
+        return pa.timestamp("us", tz=kind.tz)
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        value = kind.value_field.with_type(_concrete(kind.value_type))
+        return pa.list_(value) if pa.types.is_list(kind) else pa.large_list(value)
+    if pa.types.is_struct(kind):
+        return pa.struct([f.with_type(_concrete(f.type)) for f in kind])
+    if pa.types.is_map(kind):
+        return pa.map_(_concrete(kind.key_type), kind.item_field.with_type(_concrete(kind.item_type)))
+    return kind
 
 
 def write_data_file(store: ObjectStore, table: Table, rows: pa.Table, tag: str = "",
@@ -55,20 +63,27 @@ def replace_content(tables: Tables, store: ObjectStore, table: Table, rows: pa.T
     """One commit making `rows` (Iceberg-ready) the table's whole content: a new file added, every current
     data file removed, the schema evolved to `rows`' columns. Returns the new snapshot and the file's size."""
     path, size = write_data_file(store, table, rows, tag, row_group_size)
-    snapshot = tables.commit_files(table, add=[path], remove=tables.data_files(table), summary=summary,
+    snapshot = tables.commit_files(table, add=[path], remove=live_files(table), summary=summary,
                                    properties=properties, schema=rows.schema)
     return snapshot, size
 
 
-def read_rows(store: ObjectStore, tables: Tables, table: Table | None, snapshot: Snapshot | None = None) -> pa.Table | None:
+def live_files(table: Table, snapshot: Snapshot | None = None) -> list[DataFile]:
+    """Every data file of `snapshot` (default: current), without the pruning of a scan (which leaves out
+    files of 0 rows: a replace or a compaction must remove those too)."""
+    snapshot = snapshot or table.current_snapshot()
+    if snapshot is None:
+        return []
+    return [entry.data_file for manifest in snapshot.manifests(table.io)
+            for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True)]
+
+
+def read_rows(store: ObjectStore, table: Table | None, snapshot: Snapshot | None = None) -> pa.Table | None:
     """The rows of `snapshot` (default: current) with the column types the writer gave them (the Parquet
     files read as written), or None for a missing table or one without data."""
     if table is None:
         return None
-    files = tables.data_files(table, snapshot)
-    if not files and (snapshot or table.current_snapshot()) is None:
-        return None
-    parts = [store.read_parquet(object_key(f.file_path, store.bucket)) for f in files]
+    parts = [store.read_parquet(object_key(f.file_path, store.bucket)) for f in live_files(table, snapshot)]
     parts = [p for p in parts if p is not None]
     if not parts:
         return None

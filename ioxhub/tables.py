@@ -258,12 +258,13 @@ def _evolve(tx, table: Table, schema: pa.Schema) -> None:
     """Make the table's schema `schema`'s columns: new ones added, missing ones dropped (by name), and a
     column whose type changed beyond an Iceberg promotion (e.g. string -> double) dropped and added anew
     (a new field id: older snapshots keep reading the old column)."""
-    current = set(table.schema().column_names)
+    current = {f.name for f in table.schema().fields}      # top-level columns (column_names lists nested ones)
     wanted = set(schema.names)
     incoming = _pyarrow_to_schema_without_ids(schema)
     retyped = []
     for field in incoming.fields:
-        if field.name in current and (old := table.schema().find_field(field.name).field_type) != field.field_type:
+        old = table.schema().find_field(field.name).field_type if field.name in current else None
+        if old is not None and old.is_primitive and field.field_type.is_primitive and old != field.field_type:
             try:
                 promote(old, field.field_type)
             except ResolveError:

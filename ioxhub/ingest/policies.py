@@ -150,8 +150,7 @@ class PolicyIngest:
 def read_instruments(settings: Settings, table: str, store: ObjectStore | None = None) -> pa.Table | None:
     """The current rows of instrument table `table` (one of TABLES), as written; None before any update."""
     store = store or ObjectStore(settings)
-    tables = tables_for(settings)
-    return read_rows(store, tables, tables.load(HARMONIZED, table))
+    return read_rows(store, tables_for(settings).load(HARMONIZED, table))
 
 
 def policy_row(decoded: codec.Decoded) -> dict:

@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pyarrow as pa
@@ -121,21 +122,21 @@ def test_pyiceberg_and_duckdb_read_the_tables_without_the_hub(data, chosen, tmp_
 
 
 @pytest.fixture(scope="module")
-def postgres(tmp_path_factory):
-    """A throwaway PostgreSQL cluster with the compose init script applied (skipped without a server)."""
-    bindir = next((Path(p).parent for p in (shutil.which("initdb"), shutil.which("pg_ctl")) if p), None)
-    if bindir is None or shutil.which("psql") is None or shutil.which("runuser") is None or os.geteuid() != 0 \
+def postgres():
+    """A throwaway PostgreSQL cluster (passwords required over TCP) with the compose init script applied;
+    skipped without a PostgreSQL server to run as user postgres."""
+    if not all(shutil.which(p) for p in ("initdb", "pg_ctl", "psql", "runuser")) or os.geteuid() != 0 \
             or subprocess.run(["id", "postgres"], capture_output=True).returncode != 0:
         pytest.skip("no PostgreSQL server (initdb, pg_ctl, psql) to run as user postgres here")
-    root = tmp_path_factory.mktemp("pg")
+    root = Path(tempfile.mkdtemp(prefix="ioxhub-pg-"))      # outside pytest's tmp: user postgres must reach it
     root.chmod(0o777)
     pgdata, port = root / "data", process.free_ports(1)[0]
     as_postgres = ["runuser", "-u", "postgres", "--"]
-    subprocess.run([*as_postgres, "initdb", "-D", str(pgdata), "-U", "airflow", "--auth=trust"], check=True,
-                   capture_output=True, timeout=120)
-    subprocess.run([*as_postgres, "pg_ctl", "-D", str(pgdata), "-w", "-o", f"-p {port} -k {root} -h 127.0.0.1",
-                    "-l", str(root / "log"), "start"], check=True, capture_output=True, timeout=60)
     try:
+        subprocess.run([*as_postgres, "initdb", "-D", str(pgdata), "-U", "airflow", "--auth-local=trust",
+                        "--auth-host=scram-sha-256"], check=True, capture_output=True, timeout=120)
+        subprocess.run([*as_postgres, "pg_ctl", "-D", str(pgdata), "-w", "-o", f"-p {port} -k {root} -h 127.0.0.1",
+                        "-l", str(root / "log"), "start"], check=True, capture_output=True, timeout=60)
         env = {"PATH": os.environ["PATH"], "POSTGRES_USER": "airflow", "POSTGRES_DB": "postgres",
                "PGHOST": str(root), "PGPORT": str(port), "ICEBERG_DB_PASSWORD": "owner0pw",
                "ICEBERG_READER_PASSWORD": "reader0pw"}
@@ -145,6 +146,7 @@ def postgres(tmp_path_factory):
     finally:
         subprocess.run([*as_postgres, "pg_ctl", "-D", str(pgdata), "-m", "immediate", "stop"], capture_output=True,
                        timeout=60)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_the_compose_catalog_on_postgres_is_read_by_its_read_only_role(data, chosen, postgres, tmp_path):
@@ -164,3 +166,6 @@ def test_the_compose_catalog_on_postgres_is_read_by_its_read_only_role(data, cho
     reader = SqlCatalog("hub", **{**catalog_properties(data), "uri": reader_uri})
     with pytest.raises(Exception, match="permission denied"):       # read-only: it cannot change the catalog
         reader.create_namespace("not_allowed")
+    wrong = f"postgresql+psycopg2://iceberg_reader:wrong@127.0.0.1:{postgres}/iceberg"
+    with pytest.raises(Exception, match="password authentication failed"):
+        SqlCatalog("hub", **{**catalog_properties(data), "uri": wrong})

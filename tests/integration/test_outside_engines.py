@@ -9,6 +9,7 @@ on a throwaway cluster: the hub's role registers the tables there, and the read-
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -125,17 +126,19 @@ def test_pyiceberg_and_duckdb_read_the_tables_without_the_hub(data, chosen, tmp_
 def postgres():
     """A throwaway PostgreSQL cluster (passwords required over TCP) with the compose init script applied;
     skipped without a PostgreSQL server to run as user postgres."""
-    if not all(shutil.which(p) for p in ("initdb", "pg_ctl", "psql", "runuser")) or os.geteuid() != 0 \
+    found = shutil.which("pg_ctl") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))), None)
+    if not (found and shutil.which("psql") and shutil.which("runuser")) or os.geteuid() != 0 \
             or subprocess.run(["id", "postgres"], capture_output=True).returncode != 0:
-        pytest.skip("no PostgreSQL server (initdb, pg_ctl, psql) to run as user postgres here")
+        pytest.skip("no PostgreSQL server (apt-get install postgresql) to run as user postgres here")
+    bindir = Path(found).parent
     root = Path(tempfile.mkdtemp(prefix="ioxhub-pg-"))      # outside pytest's tmp: user postgres must reach it
     root.chmod(0o777)
     pgdata, port = root / "data", process.free_ports(1)[0]
     as_postgres = ["runuser", "-u", "postgres", "--"]
     try:
-        subprocess.run([*as_postgres, "initdb", "-D", str(pgdata), "-U", "airflow", "--auth-local=trust",
+        subprocess.run([*as_postgres, str(bindir / "initdb"), "-D", str(pgdata), "-U", "airflow", "--auth-local=trust",
                         "--auth-host=scram-sha-256"], check=True, capture_output=True, timeout=120)
-        subprocess.run([*as_postgres, "pg_ctl", "-D", str(pgdata), "-w", "-o", f"-p {port} -k {root} -h 127.0.0.1",
+        subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(pgdata), "-w", "-o", f"-p {port} -k {root} -h 127.0.0.1",
                         "-l", str(root / "log"), "start"], check=True, capture_output=True, timeout=60)
         env = {"PATH": os.environ["PATH"], "POSTGRES_USER": "airflow", "POSTGRES_DB": "postgres",
                "PGHOST": str(root), "PGPORT": str(port), "ICEBERG_DB_PASSWORD": "owner0pw",
@@ -144,7 +147,7 @@ def postgres():
         assert done.returncode == 0, done.stderr
         yield port
     finally:
-        subprocess.run([*as_postgres, "pg_ctl", "-D", str(pgdata), "-m", "immediate", "stop"], capture_output=True,
+        subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(pgdata), "-m", "immediate", "stop"], capture_output=True,
                        timeout=60)
         shutil.rmtree(root, ignore_errors=True)
 

@@ -237,7 +237,7 @@ def print_datasets(datasets: list[dict]) -> None:
             publishers = d.get("publishers") or ([d["org"]] if d.get("org") else [])
             unknown = d.get("unrecognized_units") or {}      # unit codes kept as published (docs/units.md)
             note = f"\n  [yellow]units kept unrecognized: {_counts(unknown)}[/]" if unknown else ""
-            table.add_row(f"{d['name']}\n  [dim]{','.join(publishers)}  id {d.get('snapshot_id', '')}[/]{note}",
+            table.add_row(f"{d['name']}\n  [dim]{','.join(publishers)}\n  snapshot id {d.get('snapshot_id', '')}[/]{note}",
                           f"{d.get('rows', 0):,}",
                           str(len(cov["countries"])) if cov.get("countries") else "", _periods(cov),
                           str(d.get("snapshot", "")), d.get("updated_at", "")[:16].replace("T", "\n"))

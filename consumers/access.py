@@ -103,8 +103,8 @@ def resolve(tables: Tables, table: Table, as_of: str | None) -> Snapshot:
     try:
         snapshot = tables.resolve_as_of(table, as_of)
     except TableError as exc:
-        message = str(exc)
-        raise PullError("--" + message.replace(" ", "-", 1) if message.startswith("as of ") else message) from None
+        message = str(exc)          # "as of 'x': ..." names the option as the CLI spells it
+        raise PullError("--as-of" + message[len("as of"):] if message.startswith("as of ") else message) from None
     if snapshot is None:
         raise PullError(f"{'.'.join(table.name()[1:])} has no snapshot yet")
     return snapshot

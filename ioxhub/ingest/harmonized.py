@@ -479,7 +479,7 @@ def apply_release(store: ObjectStore, catalog: Catalog, org: str, dataset_id: st
         history_writes.close()
 
     if half_applied:
-        summary = {**half_applied, **({RUN: run_id} if run_id else {})}
+        summary = {**{k: v for k, v in half_applied.items() if k.startswith("ioxhub.")}, **({RUN: run_id} if run_id else {})}
         counts.revisions, counts.deleted = int(half_applied.get("ioxhub.revisions", 0)), int(half_applied.get("ioxhub.deleted", 0))
         log.warning("ingest: release %s of %s was in the observations table but not in its history (a crash "
                     "between the two commits): history completed", release_id, name)

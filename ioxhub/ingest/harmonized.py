@@ -368,14 +368,19 @@ def key_ranges(counts: Counter) -> list[tuple[Key, Key]]:
 
 def observations_table(tables: Tables, org: str, dataset_id: str) -> Table:
     """The dataset's observations table (created on first use): partitioned by year(period_start)."""
-    return tables.create(HARMONIZED, table_name(org, dataset_id), HARMONIZED_SCHEMA, [("period_start", "year")],
-                         {NAME: dataset_name(org, dataset_id)})
+    return _table(tables, HARMONIZED, org, dataset_id, HARMONIZED_SCHEMA, ("period_start", "year"))
 
 
 def history_table(tables: Tables, org: str, dataset_id: str) -> Table:
     """The dataset's history table (created on first use): every applied release's rows, by release_id."""
-    return tables.create(HISTORY, table_name(org, dataset_id), HISTORY_TABLE_SCHEMA, [("release_id", "identity")],
-                         {NAME: dataset_name(org, dataset_id)})
+    return _table(tables, HISTORY, org, dataset_id, HISTORY_TABLE_SCHEMA, ("release_id", "identity"))
+
+
+def _table(tables: Tables, namespace: str, org: str, dataset_id: str, schema: pa.Schema, partition: tuple) -> Table:
+    # Loaded first: creating an existing table would still write a metadata file.
+    name = table_name(org, dataset_id)
+    return tables.load(namespace, name) or tables.create(namespace, name, schema, [partition],
+                                                         {NAME: dataset_name(org, dataset_id)})
 
 
 def observations_location(settings: Settings, org: str, dataset_id: str) -> str:
@@ -479,7 +484,7 @@ def apply_release(store: ObjectStore, catalog: Catalog, org: str, dataset_id: st
         history_writes.close()
 
     if half_applied:
-        summary = {**half_applied, **({RUN: run_id} if run_id else {})}
+        summary = {**{k: v for k, v in half_applied.items() if k.startswith("ioxhub.")}, **({RUN: run_id} if run_id else {})}
         counts.revisions, counts.deleted = int(half_applied.get("ioxhub.revisions", 0)), int(half_applied.get("ioxhub.deleted", 0))
         log.warning("ingest: release %s of %s was in the observations table but not in its history (a crash "
                     "between the two commits): history completed", release_id, name)

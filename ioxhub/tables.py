@@ -142,7 +142,10 @@ class Tables:
     def create(self, namespace: str, name: str, schema: pa.Schema, partition_by: Iterable[tuple[str, str]] = (),
                properties: dict[str, str] | None = None) -> Table:
         """Create (or load, when another writer was first) a table: `partition_by` = (column, "identity" |
-        "year") pairs. Its Parquet files are written without field ids, so it carries a name mapping."""
+        "year") pairs. Its Parquet files are written without field ids, so it carries a name mapping.
+        An existing table is loaded first: pyiceberg writes a metadata file before it finds the name taken."""
+        if (existing := self.load(namespace, name)) is not None:
+            return existing
         try:
             self.catalog.create_namespace(namespace)
         except NamespaceAlreadyExistsError:

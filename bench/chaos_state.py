@@ -16,7 +16,10 @@ import pyarrow as pa
 
 from ioxhub.catalog import Catalog
 from ioxhub.ingest.observations import SERIES_KEY
+from ioxhub.ingest.policies import TABLES as INSTRUMENT_TABLES, read_instruments
 from ioxhub.storage import ObjectStore
+from ioxhub.table_files import read_rows
+from ioxhub.tables import HARMONIZED, identifier_of, object_key, tables_for
 
 # Columns whose values legitimately differ between two runs of the same workload: the producer's
 # clock at publishing (the observations' published_at, the policy updates' produced_at) and what the
@@ -90,8 +93,10 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
 def snapshot(store: ObjectStore) -> dict[str, TableState]:
     """Every compared table of the hub behind `store`, by name."""
     groups: dict[str, list[pa.Table]] = {}
+    tables = tables_for(store.settings)
+    instrument_prefixes = tuple(object_key(tables.location(HARMONIZED, t), store.bucket) + "/" for t in INSTRUMENT_TABLES)
     for key in sorted(store.list("harmonized/")) + sorted(store.list("quarantine/observations/")):
-        if not key.endswith(".parquet"):
+        if not key.endswith(".parquet") or key.startswith(instrument_prefixes):
             continue
         table = store.read_parquet(key)
         if key.startswith(OBSERVATION_TABLES):
@@ -102,9 +107,12 @@ def snapshot(store: ObjectStore) -> dict[str, TableState]:
         else:
             name = key.removesuffix(".parquet")
         groups.setdefault(name, []).append(table)
+    for name in INSTRUMENT_TABLES:
+        if (rows := read_instruments(store.settings, name, store)) is not None:
+            groups[f"harmonized/instruments/{name}"] = [rows]
     for entry in Catalog(store).datasets():
         if entry.get("kind") == "curated":
-            groups[f"curated/{entry['name']}"] = [store.read_parquet(entry["location"] + "data.parquet")]
+            groups[f"curated/{entry['name']}"] = [read_rows(store, tables.load(*identifier_of(entry["name"])))]
     return {name: table_state(_concat(tables), KEYS.get(name)) for name, tables in sorted(groups.items())}
 
 
@@ -147,7 +155,7 @@ def account(store: ObjectStore, published: list[dict]) -> Accounting:
     acc = Accounting()
     catalog = Catalog(store)
     quarantined = _quarantined_event_ids(store)
-    versions = store.read_parquet("harmonized/instruments/instrument_versions.parquet")
+    versions = read_instruments(store.settings, "instrument_versions", store)
     policy_events = set(versions["event_id"].to_pylist()) if versions is not None else set()
     for item in published:
         events = item["event_ids"]

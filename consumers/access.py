@@ -23,7 +23,9 @@ from consumers.encode import csv_chunks, jsonl_chunks
 from ioxhub.catalog import Catalog
 from ioxhub.errors import IoxhubError
 from ioxhub.settings import Settings
-from ioxhub.storage import ObjectStore
+from ioxhub.storage import ObjectEntry, ObjectStore
+from ioxhub.table_files import live_files
+from ioxhub.tables import TableError, object_key, tables_for
 
 FORMATS = ("csv", "parquet", "json")
 # pre_buffer: a row group's column chunks are fetched in coalesced ranged reads, then decoded without
@@ -223,6 +225,21 @@ def _filters(where: Sequence) -> list[Filter]:
     return out
 
 
+def _table_objects(entry: dict, as_of: str | None, store: ObjectStore) -> tuple[int, list[ObjectEntry]]:
+    """The data files of a table's snapshot as of `as_of` (a minimal bridge from the Iceberg tables to
+    the object reader below)."""
+    tables = tables_for(store.settings)
+    table = tables.load(*entry["table"].split(".", 1))
+    try:
+        snapshot = tables.resolve_as_of(table, as_of)
+    except TableError as exc:
+        raise PullError(str(exc)) from None
+    files = live_files(table, snapshot) if snapshot is not None else []
+    return (snapshot.sequence_number if snapshot else 0,
+            sorted((ObjectEntry(object_key(f.file_path, store.bucket), f.file_size_in_bytes, None) for f in files),
+                   key=lambda e: e.key))
+
+
 def plan_pull(dataset: str, where: Sequence[str] | Sequence[Filter] = (), columns: Sequence[str] | None = None,
               as_of: str | None = None, store: ObjectStore | None = None, settings: Settings | None = None,
               entry: dict | None = None) -> PullPlan:
@@ -233,10 +250,12 @@ def plan_pull(dataset: str, where: Sequence[str] | Sequence[Filter] = (), column
     if entry is None:
         known = ", ".join(d["name"] for d in Catalog(store).datasets()) or "none yet"
         raise PullError(f"no dataset {dataset!r} in the catalog (known: {known})")
-    snapshot, location = _snapshot_location(entry, as_of)
     filters = _filters(where)
-
-    entries = sorted((e for e in store.entries(location) if e.key.endswith(".parquet")), key=lambda e: e.key)
+    if "table" in entry:
+        snapshot, entries = _table_objects(entry, as_of, store)
+    else:
+        snapshot, location = _snapshot_location(entry, as_of)
+        entries = sorted((e for e in store.entries(location) if e.key.endswith(".parquet")), key=lambda e: e.key)
     keys = [e.key for e in entries]
     partitions = _partition_values(keys[0]) if keys else {}
     partition_filters = [f for f in filters if f.column in partitions]

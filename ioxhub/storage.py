@@ -3,8 +3,8 @@
 `ObjectStore(settings)`: put/get of bytes, JSON, Parquet and files, listing, deletion, `open` (a
 `RangedObject`: a seekable file over ranged GETs, so pyarrow fetches only the footer and the row groups it
 needs); `StorageError` for an outage. The key builders (`raw_key`, `staging_key`, `harmonized_key`,
-`quarantine_*_key`, `curated_prefix`, ...) are the only place object names are made: each is
-deterministic (a rerun writes the same key) and each object is one PUT. Zones: README, "Storage zones".
+`quarantine_*_key`, ...) are the only place object names are made (the Iceberg tables' data files:
+`ioxhub.table_files`): each is deterministic (a rerun writes the same key) and each object is one PUT. Zones: README, "Storage zones".
 """
 from __future__ import annotations
 
@@ -82,14 +82,6 @@ def harmonized_dataset_prefix(org: str, dataset_id: str) -> str:
 
 def history_key(org: str, dataset_id: str, release_id: str) -> str:
     return f"harmonized/observation_history/org={org}/dataset={dataset_id}/release={release_id}.parquet"
-
-
-def instruments_key(table: str) -> str:
-    return f"harmonized/instruments/{table}.parquet"
-
-
-def curated_prefix(name: str, snapshot: int) -> str:
-    return f"curated/{name}/snapshot={snapshot:06d}/"
 
 
 @dataclass

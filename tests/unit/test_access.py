@@ -11,11 +11,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ioxhub.catalog import Catalog
 from consumers.access import (Filter, PullError, PullResult, _expression, _partition_keeps, _snapshot_location, parse_where,
                               pull, pull_table, write_pull)
 from ioxhub.errors import IoxhubError
-from ioxhub.storage import ObjectStore, curated_prefix
+from consumers.evidence import write_curated
+from ioxhub.storage import ObjectStore
+from ioxhub.tables import tables_for
 
 
 # --- pure ------------------------------------------------------------------------------------------
@@ -132,7 +133,6 @@ def test_write_pull_format_errors(tmp_path):
 def curated(stack_settings):
     """A small curated dataset with two snapshots (string, int, float, bool, timestamp columns)."""
     store = ObjectStore(stack_settings)
-    catalog = Catalog(store)
     name = f"access_test_{uuid.uuid4().hex[:8]}"
     for snapshot, factor in ((1, 1.0), (2, 10.0)):
         table = pa.table({
@@ -142,10 +142,9 @@ def curated(stack_settings):
             "primary": [True, False, True, False, True],
             "published_at": pa.array([dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)] * 5, pa.timestamp("us", "UTC")),
         })
-        location = curated_prefix(name, snapshot)
-        size = store.put_parquet(location + "data.parquet", table, row_group_size=2)
-        catalog.publish_snapshot(name, {"kind": "curated", "rows": table.num_rows, "bytes": size}, location,
-                                 snapshot=snapshot)
+        written = write_curated(store, tables_for(stack_settings), name, table, {"kind": "curated", "rows": table.num_rows},
+                                {"ioxhub.run_id": f"access-{snapshot}"}, row_group_size=2)
+        assert written["snapshot"] == snapshot
     return name, store
 
 
@@ -193,7 +192,7 @@ def test_pull_errors_are_clear(curated):
         pull_table(name, columns=["ref_area", "country", "gdp"], store=store)
     with pytest.raises(PullError, match=rf"no dataset 'nope_{name}' in the catalog \(known: .*{name}"):
         pull_table(f"nope_{name}", store=store)
-    with pytest.raises(PullError, match=rf"{name} has no snapshot 7 \(snapshots 1\.\.2\)"):
+    with pytest.raises(PullError, match=rf"{name} has no snapshot 7 \(snapshots kept: 1\.\.2"):
         pull_table(name, as_of="7", store=store)
     with pytest.raises(PullError, match=rf"{name} has no snapshot as of 2000-01-01"):
         pull_table(name, as_of="2000-01-01", store=store)

@@ -4,7 +4,8 @@
 `RangedObject`: a seekable file over ranged GETs, so pyarrow fetches only the footer and the row groups it
 needs); `StorageError` for an outage. The key builders (`raw_key`, `staging_key`, `harmonized_key`,
 `quarantine_*_key`, ...) are the only place object names are made (the Iceberg tables' data files:
-`ioxhub.table_files`): each is deterministic (a rerun writes the same key) and each object is one PUT. Zones: README, "Storage zones".
+`ioxhub.table_files`): each is deterministic (a rerun writes the same key) and each object is one PUT.
+Zones: README, "Storage zones".
 """
 from __future__ import annotations
 

@@ -114,10 +114,15 @@ def _maintain_table(tables: Tables, store: ObjectStore, table: Table, settings: 
             _retry_once(tables, table, run)
         except CommitFailedException as exc:
             problems.append(f"{step}: commit conflict twice ({exc}); left for the next run")
+        except IoxhubError as exc:     # storage refused or unreachable, the lease lost: this table is left
+            problems.append(f"{step}: {exc}")
     if problems:       # a table another writer keeps changing: its orphans wait for a quieter run
         counts.problem = "; ".join(problems)
         return counts
-    _remove_orphans(store, tables.load(*table.name()[-2:]), settings, now, counts)
+    try:
+        _remove_orphans(store, tables.load(*table.name()[-2:]), settings, now, counts)
+    except IoxhubError as exc:
+        counts.problem = f"orphans: {exc}"
     return counts
 
 

@@ -86,11 +86,13 @@ def print_maintain(summary: dict) -> None:
     """One line per table maintained: files compacted, snapshots expired and kept, orphans removed."""
     table = Table(title=f"maintain: {len(summary['tables'])} table(s), {summary['problems']} problem(s), "
                         f"{summary['seconds']} s")
-    for column in ("table", "partitions compacted", "files compacted", "snapshots expired", "kept",
-                   "orphans removed", "orphans within grace", "problem"):
+    for column in ("table", "compacted", "snapshots expired", "kept", "orphans removed"):
         table.add_column(column, overflow="fold")
     for t in summary["tables"]:
-        table.add_row(t["table"], *(str(t[k]) for k in ("partitions_compacted", "files_compacted", "snapshots_expired",
-                                                         "snapshots_kept", "orphans_removed", "orphans_fresh")),
-                      t["problem"] or "")
+        compacted = f"{t['files_compacted']} files -> {t['partitions_compacted']}" if t["partitions_compacted"] else "-"
+        orphans = str(t["orphans_removed"]) + (f" ({t['orphans_fresh']} within grace)" if t["orphans_fresh"] else "")
+        table.add_row(t["table"], compacted, str(t["snapshots_expired"]), str(t["snapshots_kept"]), orphans)
     console.print(table)
+    for t in summary["tables"]:
+        if t["problem"]:
+            console.print(f"{t['table']}: {t['problem']}", markup=False)

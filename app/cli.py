@@ -504,6 +504,21 @@ def derive_cmd(force: bool = typer.Option(False, help="Derive even when inputs d
     from consumers.evidence import derive_evidence
 
     print_counts("derive evidence", derive_evidence(force=force))
+
+
+@app.command("maintain")
+def maintain_cmd(table: list[str] = typer.Option([], "--table", help="Only this table (namespace.table, the `table` "
+                                                  "of `ioxhub datasets`); repeat for several. Default: every table."),
+                 as_json: bool = JSON) -> None:
+    """Compact small files, expire old snapshots, remove orphan files of the Iceberg tables (the maintain_tables
+    DAG calls the same function); exit 1 if a table could not be maintained."""
+    from app.console import show
+    from app.console.ops import print_maintain
+    from ioxhub.maintain import maintain
+
+    summary = maintain(only=table)
+    show(summary, as_json, print_maintain)
+    raise typer.Exit(1 if summary["problems"] else 0)
 @app.command("report")
 def report_cmd(instrument: str = typer.Argument(..., help="Instrument id, e.g. WCO-FOS-ECOM."),
                out: Path | None = typer.Option(None, "-o", "--output", help="Output .html or .png (default: reports/<id>.html).")) -> None:

@@ -1,24 +1,23 @@
 """The pull figure: one country out of a large curated panel, and how many bytes that reads.
 
 `write_panel(settings, rows)` writes a panel-like table (the columns of the derivation's long panels)
-with the derivation's conventions: sorted by ref_area (then indicator, period), `ObjectStore.put_parquet`
-with 64k-row row groups, one file committed as the snapshot of the curated Iceberg table
-(`Tables.commit_files`, docs/tables.md). `pull_once` then pulls one country with `consumers.access.pull_table`,
-whose reader prunes row groups by their min/max statistics.
+through the derivation's own curated writer (`consumers.evidence.write_curated`: sorted by ref_area, then
+indicator, period; one Parquet file with 64k-row row groups under the curated table's data/, one commit).
+`pull_once` then pulls one country with `consumers.access.pull_table`, whose reader prunes row groups by
+their min/max statistics.
 """
 from __future__ import annotations
 
-import json
 import time
-import uuid
 
 import numpy as np
 import pyarrow as pa
 import pycountry
 
+from consumers.evidence import write_curated
 from ioxhub.settings import Settings
 from ioxhub.storage import ObjectStore
-from ioxhub.tables import ENTRY, NAME as TABLE_NAME, identifier_of, object_key, tables_for
+from ioxhub.tables import tables_for
 
 NAME = "bench_indicator_panel"
 YEARS = np.arange(2000, 2025)
@@ -53,17 +52,12 @@ def panel_table(rows: int) -> pa.Table:
 
 
 def write_panel(settings: Settings, rows: int) -> tuple[str, int]:
-    store = ObjectStore(settings)
-    tables = tables_for(settings)
     table = panel_table(rows)
-    iceberg = tables.create(*identifier_of(NAME), table.schema)
-    path = f"{iceberg.location()}/data/bench-{uuid.uuid4().hex}.parquet"
-    size = store.put_parquet(object_key(path, settings.bucket), table, row_group_size=64 * 1024)
-    entry = {"kind": "curated", "publishers": ["WTO"], "rows": table.num_rows, "bytes": size,
-             "schema_version": "curated/v1", "columns": [f"{f.name}:{f.type}" for f in table.schema]}
-    tables.commit_files(iceberg, add=[path], remove=tables.data_files(iceberg),
-                        properties={TABLE_NAME: NAME, ENTRY: json.dumps(entry)}, schema=table.schema)
-    return NAME, size
+    written = write_curated(ObjectStore(settings), tables_for(settings), NAME, table,
+                            {"kind": "curated", "publishers": ["WTO"], "rows": table.num_rows,
+                             "schema_version": "curated/v1", "columns": [f"{f.name}:{f.type}" for f in table.schema]},
+                            {"ioxhub.run_id": "bench"})
+    return NAME, written["bytes"]
 
 
 def pull_once(settings: Settings, name: str, country: str) -> dict:

@@ -17,8 +17,10 @@ import pyarrow as pa
 from ioxhub.catalog import Catalog
 from ioxhub.ingest.markers import release_applied
 from ioxhub.ingest.observations import SERIES_KEY
+from ioxhub.ingest.policies import TABLES as INSTRUMENT_TABLES, read_instruments
 from ioxhub.storage import ObjectStore
-from ioxhub.tables import HARMONIZED, HISTORY, INSTRUMENTS_PREFIX, NAME, object_key
+from ioxhub.table_files import read_rows
+from ioxhub.tables import HARMONIZED, HISTORY, INSTRUMENTS_PREFIX, NAME, identifier_of, object_key, tables_for
 
 # Columns whose values legitimately differ between two runs of the same workload: the producer's
 # clock at publishing (the observations' published_at, the policy updates' produced_at) and what the
@@ -110,6 +112,7 @@ def _dataset_tables(store: ObjectStore, catalog: Catalog) -> dict[str, list[pa.T
 def snapshot(store: ObjectStore) -> dict[str, TableState]:
     """Every compared table of the hub behind `store`, by name."""
     catalog = Catalog(store)
+    tables = tables_for(store.settings)
     groups = _dataset_tables(store, catalog)
     for key in sorted(store.list("harmonized/")) + sorted(store.list("quarantine/observations/")):
         if not key.endswith(".parquet") or key.startswith(TABLES_PREFIX):
@@ -120,9 +123,12 @@ def snapshot(store: ObjectStore) -> dict[str, TableState]:
         else:
             name = key.removesuffix(".parquet")
         groups.setdefault(name, []).append(table)
+    for name in INSTRUMENT_TABLES:
+        if (rows := read_instruments(store.settings, name, store)) is not None:
+            groups[f"harmonized/instruments/{name}"] = [rows]
     for entry in catalog.datasets():
         if entry.get("kind") == "curated":
-            groups[f"curated/{entry['name']}"] = [store.read_parquet(entry["location"] + "data.parquet")]
+            groups[f"curated/{entry['name']}"] = [read_rows(store, tables.load(*identifier_of(entry["name"])))]
     return {name: table_state(_concat(tables), KEYS.get(name)) for name, tables in sorted(groups.items())}
 
 
@@ -165,7 +171,7 @@ def account(store: ObjectStore, published: list[dict]) -> Accounting:
     acc = Accounting()
     catalog = Catalog(store)
     quarantined = _quarantined_event_ids(store)
-    versions = store.read_parquet("harmonized/instruments/instrument_versions.parquet")
+    versions = read_instruments(store.settings, "instrument_versions", store)
     policy_events = set(versions["event_id"].to_pylist()) if versions is not None else set()
     for item in published:
         events = item["event_ids"]

@@ -29,7 +29,7 @@ from consumers.observe import DeriveTrace
 from ioxhub.ingest.policies import read_instruments
 from ioxhub.settings import Settings, get_settings
 from ioxhub.storage import ObjectStore
-from ioxhub.table_files import METADATA_CLEANUP, iceberg_ready, live_files, write_data_file
+from ioxhub.table_files import METADATA_CLEANUP, ROW_GROUP_ROWS, iceberg_ready, live_files, write_data_file
 from ioxhub.tables import CURATED, ENTRY, HARMONIZED, INSTRUMENTS_PREFIX, NAME, Tables, entry_of, identifier_of, object_key, tables_for
 
 log = logging.getLogger("ioxhub.derive")
@@ -187,14 +187,14 @@ def curated_entry(name: str, frame: pd.DataFrame, table: pa.Table, observations:
 
 
 def write_curated(store: ObjectStore, tables: Tables, name: str, rows: pa.Table, entry: dict,
-                  summary: dict[str, str]) -> dict:
+                  summary: dict[str, str], row_group_size: int = ROW_GROUP_ROWS) -> dict:
     """Write curated dataset `name`: `rows` as one Parquet object under its table's data/, then ONE commit
     replacing every current data file, with the schema evolved to `rows`', `summary` in the snapshot and
     the NAME and ENTRY (`entry` + the file's bytes) properties. Returns rows, snapshot number and id, bytes."""
     rows = iceberg_ready(rows)
     table = tables.create(*identifier_of(name), rows.schema, properties=METADATA_CLEANUP)
     rows = _typed_like(rows, table)
-    path, size = write_data_file(store, table, rows)
+    path, size = write_data_file(store, table, rows, row_group_size=row_group_size)
     snapshot = tables.commit_files(table, add=[path], remove=live_files(table), schema=rows.schema,
                                    summary=summary, properties={NAME: name, ENTRY: json.dumps(
                                        {**entry, "bytes": size}, sort_keys=True, default=str)})

@@ -14,7 +14,7 @@ import logging
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
-from typing import Callable
+from typing import Callable, Iterable
 
 import pyarrow as pa
 from pyiceberg.exceptions import CommitFailedException
@@ -46,17 +46,28 @@ class TableCounts:
     problem: str | None = None
 
 
-def maintain(settings: Settings | None = None, *, run_id: str = "manual", now: dt.datetime | None = None) -> dict:
-    """Maintain every table of the catalog (see the module docstring); the run is recorded as maintain_tables."""
+class UnknownTable(IoxhubError):
+    """`maintain` was asked for a table the catalog does not have."""
+
+
+def maintain(settings: Settings | None = None, *, only: Iterable[str] = (), run_id: str = "manual",
+             now: dt.datetime | None = None) -> dict:
+    """Maintain every table of the catalog, or those of `only` ("namespace.table" names, as `ioxhub
+    datasets` shows them); see the module docstring. The run is recorded as maintain_tables."""
     started = time.monotonic()
     settings = settings or get_settings()
     store, tables = ObjectStore(settings), tables_for(settings)
     now = now or dt.datetime.now(dt.timezone.utc)
+    every = {_name(t): t for ns in (HARMONIZED, HISTORY, CURATED) for t in tables.tables(ns)}
+    wanted = set(only) or set(every)
+    if unknown := sorted(wanted - set(every)):
+        raise UnknownTable(f"no table {', '.join(unknown)} in the catalog (tables are named namespace.table, "
+                           f"e.g. {next(iter(sorted(every)), 'curated.indicator_panel_annual')})")
+    chosen = [t for name, t in sorted(every.items()) if name in wanted]
     groups: list[tuple[str | None, list[Table]]] = [
-        ("datasets", [t for ns in (HARMONIZED, HISTORY) for t in tables.tables(ns)
-                      if not (ns == HARMONIZED and t.name()[-1] in INSTRUMENT_TABLES)]),
-        ("policies", [t for t in tables.tables(HARMONIZED) if t.name()[-1] in INSTRUMENT_TABLES]),
-        (None, tables.tables(CURATED)),      # written by derive_evidence only, one run at a time
+        ("datasets", [t for t in chosen if t.name()[-2] in (HARMONIZED, HISTORY) and not _instrument(t)]),
+        ("policies", [t for t in chosen if _instrument(t)]),
+        (None, [t for t in chosen if t.name()[-2] == CURATED]),   # written by derive_evidence, one run at a time
     ]
     results: list[TableCounts] = []
     for lease_kind, group in groups:
@@ -72,7 +83,7 @@ def maintain(settings: Settings | None = None, *, run_id: str = "manual", now: d
         except IoxhubError as exc:      # the lease held by a long ingest run, or lost to another run
             done = {r.table for r in results}
             results += [TableCounts(_name(t), problem=str(exc)) for t in group if _name(t) not in done]
-    summary = {"tables": [asdict(r) for r in results],
+    summary = {"run_id": run_id, "tables": [asdict(r) for r in results],
                "totals": {k: sum(getattr(r, k) for r in results) for k in
                           ("partitions_compacted", "files_compacted", "snapshots_expired", "orphans_removed", "orphans_fresh")},
                "problems": sum(1 for r in results if r.problem),
@@ -88,6 +99,10 @@ def _name(table: Table) -> str:
     return ".".join(table.name()[-2:])
 
 
+def _instrument(table: Table) -> bool:
+    return table.name()[-2] == HARMONIZED and table.name()[-1] in INSTRUMENT_TABLES
+
+
 def _maintain_table(tables: Tables, store: ObjectStore, table: Table, settings: Settings, now: dt.datetime,
                     run_id: str, renew: Callable[[], None]) -> TableCounts:
     counts = TableCounts(_name(table))
@@ -99,10 +114,15 @@ def _maintain_table(tables: Tables, store: ObjectStore, table: Table, settings: 
             _retry_once(tables, table, run)
         except CommitFailedException as exc:
             problems.append(f"{step}: commit conflict twice ({exc}); left for the next run")
+        except IoxhubError as exc:     # storage refused or unreachable, the lease lost: this table is left
+            problems.append(f"{step}: {exc}")
     if problems:       # a table another writer keeps changing: its orphans wait for a quieter run
         counts.problem = "; ".join(problems)
         return counts
-    _remove_orphans(store, tables.load(*table.name()[-2:]), settings, now, counts)
+    try:
+        _remove_orphans(store, tables.load(*table.name()[-2:]), settings, now, counts)
+    except IoxhubError as exc:
+        counts.problem = f"orphans: {exc}"
     return counts
 
 

@@ -3,8 +3,9 @@
 `ObjectStore(settings)`: put/get of bytes, JSON, Parquet and files, listing, deletion, `open` (a
 `RangedObject`: a seekable file over ranged GETs, so pyarrow fetches only the footer and the row groups it
 needs); `StorageError` for an outage. The key builders (`raw_key`, `staging_key`,
-`quarantine_*_key`, `curated_prefix`, ...) are the only place object names are made: each is
-deterministic (a rerun writes the same key) and each object is one PUT. Zones: README, "Storage zones".
+`quarantine_*_key`, ...) are the only place object names are made (the Iceberg tables' data files:
+`ioxhub.table_files`, `ioxhub.ingest.harmonized`): each is deterministic (a rerun writes the same key)
+and each object is one PUT. Zones: README, "Storage zones".
 """
 from __future__ import annotations
 
@@ -70,14 +71,6 @@ def staging_prefix(org: str, dataset_id: str, release_id: str) -> str:
 
 def staging_key(org: str, dataset_id: str, release_id: str, name: str) -> str:
     return staging_prefix(org, dataset_id, release_id) + name
-
-
-def instruments_key(table: str) -> str:
-    return f"harmonized/instruments/{table}.parquet"
-
-
-def curated_prefix(name: str, snapshot: int) -> str:
-    return f"curated/{name}/snapshot={snapshot:06d}/"
 
 
 @dataclass

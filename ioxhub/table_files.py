@@ -3,7 +3,8 @@
 `write_data_file` uploads one Parquet object under the table's `data/` with a unique name; `replace_content`
 makes a table's content one new file in one commit (its schema evolved to the file's, properties and
 summary in the same commit); `live_files` lists a snapshot's data files; `read_rows` reads a table's rows
-back as they were written. `iceberg_ready` gives columns Iceberg v2 can hold. Conventions: docs/tables.md.
+back as they were written. `iceberg_ready` gives columns Iceberg v2 can hold.
+Used by: docs/evidence.md (curated datasets), docs/maintenance.md (compaction).
 """
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ from pyiceberg.manifest import DataFile
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.table import Table
 from pyiceberg.schema import promote
-from pyiceberg.table.name_mapping import create_mapping_from_schema
+from pyiceberg.table.name_mapping import NameMapping, create_mapping_from_schema
 from pyiceberg.table.snapshots import Snapshot
 from pyiceberg.transforms import IdentityTransform, YearTransform
 
@@ -142,7 +142,10 @@ class Tables:
     def create(self, namespace: str, name: str, schema: pa.Schema, partition_by: Iterable[tuple[str, str]] = (),
                properties: dict[str, str] | None = None) -> Table:
         """Create (or load, when another writer was first) a table: `partition_by` = (column, "identity" |
-        "year") pairs. Its Parquet files are written without field ids, so it carries a name mapping."""
+        "year") pairs. Its Parquet files are written without field ids, so it carries a name mapping.
+        An existing table is loaded first: pyiceberg writes a metadata file before it finds the name taken."""
+        if (existing := self.load(namespace, name)) is not None:
+            return existing
         try:
             self.catalog.create_namespace(namespace)
         except NamespaceAlreadyExistsError:
@@ -278,4 +281,15 @@ def _evolve(tx, table: Table, schema: pa.Schema) -> None:
         update.union_by_name(pa.schema([f for f in schema if f.name not in {r.name for r in retyped}]))
         for gone in sorted(current - wanted):
             update.delete_column(gone)
-    tx.set_properties({NAME_MAPPING: create_mapping_from_schema(tx.table_metadata.schema()).model_dump_json()})
+    tx.set_properties({NAME_MAPPING: _mapping_keeping_old_names(table, tx.table_metadata.schema()).model_dump_json()})
+
+
+def _mapping_keeping_old_names(table: Table, schema) -> NameMapping:
+    """The name mapping of `schema` plus the names of dropped columns: our files carry no field ids, so an
+    older snapshot's files are read through this mapping too (a retyped column's name maps to its new id:
+    its values in older files read as missing)."""
+    mapping = create_mapping_from_schema(schema)
+    names = {n for field in mapping.root for n in field.names}
+    old = table.name_mapping()
+    kept = [f for f in (old.root if old else []) if not names & set(f.names)]
+    return NameMapping(mapping.root + kept)

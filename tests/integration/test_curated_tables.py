@@ -3,7 +3,8 @@
 - two derivations with different inputs give two snapshots of a curated table (its sequence numbers); a
   pyiceberg scan of the older one still shows the old rows, and each snapshot records the inputs it read;
 - a third derivation with the same inputs writes nothing (the fingerprint is read from the tables);
-- the instrument tables hold every accepted policy update, one data file each.
+- the instrument tables hold every accepted policy update, one data file each;
+- a curated table follows its frames' columns (added, dropped, typed later) and old snapshots still read.
 
 The session stack is shared: other tests' tables and policy updates exist beside this test's.
 """
@@ -12,15 +13,16 @@ from __future__ import annotations
 import json
 import uuid
 
+import pyarrow as pa
 import pytest
 
 from app.demo import ensure_keys
-from consumers.evidence import FINGERPRINT, INPUTS, derive_evidence, last_derivation
+from consumers.evidence import FINGERPRINT, INPUTS, derive_evidence, last_derivation, write_curated
 from consumers.metadata import dataset_metadata
 from ioxhub.ingest.policies import read_instruments
 from ioxhub.ingest.run import ingest
 from ioxhub.storage import ObjectStore
-from ioxhub.table_files import live_files
+from ioxhub.table_files import live_files, read_rows
 from ioxhub.tables import CURATED, HARMONIZED, tables_for
 from producers import publish_policy
 
@@ -100,3 +102,22 @@ def test_instrument_tables_hold_every_accepted_update_in_one_file(provisioned_se
         assert instrument in read_instruments(hub, name)["instrument_id"].to_pylist()
     again = ingest("policies", hub, idle_ms=1500)
     assert again["events"]["applied"] == 0
+
+
+def test_a_curated_table_follows_its_frames_columns_and_keeps_old_snapshots_readable(provisioned_settings):
+    """Wide panels gain and lose columns; an all-missing column (Arrow type null) is written as string, and
+    takes another type later: each snapshot still reads as it was written."""
+    store, tables = ObjectStore(provisioned_settings), tables_for(provisioned_settings)
+    name = f"evolving_{uuid.uuid4().hex[:8]}"
+    frames = [pa.table({"ref_area": ["FRA", "DEU"], "gdp": pa.nulls(2)}),
+              pa.table({"ref_area": ["FRA", "DEU"], "gdp": [1.5, 2.5], "trade": ["x", None]}),
+              pa.table({"ref_area": ["FRA"], "trade": ["y"]})]
+    ids = [write_curated(store, tables, name, frame, {"kind": "curated"}, {"ioxhub.run_id": "evolve"})["snapshot_id"]
+           for frame in frames]
+    table = tables.load(CURATED, name)
+    assert [f.name for f in table.schema().fields] == ["ref_area", "trade"]
+    read = [table.scan(snapshot_id=i).to_arrow() for i in ids]
+    assert read[0].column_names == ["ref_area", "gdp"] and read[0]["gdp"].to_pylist() == [None, None]
+    assert read[1]["gdp"].to_pylist() == [1.5, 2.5] and read[1]["trade"].to_pylist() == ["x", None]
+    assert read[2].to_pylist() == [{"ref_area": "FRA", "trade": "y"}]
+    assert read_rows(store, table).to_pylist() == [{"ref_area": "FRA", "trade": "y"}]

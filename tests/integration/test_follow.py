@@ -167,7 +167,7 @@ def test_conditional_puts_refuse_a_second_creator_and_a_stale_etag(hub):
 
 
 def test_follow_with_derive_updates_the_curated_datasets_after_a_new_release(hub, tmp_path):
-    from consumers.evidence import STATE_KEY
+    from consumers.evidence import last_derivation
 
     proc = subprocess.Popen([IOXHUB, "ingest", "datasets", "--follow", "--derive", "--json"], env=dict(os.environ),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
@@ -176,7 +176,7 @@ def test_follow_with_derive_updates_the_curated_datasets_after_a_new_release(hub
         wait_for(lambda: (store.get_json(lease_key("datasets")) or {}).get("expires_at", 0) > time.time(), timeout=30)
         dataset = f"derived_{uuid.uuid4().hex[:6]}"
         publish(hub, tmp_path, "WCO", dataset, range(2012, 2016))
-        wait_for(lambda: f"WCO.{dataset}" in (store.get_json(STATE_KEY) or {}).get("inputs", {}), timeout=120)
+        wait_for(lambda: f"WCO.{dataset}" in (last_derivation(hub) or {}).get("inputs", {}), timeout=120)
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=120)

@@ -14,6 +14,7 @@ from kafka import KafkaConsumer
 
 from ioxhub.contracts import codec, release_manifest
 from app.demo import ensure_keys
+from ioxhub.ingest.policies import read_instruments
 from ioxhub.ingest.run import ingest
 from ioxhub.kafka import common_config, make_producer
 from ioxhub.names import DEAD_LETTER_TOPIC, datasets_topic
@@ -108,7 +109,7 @@ def test_sample_feeds_through_airflow_reconcile_exactly(hub, run_dag, tmp_path):
     state, tasks, policies = run_dag("ingest_policies")
     assert state == "success"
     assert policies["events"]["applied"] == sum(f.rows for f in manifest.policies())
-    assert store.read_parquet("harmonized/instruments/adoptions.parquet").num_rows > 0
+    assert read_instruments(store.settings, "adoptions").num_rows > 0
 
     # Publishing the same feeds again doubles nothing.
     for f in datasets:

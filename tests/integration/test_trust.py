@@ -37,7 +37,11 @@ from producers import publish_dataset, publish_policy
 from ioxhub.s3 import make_client
 from ioxhub.keys import generate_key, generate_org_key, load_private_key, load_signer, retire_key
 from ioxhub.signing import Signer
-from ioxhub.storage import ObjectStore, StorageError, curated_prefix
+from consumers.evidence import write_curated
+from ioxhub.ingest.policies import read_instruments
+from ioxhub.storage import ObjectStore, StorageError
+from ioxhub.table_files import live_files
+from ioxhub.tables import CURATED, object_key, tables_for
 import hub_tables
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
@@ -250,7 +254,7 @@ def test_an_org_cannot_rewrite_another_orgs_instrument(hub, run_dag, tmp_path):
     assert state == "success"
     letters = dead_letters_of(ObjectStore(hub), policies_topic("WHO"), forged_ids)
     assert {eid: l["reason"] for eid, l in letters.items()} == {eid: "org-mismatch" for eid in forged_ids}
-    adoptions = ObjectStore(hub).read_parquet("harmonized/instruments/adoptions.parquet")
+    adoptions = read_instruments(hub, "adoptions")
     mine = [r for r in adoptions.to_pylist() if r["instrument_id"] == instrument]
     assert [(r["country"], r["adoption_date"].isoformat()) for r in mine] == [("FRA", "2021-06-01")]
 
@@ -264,21 +268,22 @@ def analyst_keys(hub) -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def curated(hub):
-    """A curated dataset written by the hub (a snapshot + its catalog entry); removed afterwards."""
+    """A curated dataset written by the hub (its table, one snapshot); removed afterwards."""
     name = f"trust_probe_{uuid.uuid4().hex[:8]}"
-    store = ObjectStore(hub)
-    location = curated_prefix(name, 1)
+    store, tables = ObjectStore(hub), tables_for(hub)
     table = pa.table({"ref_area": ["DEU", "FRA", "FRA"], "year": [2023, 2023, 2024], "value": [1.0, 2.0, 3.0]})
-    store.put_parquet(location + "data.parquet", table)
-    Catalog(store).publish_snapshot(name, {"kind": "curated", "rows": 3, "columns": table.column_names}, location, 1)
+    write_curated(store, tables, name, table, {"kind": "curated", "rows": 3, "columns": table.column_names},
+                  {"ioxhub.run_id": "trust"})
+    data_key = object_key(live_files(tables.load(CURATED, name))[0].file_path, hub.bucket)
     # Hub-only zones: an object in each, and a harmonized dataset in the catalog (analysts see the entry,
     # not the data).
     hub_only = {zone: f"{zone}/trust-probe/{name}/data.parquet" for zone in ("raw", "quarantine", "harmonized")}
     for key in hub_only.values():
         store.put_parquet(key, table)
     Catalog(store).publish_snapshot(f"{name}_h", {"kind": "harmonized", "rows": 3}, f"harmonized/trust-probe/{name}/", 1)
-    yield {"name": name, "table": table, **hub_only}
-    for key in (location + "data.parquet", dataset_key(name), dataset_key(f"{name}_h"), *hub_only.values()):
+    yield {"name": name, "table": table, "data_key": data_key, **hub_only}
+    tables.catalog.drop_table((CURATED, name))
+    for key in (data_key, dataset_key(f"{name}_h"), *hub_only.values()):
         store.delete(key)
 
 
@@ -306,11 +311,11 @@ def test_analyst_reads_curated_and_catalog_only_and_never_writes(hub, analyst_ke
     for key in (f"curated/{curated['name']}/intruder.parquet", "catalog/datasets/intruder.json",
                 "raw/intruder.avro", "quarantine/intruder.avro", "harmonized/intruder.parquet"):
         refused(lambda: analyst.put_bytes(key, b"x"))
-    refused(lambda: analyst.delete(curated_prefix(curated["name"], 1) + "data.parquet"))
+    refused(lambda: analyst.delete(curated["data_key"]))
     refused(lambda: analyst.delete(curated["raw"]))
     hub_store = ObjectStore(hub)
     assert hub_store.exists(curated["raw"])                                     # nothing was removed
-    assert hub_store.exists(curated_prefix(curated["name"], 1) + "data.parquet")
+    assert hub_store.exists(curated["data_key"])
     assert not hub_store.exists("catalog/datasets/intruder.json")
 
 

@@ -15,8 +15,10 @@ from pyiceberg.expressions import AlwaysTrue, And, EqualTo, GreaterThanOrEqual, 
 
 from consumers.access import (Filter, PullError, PullResult, _constant_keeps, _expression, _prune_expression,
                               _year_filters, parse_where, pull, pull_table, write_pull)
+from consumers.evidence import write_curated
 from ioxhub.errors import IoxhubError
 from ioxhub.storage import ObjectStore
+from ioxhub.tables import tables_for
 from table_writes import commit_snapshot
 
 
@@ -123,7 +125,7 @@ def curated(stack_settings):
     """A small curated dataset with two snapshots (string, int, float, bool, timestamp columns)."""
     store = ObjectStore(stack_settings)
     name = f"access_test_{uuid.uuid4().hex[:8]}"
-    for factor in (1.0, 10.0):
+    for snapshot, factor in ((1, 1.0), (2, 10.0)):
         table = pa.table({
             "ref_area": ["DEU", "DEU", "FRA", "FRA", "USA"],
             "year": pa.array([2020, 2021, 2020, 2021, 2020], pa.int32()),
@@ -131,7 +133,9 @@ def curated(stack_settings):
             "primary": [True, False, True, False, True],
             "published_at": pa.array([dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)] * 5, pa.timestamp("us", "UTC")),
         })
-        commit_snapshot(store, name, table, {"kind": "curated"}, row_group_size=2)
+        written = write_curated(store, tables_for(stack_settings), name, table, {"kind": "curated", "rows": table.num_rows},
+                                {"ioxhub.run_id": f"access-{snapshot}"}, row_group_size=2)
+        assert written["snapshot"] == snapshot
     return name, store
 
 

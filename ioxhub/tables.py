@@ -202,8 +202,9 @@ class Tables:
 
     def resolve_as_of(self, table: Table, as_of: str | None) -> Snapshot | None:
         """The snapshot `as_of` names: a snapshot id, a sequence number (`ioxhub datasets` shows both) or
-        an ISO date/time (the last snapshot made at or before it; a date means its end, UTC without a
-        zone). None as_of: the current snapshot (None for a table without data yet)."""
+        an ISO date/time (the last snapshot made at or before it; a date means its end, a time to the
+        second the end of that second, as snapshot times are shown; UTC without a zone). None as_of: the
+        current snapshot (None for a table without data yet)."""
         if as_of is None:
             return table.current_snapshot()
         kept = sorted(table.snapshots(), key=lambda s: s.sequence_number or 0)
@@ -225,6 +226,8 @@ class Tables:
         if when.tzinfo is None:
             when = when.replace(tzinfo=dt.timezone.utc) if len(as_of) > 10 else \
                 (when + dt.timedelta(days=1) - dt.timedelta(microseconds=1)).replace(tzinfo=dt.timezone.utc)
+        if len(as_of) > 10 and "." not in as_of:    # a time to the second, as snapshot times are shown: its end
+            when += dt.timedelta(seconds=1) - dt.timedelta(microseconds=1)
         ms = when.timestamp() * 1000
         before = [s for s in kept if s.timestamp_ms <= ms]
         if not before:

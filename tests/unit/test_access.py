@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 import uuid
 
 import pandas as pd
@@ -14,7 +15,7 @@ import pytest
 from pyiceberg.expressions import AlwaysTrue, And, EqualTo, GreaterThanOrEqual, In, LessThan
 
 from consumers.access import (Filter, PullError, PullResult, _constant_keeps, _expression, _prune_expression,
-                              _year_filters, parse_where, pull, pull_table, write_pull)
+                              _year_filters, dataset_entry, parse_where, pull, pull_table, write_pull)
 from consumers.evidence import write_curated
 from ioxhub.errors import IoxhubError
 from ioxhub.storage import ObjectStore
@@ -136,6 +137,7 @@ def curated(stack_settings):
         written = write_curated(store, tables_for(stack_settings), name, table, {"kind": "curated", "rows": table.num_rows},
                                 {"ioxhub.run_id": f"access-{snapshot}"}, row_group_size=2)
         assert written["snapshot"] == snapshot
+        time.sleep(1.1 if snapshot == 1 else 0)     # snapshot times are shown to the second: one second apart
     return name, store
 
 
@@ -184,6 +186,10 @@ def test_pull_as_of_reads_the_older_snapshot(curated):
     assert by_id.snapshot == 1 and by_id.table.equals(old.table)
     current = pull_table(name, ["ref_area=FRA"], ["value"], store=store)
     assert current.snapshot == 2 and current.snapshot_id != old.snapshot_id
+    created = {s["snapshot"]: s["created_at"] for s in dataset_entry(name, store=store)["snapshots"]}
+    for number, shown in created.items():         # a time as `ioxhub datasets` shows it names that snapshot
+        assert pull_table(name, as_of=shown, store=store).snapshot == number
+        assert pull_table(name, as_of=shown[:19], store=store).snapshot == number          # no zone: UTC
     tomorrow = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)).date().isoformat()
     assert pull_table(name, as_of=tomorrow, store=store).snapshot_id == current.snapshot_id
     frame = pull(name, ["ref_area=FRA"], ["value"], settings=store.settings)

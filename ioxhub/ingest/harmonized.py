@@ -36,7 +36,8 @@ from ioxhub.ingest.observations import DELETED, HARMONIZED_SCHEMA, SERIES_KEY, w
 from ioxhub.ingest.spill import Key, ReleaseSpill, _sortable, ranked, row_keys, take_rows, uniform
 from ioxhub.storage import ObjectStore
 from ioxhub.settings import Settings
-from ioxhub.tables import ENTRY, HARMONIZED, HISTORY, NAME, RELEASE, Tables, entry_of, object_key, table_name, tables_for
+from ioxhub.tables import (ENTRY, HARMONIZED, HISTORY, NAME, RELEASE, Tables, Written, entry_of, object_key, table_name,
+                           tables_for)
 
 log = logging.getLogger("ioxhub.ingest")
 EPOCH_YEAR = 1970
@@ -210,10 +211,13 @@ class LocalParquet:
             self.writer.write_table(internal(table, self.schema), row_group_size=SLICE_ROWS)
             self.rows += table.num_rows
 
-    def upload(self, store: ObjectStore, key: str) -> None:
+    def upload(self, store: ObjectStore, key: str) -> Written:
+        """Upload to `key` (of the hub bucket); returns what a table commit needs of the file."""
         self.writer.close()
+        written = Written(f"s3://{store.settings.bucket}/{key}", pq.read_metadata(self.path), self.path.stat().st_size)
         store.put_file(key, self.path, "application/vnd.apache.parquet")
         self.path.unlink()
+        return written
 
 
 class _CurrentPartition:
@@ -470,13 +474,13 @@ def apply_release(store: ObjectStore, catalog: Catalog, org: str, dataset_id: st
                 writes.submit(out.write, merged)
                 stats.add(merged)
             path = data_path(observations, year, release_id)
-            writes.submit(out.upload, store, object_key(path, tables.settings.bucket))
-            added.append(path)
+            writes.submit(_upload_into, added, out, store, object_key(path, tables.settings.bucket))
             removed += old_files
             partitions[str(year)] = stats.result()
         histories = history_table(tables, org, dataset_id)
         history_file = history_path(histories, release_id)
-        history_writes.submit(history.upload, store, object_key(history_file, tables.settings.bucket))
+        history_written: list[Written] = []
+        history_writes.submit(_upload_into, history_written, history, store, object_key(history_file, tables.settings.bucket))
         writes.wait()
         history_writes.wait()
     finally:
@@ -495,8 +499,12 @@ def apply_release(store: ObjectStore, catalog: Catalog, org: str, dataset_id: st
         tables.commit_files(observations, add=added, remove=removed, summary=summary,
                             properties={NAME: name, ENTRY: json.dumps(entry)})
     old_history = tables.data_files(histories, row_filter=EqualTo("release_id", release_id)) if replace_history else []
-    tables.commit_files(histories, add=[history_file], remove=old_history, summary=summary)
+    tables.commit_files(histories, add=history_written, remove=old_history, summary=summary)
     return counts
+
+
+def _upload_into(written: list, out: LocalParquet, store: ObjectStore, key: str) -> None:
+    written.append(out.upload(store, key))
 
 
 def mark_release(catalog: Catalog, org: str, dataset_id: str, release_id: str, marker: dict,

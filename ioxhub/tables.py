@@ -196,7 +196,8 @@ class Tables:
                 _evolve(tx, table, schema)
             if properties:
                 tx.set_properties(properties)
-            data_files = [_written_data_file(tx.table_metadata, path) if isinstance(path, Written)
+            checked: set[pa.Schema] = set()
+            data_files = [_written_data_file(tx.table_metadata, path, checked) if isinstance(path, Written)
                           else parquet_file_to_data_file(table.io, tx.table_metadata, path) for path in add]
             with tx.update_snapshot(snapshot_properties=summary or {}).overwrite() as producer:
                 for data_file in remove:
@@ -269,11 +270,14 @@ def entry_of(table: Table) -> dict[str, Any]:
     return json.loads(text) if text else {}
 
 
-def _written_data_file(metadata, written: Written) -> DataFile:
-    """`parquet_file_to_data_file` on a footer already at hand (pyiceberg's steps, without the two reads)."""
+def _written_data_file(metadata, written: Written, checked: set[pa.Schema]) -> DataFile:
+    """`parquet_file_to_data_file` on a footer already at hand (pyiceberg's steps, without the two reads;
+    each file schema checked once per commit: `checked`)."""
     schema = metadata.schema()
-    _check_pyarrow_schema_compatible(schema, written.metadata.schema.to_arrow_schema(),
-                                     format_version=metadata.format_version)
+    arrow_schema = written.metadata.schema.to_arrow_schema()
+    if arrow_schema not in checked:
+        _check_pyarrow_schema_compatible(schema, arrow_schema, format_version=metadata.format_version)
+        checked.add(arrow_schema)
     statistics = data_file_statistics_from_parquet_metadata(
         parquet_metadata=written.metadata, stats_columns=compute_statistics_plan(schema, metadata.properties),
         parquet_column_mapping=parquet_path_to_id_mapping(schema))

@@ -199,7 +199,10 @@ class Tables:
             checked: set[pa.Schema] = set()
             data_files = [_written_data_file(tx.table_metadata, path, checked) if isinstance(path, Written)
                           else parquet_file_to_data_file(table.io, tx.table_metadata, path) for path in add]
-            with tx.update_snapshot(snapshot_properties=summary or {}).overwrite() as producer:
+            remove = list(remove)
+            update = tx.update_snapshot(snapshot_properties=summary or {})
+            # Nothing removed: a fast append (it reads none of the table's manifests; an overwrite reads them all).
+            with (update.overwrite() if remove else update.fast_append()) as producer:
                 for data_file in remove:
                     producer.delete_data_file(data_file)
                 for data_file in data_files:

@@ -17,15 +17,17 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from pyiceberg.catalog.sql import SqlCatalog
-from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError, TableAlreadyExistsError
+from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError, ResolveError, TableAlreadyExistsError
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression
-from pyiceberg.exceptions import ResolveError
-from pyiceberg.io.pyarrow import _pyarrow_to_schema_without_ids, parquet_file_to_data_file
-from pyiceberg.manifest import DataFile
+from pyiceberg.io.pyarrow import (_check_pyarrow_schema_compatible, _pyarrow_to_schema_without_ids,
+                                  compute_statistics_plan, data_file_statistics_from_parquet_metadata,
+                                  parquet_file_to_data_file, parquet_path_to_id_mapping)
+from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
 from pyiceberg.partitioning import PartitionField, PartitionSpec
+from pyiceberg.schema import assign_fresh_schema_ids, promote
 from pyiceberg.table import Table
-from pyiceberg.schema import promote
 from pyiceberg.table.name_mapping import NameMapping, create_mapping_from_schema
 from pyiceberg.table.snapshots import Snapshot
 from pyiceberg.transforms import IdentityTransform, YearTransform
@@ -42,6 +44,7 @@ ENTRY = "ioxhub.entry"              # table property: the dataset's catalog entr
 NAME = "ioxhub.name"                # table property: the dataset's name as the hub spells it
 RELEASE = "ioxhub.release_id"       # snapshot summary: the release a commit applied
 NAME_MAPPING = "schema.name-mapping.default"
+PARTITION_FIELD_START = 1000         # Iceberg's first partition field id
 INSTRUMENTS_PREFIX = "instruments."
 
 
@@ -108,6 +111,15 @@ def iceberg_time(snapshot: Snapshot) -> str:
 
 
 @dataclass(frozen=True)
+class Written:
+    """A Parquet file the caller uploaded to `path`, with the footer and size it wrote: committed without
+    reading the object back (`Tables.commit_files`)."""
+    path: str
+    metadata: pq.FileMetaData
+    size: int
+
+
+@dataclass(frozen=True)
 class SnapshotInfo:
     """One snapshot of a table as the hub shows it: `number` is the table's sequence number (1, 2, ...)."""
     number: int
@@ -150,20 +162,21 @@ class Tables:
             self.catalog.create_namespace(namespace)
         except NamespaceAlreadyExistsError:
             pass
+        # One metadata file: the schema given ids here (as pyiceberg would), so that the partition spec and
+        # the name mapping can name them in the create itself.
+        iceberg_schema = assign_fresh_schema_ids(SqlCatalog._convert_schema_if_needed(schema))
+        spec = PartitionSpec(*[
+            PartitionField(source_id=iceberg_schema.find_field(column).field_id, field_id=PARTITION_FIELD_START + i,
+                           transform=IdentityTransform() if transform == "identity" else YearTransform(),
+                           name=column if transform == "identity" else f"{column}_year")
+            for i, (column, transform) in enumerate(partition_by)])
         try:
-            table = self.catalog.create_table((namespace, name), schema=schema, location=self.location(namespace, name),
-                                              properties={**(properties or {}), "format-version": "2"})
+            table = self.catalog.create_table(
+                (namespace, name), schema=iceberg_schema, location=self.location(namespace, name), partition_spec=spec,
+                properties={**(properties or {}), "format-version": "2",
+                            NAME_MAPPING: create_mapping_from_schema(iceberg_schema).model_dump_json()})
         except TableAlreadyExistsError:
             return self.catalog.load_table((namespace, name))
-        with table.transaction() as tx:
-            if partition_by:
-                with tx.update_spec() as spec:
-                    for column, transform in partition_by:
-                        if transform == "identity":
-                            spec.add_identity(column)
-                        else:
-                            spec.add_field(column, YearTransform(), f"{column}_year")
-            tx.set_properties({NAME_MAPPING: create_mapping_from_schema(table.schema()).model_dump_json()})
         return table
 
     def tables(self, namespace: str) -> list[Table]:
@@ -174,19 +187,25 @@ class Tables:
         return [t for ident in sorted(identifiers) if (t := self.load(*ident)) is not None]
 
     # --- commits -----------------------------------------------------------------------------------
-    def commit_files(self, table: Table, *, add: Iterable[str] = (), remove: Iterable[DataFile] = (),
+    def commit_files(self, table: Table, *, add: Iterable[str | Written] = (), remove: Iterable[DataFile] = (),
                      summary: dict[str, str] | None = None, properties: dict[str, str] | None = None,
                      schema: pa.Schema | None = None) -> Snapshot:
         """One commit: the Parquet objects `add` (s3:// paths, already written) replace the data files
-        `remove`, with `summary` in the new snapshot's summary and `properties` set on the table. With
+        `remove`, with `summary` in the new snapshot's summary and `properties` set on the table (a `Written`
+        is described from its own footer, a path by reading the object's). With
         `schema`, the table's schema first becomes it (columns added or dropped by name). All or nothing."""
         with table.transaction() as tx:
             if schema is not None:
                 _evolve(tx, table, schema)
             if properties:
                 tx.set_properties(properties)
-            data_files = [parquet_file_to_data_file(table.io, tx.table_metadata, path) for path in add]
-            with tx.update_snapshot(snapshot_properties=summary or {}).overwrite() as producer:
+            checked: set[pa.Schema] = set()
+            data_files = [_written_data_file(tx.table_metadata, path, checked) if isinstance(path, Written)
+                          else parquet_file_to_data_file(table.io, tx.table_metadata, path) for path in add]
+            remove = list(remove)
+            update = tx.update_snapshot(snapshot_properties=summary or {})
+            # Nothing removed: a fast append (it reads none of the table's manifests; an overwrite reads them all).
+            with (update.overwrite() if remove else update.fast_append()) as producer:
                 for data_file in remove:
                     producer.delete_data_file(data_file)
                 for data_file in data_files:
@@ -258,6 +277,23 @@ def entry_of(table: Table) -> dict[str, Any]:
     """The catalog entry kept in the table's properties ({} when none)."""
     text = table.properties.get(ENTRY)
     return json.loads(text) if text else {}
+
+
+def _written_data_file(metadata, written: Written, checked: set[pa.Schema]) -> DataFile:
+    """`parquet_file_to_data_file` on a footer already at hand (pyiceberg's steps, without the two reads;
+    each file schema checked once per commit: `checked`)."""
+    schema = metadata.schema()
+    arrow_schema = written.metadata.schema.to_arrow_schema()
+    if arrow_schema not in checked:
+        _check_pyarrow_schema_compatible(schema, arrow_schema, format_version=metadata.format_version)
+        checked.add(arrow_schema)
+    statistics = data_file_statistics_from_parquet_metadata(
+        parquet_metadata=written.metadata, stats_columns=compute_statistics_plan(schema, metadata.properties),
+        parquet_column_mapping=parquet_path_to_id_mapping(schema))
+    return DataFile.from_args(content=DataFileContent.DATA, file_path=written.path, file_format=FileFormat.PARQUET,
+                              partition=statistics.partition(metadata.spec(), schema), file_size_in_bytes=written.size,
+                              sort_order_id=None, spec_id=metadata.default_spec_id, equality_ids=None,
+                              key_metadata=None, **statistics.to_serialized_dict())
 
 
 def _evolve(tx, table: Table, schema: pa.Schema) -> None:

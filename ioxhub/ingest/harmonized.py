@@ -15,6 +15,7 @@ import logging
 import re
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +37,8 @@ from ioxhub.ingest.observations import DELETED, HARMONIZED_SCHEMA, SERIES_KEY, w
 from ioxhub.ingest.spill import Key, ReleaseSpill, _sortable, ranked, row_keys, take_rows, uniform
 from ioxhub.storage import ObjectStore
 from ioxhub.settings import Settings
-from ioxhub.tables import ENTRY, HARMONIZED, HISTORY, NAME, RELEASE, Tables, entry_of, object_key, table_name, tables_for
+from ioxhub.tables import (ENTRY, HARMONIZED, HISTORY, NAME, RELEASE, Tables, Written, entry_of, object_key, table_name,
+                           tables_for)
 
 log = logging.getLogger("ioxhub.ingest")
 EPOCH_YEAR = 1970
@@ -210,10 +212,13 @@ class LocalParquet:
             self.writer.write_table(internal(table, self.schema), row_group_size=SLICE_ROWS)
             self.rows += table.num_rows
 
-    def upload(self, store: ObjectStore, key: str) -> None:
+    def upload(self, store: ObjectStore, key: str) -> Written:
+        """Upload to `key` (of the hub bucket); returns what a table commit needs of the file."""
         self.writer.close()
+        written = Written(f"s3://{store.settings.bucket}/{key}", pq.read_metadata(self.path), self.path.stat().st_size)
         store.put_file(key, self.path, "application/vnd.apache.parquet")
         self.path.unlink()
+        return written
 
 
 class _CurrentPartition:
@@ -397,15 +402,16 @@ def year_files(tables: Tables, table: Table) -> dict[int, list[DataFile]]:
     return by_year
 
 
-def data_path(table: Table, year: int, release_id: str) -> str:
-    """A new, unique data file path of the year partition (an older snapshot's file is never overwritten)."""
+def data_path(location: str, year: int, release_id: str) -> str:
+    """A new, unique data file path of a year partition of the table at `location` (an older snapshot's
+    file is never overwritten)."""
     tag = re.sub(r"[^A-Za-z0-9_.-]", "_", release_id)
-    return f"{table.location()}/data/period_start_year={year}/{tag}-{uuid.uuid4().hex}.parquet"
+    return f"{location}/data/period_start_year={year}/{tag}-{uuid.uuid4().hex}.parquet"
 
 
-def history_path(table: Table, release_id: str) -> str:
+def history_path(location: str, release_id: str) -> str:
     tag = re.sub(r"[^A-Za-z0-9_.-]", "_", release_id)
-    return f"{table.location()}/data/release_id={tag}/{tag}-{uuid.uuid4().hex}.parquet"
+    return f"{location}/data/release_id={tag}/{tag}-{uuid.uuid4().hex}.parquet"
 
 
 def summary_of(marker: dict, release_id: str, run_id: str | None) -> dict[str, str]:
@@ -429,14 +435,18 @@ def apply_release(store: ObjectStore, catalog: Catalog, org: str, dataset_id: st
     tables = catalog.tables
     counts = ApplyCounts()
     name = dataset_name(org, dataset_id)
-    observations = None if half_applied else observations_table(tables, org, dataset_id)
+    observations = None if half_applied else tables.load(HARMONIZED, table_name(org, dataset_id))
     partitions = dict(entry_of(observations).get("partitions", {})) if observations is not None else {}
     current_files = year_files(tables, observations) if observations is not None else {}
     history = LocalParquet(workdir / "history.parquet", HISTORY_SCHEMA)
     added, removed = [], []
     # Parquet encoding and uploads overlap with the next key range: the partitions in one thread, the
-    # history in another (they hold the same rows for a new dataset: two encodings, in parallel).
+    # history in another (they hold the same rows for a new dataset: two encodings, in parallel); the
+    # tables a first release creates are created meanwhile in a third.
     writes, history_writes = Background("write"), Background("history")
+    creating = ThreadPoolExecutor(1, thread_name_prefix="ioxhub-tables")
+    made = creating.submit(_tables_of, tables, org, dataset_id, observations, not half_applied)
+    location = tables.location(HARMONIZED, table_name(org, dataset_id))
     try:
         for year in spill.years():
             old_files = current_files.get(year, [])
@@ -469,19 +479,20 @@ def apply_release(store: ObjectStore, catalog: Catalog, org: str, dataset_id: st
                     merged = sort_rows(merged)
                 writes.submit(out.write, merged)
                 stats.add(merged)
-            path = data_path(observations, year, release_id)
-            writes.submit(out.upload, store, object_key(path, tables.settings.bucket))
-            added.append(path)
+            path = data_path(location, year, release_id)
+            writes.submit(_upload_into, added, out, store, object_key(path, tables.settings.bucket))
             removed += old_files
             partitions[str(year)] = stats.result()
-        histories = history_table(tables, org, dataset_id)
-        history_file = history_path(histories, release_id)
-        history_writes.submit(history.upload, store, object_key(history_file, tables.settings.bucket))
+        history_file = history_path(tables.location(HISTORY, table_name(org, dataset_id)), release_id)
+        history_written: list[Written] = []
+        history_writes.submit(_upload_into, history_written, history, store, object_key(history_file, tables.settings.bucket))
         writes.wait()
         history_writes.wait()
+        observations, histories = made.result()
     finally:
         writes.close()
         history_writes.close()
+        creating.shutdown()
 
     if half_applied:
         summary = {**{k: v for k, v in half_applied.items() if k.startswith("ioxhub.")}, **({RUN: run_id} if run_id else {})}
@@ -495,8 +506,20 @@ def apply_release(store: ObjectStore, catalog: Catalog, org: str, dataset_id: st
         tables.commit_files(observations, add=added, remove=removed, summary=summary,
                             properties={NAME: name, ENTRY: json.dumps(entry)})
     old_history = tables.data_files(histories, row_filter=EqualTo("release_id", release_id)) if replace_history else []
-    tables.commit_files(histories, add=[history_file], remove=old_history, summary=summary)
+    tables.commit_files(histories, add=history_written, remove=old_history, summary=summary)
     return counts
+
+
+def _tables_of(tables: Tables, org: str, dataset_id: str, observations: Table | None,
+               with_observations: bool) -> tuple[Table | None, Table]:
+    """The dataset's observations table (`observations`, or created) and history table (loaded or created)."""
+    if with_observations and observations is None:
+        observations = observations_table(tables, org, dataset_id)
+    return observations, history_table(tables, org, dataset_id)
+
+
+def _upload_into(written: list, out: LocalParquet, store: ObjectStore, key: str) -> None:
+    written.append(out.upload(store, key))
 
 
 def mark_release(catalog: Catalog, org: str, dataset_id: str, release_id: str, marker: dict,

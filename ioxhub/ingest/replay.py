@@ -359,9 +359,8 @@ def _drop_removed(store: ObjectStore, catalog: Catalog, org: str, dataset_id: st
                 keep = pc.invert(pc.is_in(position, value_set=hit["_pos"]))
                 out = LocalParquet(workdir / f"drop-{year}.parquet")
                 out.write(current.filter(keep))
-                path = data_path(table, year, release_id)
-                out.upload(store, object_key(path, store.settings.bucket))
-                added.append(path)
+                path = data_path(table.location(), year, release_id)
+                added.append(out.upload(store, object_key(path, store.settings.bucket)))
                 removed.append(data_file)
                 dropped += hit.num_rows
     if removed:

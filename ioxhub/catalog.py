@@ -32,7 +32,7 @@ class Catalog:
     @property
     def tables(self) -> Tables:
         if self._tables is None:
-            self._tables = tables_for(self.store.settings)
+            self._tables = tables_for(self.store.identity_settings())
         return self._tables
 
     # --- datasets ---------------------------------------------------------------------------------
@@ -45,7 +45,9 @@ class Catalog:
         return None if table is None or table.current_snapshot() is None else self.describe(table)
 
     def datasets(self) -> list[dict[str, Any]]:
-        """Every dataset with data: harmonized (observations and instrument tables), then curated; by name."""
+        """Every dataset with data that this identity may read (analysts: not the harmonized ones), by name.
+        Wrong or unknown S3 keys are a StorageError naming them (the catalog/ zone is listed first)."""
+        next(iter(self.store.entries(CATALOG_PREFIX, recursive=False)), None)
         found = [self.describe(t) for ns in (HARMONIZED, CURATED) for t in self.tables.tables(ns)
                  if t.current_snapshot() is not None and NAME in t.properties]
         return sorted(found, key=lambda d: d["name"])

@@ -9,6 +9,7 @@ and each object is one PUT. Zones: README, "Storage zones".
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from dataclasses import dataclass, field
@@ -157,6 +158,17 @@ class ObjectStore:
         self.settings = settings or get_settings()
         self.client = client or make_client(self.settings)
         self.bucket = bucket or self.settings.bucket
+
+    def identity_settings(self) -> Settings:
+        """The settings with this store's own S3 keys (a store may be given a client of another identity,
+        e.g. an analyst's or the web server's): what the Iceberg catalog reads the tables with."""
+        provider = getattr(self.client, "_provider", None)       # minio keeps the client's credentials there
+        if provider is None:
+            return self.settings
+        credentials = provider.retrieve()
+        if (credentials.access_key, credentials.secret_key) == (self.settings.s3_access_key, self.settings.s3_secret_key):
+            return self.settings
+        return dataclasses.replace(self.settings, s3_access_key=credentials.access_key, s3_secret_key=credentials.secret_key)
 
     def _fail(self, action: str, key: str, exc: Exception) -> StorageError:
         """A StorageError in one sentence (refused keys, a denied zone, an unreachable server), no secret."""

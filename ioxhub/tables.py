@@ -34,6 +34,7 @@ from pyiceberg.transforms import IdentityTransform, YearTransform
 
 from ioxhub.errors import IoxhubError
 from ioxhub.settings import Settings, get_settings
+from ioxhub.storage import StorageError
 
 CATALOG_NAME = "hub"
 # Namespaces: harmonized observations and instrument tables, the history of applied releases, curated datasets.
@@ -50,6 +51,10 @@ INSTRUMENTS_PREFIX = "instruments."
 
 class TableError(IoxhubError):
     """A table, snapshot or as-of the caller asked for does not exist."""
+
+
+class TableAccessDenied(TableError):
+    """The S3 identity may not read the table's metadata (e.g. an analyst and a harmonized table)."""
 
 
 def table_name(org: str, dataset_id: str) -> str:
@@ -146,10 +151,16 @@ class Tables:
         return f"s3://{self.settings.bucket}/{ZONE_OF[namespace]}/tables/{namespace}/{name}"
 
     def load(self, namespace: str, name: str) -> Table | None:
+        """The table, None when there is none; TableAccessDenied when these S3 keys may not read it,
+        StorageError when its metadata cannot be read (one line each)."""
         try:
             return self.catalog.load_table((namespace, name))
         except NoSuchTableError:
             return None
+        except OSError as exc:
+            if "ACCESS_DENIED" in str(exc) or "AccessDenied" in str(exc):
+                raise TableAccessDenied(f"table {namespace}.{name}: these S3 keys may not read it (AccessDenied)") from None
+            raise StorageError(f"table {namespace}.{name}: its metadata cannot be read: {str(exc).splitlines()[0]}") from None
 
     def create(self, namespace: str, name: str, schema: pa.Schema, partition_by: Iterable[tuple[str, str]] = (),
                properties: dict[str, str] | None = None) -> Table:
@@ -180,11 +191,20 @@ class Tables:
         return table
 
     def tables(self, namespace: str) -> list[Table]:
+        """The tables of `namespace` these S3 keys may read."""
         try:
             identifiers = self.catalog.list_tables(namespace)
         except Exception:       # no namespace yet: no table
             return []
-        return [t for ident in sorted(identifiers) if (t := self.load(*ident)) is not None]
+        found = []
+        for ident in sorted(identifiers):
+            try:
+                table = self.load(*ident)
+            except TableAccessDenied:       # not this identity's zone: not listed
+                continue
+            if table is not None:
+                found.append(table)
+        return found
 
     # --- commits -----------------------------------------------------------------------------------
     def commit_files(self, table: Table, *, add: Iterable[str | Written] = (), remove: Iterable[DataFile] = (),

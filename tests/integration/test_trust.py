@@ -26,7 +26,7 @@ import pyarrow as pa
 import pytest
 from kafka import KafkaConsumer
 
-from ioxhub.catalog import Catalog, dataset_key
+from ioxhub.catalog import Catalog
 from consumers.access import pull_table
 from ioxhub.contracts import codec
 from app.demo import ensure_keys
@@ -41,7 +41,8 @@ from consumers.evidence import write_curated
 from ioxhub.ingest.policies import read_instruments
 from ioxhub.storage import ObjectStore, StorageError
 from ioxhub.table_files import live_files
-from ioxhub.tables import CURATED, object_key, tables_for
+from ioxhub.tables import CURATED, TableAccessDenied, identifier_of, object_key, tables_for
+from table_writes import commit_snapshot
 import hub_tables
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
@@ -280,10 +281,12 @@ def curated(hub):
     hub_only = {zone: f"{zone}/trust-probe/{name}/data.parquet" for zone in ("raw", "quarantine", "harmonized")}
     for key in hub_only.values():
         store.put_parquet(key, table)
-    Catalog(store).publish_snapshot(f"{name}_h", {"kind": "harmonized", "rows": 3}, f"harmonized/trust-probe/{name}/", 1)
-    yield {"name": name, "table": table, "data_key": data_key, **hub_only}
+    harmonized = f"TRUST.{name}"
+    commit_snapshot(store, harmonized, table, {"kind": "harmonized"})
+    yield {"name": name, "harmonized_name": harmonized, "table": table, "data_key": data_key, **hub_only}
     tables.catalog.drop_table((CURATED, name))
-    for key in (data_key, dataset_key(f"{name}_h"), *hub_only.values()):
+    tables.catalog.drop_table(identifier_of(harmonized))
+    for key in (data_key, *hub_only.values()):
         store.delete(key)
 
 
@@ -295,7 +298,14 @@ def test_analyst_reads_curated_and_catalog_only_and_never_writes(hub, analyst_ke
     analyst = analyst_store(hub, *analyst_keys)
     pulled = pull_table(curated["name"], ["ref_area=FRA"], store=analyst)
     assert pulled.table.sort_by("year").to_pydict() == {"ref_area": ["FRA", "FRA"], "year": [2023, 2024], "value": [2.0, 3.0]}
-    assert curated["name"] in {d["name"] for d in Catalog(analyst).datasets()}
+    listed = {d["name"] for d in Catalog(analyst).datasets()}
+    assert curated["name"] in listed
+    # A harmonized table's metadata is in the harmonized zone: analysts do not see it, and pulling it is
+    # refused in one line.
+    assert curated["harmonized_name"] not in listed
+    assert curated["harmonized_name"] in {d["name"] for d in Catalog(ObjectStore(hub)).datasets()}
+    with pytest.raises(TableAccessDenied, match="AccessDenied"):
+        pull_table(curated["harmonized_name"], [], store=analyst)
 
     def refused(call) -> str:
         with pytest.raises(StorageError) as err:
@@ -352,6 +362,6 @@ def test_cli_with_analyst_keys_and_with_wrong_keys(hub, analyst_keys, curated):
 
     # Correct analyst keys, but a zone the analyst may not read: a harmonized dataset of the catalog.
     message = one_error_line(cli({"IOXHUB_S3_ACCESS_KEY": access, "IOXHUB_S3_SECRET_KEY": secret},
-                                 "pull", curated["name"] + "_h", "--format", "json"))
-    assert f"s3://{hub.bucket}/harmonized/trust-probe/" in message and "(AccessDenied)" in message
+                                 "pull", curated["harmonized_name"], "--format", "json"))
+    assert f"table harmonized.{identifier_of(curated['harmonized_name'])[1]}" in message and "(AccessDenied)" in message
     assert secret not in message

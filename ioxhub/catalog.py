@@ -1,9 +1,10 @@
-"""The catalog in the bucket: what datasets exist, which releases were applied, what each run did.
+"""The hub's catalog: what datasets exist (the Iceberg tables) and what each run did (JSON documents).
 
-`Catalog(store)`: JSON documents under catalog/ (one PUT each): `datasets/<name>.json` (a harmonized or
-curated dataset with its snapshots: `publish_snapshot`, `dataset`, `datasets`), `releases/org=/dataset=/
-release=.json` (the idempotency marker: `mark_release_applied`, `release_applied`), `runs/<dag_id>/`
-(`record_run`, `last_runs`, `runs`; `add_counts` sums the counts of several runs) and `failures/<dag_id>/` (`record_failure`, `recent_failures`).
+`Catalog(store)`: `datasets()`, `dataset(name)`, `describe(table)`, `table_of(name)` read the tables of
+`ioxhub.tables` with the store's S3 identity (an entry is the table's `ioxhub.entry` property plus its
+name, table and snapshots); release markers are in the tables (`ioxhub.ingest.markers`). Under catalog/
+(one PUT each): `runs/<dag_id>/` (`record_run`, `last_runs`, `runs`; `add_counts` sums the counts of several
+runs) and `failures/<dag_id>/` (`record_failure`, `recent_failures`).
 """
 from __future__ import annotations
 

@@ -81,7 +81,7 @@ def test_lineage_of_a_curated_dataset_reaches_the_file_and_release(provisioned_s
     assert parent["job"]["name"] == "ingest_datasets.ingest"
     provider = runs_of(hub, "ingest_datasets.ingest").get(parent["run"]["runId"], [])
     assert {e["eventType"] for e in provider} >= {"START", "COMPLETE"}          # the provider's own task events
-    (out,) = [o for o in events[-1]["outputs"] if o["name"].endswith(f"dataset={dataset_id}")]
+    (out,) = [o for o in events[-1]["outputs"] if o["name"] == observations_location(hub, "WCO", dataset_id)]
     assert out["outputFacets"]["outputStatistics"]["rowCount"] == 6
     assert out["facets"]["ioxhub_releases"]["releases"][0]["releaseId"] == summary.release_id
 

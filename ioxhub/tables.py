@@ -18,6 +18,9 @@ from typing import Any, Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+# pyiceberg's schema check of a file (each commit) imports rich on its first use: 0.1 s inside a process's
+# first commit. Imported with this module instead, so it is a start-up cost like pyiceberg's own imports.
+import rich.console  # noqa: F401
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError, ResolveError, TableAlreadyExistsError
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression

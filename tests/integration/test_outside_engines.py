@@ -22,17 +22,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from app.demo import ensure_keys, publish_samples
 from consumers.access import pull_table
-from consumers.evidence import derive_evidence
 from ioxhub.catalog import Catalog
-from ioxhub.ingest.run import ingest
 from ioxhub.stack import process
 from ioxhub.storage import ObjectStore
 from ioxhub.tables import catalog_properties
+from sample_hub import feed_samples
 
 pytestmark = pytest.mark.integration
-ORGS = ["WCO", "WHO", "ICAO", "WTO", "UPU", "IMO", "ICC"]
 PANEL = "indicator_panel_annual"
 READER = Path(__file__).with_name("outside_reader.py")
 INIT_SCRIPT = Path(__file__).parents[2] / "infra" / "compose" / "postgres" / "iceberg.sh"
@@ -41,13 +38,7 @@ INIT_SCRIPT = Path(__file__).parents[2] / "infra" / "compose" / "postgres" / "ic
 @pytest.fixture(scope="module")
 def data(provisioned_settings, tmp_path_factory):
     """The sample feeds ingested, the evidence derived twice (two snapshots of each curated table)."""
-    ensure_keys(ORGS, provisioned_settings)
-    publish_samples(tmp_path_factory.mktemp("samples"), provisioned_settings)
-    for kind in ("datasets", "policies"):
-        ingest(kind, idle_ms=1500)
-    derive_evidence(provisioned_settings, force=True)
-    derive_evidence(provisioned_settings, force=True)
-    return provisioned_settings
+    return feed_samples(provisioned_settings, tmp_path_factory.mktemp("samples"), derivations=2)
 
 
 @pytest.fixture(scope="module")

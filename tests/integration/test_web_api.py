@@ -27,19 +27,17 @@ import pyarrow.parquet as pq
 import pytest
 import sdmx
 
-from app.demo import ensure_keys, publish_samples
 from consumers.access import pull_table
 from consumers.sdmx_out import flow_id, sdmx_id
 from consumers.evidence import derive_evidence
+from sample_hub import ORGS, feed_samples
 from ioxhub.apikeys import create_key, object_org, revoke_key
 from ioxhub.catalog import Catalog
 from ioxhub.contracts.registry import get_registry
-from ioxhub.ingest.run import ingest
 from ioxhub.stack import process
 from ioxhub.storage import ObjectStore
 
 pytestmark = pytest.mark.integration
-ORGS = ["WCO", "WHO", "ICAO", "WTO", "UPU", "IMO", "ICC"]
 PANEL = "indicator_panel_annual"
 IOXHUB = [os.path.join(os.path.dirname(sys.executable), "ioxhub")]
 
@@ -47,12 +45,7 @@ IOXHUB = [os.path.join(os.path.dirname(sys.executable), "ioxhub")]
 @pytest.fixture(scope="module")
 def data(provisioned_settings, tmp_path_factory):
     """The sample feeds through the hub (no Airflow: the same functions its DAGs call)."""
-    ensure_keys(ORGS, provisioned_settings)
-    publish_samples(tmp_path_factory.mktemp("samples"), provisioned_settings)
-    for kind in ("datasets", "policies"):
-        ingest(kind, idle_ms=1500)
-    derive_evidence(provisioned_settings, force=True)
-    return provisioned_settings
+    return feed_samples(provisioned_settings, tmp_path_factory.mktemp("samples"), derivations=1)
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@
   (app.airflow_triggers, which also fires after a long quiet safety interval), one run at a time, one bounded ingest run
   (ioxhub.ingest.run.ingest); the harmonized Asset is announced only when the run applied something.
 - `derive_dag()`: derive_evidence, triggered by either harmonized Asset.
+- `maintain_dag()`: maintain_tables, daily: `ioxhub maintain` on every table (ioxhub.maintain).
 - `lineage_parent(ti)`: the hub's lineage runs inside a task name the task run as their parent.
 - `run_policy()`: retries with backoff, `execution_timeout`, `dagrun_timeout` from the IOXHUB_TASK_* and
   IOXHUB_DAGRUN_TIMEOUT_MINUTES settings; failures are recorded by app.airflow_failures (docs/airflow-runs.md).
@@ -135,3 +136,35 @@ def derive_dag() -> DAG:
         derive()
 
     return derive_evidence()
+
+
+def maintain_dag() -> DAG:
+    """maintain_tables: once a day, compaction, snapshot expiry and orphan removal on every table."""
+
+    @dag(
+        dag_id="maintain_tables",
+        schedule="@daily",
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        **run_policy(),
+        tags=["ioxhub", "maintenance"],
+        doc_md="Compact small files, expire old snapshots and remove orphan files of every Iceberg table "
+               "(docs/maintenance.md).",
+    )
+    def maintain_tables():
+        @task
+        def maintain(run_id=None) -> dict:
+            from ioxhub.logs import configure
+            from ioxhub.maintain import maintain as run_maintain
+
+            configure(get_settings())
+            summary = run_maintain(run_id=run_id)
+            for table in summary["tables"]:
+                if table["problem"]:
+                    log.warning("maintain %s: %s", table["table"], table["problem"])
+            return {k: summary[k] for k in ("totals", "problems", "seconds")}
+
+        maintain()
+
+    return maintain_tables()

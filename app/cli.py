@@ -465,12 +465,17 @@ def serve_cmd(host: str | None = typer.Option(None, "--host", help="Address to l
 
 # ---------------------------------------------------------------------------------------- datasets, pull, report
 @app.command("datasets")
-def datasets_cmd(as_json: bool = JSON) -> None:
-    """The catalog: every dataset with its publishers, rows, coverage, snapshot and update time."""
-    from consumers.access import list_datasets
-    from app.console import print_datasets, show
+def datasets_cmd(name: str | None = typer.Argument(None, help="A dataset: list its snapshots kept."),
+                 as_json: bool = JSON) -> None:
+    """The catalog: every dataset with its publishers, rows, coverage, snapshot (number and id) and update
+    time; with NAME, that dataset's snapshots (number, id, time, operation, release) to pull --as-of."""
+    from consumers.access import dataset_entry, list_datasets
+    from app.console import print_datasets, print_snapshots, show
 
-    show(list_datasets(), as_json, print_datasets)
+    if name is None:
+        show(list_datasets(), as_json, print_datasets)
+    else:
+        show(dataset_entry(name), as_json, print_snapshots)
 
 
 @app.command("pull")
@@ -478,7 +483,7 @@ def pull_cmd(
     dataset: str = typer.Argument(..., help="Dataset name (see `ioxhub datasets`)."),
     where: list[str] = typer.Option([], "--where", help="COLUMN=VALUE filter; also !=, >=, >, <=, < and COLUMN=in:V1,V2 (repeat: equalities of one column = OR, the rest = AND)."),
     columns: str | None = typer.Option(None, "--columns", help="Comma-separated columns to keep."),
-    as_of: str | None = typer.Option(None, "--as-of", help="Snapshot number, or an ISO date (the end of that day, UTC) or date-time (UTC when no zone)."),
+    as_of: str | None = typer.Option(None, "--as-of", help="Snapshot number or id (`ioxhub datasets NAME`), or an ISO date (the end of that day, UTC) or date-time (UTC when no zone)."),
     fmt: str = typer.Option("csv", "--format", help="csv, parquet or json (JSON Lines)."),
     out: Path | None = typer.Option(None, "-o", "--output", help="Output file (default: stdout for csv/json)."),
 ) -> None:
@@ -499,6 +504,21 @@ def derive_cmd(force: bool = typer.Option(False, help="Derive even when inputs d
     from consumers.evidence import derive_evidence
 
     print_counts("derive evidence", derive_evidence(force=force))
+
+
+@app.command("maintain")
+def maintain_cmd(table: list[str] = typer.Option([], "--table", help="Only this table (namespace.table, the `table` "
+                                                  "of `ioxhub datasets`); repeat for several. Default: every table."),
+                 as_json: bool = JSON) -> None:
+    """Compact small files, expire old snapshots, remove orphan files of the Iceberg tables (the maintain_tables
+    DAG calls the same function); exit 1 if a table could not be maintained."""
+    from app.console import show
+    from app.console.ops import print_maintain
+    from ioxhub.maintain import maintain
+
+    summary = maintain(only=table)
+    show(summary, as_json, print_maintain)
+    raise typer.Exit(1 if summary["problems"] else 0)
 @app.command("report")
 def report_cmd(instrument: str = typer.Argument(..., help="Instrument id, e.g. WCO-FOS-ECOM."),
                out: Path | None = typer.Option(None, "-o", "--output", help="Output .html or .png (default: reports/<id>.html).")) -> None:

@@ -1,10 +1,10 @@
 """The pull figure: one country out of a large curated panel, and how many bytes that reads.
 
 `write_panel(settings, rows)` writes a panel-like table (the columns of the derivation's long panels)
-with the derivation's conventions: sorted by ref_area (then indicator, period), `ObjectStore.put_parquet`
-with 64k-row row groups under curated/<name>/snapshot=N/data.parquet, published in the catalog with
-`Catalog.publish_snapshot`. `pull_once` then pulls one country with `consumers.access.pull_table`,
-whose reader prunes row groups by their min/max statistics.
+through the derivation's own curated writer (`consumers.evidence.write_curated`: sorted by ref_area, then
+indicator, period; one Parquet file with 64k-row row groups under the curated table's data/, one commit).
+`pull_once` then pulls one country with `consumers.access.pull_table`, whose reader prunes row groups by
+their min/max statistics.
 """
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ import numpy as np
 import pyarrow as pa
 import pycountry
 
-from ioxhub.catalog import Catalog
+from consumers.evidence import write_curated
 from ioxhub.settings import Settings
-from ioxhub.storage import ObjectStore, curated_prefix
+from ioxhub.storage import ObjectStore
+from ioxhub.tables import tables_for
 
 NAME = "bench_indicator_panel"
 YEARS = np.arange(2000, 2025)
@@ -51,16 +52,12 @@ def panel_table(rows: int) -> pa.Table:
 
 
 def write_panel(settings: Settings, rows: int) -> tuple[str, int]:
-    store = ObjectStore(settings)
-    catalog = Catalog(store)
     table = panel_table(rows)
-    snapshot = catalog.next_snapshot(NAME)
-    location = curated_prefix(NAME, snapshot)
-    size = store.put_parquet(location + "data.parquet", table, row_group_size=64 * 1024)
-    catalog.publish_snapshot(NAME, {"kind": "curated", "publishers": ["WTO"], "rows": table.num_rows, "bytes": size,
-                                    "schema_version": "curated/v1",
-                                    "columns": [f"{f.name}:{f.type}" for f in table.schema]}, location, snapshot=snapshot)
-    return NAME, size
+    written = write_curated(ObjectStore(settings), tables_for(settings), NAME, table,
+                            {"kind": "curated", "publishers": ["WTO"], "rows": table.num_rows,
+                             "schema_version": "curated/v1", "columns": [f"{f.name}:{f.type}" for f in table.schema]},
+                            {"ioxhub.run_id": "bench"})
+    return NAME, written["bytes"]
 
 
 def pull_once(settings: Settings, name: str, country: str) -> dict:

@@ -15,8 +15,12 @@ import pandas as pd
 import pyarrow as pa
 
 from ioxhub.catalog import Catalog
+from ioxhub.ingest.markers import release_applied
 from ioxhub.ingest.observations import SERIES_KEY
+from ioxhub.ingest.policies import TABLES as INSTRUMENT_TABLES, read_instruments
 from ioxhub.storage import ObjectStore
+from ioxhub.table_files import read_rows
+from ioxhub.tables import HARMONIZED, HISTORY, INSTRUMENTS_PREFIX, NAME, identifier_of, object_key, tables_for
 
 # Columns whose values legitimately differ between two runs of the same workload: the producer's
 # clock at publishing (the observations' published_at, the policy updates' produced_at) and what the
@@ -31,6 +35,7 @@ KEYS = {
     "harmonized/instruments/instrument_versions": ("event_id",),
 }
 OBSERVATION_TABLES = ("harmonized/observations", "harmonized/observation_history")
+TABLES_PREFIX = "harmonized/tables/"        # the Iceberg tables' files: read through the tables
 
 
 @dataclass
@@ -87,24 +92,43 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
                                                else f for f in t.schema])) for t in tables], promote_options="default")
 
 
+def _dataset_tables(store: ObjectStore, catalog: Catalog) -> dict[str, list[pa.Table]]:
+    """The current rows of every harmonized dataset's observations and history tables, with org and dataset."""
+    groups: dict[str, list[pa.Table]] = {}
+    for namespace, name in zip((HARMONIZED, HISTORY), OBSERVATION_TABLES):
+        for table in catalog.tables.tables(namespace):
+            dataset = table.properties.get(NAME, "")
+            if dataset.startswith(INSTRUMENTS_PREFIX) or "." not in dataset:
+                continue
+            org, dataset_id = dataset.split(".", 1)
+            for data_file in catalog.tables.data_files(table):
+                rows = store.read_parquet(object_key(data_file.file_path, store.settings.bucket))
+                rows = rows.append_column("org", pa.array([org] * rows.num_rows, pa.string()))
+                groups.setdefault(name, []).append(rows.append_column("dataset", pa.array([dataset_id] * rows.num_rows,
+                                                                                          pa.string())))
+    return groups
+
+
 def snapshot(store: ObjectStore) -> dict[str, TableState]:
     """Every compared table of the hub behind `store`, by name."""
-    groups: dict[str, list[pa.Table]] = {}
+    catalog = Catalog(store)
+    tables = tables_for(store.settings)
+    groups = _dataset_tables(store, catalog)
     for key in sorted(store.list("harmonized/")) + sorted(store.list("quarantine/observations/")):
-        if not key.endswith(".parquet"):
+        if not key.endswith(".parquet") or key.startswith(TABLES_PREFIX):
             continue
         table = store.read_parquet(key)
-        if key.startswith(OBSERVATION_TABLES):
-            name = next(t for t in OBSERVATION_TABLES if key.startswith(t + "/"))
-            table = _with_path_keys(table, key)
-        elif key.startswith("quarantine/observations/"):
+        if key.startswith("quarantine/observations/"):
             name, table = "quarantine/observations", _with_path_keys(table, key)
         else:
             name = key.removesuffix(".parquet")
         groups.setdefault(name, []).append(table)
-    for entry in Catalog(store).datasets():
+    for name in INSTRUMENT_TABLES:
+        if (rows := read_instruments(store.settings, name, store)) is not None:
+            groups[f"harmonized/instruments/{name}"] = [rows]
+    for entry in catalog.datasets():
         if entry.get("kind") == "curated":
-            groups[f"curated/{entry['name']}"] = [store.read_parquet(entry["location"] + "data.parquet")]
+            groups[f"curated/{entry['name']}"] = [read_rows(store, tables.load(*identifier_of(entry["name"])))]
     return {name: table_state(_concat(tables), KEYS.get(name)) for name, tables in sorted(groups.items())}
 
 
@@ -147,13 +171,13 @@ def account(store: ObjectStore, published: list[dict]) -> Accounting:
     acc = Accounting()
     catalog = Catalog(store)
     quarantined = _quarantined_event_ids(store)
-    versions = store.read_parquet("harmonized/instruments/instrument_versions.parquet")
+    versions = read_instruments(store.settings, "instrument_versions", store)
     policy_events = set(versions["event_id"].to_pylist()) if versions is not None else set()
     for item in published:
         events = item["event_ids"]
         acc.published += len(events)
         if item["kind"] == "dataset":
-            marker = catalog.release_applied(item["org"], item["dataset_id"], item["release_id"])
+            marker = release_applied(catalog, item["org"], item["dataset_id"], item["release_id"])
             if marker is not None and marker.get("chunks") == len(events) - 1:
                 acc.applied += len(events)
                 continue

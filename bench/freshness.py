@@ -5,8 +5,8 @@ and to the curated datasets that depend on it being updated.
     .venv/bin/python bench/freshness.py --path airflow --releases 3 --max-obs 10000   # Airflow standalone (~10 min)
 
 Releases of log-spread sizes (--min-obs to --max-obs observations) from several orgs at random intervals
-(exponential, mean --interval s; all seeded) on a throwaway local stack. A watcher lists catalog/datasets/
-and reads catalog/derive/inputs.json every 0.1 s: a release is harmonized when its dataset's catalog entry
+(exponential, mean --interval s; all seeded) on a throwaway local stack. A watcher lists the catalog's harmonized tables
+and reads the last derivation's inputs every 0.1 s: a release is harmonized when its dataset's catalog entry
 appears, curated when a derivation lists it among its inputs. Prints p50/p95/max per path, and what the
 5-minute schedule gives on the same workload (computed, see the output). Method: docs/freshness.md.
 """
@@ -61,18 +61,20 @@ class Watcher(threading.Thread):
         self.store, self.releases, self.done = store, releases, threading.Event()
 
     def run(self) -> None:
-        from consumers.evidence import STATE_KEY
+        from consumers.evidence import last_derivation
+        from ioxhub.catalog import Catalog
 
         while not self.done.is_set():
             now = time.monotonic()
             waiting = [r for r in self.releases if r.published is not None and r.harmonized is None]
             if waiting:
-                names = {k.removeprefix("catalog/datasets/").removesuffix(".json") for k in self.store.list("catalog/datasets/")}
+                names = {d["name"] for d in Catalog(self.store).datasets() if d.get("kind") == "harmonized"}
                 for r in waiting:
                     if r.name in names:
                         r.harmonized = now
             if any(r.harmonized is not None and r.curated is None for r in self.releases):
-                inputs = (self.store.get_json(STATE_KEY) or {}).get("inputs", {})
+                last = last_derivation(self.store.settings) or {}
+                inputs = last.get("inputs", {}) if last.get("complete") else {}
                 for r in self.releases:
                     if r.harmonized is not None and r.curated is None and r.name in inputs:
                         r.curated = now

@@ -182,10 +182,13 @@ def build_workload(out: Path, scale: float) -> tuple[Path, Path, int]:
 
 
 def wipe_bucket(settings) -> None:
-    """Remove every object of the hub bucket (an empty hub before each ingest repetition)."""
+    """Remove every object of the hub bucket and its tables from the local Iceberg catalog (an empty hub
+    before each ingest repetition)."""
     from minio.deleteobjects import DeleteObject
 
     from ioxhub.s3 import make_client
+
+    (settings.data_dir / "iceberg" / "catalog.db").unlink(missing_ok=True)
 
     client = make_client(settings, admin=True)
     names = [DeleteObject(o.object_name) for o in client.list_objects(settings.bucket, recursive=True)]

@@ -3,17 +3,19 @@ dataset page both come from here.
 
 `dataset_summary(entry)` (a catalog listing line, with its description), `dataset_metadata(name, store)` /
 `describe(entry, store)` (columns documented, snapshots and provenance: the partner releases applied, from
-which org and when, and for a curated dataset the harmonized inputs of its latest derivation),
+which org and when (the snapshot summaries of its table), and for a curated dataset the harmonized inputs of
+its latest derivation),
 `dataset_zone(entry)`, `column_names(entry)`, `description(entry)`.
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ioxhub.catalog import Catalog
 from ioxhub.storage import ObjectStore
+from ioxhub.tables import ZONE_OF
 
-DERIVE_STATE_KEY = "catalog/derive/inputs.json"     # written by consumers.evidence
 
 # What each curated dataset is (consumers/evidence.py derives them; method: docs/evidence.md).
 CURATED_DESCRIPTIONS = {
@@ -53,7 +55,7 @@ COLUMN_DOCS = {
     "obs_status": "SDMX observation status flag (A normal, E estimated, P provisional...).",
     "org": "Publishing organization.",
     "dataset_id": "The publishing organization's dataset id.",
-    "release_id": "Release that last set this value (catalog/releases/).",
+    "release_id": "Release that last set this value (the snapshots' release ids).",
     "published_at": "When the release was published.",
     "instrument_id": "Instrument id (see the instruments compendium).",
     "country": "Member country, ISO 3166-1 alpha-3.",
@@ -72,8 +74,9 @@ COLUMN_DOCS = {
 
 
 def dataset_zone(entry: dict[str, Any]) -> str:
-    """The zone a dataset's objects live in (the first part of its location)."""
-    return str(entry.get("location", "")).split("/", 1)[0] or entry.get("kind", "")
+    """The zone a dataset's files live in (its table's namespace's: harmonized/ or curated/)."""
+    namespace = str(entry.get("table", "")).split(".", 1)[0]
+    return ZONE_OF.get(namespace) or entry.get("kind", "")
 
 
 def column_names(entry: dict[str, Any]) -> list[str]:
@@ -114,40 +117,34 @@ def dataset_summary(entry: dict[str, Any]) -> dict[str, Any]:
             "title": entry.get("title"), "description": description(entry), "org": entry.get("org"),
             "publishers": entry.get("publishers", []),
             "licence": entry.get("licence"), "rows": entry.get("rows"), "snapshot": entry.get("snapshot"),
-            "updated_at": entry.get("updated_at")}
+            "snapshot_id": entry.get("snapshot_id"), "table": entry.get("table"), "updated_at": entry.get("updated_at")}
 
 
-def _releases(store: ObjectStore, org: str, dataset_id: str) -> list[dict[str, Any]]:
-    prefix = f"catalog/releases/org={org}/dataset={dataset_id}/"
-    out = []
-    for key in sorted(store.list(prefix)):
-        doc = store.get_json(key) or {}
-        release = key[len(prefix):].removeprefix("release=").removesuffix(".json")
-        out.append({"org": org, "dataset_id": dataset_id, "release_id": release,
-                    "applied_at": doc.get("applied_at"), "observations": doc.get("observations"),
-                    "harmonized": doc.get("harmonized"), "refused": doc.get("refused")})
-    return sorted(out, key=lambda r: (r["applied_at"] or "", r["release_id"]))
+def _releases(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """The partner releases applied to a harmonized dataset, from its snapshots kept (each commit that
+    applied a release names it in its summary), oldest first."""
+    return [{"org": entry.get("org"), "dataset_id": entry.get("dataset_id"), "release_id": s["release_id"],
+             "applied_at": s.get("created_at"), "snapshot": s.get("snapshot"), "snapshot_id": s.get("snapshot_id"),
+             **{k: s[k] for k in ("observations", "harmonized", "refused", "run_id") if k in s}}
+            for s in entry.get("snapshots", []) if s.get("release_id")]
 
 
 def snapshots(entry: dict[str, Any]) -> list[dict[str, Any]]:
-    """The dataset's snapshots, oldest first; `pullable`: whether `as_of` may name it (every snapshot of a
-    curated dataset; only the current state of a harmonized one, as consumers.access reads them)."""
-    curated = entry.get("kind") == "curated"
-    return [{**{k: s.get(k) for k in ("snapshot", "created_at", "rows", "last_release")},
-             "pullable": curated or s.get("snapshot") == entry.get("snapshot")} for s in entry.get("snapshots", [])]
+    """The dataset's snapshots kept, oldest first (each may be named by `as_of`: number, id or time)."""
+    return [{k: s.get(k) for k in ("snapshot", "snapshot_id", "created_at", "operation", "release_id")}
+            for s in entry.get("snapshots", [])]
 
 
-def _inputs(catalog: Catalog, store: ObjectStore, entry: dict[str, Any]) -> list[dict[str, Any]]:
+def _inputs(catalog: Catalog, entry: dict[str, Any]) -> list[dict[str, Any]]:
     """The harmonized inputs (and their snapshots) of the derivation that wrote a curated dataset's current
-    snapshot; empty when a later derivation's state no longer describes it."""
-    state = store.get_json(DERIVE_STATE_KEY) or {}
-    if state.get("snapshots", {}).get(entry["name"]) != entry.get("snapshot"):
-        return []
+    snapshot, as its snapshot summary records them (consumers.evidence)."""
+    current = next((s for s in entry.get("snapshots", []) if s.get("snapshot") == entry.get("snapshot")), {})
+    inputs = json.loads(current.get("inputs") or "{}")
     out = []
-    for input_name, snapshot in sorted(state.get("inputs", {}).items()):
+    for input_name, read in sorted(inputs.items()):
         source = catalog.dataset(input_name) or {}
-        used = next((s for s in source.get("snapshots", []) if s.get("snapshot") == snapshot), {})
-        out.append({"dataset": input_name, "snapshot": snapshot, "org": source.get("org"),
+        used = next((s for s in source.get("snapshots", []) if s.get("snapshot_id") == read.get("snapshot_id")), {})
+        out.append({"dataset": input_name, "snapshot": read.get("snapshot"), "org": source.get("org"),
                     "publishers": source.get("publishers", []), "last_release": used.get("last_release"),
                     "created_at": used.get("created_at"), "rows": used.get("rows")})
     return out
@@ -155,12 +152,13 @@ def _inputs(catalog: Catalog, store: ObjectStore, entry: dict[str, Any]) -> list
 
 def describe(entry: dict[str, Any], store: ObjectStore) -> dict[str, Any]:
     """The whole description of a catalog entry: summary, columns, snapshots, provenance."""
-    provenance: dict[str, Any] = {"snapshot": entry.get("snapshot"), "updated_at": entry.get("updated_at"),
+    provenance: dict[str, Any] = {"snapshot": entry.get("snapshot"), "snapshot_id": entry.get("snapshot_id"),
+                                  "updated_at": entry.get("updated_at"),
                                   "releases": [], "inputs": []}
     if entry.get("org") and entry.get("dataset_id"):
-        provenance["releases"] = _releases(store, entry["org"], entry["dataset_id"])
+        provenance["releases"] = _releases(entry)
     if entry.get("kind") == "curated":
-        provenance["inputs"] = _inputs(Catalog(store), store, entry)
+        provenance["inputs"] = _inputs(Catalog(store), entry)
     return {**dataset_summary(entry),
             "dataset_id": entry.get("dataset_id"), "source_url": entry.get("source_url"),
             "schema_version": entry.get("schema_version"), "coverage": entry.get("coverage", {}),

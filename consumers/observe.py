@@ -14,23 +14,32 @@ import pyarrow as pa
 
 from ioxhub import lineage, metrics
 from ioxhub.settings import Settings
-from ioxhub.storage import instruments_key
+from ioxhub.ingest.harmonized import observations_location
+from ioxhub.tables import INSTRUMENTS_PREFIX, identifier_of, object_key, tables_for
 
-READ_INSTRUMENTS = (instruments_key("instrument_versions"), instruments_key("adoptions"))
+READ_INSTRUMENTS = (INSTRUMENTS_PREFIX + "instrument_versions", INSTRUMENTS_PREFIX + "adoptions")
 JOB = "derive_evidence"
 
 
 def read_by_derivation(doc: dict) -> bool:
-    """Whether the derivation reads this harmonized catalog dataset."""
-    location = doc.get("location", "")
-    return location.startswith("harmonized/observations/") or location in READ_INSTRUMENTS
+    """Whether the derivation reads this harmonized catalog dataset (observations, two instrument tables)."""
+    return doc["name"] in READ_INSTRUMENTS if doc["name"].startswith(INSTRUMENTS_PREFIX) else \
+        bool(doc.get("org") and doc.get("dataset_id"))
+
+
+def input_path(settings: Settings, doc: dict) -> str:
+    """The lineage name of a harmonized input, as the ingest names its outputs: the observations'
+    dataset path, an instrument table's location."""
+    if doc["name"].startswith(INSTRUMENTS_PREFIX):
+        return object_key(tables_for(settings).location(*identifier_of(doc["name"])), settings.bucket)
+    return observations_location(settings, doc["org"], doc["dataset_id"])
 
 
 def input_dataset(settings: Settings, doc: dict) -> dict:
     releases = sorted({s["last_release"] for s in doc.get("snapshots", []) if s.get("last_release")})
     org, dataset_id = doc.get("org"), doc.get("dataset_id")
     refs = [lineage.release_ref(org, dataset_id, r) for r in releases] if org and dataset_id else []
-    return lineage.s3_dataset(settings, doc["location"], version=lineage.version_facet(doc.get("snapshot")),
+    return lineage.s3_dataset(settings, input_path(settings, doc), version=lineage.version_facet(doc.get("snapshot")),
                               ioxhub_releases=lineage.releases_facet(refs) if refs else None)
 
 

@@ -66,7 +66,7 @@ def _parquet(tables: Iterator[pa.Table], plan: PullPlan) -> Iterator[bytes]:
 
 
 def _json(tables: Iterator[pa.Table], plan: PullPlan, next_cursor: Callable[[int], str | None]) -> Iterator[bytes]:
-    head = {"dataset": plan.dataset, "snapshot": plan.snapshot, "columns": plan.columns}
+    head = {"dataset": plan.dataset, "snapshot": plan.snapshot, "snapshot_id": plan.snapshot_id, "columns": plan.columns}
     yield json.dumps(head)[:-1].encode() + b', "rows": ['
     count = 0
     for table in tables:

@@ -1,16 +1,20 @@
-"""The catalog in the bucket: what datasets exist, which releases were applied, what each run did.
+"""The hub's catalog: what datasets exist (the Iceberg tables) and what each run did (JSON documents).
 
-`Catalog(store)`: JSON documents under catalog/ (one PUT each): `datasets/<name>.json` (a harmonized or
-curated dataset with its snapshots: `publish_snapshot`, `dataset`, `datasets`), `releases/org=/dataset=/
-release=.json` (the idempotency marker: `mark_release_applied`, `release_applied`), `runs/<dag_id>/`
-(`record_run`, `last_runs`, `runs`; `add_counts` sums the counts of several runs) and `failures/<dag_id>/` (`record_failure`, `recent_failures`).
+`Catalog(store)`: `datasets()`, `dataset(name)`, `describe(table)`, `table_of(name)` read the tables of
+`ioxhub.tables` with the store's S3 identity (an entry is the table's `ioxhub.entry` property plus its
+name, table and snapshots); release markers are in the tables (`ioxhub.ingest.markers`). Under catalog/
+(one PUT each): `runs/<dag_id>/` (`record_run`, `last_runs`, `runs`; `add_counts` sums the counts of several
+runs) and `failures/<dag_id>/` (`record_failure`, `recent_failures`).
 """
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
+from pyiceberg.table import Table
+
 from ioxhub.storage import ObjectStore
+from ioxhub.tables import CURATED, HARMONIZED, NAME, Tables, entry_of, iceberg_time, identifier_of, tables_for
 
 CATALOG_PREFIX = "catalog/"
 
@@ -19,58 +23,46 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def dataset_key(name: str) -> str:
-    return f"catalog/datasets/{name}.json"
-
-
-def release_key(org: str, dataset_id: str, release_id: str) -> str:
-    return f"catalog/releases/org={org}/dataset={dataset_id}/release={release_id}.json"
-
-
 class Catalog:
-    def __init__(self, store: ObjectStore):
+    """Datasets and releases from the Iceberg tables (`ioxhub.tables`); runs and failures as JSON documents."""
+
+    def __init__(self, store: ObjectStore, tables: Tables | None = None):
         self.store = store
+        self._tables = tables
+
+    @property
+    def tables(self) -> Tables:
+        if self._tables is None:
+            self._tables = tables_for(self.store.identity_settings())
+        return self._tables
 
     # --- datasets ---------------------------------------------------------------------------------
+    def table_of(self, name: str) -> Table | None:
+        """The Iceberg table of a dataset name (`ORG.dataset_id`, `instruments.<table>` or a curated name)."""
+        return self.tables.load(*identifier_of(name))
+
     def dataset(self, name: str) -> dict[str, Any] | None:
-        return self.store.get_json(dataset_key(name))
+        table = self.table_of(name)
+        return None if table is None or table.current_snapshot() is None else self.describe(table)
 
     def datasets(self) -> list[dict[str, Any]]:
-        keys = sorted(self.store.list("catalog/datasets/"))
-        return [doc for key in keys if (doc := self.store.get_json(key)) is not None]
+        """Every dataset with data that this identity may read (analysts: not the harmonized ones), by name.
+        Wrong or unknown S3 keys are a StorageError naming them (the catalog/ zone is listed first)."""
+        next(iter(self.store.entries(CATALOG_PREFIX, recursive=False)), None)
+        found = [self.describe(t) for ns in (HARMONIZED, CURATED) for t in self.tables.tables(ns)
+                 if t.current_snapshot() is not None and NAME in t.properties]
+        return sorted(found, key=lambda d: d["name"])
 
-    def next_snapshot(self, name: str) -> int:
-        """The number the next snapshot of `name` gets (to name its objects before publishing it)."""
-        return int((self.dataset(name) or {}).get("snapshot", 0)) + 1
-
-    def publish_snapshot(self, name: str, entry: dict[str, Any], location: str,
-                         snapshot: int | None = None) -> dict[str, Any]:
-        """Record a new snapshot of a dataset (the last write of a change: readers switch to it atomically).
-
-        `entry` holds the descriptive fields (kind, publishers, rows, coverage, ...); the snapshot number
-        (default: the next one), its location and the list of earlier snapshots are maintained here.
-        """
-        previous = self.dataset(name) or {}
-        snapshot = snapshot or int(previous.get("snapshot", 0)) + 1
-        created = _now()
-        snapshots = list(previous.get("snapshots", []))
-        snapshots.append({"snapshot": snapshot, "created_at": created, "location": location,
-                          "rows": entry.get("rows"), "last_release": entry.get("last_release")})
-        document = {**entry, "name": name, "snapshot": snapshot, "updated_at": created, "location": location,
-                    "snapshots": snapshots}
-        self.store.put_json(dataset_key(name), document)
-        return document
-
-    # --- releases ---------------------------------------------------------------------------------
-    def release_applied(self, org: str, dataset_id: str, release_id: str) -> dict[str, Any] | None:
-        return self.store.get_json(release_key(org, dataset_id, release_id))
-
-    def mark_release_applied(self, org: str, dataset_id: str, release_id: str, summary: dict[str, Any]) -> None:
-        self.store.put_json(release_key(org, dataset_id, release_id), {**summary, "applied_at": _now()})
-
-    def applied_releases(self, org: str, dataset_id: str) -> list[dict[str, Any]]:
-        prefix = f"catalog/releases/org={org}/dataset={dataset_id}/"
-        return [doc for key in sorted(self.store.list(prefix)) if (doc := self.store.get_json(key))]
+    def describe(self, table: Table) -> dict[str, Any]:
+        """A dataset's entry: what its table properties hold (kind, publishers, licence, coverage, columns,
+        ...) with its name, table, current snapshot (the table's sequence number) and the snapshots kept."""
+        entry = entry_of(table)
+        snapshots = [s.as_dict() for s in self.tables.snapshots(table)]
+        current = table.current_snapshot()
+        namespace, name = table.name()[-2:]
+        return {**entry, "name": table.properties[NAME], "table": f"{namespace}.{name}",
+                "snapshot": current.sequence_number, "snapshot_id": current.snapshot_id,
+                "updated_at": iceberg_time(current), "snapshots": snapshots}
 
     # --- runs -------------------------------------------------------------------------------------
     def record_run(self, dag_id: str, run_id: str, summary: dict[str, Any]) -> None:

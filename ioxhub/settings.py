@@ -73,6 +73,7 @@ class Settings:
     s3_admin_access_key: str | None = _setting(None, "S3 admin access key (provisioning only). Local stack: generated.")
     s3_admin_secret_key: str | None = _setting(None, "S3 admin secret key. Local stack: generated.", secret=True)
     bucket: str = _setting("ioxhub", "Bucket holding the zones raw/ harmonized/ curated/ quarantine/ and the catalog.")
+    iceberg_catalog_uri: str | None = _setting(None, "SQLAlchemy URI of the Iceberg SQL catalog (compose: the Postgres database `iceberg`). Default: SQLite at <data_dir>/iceberg/catalog.db.", secret=True)
 
     # --- local stack ports (loopback only) -----------------------------------------------------------
     s3_master_port: int = _setting(19333, "Local SeaweedFS master port.", check=PORT)
@@ -102,6 +103,11 @@ class Settings:
     check_quarantine_rate: float = _setting(0.05, "`status --check`: highest share of the consumed events of a DAG's last run that may be quarantined.",
                                             check=(lambda v: 0 <= v <= 1, "a number from 0 to 1"))
     check_key_expiry_days: float = _setting(14.0, "`status --check`: a signing key ending within this many days is a problem.", check=NOT_NEGATIVE)
+
+    # --- table maintenance: `ioxhub maintain`, DAG maintain_tables (docs/maintenance.md) -----------------------
+    snapshot_retention_days: float = _setting(30.0, "`maintain` expires a table's snapshots older than this many days (an as-of can no longer name them), except the last IOXHUB_SNAPSHOT_KEEP.", check=NOT_NEGATIVE)
+    snapshot_keep: int = _setting(10, "How many of each table's latest snapshots `maintain` always keeps, however old.", check=POSITIVE)
+    orphan_grace_hours: float = _setting(24.0, "`maintain` deletes a file under a table's location that no kept snapshot or metadata references only when it is older than this (a writer uploads before it commits).", check=NOT_NEGATIVE)
 
     # --- Airflow runs (every task of the hub DAGs) ----------------------------------------------------
     task_retries: int = _setting(3, "Retries of a failed DAG task before its run fails.", check=NOT_NEGATIVE)

@@ -22,11 +22,11 @@ from ioxhub.ingest.staging import expired_releases, staged_releases
 from ioxhub.ingest.watch import KINDS, OffsetWatch
 from ioxhub.names import org_topics_asset
 from ioxhub.settings import Settings, get_settings
+from ioxhub.tables import CURATED, HARMONIZED, NAME
 from ioxhub.stack.airflow import Api
 from ioxhub.storage import ObjectStore
 
 ERRORS_ZONE = "quarantine/errors/"
-DATASETS_PREFIX = "catalog/datasets/"
 
 
 OLDEST_POLL_MS = 2000        # most time `topic_lag` spends fetching the oldest unread record of lagging partitions
@@ -82,21 +82,21 @@ def lag_seconds(lag: dict[str, int], oldest_ms: dict[str, int], now: float) -> d
 
 
 def freshness(store: ObjectStore, now: dt.datetime | None = None) -> list[dict]:
-    """Per dataset of the catalog: when its newest snapshot was published (a harmonized dataset: its newest
-    applied release; a curated one: its last derivation) and how long ago, from one listing (no reads)."""
+    """Per dataset of the catalog: when its newest snapshot was committed (a harmonized dataset: its newest
+    applied release; a curated one: its last derivation) and how long ago, from the tables' metadata."""
     now = now or dt.datetime.now(dt.timezone.utc)
-    return dataset_ages([(e.key, e.modified) for e in store.entries(DATASETS_PREFIX)], now)
+    tables = Catalog(store).tables
+    return dataset_ages([(t.properties[NAME], dt.datetime.fromtimestamp(t.current_snapshot().timestamp_ms / 1000,
+                                                                        dt.timezone.utc))
+                         for namespace in (HARMONIZED, CURATED) for t in tables.tables(namespace)
+                         if t.current_snapshot() is not None and NAME in t.properties], now)
 
 
 def dataset_ages(entries: list[tuple[str, dt.datetime | None]], now: dt.datetime) -> list[dict]:
-    """[{"dataset", "updated_at", "age_seconds"}] for catalog dataset documents (key, last modified), by name."""
-    out = []
-    for key, modified in sorted(entries):
-        if not key.endswith(".json"):
-            continue
-        out.append({"dataset": key[len(DATASETS_PREFIX):-len(".json")], "updated_at": modified,
-                    "age_seconds": None if modified is None else round((now - modified).total_seconds(), 1)})
-    return out
+    """[{"dataset", "updated_at", "age_seconds"}] for (dataset name, time of its current snapshot), by name."""
+    return [{"dataset": name, "updated_at": when,
+             "age_seconds": None if when is None else round((now - when).total_seconds(), 1)}
+            for name, when in sorted(entries)]
 
 
 def internal_errors(store: ObjectStore, limit: int = 20) -> list[dict]:

@@ -2,12 +2,14 @@
 
 `ObjectStore(settings)`: put/get of bytes, JSON, Parquet and files, listing, deletion, `open` (a
 `RangedObject`: a seekable file over ranged GETs, so pyarrow fetches only the footer and the row groups it
-needs); `StorageError` for an outage. The key builders (`raw_key`, `staging_key`, `harmonized_key`,
-`quarantine_*_key`, `curated_prefix`, ...) are the only place object names are made: each is
-deterministic (a rerun writes the same key) and each object is one PUT. Zones: README, "Storage zones".
+needs); `StorageError` for an outage. The key builders (`raw_key`, `staging_key`,
+`quarantine_*_key`, ...) are the only place object names are made (the Iceberg tables' data files:
+`ioxhub.table_files`, `ioxhub.ingest.harmonized`): each is deterministic (a rerun writes the same key)
+and each object is one PUT. Zones: README, "Storage zones".
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from dataclasses import dataclass, field
@@ -70,26 +72,6 @@ def staging_prefix(org: str, dataset_id: str, release_id: str) -> str:
 
 def staging_key(org: str, dataset_id: str, release_id: str, name: str) -> str:
     return staging_prefix(org, dataset_id, release_id) + name
-
-
-def harmonized_key(org: str, dataset_id: str, year: int) -> str:
-    return f"{harmonized_dataset_prefix(org, dataset_id)}year={year}/data.parquet"
-
-
-def harmonized_dataset_prefix(org: str, dataset_id: str) -> str:
-    return f"harmonized/observations/org={org}/dataset={dataset_id}/"
-
-
-def history_key(org: str, dataset_id: str, release_id: str) -> str:
-    return f"harmonized/observation_history/org={org}/dataset={dataset_id}/release={release_id}.parquet"
-
-
-def instruments_key(table: str) -> str:
-    return f"harmonized/instruments/{table}.parquet"
-
-
-def curated_prefix(name: str, snapshot: int) -> str:
-    return f"curated/{name}/snapshot={snapshot:06d}/"
 
 
 @dataclass
@@ -176,6 +158,17 @@ class ObjectStore:
         self.settings = settings or get_settings()
         self.client = client or make_client(self.settings)
         self.bucket = bucket or self.settings.bucket
+
+    def identity_settings(self) -> Settings:
+        """The settings with this store's own S3 keys (a store may be given a client of another identity,
+        e.g. an analyst's or the web server's): what the Iceberg catalog reads the tables with."""
+        provider = getattr(self.client, "_provider", None)       # minio keeps the client's credentials there
+        if provider is None:
+            return self.settings
+        credentials = provider.retrieve()
+        if (credentials.access_key, credentials.secret_key) == (self.settings.s3_access_key, self.settings.s3_secret_key):
+            return self.settings
+        return dataclasses.replace(self.settings, s3_access_key=credentials.access_key, s3_secret_key=credentials.secret_key)
 
     def _fail(self, action: str, key: str, exc: Exception) -> StorageError:
         """A StorageError in one sentence (refused keys, a denied zone, an unreachable server), no secret."""

@@ -237,10 +237,26 @@ def print_datasets(datasets: list[dict]) -> None:
             publishers = d.get("publishers") or ([d["org"]] if d.get("org") else [])
             unknown = d.get("unrecognized_units") or {}      # unit codes kept as published (docs/units.md)
             note = f"\n  [yellow]units kept unrecognized: {_counts(unknown)}[/]" if unknown else ""
-            table.add_row(f"{d['name']}\n  [dim]{','.join(publishers)}[/]{note}", f"{d.get('rows', 0):,}",
+            table.add_row(f"{d['name']}\n  [dim]{','.join(publishers)}\n  snapshot id {d.get('snapshot_id', '')}[/]{note}",
+                          f"{d.get('rows', 0):,}",
                           str(len(cov["countries"])) if cov.get("countries") else "", _periods(cov),
                           str(d.get("snapshot", "")), d.get("updated_at", "")[:16].replace("T", "\n"))
         table.add_section()
+    console.print(table)
+
+
+def print_snapshots(entry: dict) -> None:
+    """One dataset's snapshots kept, oldest first: what `ioxhub pull --as-of` accepts (number, id or time)."""
+    console.print(f"[bold]{entry['name']}[/] (table {entry.get('table', '')}): {entry.get('rows', 0):,} rows, "
+                  f"snapshot {entry.get('snapshot')} id {entry.get('snapshot_id')}")
+    table = Table(title="snapshots kept (times in UTC; ioxhub pull NAME --as-of NUMBER|ID|TIME)", box=box.SIMPLE_HEAD,
+                  padding=(0, 1, 0, 0), show_edge=False)
+    for col in ("snap", "snapshot id", "created", "operation", "release"):
+        table.add_column(col, justify="right" if col == "snap" else "left", overflow="fold")
+    for s in entry.get("snapshots", []):
+        table.add_row(str(s.get("snapshot", "")), str(s.get("snapshot_id", "")),
+                      str(s.get("created_at", ""))[:19].replace("T", " "), s.get("operation", ""),
+                      s.get("release_id") or "")
     console.print(table)
 
 
@@ -305,8 +321,7 @@ def print_demo(result) -> None:
     policies = result.runs.get("ingest_policies", {})
     sent = sum(p["rows_sent"] for p in result.published)
     rejected = sum(p["rows_rejected"] for p in result.published)
-    harmonized = [d for d in result.datasets if d.get("kind") == "harmonized"
-                  and str(d.get("location", "")).startswith("harmonized/observations/")]
+    harmonized = [d for d in result.datasets if d.get("kind") == "harmonized" and not d["name"].startswith("instruments.")]
     curated = [d["name"] for d in result.datasets if d.get("kind") == "curated"]
     table = Table(title="ioxhub demo: summary", show_header=False, box=box.SIMPLE, show_edge=False)
     table.add_column(no_wrap=True)

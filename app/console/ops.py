@@ -1,6 +1,7 @@
-"""Terminal output of the operations commands: `replay`, `quarantine list|show|retry`, `status --check`.
+"""Terminal output of the operations commands: `replay`, `quarantine list|show|retry`, `status --check`, `maintain`.
 
-Entry points: `print_replay`, `print_letters` / `letters_json`, `print_letter`, `print_retry`, `print_check`
+Entry points: `print_replay`, `print_letters` / `letters_json`, `print_letter`, `print_retry`, `print_check`,
+`print_maintain`
 (each command's `--json` prints its result with `app.console.print_json`; docs/cli-json.md).
 """
 from __future__ import annotations
@@ -79,3 +80,19 @@ def print_check(result: dict, as_json: bool) -> None:
     else:
         for p in result["problems"]:
             console.print(f"{p['check']}: {p['message']}", markup=False, highlight=False, soft_wrap=True)
+
+
+def print_maintain(summary: dict) -> None:
+    """One line per table maintained: files compacted, snapshots expired and kept, orphans removed."""
+    table = Table(title=f"maintain: {len(summary['tables'])} table(s), {summary['problems']} problem(s), "
+                        f"{summary['seconds']} s")
+    for column in ("table", "compacted", "snapshots expired", "kept", "orphans removed"):
+        table.add_column(column, overflow="fold")
+    for t in summary["tables"]:
+        compacted = f"{t['files_compacted']} files -> {t['partitions_compacted']}" if t["partitions_compacted"] else "-"
+        orphans = str(t["orphans_removed"]) + (f" ({t['orphans_fresh']} within grace)" if t["orphans_fresh"] else "")
+        table.add_row(t["table"], compacted, str(t["snapshots_expired"]), str(t["snapshots_kept"]), orphans)
+    console.print(table)
+    for t in summary["tables"]:
+        if t["problem"]:
+            console.print(f"{t['table']}: {t['problem']}", markup=False)

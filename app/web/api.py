@@ -38,7 +38,7 @@ Zone = Annotated[str, Path(description="raw, quarantine, harmonized or curated",
 Auth = Annotated[Identity, Depends(require_identity)]
 FORMATS = ("json", "jsonl", "csv", "parquet", "sdmx-csv", "sdmx-ml")
 OBJECT_ZONES = ("raw", "quarantine", "harmonized", "curated")   # catalog/ (API key records) is not served
-IMMUTABLE_AGE = 365 * 24 * 3600   # a response of a snapshot named by number or cursor never changes
+IMMUTABLE_AGE = 365 * 24 * 3600   # a response of a snapshot named by number, id or cursor never changes
 GZIP_TAG = '-gzip"'                # the ETag of a body's gzip representation ends so
 LATEST_AGE = 60                   # the latest snapshot: a browser asks again (If-None-Match) after a minute
 SDMX_MEDIA = {"sdmx-csv": "application/vnd.sdmx.data+csv; version=2.0.0; charset=utf-8",
@@ -96,8 +96,10 @@ def dataset(request: Request, identity: Auth, name: Name) -> dict[str, Any]:
     return found
 
 
-def encode_cursor(snapshot: int, offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"s": snapshot, "o": offset}).encode()).decode().rstrip("=")
+def encode_cursor(snapshot_id: int, offset: int) -> str:
+    """A page's cursor: the snapshot id it pins (an id, unlike a number, names one snapshot for good) and
+    the offset of the next row."""
+    return base64.urlsafe_b64encode(json.dumps({"s": snapshot_id, "o": offset}).encode()).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> tuple[int, int]:
@@ -186,14 +188,14 @@ def _accepts_gzip(request: Request) -> bool:
     return False
 
 
-def _cache_key(entry: dict, snapshot: int, where: list[str], columns: str | None, fmt: str, limit: int,
+def _cache_key(entry: dict, snapshot_id: int, where: list[str], columns: str | None, fmt: str, limit: int,
                offset: int) -> tuple:
-    """Everything a rows response depends on: a snapshot never changes, so neither does its response."""
+    """Everything a rows response depends on: a snapshot (by id) never changes, so neither does its response."""
     try:
         filters = tuple(sorted(parse_where(where)))
     except PullError as exc:
         raise ApiError(400, _api_words(exc)) from None
-    return ("rows", entry["name"], snapshot, filters, columns, fmt, limit, offset)
+    return ("rows", entry["name"], snapshot_id, filters, columns, fmt, limit, offset)
 
 
 def _etag(key: tuple) -> str:
@@ -211,52 +213,55 @@ def rows(request: Request, identity: Auth, name: Name,
                                                        "repeat the parameter to combine (same column: OR for =/in, else AND)",
                                            examples=[["ref_area=FRA", "year>=2015"]])] = [],
          columns: Annotated[str | None, Query(description="Comma-separated column names (default: all)")] = None,
-         as_of: Annotated[str | None, Query(description="Snapshot number or ISO date/time (default: latest)")] = None,
+         as_of: Annotated[str | None, Query(description="Snapshot number, snapshot id or ISO date/time (default: latest)")] = None,
          limit: Annotated[int | None, Query(ge=1, description="Most rows to return (at most the server's row limit)")] = None,
          offset: Annotated[int, Query(ge=0, description="Rows to skip")] = 0,
-         cursor: Annotated[str | None, Query(description="The next_cursor of a previous page (pins its snapshot)")] = None,
+         cursor: Annotated[str | None, Query(description="The next_cursor of a previous page (pins its snapshot id)")] = None,
          format: Annotated[Literal["json", "jsonl", "csv", "parquet", "sdmx-csv", "sdmx-ml"], Query()] = "json") -> Response:
     started = time.perf_counter()
     settings = request.app.state.settings
     entry = _entry_for(request, identity, name)          # authorized first: the cache is looked up after
     pinned = cursor is not None or (as_of is not None and as_of.isascii() and as_of.isdigit())
     if cursor is not None:
-        snapshot, offset = decode_cursor(cursor)
-        as_of = str(snapshot)
+        snapshot_id, offset = decode_cursor(cursor)
+        as_of = str(snapshot_id)
     sdmx = format.startswith("sdmx")
     most = settings.web_sdmx_row_limit if sdmx else settings.web_row_limit
     if limit is not None and limit > most:
         raise ApiError(400, f"limit {limit}: above the server's row limit for {format} ({most}); page with cursor")
     limit = limit or most
-    try:
-        snapshot = snapshot_of(entry, as_of)
-    except PullError as exc:
-        raise ApiError(400, _api_words(exc)) from None
-    key = _cache_key(entry, snapshot, where, columns, format, limit, offset)
+    store = request.app.state.store
+    if cursor is None and as_of is None:
+        snapshot_id = entry["snapshot_id"]          # the current one (as of the catalog entry's reading)
+    elif cursor is None:
+        try:
+            snapshot_id = snapshot_of(entry, as_of, store).snapshot_id
+        except PullError as exc:
+            raise ApiError(400, _api_words(exc)) from None
+    key = _cache_key(entry, snapshot_id, where, columns, format, limit, offset)
     validators = {"ETag": _etag(key), "Cache-Control": f"private, max-age={IMMUTABLE_AGE if pinned else LATEST_AGE}"}
     presented = {tag.strip().removeprefix("W/").replace(GZIP_TAG, '"')         # either representation
                  for tag in request.headers.get("if-none-match", "").split(",")}
     if validators["ETag"] in presented:
         return Response(status_code=304, headers=validators)
     cache = response_cache(request)
-    store = request.app.state.store
 
     def compute() -> Body | Streamed:
         with COMPUTING:
             return _compute()
 
     def _compute() -> Body | Streamed:
-        plan = _plan(request, entry, where, columns, str(snapshot))      # the snapshot of the key, even if a newer came
-        headers = {"X-Snapshot": str(plan.snapshot), "X-Row-Limit": str(most)}
+        plan = _plan(request, entry, where, columns, str(snapshot_id))   # the snapshot of the key, even if a newer came
+        headers = {"X-Snapshot": str(plan.snapshot), "X-Snapshot-Id": str(plan.snapshot_id), "X-Row-Limit": str(most)}
         if sdmx:
             return _sdmx_rows(entry, plan, store, format, offset, limit, headers)
         if format != "json":
-            headers["X-Next-Cursor"] = encode_cursor(plan.snapshot, offset + limit)   # an empty or short page ends
+            headers["X-Next-Cursor"] = encode_cursor(plan.snapshot_id, offset + limit)   # an empty or short page ends
         if format in ("parquet", "csv"):
             headers["Content-Disposition"] = f'attachment; filename="{name}.{format}"'
 
         def next_cursor(count: int) -> str | None:
-            return encode_cursor(plan.snapshot, offset + count) if count >= limit else None
+            return encode_cursor(plan.snapshot_id, offset + count) if count >= limit else None
         return _whole_or_streamed(stream_pull(plan, store, format, offset, limit, next_cursor), cache.item_max_bytes,
                                   MEDIA_TYPES[format], headers)
 
@@ -315,7 +320,7 @@ def objects(request: Request, identity: Auth, zone: Zone,
 @router.get("/objects/{zone}/{key:path}", summary="One object's bytes (streamed)", response_class=Response,
             responses={200: {"content": {"application/octet-stream": {}}}})
 def object_bytes(request: Request, identity: Auth, zone: Zone,
-                 key: Annotated[str, Path(examples=["indicator_panel_annual/snapshot=000001/data.parquet"])]) -> Response:
+                 key: Annotated[str, Path(examples=["tables/curated/indicator_panel_annual/metadata/"])]) -> Response:
     _check_zone(identity, zone)
     full = f"{zone}/{key}"
     if ".." in key.split("/") or not identity.can_read(zone, object_org(full)):

@@ -33,6 +33,8 @@ def web_store(settings: Settings) -> ObjectStore:
     if not (access and secret):
         log.warning("web: no read-only S3 keys (IOXHUB_WEB_S3_ACCESS_KEY / ioxhub provision): reading with the hub's keys")
         access, secret = settings.s3_access_key, settings.s3_secret_key
+    # The settings carry the same keys, so the Iceberg catalog (`ioxhub.tables`) reads as this identity too.
+    settings = dataclasses.replace(settings, s3_access_key=access, s3_secret_key=secret)
     return ObjectStore(settings, client=make_client(settings, access_key=access, secret_key=secret, pool_size=64))
 
 

@@ -5,7 +5,7 @@
     GET /sdmx/rest/datastructure[/{agency}[/{id}[/{version}]]]   the same structures
     GET /sdmx/rest/data/{flow}[/{key}[/{provider}]]?startPeriod=&endPeriod=   observations
 
-Structures are generated from each dataset's columns (consumers/sdmx_out.py), cached per dataset snapshot.
+Structures are generated from each dataset's columns (consumers/sdmx_out.py), cached per dataset snapshot (id).
 docs/api.md "SDMX".
 """
 from __future__ import annotations
@@ -34,14 +34,14 @@ CSV_MEDIA = "application/vnd.sdmx.data+csv; version=2.0.0; charset=utf-8"
 
 
 class StructureCache:
-    """Generated structures by (dataset, snapshot): reading a dataset's dimension columns is done once."""
+    """Generated structures by (dataset, snapshot id): reading a dataset's dimension columns is done once."""
 
     def __init__(self) -> None:
         self._by_key: dict[tuple[str, int], sdmx_out.Structure] = {}
         self._lock = threading.Lock()
 
     def get(self, store, entry: dict) -> sdmx_out.Structure:
-        key = (entry["name"], int(entry.get("snapshot") or 0))
+        key = (entry["name"], int(entry.get("snapshot_id") or 0))
         with self._lock:
             found = self._by_key.get(key)
         if found is not None:
@@ -77,9 +77,9 @@ def _may_be_observational(entry: dict) -> bool:
 def _structures(request: Request, identity: Identity, resource_id: str | None) -> list[sdmx_out.Structure]:
     store = request.app.state.store
     if resource_id and resource_id.lower() not in ("all", "latest"):
-        names = [k[len("catalog/datasets/"):-len(".json")] for k in store.list("catalog/datasets/") if k.endswith(".json")]
-        name = sdmx_out.dataset_of_flow(resource_id, names)
-        entry = Catalog(store).dataset(name) if name else None
+        by_name = {e["name"]: e for e in Catalog(store).datasets()}
+        name = sdmx_out.dataset_of_flow(resource_id, list(by_name))
+        entry = by_name.get(name) if name else None
         entries = [entry] if entry and identity.can_read(dataset_zone(entry), entry.get("org")) \
             and _may_be_observational(entry) else []
         if not entries:

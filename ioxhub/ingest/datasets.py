@@ -1,4 +1,4 @@
-"""Dataset events of one batch -> complete releases applied to the harmonized zone.
+"""Dataset events of one batch -> complete releases applied to their Iceberg tables.
 
 `DatasetIngest.add` takes each decoded event; `finish` applies the releases that are complete and
 consistent (manifest, every chunk, checksum, counts), stages the others in staging/ and refuses the bad
@@ -20,7 +20,8 @@ from kafka.consumer.fetcher import ConsumerRecord
 from ioxhub.catalog import Catalog
 from ioxhub.contracts import codec, content, dataset_chunk, release_manifest
 from ioxhub.contracts.registry import Registry, get_registry
-from ioxhub.ingest.harmonized import apply_release
+from ioxhub.ingest.harmonized import apply_release, mark_release
+from ioxhub.ingest.markers import ReleaseMarkers
 from ioxhub.ingest.observations import REFUSED_SCHEMA, harmonize_chunk
 from ioxhub.ingest.quarantine import OUTAGES, DeadLetters
 from ioxhub.ingest.spill import MemoryBudget, ReleaseSpill
@@ -137,8 +138,10 @@ class DatasetIngest:
     `workdir`: a local directory for this run's spills (the caller removes it)."""
 
     def __init__(self, store: ObjectStore, catalog: Catalog, dead: DeadLetters, workdir: Path,
-                 registry: Registry | None = None):
+                 registry: Registry | None = None, run_id: str | None = None):
         self.store, self.catalog, self.dead = store, catalog, dead
+        self.run_id = run_id
+        self.markers = ReleaseMarkers(catalog.tables)      # the tables read once per batch
         self.registry = registry or get_registry()
         self.workdir = workdir
         self.releases: dict[tuple[str, str, str], Release] = {}
@@ -167,7 +170,7 @@ class DatasetIngest:
             self.dead.refuse(record, exc.reason, f"{record.topic}@{record.offset}: {decoded.name}: {exc.detail}",
                              org=rec["org"], event_id=None if exc.reason == codec.BAD_NAME else rec["event_id"])
             key = (rec["org"], rec["dataset_id"], rec["release_id"])
-            if exc.reason != codec.BAD_NAME and (key in self.releases or not self.catalog.release_applied(*key)):
+            if exc.reason != codec.BAD_NAME and (key in self.releases or not self.markers.applied(*key)):
                 self._release(key).refuse("bad-release", f"{decoded.name} {rec['event_id']} refused ({exc.reason}: "
                                                          f"{exc.detail})")
             return
@@ -215,7 +218,7 @@ class DatasetIngest:
         release = self.releases.get(key)
         if release is None:
             release = self.releases[key] = Release(*key)
-            release.applied_before = self.catalog.release_applied(*key) is not None
+            release.applied_before = self.markers.applied(*key) is not None
             if not release.applied_before:
                 release.expired = self.store.get_json(expired_release_key(*key))
                 if release.expired is None:
@@ -363,9 +366,19 @@ class DatasetIngest:
                 "commodity_classification": release.commodity_classification}
         workdir = self.workdir / "apply"
         workdir.mkdir(exist_ok=True)
-        counts = apply_release(self.store, self.catalog, *release.key, release.spill, meta, workdir) if rows else None
-        if bad.num_rows:
+        if bad.num_rows:       # before the commits: once the release is marked applied, it is never redone
             self.store.put_parquet(quarantine_rows_key(*release.key), bad)
+        marker = {"observations": manifest["observation_count"], "refused": bad.num_rows,
+                  "chunks": manifest["chunk_count"], "commodity_classification": release.commodity_classification}
+        half = self.markers.half_applied(*release.key)
+        if rows:
+            counts = apply_release(self.store, self.catalog, *release.key, release.spill, meta, workdir, marker,
+                                   self.run_id, half_applied=half)
+        else:
+            counts = None
+            mark_release(self.catalog, *release.key, marker, self.run_id)
+        self.markers.forget(release.org, release.dataset_id)
+        if bad.num_rows:
             self._letters_for_refused_rows(release, bad)
 
         c = self.counts
@@ -381,11 +394,6 @@ class DatasetIngest:
             c.superseded += counts.superseded
         self.applied.append((release.key, len(release.new_parts), counts.harmonized if counts else 0,
                              dict(Counter(bad.column("reason").to_pylist())) if bad.num_rows else {}))
-        self.catalog.mark_release_applied(*release.key, {
-            "observations": manifest["observation_count"], "harmonized": counts.harmonized if counts else 0,
-            "refused": bad.num_rows, "duplicates": counts.duplicates if counts else 0,
-            "revisions": counts.revisions if counts else 0, "deleted": counts.deleted if counts else 0,
-            "chunks": manifest["chunk_count"], "commodity_classification": release.commodity_classification})
         for key in list(self.store.list(staging_prefix(*release.key))):
             self.store.delete(key)
         log.info("ingest: release %s of %s/%s applied: %s rows harmonized, %s refused", release.release_id,

@@ -1,15 +1,21 @@
-"""Apply a complete, harmonized release to the harmonized zone: duplicates, revisions, history, catalog.
+"""Apply a complete, harmonized release to its dataset's Iceberg tables: duplicates, revisions, history.
 
-`apply_release(store, catalog, org, dataset_id, release_id, spill, manifest, workdir)` keeps repeated rows
-of the release once, lets the newest release win each series key and period (published_at, then release
-id; a winning ACTION D row deletes its key), keeps the release's rows under harmonized/observation_history/
-(D rows included, `deleted` true), rewrites each year partition in one PUT (re-applying a release rewrites
-the same rows) and publishes the dataset's catalog entry. A year is
-merged one key range at a time: docs/architecture.md, "Bounded memory in the ingest".
-"""
+`apply_release(store, catalog, org, dataset_id, release_id, spill, manifest, workdir, marker=)` keeps
+repeated rows of the release once, lets the newest release win each series key and period (published_at,
+then release id; a winning ACTION D row deletes its key), writes each touched year of the observations
+table as a new file and commits them in ONE snapshot (summary: release, run, counts; the entry in the
+table's properties), then appends the release's rows (D rows included, `deleted` true) to the history
+table: that commit is the release's marker (`ioxhub.ingest.markers`). `mark_release`: the marker of a
+release without rows. A year is merged one key range at a time: docs/architecture.md, "Bounded memory in
+the ingest"."""
 from __future__ import annotations
 
+import json
+import logging
+import re
+import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +24,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from pyiceberg.expressions import EqualTo
+from pyiceberg.manifest import DataFile
+from pyiceberg.table import Table
 
 from ioxhub.catalog import Catalog
 from ioxhub.harmonize import hs
@@ -26,7 +35,14 @@ from ioxhub.harmonize.dimensions import parse_dimensions
 from ioxhub.ingest.background import Background
 from ioxhub.ingest.observations import DELETED, HARMONIZED_SCHEMA, SERIES_KEY, with_all_columns
 from ioxhub.ingest.spill import Key, ReleaseSpill, _sortable, ranked, row_keys, take_rows, uniform
-from ioxhub.storage import ObjectStore, harmonized_dataset_prefix, harmonized_key, history_key
+from ioxhub.storage import ObjectStore
+from ioxhub.settings import Settings
+from ioxhub.tables import (ENTRY, HARMONIZED, HISTORY, NAME, RELEASE, Tables, Written, entry_of, object_key, table_name,
+                           tables_for)
+
+log = logging.getLogger("ioxhub.ingest")
+EPOCH_YEAR = 1970
+RUN = "ioxhub.run_id"
 
 SLICE_ROWS = 128 * 1024      # rows (new + current) per key range; also the row group size
 STRING_COLUMNS = [f.name for f in HARMONIZED_SCHEMA if pa.types.is_string(f.type)]
@@ -35,6 +51,7 @@ DICTIONARY_COLUMNS = STRING_COLUMNS + ["period_start", "period_end", "published_
 INTERNAL_SCHEMA = pa.schema([pa.field(f.name, DICT_STRING if pa.types.is_string(f.type) else f.type)
                              for f in HARMONIZED_SCHEMA])
 HISTORY_SCHEMA = INTERNAL_SCHEMA.append(pa.field(DELETED, pa.bool_()))     # a release's rows, D rows included
+HISTORY_TABLE_SCHEMA = HARMONIZED_SCHEMA.append(pa.field(DELETED, pa.bool_()))   # its table's (plain strings)
 # What a D row without a unit matches: its key in every unit (SDMX deletions name the dimensions only).
 DELETE_KEY = tuple(k for k in SERIES_KEY if k != "unit")
 
@@ -180,7 +197,7 @@ def sort_rows(table: pa.Table) -> pa.Table:
     return take_rows(table, order)
 
 
-class _ParquetFile:
+class LocalParquet:
     """A Parquet file written on local disk, row group by row group."""
 
     def __init__(self, path: Path, schema: pa.Schema = INTERNAL_SCHEMA):
@@ -195,10 +212,13 @@ class _ParquetFile:
             self.writer.write_table(internal(table, self.schema), row_group_size=SLICE_ROWS)
             self.rows += table.num_rows
 
-    def upload(self, store: ObjectStore, key: str) -> None:
+    def upload(self, store: ObjectStore, key: str) -> Written:
+        """Upload to `key` (of the hub bucket); returns what a table commit needs of the file."""
         self.writer.close()
+        written = Written(f"s3://{store.settings.bucket}/{key}", pq.read_metadata(self.path), self.path.stat().st_size)
         store.put_file(key, self.path, "application/vnd.apache.parquet")
         self.path.unlink()
+        return written
 
 
 class _CurrentPartition:
@@ -228,6 +248,20 @@ class _CurrentPartition:
         self._cache = {g: self._cache[g] if g in self._cache else self.file.read_row_group(int(g)) for g in groups}
         table = pa.concat_tables([internal(self._cache[g]) for g in groups]).unify_dictionaries().combine_chunks()
         return table.take(pa.array(positions - self.group_starts[groups[0]]))
+
+
+class _CurrentFiles:
+    """The current rows of one year partition held in any number of files (one, normally)."""
+
+    def __init__(self, store: ObjectStore, keys: list[str]):
+        self.parts = [_CurrentPartition(store, key) for key in keys]
+        self.counts = sum((p.counts for p in self.parts), Counter())
+
+    def rows(self, lo: Key, hi: Key) -> pa.Table | None:
+        found = [t for p in self.parts if (t := p.rows(lo, hi)) is not None]
+        if len(found) < 2:
+            return found[0] if found else None
+        return pa.concat_tables(found).unify_dictionaries().combine_chunks()
 
 
 class _Stats:
@@ -337,27 +371,99 @@ def key_ranges(counts: Counter) -> list[tuple[Key, Key]]:
     return ranges
 
 
+def observations_table(tables: Tables, org: str, dataset_id: str) -> Table:
+    """The dataset's observations table (created on first use): partitioned by year(period_start)."""
+    return _table(tables, HARMONIZED, org, dataset_id, HARMONIZED_SCHEMA, ("period_start", "year"))
+
+
+def history_table(tables: Tables, org: str, dataset_id: str) -> Table:
+    """The dataset's history table (created on first use): every applied release's rows, by release_id."""
+    return _table(tables, HISTORY, org, dataset_id, HISTORY_TABLE_SCHEMA, ("release_id", "identity"))
+
+
+def _table(tables: Tables, namespace: str, org: str, dataset_id: str, schema: pa.Schema, partition: tuple) -> Table:
+    # Loaded first: creating an existing table would still write a metadata file.
+    name = table_name(org, dataset_id)
+    return tables.load(namespace, name) or tables.create(namespace, name, schema, [partition],
+                                                         {NAME: dataset_name(org, dataset_id)})
+
+
+def observations_location(settings: Settings, org: str, dataset_id: str) -> str:
+    """The bucket prefix of the dataset's observations table (its lineage name)."""
+    return object_key(tables_for(settings).location(HARMONIZED, table_name(org, dataset_id)), settings.bucket)
+
+
+def year_files(tables: Tables, table: Table) -> dict[int, list[DataFile]]:
+    """The current data files of the observations table by calendar year (Iceberg's year transform counts
+    from 1970)."""
+    by_year: dict[int, list[DataFile]] = {}
+    for data_file in tables.data_files(table):
+        by_year.setdefault(EPOCH_YEAR + data_file.partition[0], []).append(data_file)
+    return by_year
+
+
+def data_path(location: str, year: int, release_id: str) -> str:
+    """A new, unique data file path of a year partition of the table at `location` (an older snapshot's
+    file is never overwritten)."""
+    tag = re.sub(r"[^A-Za-z0-9_.-]", "_", release_id)
+    return f"{location}/data/period_start_year={year}/{tag}-{uuid.uuid4().hex}.parquet"
+
+
+def history_path(location: str, release_id: str) -> str:
+    tag = re.sub(r"[^A-Za-z0-9_.-]", "_", release_id)
+    return f"{location}/data/release_id={tag}/{tag}-{uuid.uuid4().hex}.parquet"
+
+
+def summary_of(marker: dict, release_id: str, run_id: str | None) -> dict[str, str]:
+    """A commit's snapshot summary: the release, the run, the marker's counts (as strings)."""
+    return {RELEASE: release_id, **({RUN: run_id} if run_id else {}),
+            **{f"ioxhub.{k}": str(v) for k, v in marker.items() if v is not None}}
+
+
 def apply_release(store: ObjectStore, catalog: Catalog, org: str, dataset_id: str, release_id: str,
-                  spill: ReleaseSpill, manifest: dict, workdir: Path) -> ApplyCounts:
-    """Write one complete release (its harmonized rows, spilled) to the harmonized zone and the catalog."""
+                  spill: ReleaseSpill, manifest: dict, workdir: Path, marker: dict | None = None,
+                  run_id: str | None = None, half_applied: dict | None = None,
+                  replace_history: bool = False) -> ApplyCounts:
+    """Write one complete release (its harmonized rows, spilled) to the dataset's tables: one commit of
+    the observations table (every touched year's file replaced, summary: the release, run and `marker`
+    counts with this apply's; the entry in the table's properties), then one of its history table.
+
+    `half_applied`: the summary of this release's observations commit when a crash came before its
+    history commit: only the history is written (the observations hold the release already; applying it
+    again would count its revisions twice). `replace_history`: the release's history files are replaced
+    (replay), not added to."""
+    tables = catalog.tables
     counts = ApplyCounts()
     name = dataset_name(org, dataset_id)
-    entry = catalog.dataset(name) or {}
-    partitions = dict(entry.get("partitions", {}))
-    present = set(store.list(harmonized_dataset_prefix(org, dataset_id)))
-    history = _ParquetFile(workdir / "history.parquet", HISTORY_SCHEMA)
+    observations = None if half_applied else tables.load(HARMONIZED, table_name(org, dataset_id))
+    partitions = dict(entry_of(observations).get("partitions", {})) if observations is not None else {}
+    current_files = year_files(tables, observations) if observations is not None else {}
+    history = LocalParquet(workdir / "history.parquet", HISTORY_SCHEMA)
+    added, removed = [], []
     # Parquet encoding and uploads overlap with the next key range: the partitions in one thread, the
-    # history in another (they hold the same rows for a new dataset: two encodings, in parallel).
+    # history in another (they hold the same rows for a new dataset: two encodings, in parallel); the
+    # tables a first release creates are created meanwhile in a third.
     writes, history_writes = Background("write"), Background("history")
+    creating = ThreadPoolExecutor(1, thread_name_prefix="ioxhub-tables")
+    made = creating.submit(_tables_of, tables, org, dataset_id, observations, not half_applied)
+    location = tables.location(HARMONIZED, table_name(org, dataset_id))
     try:
         for year in spill.years():
-            key = harmonized_key(org, dataset_id, year)
-            current = _CurrentPartition(store, key) if key in present else None
-            wanted = spill.key_counts(year) + (current.counts if current else Counter())
-            out, stats = _ParquetFile(workdir / f"year-{year}.parquet"), _Stats()
+            old_files = current_files.get(year, [])
+            current = _CurrentFiles(store, [object_key(f.file_path, tables.settings.bucket) for f in old_files])
+            wanted = spill.key_counts(year) + current.counts
             ranges = key_ranges(wanted)
+            counts.years.append(year)
+            if half_applied:        # the history only
+                for new in spill.rows_by_range(year, ranges):
+                    deduped = deduplicated_sorted(new)
+                    counts.duplicates += new.num_rows - deduped.num_rows
+                    counts.harmonized += deduped.num_rows
+                    history_writes.submit(history.write, deduped)
+                continue
+            out, stats = LocalParquet(workdir / f"year-{year}.parquet"), _Stats()
             for (lo, hi), new in zip(ranges, spill.rows_by_range(year, ranges)):
-                old = current.rows(lo, hi) if current else None
+                old = current.rows(lo, hi)
                 if new is None:
                     merged = old
                 else:
@@ -373,19 +479,59 @@ def apply_release(store: ObjectStore, catalog: Catalog, org: str, dataset_id: st
                     merged = sort_rows(merged)
                 writes.submit(out.write, merged)
                 stats.add(merged)
-            writes.submit(out.upload, store, key)
+            path = data_path(location, year, release_id)
+            writes.submit(_upload_into, added, out, store, object_key(path, tables.settings.bucket))
+            removed += old_files
             partitions[str(year)] = stats.result()
-            counts.years.append(year)
-        history_writes.submit(history.upload, store, history_key(org, dataset_id, release_id))
+        history_file = history_path(tables.location(HISTORY, table_name(org, dataset_id)), release_id)
+        history_written: list[Written] = []
+        history_writes.submit(_upload_into, history_written, history, store, object_key(history_file, tables.settings.bucket))
         writes.wait()
         history_writes.wait()
+        observations, histories = made.result()
     finally:
         writes.close()
         history_writes.close()
+        creating.shutdown()
 
-    catalog.publish_snapshot(name, _dataset_entry(org, dataset_id, release_id, manifest, partitions, HARMONIZED_SCHEMA),
-                             harmonized_dataset_prefix(org, dataset_id))
+    if half_applied:
+        summary = {**{k: v for k, v in half_applied.items() if k.startswith("ioxhub.")}, **({RUN: run_id} if run_id else {})}
+        counts.revisions, counts.deleted = int(half_applied.get("ioxhub.revisions", 0)), int(half_applied.get("ioxhub.deleted", 0))
+        log.warning("ingest: release %s of %s was in the observations table but not in its history (a crash "
+                    "between the two commits): history completed", release_id, name)
+    else:
+        summary = summary_of({**(marker or {}), "harmonized": counts.harmonized, "duplicates": counts.duplicates,
+                              "revisions": counts.revisions, "deleted": counts.deleted}, release_id, run_id)
+        entry = _dataset_entry(org, dataset_id, release_id, manifest, partitions, HARMONIZED_SCHEMA)
+        tables.commit_files(observations, add=added, remove=removed, summary=summary,
+                            properties={NAME: name, ENTRY: json.dumps(entry)})
+    old_history = tables.data_files(histories, row_filter=EqualTo("release_id", release_id)) if replace_history else []
+    tables.commit_files(histories, add=history_written, remove=old_history, summary=summary)
     return counts
+
+
+def _tables_of(tables: Tables, org: str, dataset_id: str, observations: Table | None,
+               with_observations: bool) -> tuple[Table | None, Table]:
+    """The dataset's observations table (`observations`, or created) and history table (loaded or created)."""
+    if with_observations and observations is None:
+        observations = observations_table(tables, org, dataset_id)
+    return observations, history_table(tables, org, dataset_id)
+
+
+def _upload_into(written: list, out: LocalParquet, store: ObjectStore, key: str) -> None:
+    written.append(out.upload(store, key))
+
+
+def mark_release(catalog: Catalog, org: str, dataset_id: str, release_id: str, marker: dict,
+                 run_id: str | None = None, replace_history: bool = False) -> None:
+    """The marker of a release without rows to apply (all refused): a history commit without files
+    (`replace_history`: removing the release's files, a replay that now refuses every row)."""
+    tables = catalog.tables
+    histories = history_table(tables, org, dataset_id)
+    old_history = tables.data_files(histories, row_filter=EqualTo("release_id", release_id)) if replace_history else []
+    tables.commit_files(histories, remove=old_history,
+                        summary=summary_of({**marker, "harmonized": 0, "duplicates": 0, "revisions": 0, "deleted": 0},
+                                           release_id, run_id))
 
 
 def _unrecognized_units(parts) -> dict[str, int]:

@@ -12,12 +12,14 @@ from collections import Counter, defaultdict
 
 from ioxhub import lineage, metrics
 from ioxhub.ingest.datasets import DatasetIngest
+from ioxhub.ingest.harmonized import observations_location
 from ioxhub.ingest.observations import HARMONIZED_SCHEMA
 from ioxhub.ingest.policies import ADOPTIONS_SCHEMA, VERSIONS_SCHEMA, PolicyIngest
 from ioxhub.ingest.quarantine import DeadLetters
 from ioxhub.names import org_of_topic
 from ioxhub.settings import Settings
-from ioxhub.storage import harmonized_dataset_prefix, instruments_key, quarantine_rows_key
+from ioxhub.storage import quarantine_rows_key
+from ioxhub.tables import HARMONIZED, object_key, tables_for
 
 
 def _columns(schema) -> list[tuple[str, str]]:
@@ -70,7 +72,7 @@ class IngestTrace:
         for key, _, rows, _ in applied:
             by_dataset[key[:2]].append((key, rows))
         return [lineage.s3_dataset(
-            self.settings, harmonized_dataset_prefix(org, dataset_id),
+            self.settings, observations_location(self.settings, org, dataset_id),
             schema=lineage.schema_facet(_columns(HARMONIZED_SCHEMA)),
             outputStatistics=lineage.output_statistics(sum(rows for _, rows in releases)),
             ioxhub_releases=lineage.releases_facet([lineage.release_ref(*key) for key, _ in releases]))
@@ -80,7 +82,9 @@ class IngestTrace:
         counts = handler.counts
         if not counts.events_applied:
             return []
-        return [lineage.s3_dataset(self.settings, instruments_key(table), schema=lineage.schema_facet(_columns(schema)),
+        tables, bucket = tables_for(self.settings), self.settings.bucket
+        return [lineage.s3_dataset(self.settings, object_key(tables.location(HARMONIZED, table), bucket),
+                                   schema=lineage.schema_facet(_columns(schema)),
                                    outputStatistics=lineage.output_statistics(rows) if rows is not None else None)
                 for table, schema, rows in (("instrument_versions", VERSIONS_SCHEMA, None),
                                             ("adoptions", ADOPTIONS_SCHEMA, counts.adoptions),

@@ -1,13 +1,15 @@
-"""Policy update events -> the instruments tables of the harmonized zone (`PolicyIngest`).
+"""Policy update events -> the instrument tables, Iceberg tables of namespace harmonized (`PolicyIngest`).
 
-    harmonized/instruments/instrument_versions.parquet   every policy update ever accepted (full history)
-    harmonized/instruments/adoptions.parquet             per instrument and member: first adoption date
-    harmonized/instruments/instruments.parquet           per instrument: its latest state
+    instruments.instrument_versions   every policy update ever accepted (full history)
+    instruments.adoptions             per instrument and member: first adoption date
+    instruments.instruments           per instrument: its latest state
 
-Each run rewrites the small tables whole with the new updates (an event id already present is a duplicate).
+Each run that applies something replaces each small table's content in one commit (an event id already
+present is a duplicate); `read_instruments(settings, table)` reads one back (the derivations use it).
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -19,9 +21,13 @@ from ioxhub.contracts.registry import Registry, get_registry
 from ioxhub.harmonize.countries import harmonize_country
 from ioxhub.ingest.quarantine import DeadLetters, SourceRecord
 from ioxhub.names import InvalidName, check_id, check_org
-from ioxhub.storage import ObjectStore, instruments_key
+from ioxhub.settings import Settings
+from ioxhub.storage import ObjectStore
+from ioxhub.table_files import METADATA_CLEANUP, iceberg_ready, read_rows, replace_content
+from ioxhub.tables import ENTRY, HARMONIZED, INSTRUMENTS_PREFIX, NAME, tables_for
 
 POLICY = "policy_update"
+TABLES = ("instrument_versions", "adoptions", "instruments")
 
 VERSIONS_SCHEMA = pa.schema([
     ("event_id", pa.string()), ("instrument_id", pa.string()), ("org", pa.string()),
@@ -46,8 +52,9 @@ class PolicyCounts:
 
 
 class PolicyIngest:
-    def __init__(self, store: ObjectStore, catalog: Catalog, dead: DeadLetters, registry: Registry | None = None):
-        self.store, self.catalog, self.dead = store, catalog, dead
+    def __init__(self, store: ObjectStore, catalog: Catalog, dead: DeadLetters, registry: Registry | None = None,
+                 run_id: str = "manual"):
+        self.store, self.catalog, self.dead, self.run_id = store, catalog, dead, run_id
         self.registry = registry or get_registry()
         self.rows: list[dict] = []
         self.counts = PolicyCounts()
@@ -57,7 +64,7 @@ class PolicyIngest:
     def existing(self) -> pa.Table | None:
         """The instrument_versions table as stored before this run (read once)."""
         if self._owners is None:
-            self._existing = self.store.read_parquet(instruments_key("instrument_versions"))
+            self._existing = read_instruments(self.store.settings, "instrument_versions", self.store)
             self._owners = {}
             for row in (self._existing.select(["instrument_id", "issuing_org", "partner_orgs"]).to_pylist()
                         if self._existing is not None else []):
@@ -123,20 +130,27 @@ class PolicyIngest:
                                      ("produced_at", "ascending"), ("event_id", "ascending")])
         adoptions = _adoptions(versions)
         current = _current(versions)
-        self.store.put_parquet(instruments_key("instrument_versions"), versions)
-        self.store.put_parquet(instruments_key("adoptions"), adoptions)
-        self.store.put_parquet(instruments_key("instruments"), current)
         self.counts.instruments, self.counts.adoptions = current.num_rows, adoptions.num_rows
         orgs = sorted(set(versions["org"].to_pylist()))
-        for name, table in (("instruments.instrument_versions", versions), ("instruments.adoptions", adoptions),
-                            ("instruments.instruments", current)):
-            self.catalog.publish_snapshot(name, {
-                "kind": "harmonized", "publishers": orgs, "rows": table.num_rows,
-                "schema_version": f"{POLICY}/v{self.registry.latest(POLICY).version}",
-                "coverage": {"instruments": sorted(set(versions["instrument_id"].to_pylist()))},
-                "columns": [f"{f.name}:{f.type}" for f in table.schema],
-            }, instruments_key(name.split(".", 1)[1]))
+        tables = self.catalog.tables
+        # instrument_versions last: a run failing half-way leaves its events unapplied there, so the rerun
+        # (which takes them as new, not duplicates) rewrites all three tables.
+        for name, table in (("adoptions", adoptions), ("instruments", current), ("instrument_versions", versions)):
+            entry = {"kind": "harmonized", "publishers": orgs, "rows": table.num_rows,
+                     "schema_version": f"{POLICY}/v{self.registry.latest(POLICY).version}",
+                     "coverage": {"instruments": sorted(set(versions["instrument_id"].to_pylist()))},
+                     "columns": [f"{f.name}:{f.type}" for f in table.schema]}
+            rows = iceberg_ready(table)
+            target = tables.create(HARMONIZED, name, rows.schema, properties=METADATA_CLEANUP)
+            replace_content(tables, self.store, target, rows, tag=name, summary={"ioxhub.run_id": self.run_id},
+                            properties={NAME: INSTRUMENTS_PREFIX + name, ENTRY: json.dumps(entry, sort_keys=True)})
         return self.counts
+
+
+def read_instruments(settings: Settings, table: str, store: ObjectStore | None = None) -> pa.Table | None:
+    """The current rows of instrument table `table` (one of TABLES), as written; None before any update."""
+    store = store or ObjectStore(settings)
+    return read_rows(store, tables_for(settings).load(HARMONIZED, table))
 
 
 def policy_row(decoded: codec.Decoded) -> dict:

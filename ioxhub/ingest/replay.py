@@ -21,15 +21,18 @@ from pathlib import Path
 import fastavro
 import pyarrow as pa
 import pyarrow.compute as pc
+from pyiceberg.expressions import EqualTo
 
 from ioxhub import lineage
-from ioxhub.catalog import Catalog, release_key
+from ioxhub.catalog import Catalog
 from ioxhub.contracts import codec
 from ioxhub.contracts.registry import get_registry
 from ioxhub.errors import IoxhubError
 from ioxhub.ingest.datasets import CHUNK, MANIFEST, published_at
-from ioxhub.ingest.harmonized import SLICE_ROWS, apply_release, deduplicated_sorted, internal
+from ioxhub.ingest.harmonized import (LocalParquet, apply_release, data_path, deduplicated_sorted, internal,
+                                      mark_release, observations_location, year_files)
 from ioxhub.ingest.lease import holding
+from ioxhub.ingest.markers import release_applied
 from ioxhub.ingest.observations import HARMONIZED_SCHEMA, REFUSED_SCHEMA, SERIES_KEY, harmonize_chunk, with_all_columns
 from ioxhub.ingest.quarantine import DeadLetters
 from ioxhub.ingest.run import accept
@@ -39,7 +42,8 @@ from ioxhub.logs import with_context
 from ioxhub.names import check_id, datasets_topic
 from ioxhub.orgs import load_orgs
 from ioxhub.settings import Settings, get_settings
-from ioxhub.storage import ObjectStore, harmonized_dataset_prefix, history_key, quarantine_rows_key
+from ioxhub.storage import ObjectStore, quarantine_rows_key
+from ioxhub.tables import HARMONIZED, HISTORY, object_key, table_name
 
 log = logging.getLogger("ioxhub.replay")
 DAG_ID = "replay"
@@ -131,7 +135,7 @@ def replay_lineage(settings: Settings, org: str, dataset_id: str, summary: dict)
     inputs = [lineage.s3_dataset(settings, key) for key in summary["raw_objects"]]
     replayed = [r["release_id"] for r in summary["by_release"] if r["status"] == "replayed"]
     outputs = [lineage.s3_dataset(
-        settings, harmonized_dataset_prefix(org, dataset_id),
+        settings, observations_location(settings, org, dataset_id),
         outputStatistics=lineage.output_statistics(summary["observations"]["added"] + summary["observations"]["changed"]),
         ioxhub_releases=lineage.releases_facet([lineage.release_ref(org, dataset_id, r) for r in replayed]))] if replayed else []
     return inputs, outputs
@@ -202,7 +206,7 @@ def _replay_release(store: ObjectStore, catalog: Catalog, org: str, dataset_id: 
                     workdir: Path, letters: DeadLetters) -> dict:
     release_id = events.release_id
     outcome: dict = {"release_id": release_id}
-    marker = catalog.release_applied(org, dataset_id, release_id)
+    marker = release_applied(catalog, org, dataset_id, release_id)
     if marker is None:
         return {**outcome, "status": "not-applied",
                 "detail": "never applied (staged or quarantined): `ioxhub quarantine retry` resubmits refused releases"}
@@ -220,8 +224,7 @@ def _replay_release(store: ObjectStore, catalog: Catalog, org: str, dataset_id: 
     new_rows = _comparable(deduplicated_sorted(internal(pa.concat_tables(harmonized)))) \
         if sum(t.num_rows for t in harmonized) else HARMONIZED_SCHEMA.empty_table()
     new_refused = pa.concat_tables(refused) if refused else REFUSED_SCHEMA.empty_table()
-    old_rows = _comparable(with_all_columns(store.read_parquet(history_key(org, dataset_id, release_id))
-                                            or HARMONIZED_SCHEMA.empty_table()))
+    old_rows = _comparable(with_all_columns(_history_rows(store, catalog, org, dataset_id, release_id)))
     old_refused = store.read_parquet(quarantine_rows_key(org, dataset_id, release_id)) or REFUSED_SCHEMA.empty_table()
     diff = row_changes(old_rows, new_rows)
     outcome.update(diff, refused_before=old_refused.num_rows, refused_after=new_refused.num_rows)
@@ -230,7 +233,8 @@ def _replay_release(store: ObjectStore, catalog: Catalog, org: str, dataset_id: 
         return {**outcome, "status": "unchanged"}
 
     if diff["removed"]:     # before the apply, so the catalog's counts of the partitions are the final ones
-        outcome["dropped_from_current"] = _drop_removed(store, org, dataset_id, release_id, old_rows, new_rows)
+        outcome["dropped_from_current"] = _drop_removed(store, catalog, org, dataset_id, release_id, old_rows, new_rows,
+                                                        workdir)
     spill = ReleaseSpill(workdir / f"release-{release_id}", MemoryBudget())
     try:
         for seq, table in enumerate(harmonized):
@@ -239,21 +243,22 @@ def _replay_release(store: ObjectStore, catalog: Catalog, org: str, dataset_id: 
                 "commodity_classification": events.chunks[0][1].record.get("commodity_classification") if events.chunks else None}
         apply_dir = workdir / "apply"
         apply_dir.mkdir(exist_ok=True)
-        counts = apply_release(store, catalog, org, dataset_id, release_id, spill, meta, apply_dir) \
-            if spill.rows_total else None
+        if new_refused.num_rows:    # before the commits, as the ingest does
+            store.put_parquet(quarantine_rows_key(org, dataset_id, release_id), new_refused)
+        elif old_refused.num_rows:
+            store.delete(quarantine_rows_key(org, dataset_id, release_id))
+        replayed = {**{k: marker.get(k) for k in ("observations", "chunks", "commodity_classification")},
+                    "refused": new_refused.num_rows, "replays": int(marker.get("replays", 0)) + 1,
+                    **{f"replay_{k}": v for k, v in diff.items()}}
+        if spill.rows_total:
+            apply_release(store, catalog, org, dataset_id, release_id, spill, meta, apply_dir, replayed,
+                          replace_history=True)
+        else:
+            mark_release(catalog, org, dataset_id, release_id, replayed, replace_history=True)
     finally:
         spill.close()
     if new_refused.num_rows:
-        store.put_parquet(quarantine_rows_key(org, dataset_id, release_id), new_refused)
         _letters_for_new_refusals(letters, events, org, old_refused, new_refused)
-    elif old_refused.num_rows:
-        store.delete(quarantine_rows_key(org, dataset_id, release_id))
-    replays = list(marker.get("replays", []))
-    replays.append({"at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **diff,
-                    "refused_before": old_refused.num_rows, "refused_after": new_refused.num_rows})
-    store.put_json(release_key(org, dataset_id, release_id), {
-        **marker, "harmonized": counts.harmonized if counts else 0, "refused": new_refused.num_rows,
-        "duplicates": counts.duplicates if counts else 0, "replays": replays})
     return {**outcome, "status": "replayed"}
 
 
@@ -324,24 +329,42 @@ def row_changes(old: pa.Table, new: pa.Table) -> dict[str, int]:
             "removed": int((merged["_merge"] == "left_only").sum())}
 
 
-def _drop_removed(store: ObjectStore, org: str, dataset_id: str, release_id: str, old: pa.Table, new: pa.Table) -> int:
+def _history_rows(store: ObjectStore, catalog: Catalog, org: str, dataset_id: str, release_id: str) -> pa.Table:
+    """The release's rows as its history table holds them (its files: partition release_id)."""
+    history = catalog.tables.load(HISTORY, table_name(org, dataset_id))
+    files = catalog.tables.data_files(history, row_filter=EqualTo("release_id", release_id)) if history else []
+    tables = [store.read_parquet(object_key(f.file_path, store.settings.bucket)) for f in files]
+    return pa.concat_tables(tables, promote_options="permissive") if tables else HARMONIZED_SCHEMA.empty_table()
+
+
+def _drop_removed(store: ObjectStore, catalog: Catalog, org: str, dataset_id: str, release_id: str, old: pa.Table,
+                  new: pa.Table, workdir: Path) -> int:
     """Take out of the current table the rows this release still holds there under a series key today's
-    rules no longer produce (refused now, or under another key); returns how many. A value an older
-    release had for such a key is in that release's history object, not brought back (docs/operations.md)."""
+    rules no longer produce (refused now, or under another key), in one commit; returns how many. A value
+    an older release had for such a key is in that release's history, not brought back (docs/operations.md)."""
     gone = _keyed(old).join(_keyed(new).select(list(SERIES_KEY)), list(SERIES_KEY), join_type="left anti")
-    dropped = 0
-    for key in sorted(store.list(harmonized_dataset_prefix(org, dataset_id))):
-        current = store.read_parquet(key)
-        if current is None:
-            continue
-        current = with_all_columns(current).select(HARMONIZED_SCHEMA.names).cast(HARMONIZED_SCHEMA)
-        position = pa.array(range(current.num_rows), pa.int64())
-        mine = _keyed(current).append_column("_pos", position).filter(pc.equal(current["release_id"], release_id))
-        hit = mine.join(gone.select(list(SERIES_KEY)), list(SERIES_KEY), join_type="left semi")
-        if hit.num_rows:
-            keep = pc.invert(pc.is_in(position, value_set=hit["_pos"]))
-            store.put_parquet(key, internal(current.filter(keep)), row_group_size=SLICE_ROWS)
-            dropped += hit.num_rows
+    tables = catalog.tables
+    table = tables.load(HARMONIZED, table_name(org, dataset_id))
+    if table is None:
+        return 0
+    dropped, added, removed = 0, [], []
+    for year, files in sorted(year_files(tables, table).items()):
+        for data_file in files:
+            current = store.read_parquet(object_key(data_file.file_path, store.settings.bucket))
+            current = with_all_columns(current).select(HARMONIZED_SCHEMA.names).cast(HARMONIZED_SCHEMA)
+            position = pa.array(range(current.num_rows), pa.int64())
+            mine = _keyed(current).append_column("_pos", position).filter(pc.equal(current["release_id"], release_id))
+            hit = mine.join(gone.select(list(SERIES_KEY)), list(SERIES_KEY), join_type="left semi")
+            if hit.num_rows:
+                keep = pc.invert(pc.is_in(position, value_set=hit["_pos"]))
+                out = LocalParquet(workdir / f"drop-{year}.parquet")
+                out.write(current.filter(keep))
+                path = data_path(table.location(), year, release_id)
+                added.append(out.upload(store, object_key(path, store.settings.bucket)))
+                removed.append(data_file)
+                dropped += hit.num_rows
+    if removed:
+        tables.commit_files(table, add=added, remove=removed, summary={"ioxhub.replay_dropped": release_id})
     return dropped
 
 

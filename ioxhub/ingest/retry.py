@@ -21,6 +21,7 @@ from ioxhub.errors import IoxhubError
 from ioxhub.ingest.datasets import DatasetIngest
 from ioxhub.ingest.letters import find_letters, payload_release, read_letters, retries
 from ioxhub.ingest.lease import holding
+from ioxhub.ingest.markers import release_applied
 from ioxhub.ingest.policies import PolicyIngest
 from ioxhub.ingest.quarantine import DeadLetters
 from ioxhub.ingest.replay import RawRecord
@@ -133,7 +134,7 @@ def _resubmit(kind: str, letters: list[dict], store: ObjectStore, catalog: Catal
                 continue
             key = (r["org"], r["dataset"], r["release_id"])
             state = ("duplicate" if applied_before.get(key) else
-                     "applied" if catalog.release_applied(*key) else "staged")
+                     "applied" if release_applied(catalog, *key) else "staged")
             outcomes[where] = {"outcome": state, "release_id": r["release_id"]}
     return summary, outcomes
 

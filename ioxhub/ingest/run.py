@@ -219,8 +219,8 @@ class Ingestor:
         started = time.monotonic()
         with tempfile.TemporaryDirectory(prefix=f"ioxhub-ingest-{kind}-") as tmp:
             work = Path(tmp)
-            handler = (DatasetIngest(store, catalog, dead, work, registry) if kind == "datasets"
-                       else PolicyIngest(store, catalog, dead, registry))
+            handler = (DatasetIngest(store, catalog, dead, work, registry, run_id) if kind == "datasets"
+                       else PolicyIngest(store, catalog, dead, registry, run_id=run_id))
             raw = RawZone(store, work / "raw", registry)
 
             def take(polled) -> None:

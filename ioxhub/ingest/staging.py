@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from ioxhub.catalog import Catalog
 from ioxhub.contracts import codec, dataset_chunk
 from ioxhub.contracts.registry import get_registry
+from ioxhub.ingest.markers import release_applied
 from ioxhub.ingest.quarantine import DeadLetters
 from ioxhub.settings import Settings
 from ioxhub.storage import ObjectStore, expired_release_key, staging_prefix
@@ -73,7 +74,7 @@ def expire_staged(store: ObjectStore, settings: Settings, *, active: set[tuple[s
     catalog = Catalog(store)
     for r in due:
         key = (r["org"], r["dataset"], r["release"])
-        if catalog.release_applied(*key) is not None:   # applied; a crash came before its staging was emptied
+        if release_applied(catalog, *key) is not None:   # applied; a crash came before its staging was emptied
             leftovers = list(store.list(staging_prefix(*key)))
             for staged in leftovers:
                 store.delete(staged)

@@ -11,7 +11,7 @@ from ioxhub.ingest.run import ingest
 from ioxhub.kafka import make_producer
 from ioxhub.keys import load_signer
 from ioxhub.settings import PROJECT_ROOT
-from ioxhub.storage import ObjectStore, harmonized_dataset_prefix
+import hub_tables
 
 ORG = "WCO"
 
@@ -32,8 +32,6 @@ def test_a_contract_1_0_release_still_ingests(provisioned_settings):
 
     summary = ingest("datasets", provisioned_settings, idle_ms=1500)
     assert summary["events"]["applied"] >= 3
-    store = ObjectStore(provisioned_settings)
     dataset = lines[0]["event"]["dataset_id"]
-    keys = [k for k in store.list(harmonized_dataset_prefix(ORG, dataset)) if k.endswith(".parquet")]
-    rows = sum(store.read_parquet(k).num_rows for k in keys)
+    rows = hub_tables.rows_count(ORG, dataset, provisioned_settings)
     assert rows == lines[-1]["event"]["observation_count"] == 6

@@ -28,6 +28,7 @@ from producers.samples.effects import PLANTED_EFFECTS
 from ioxhub.settings import load_settings
 from ioxhub.stack import local
 from ioxhub.storage import ObjectStore
+from ioxhub.tables import INSTRUMENTS_PREFIX, object_key
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -56,7 +57,7 @@ def _now() -> str:
 
 
 def _state(env, since: str) -> tuple[dict, dict, dict]:
-    """(rows of each harmonized dataset read from its Parquet objects, curated snapshot numbers, the counts
+    """(rows of each harmonized dataset read from its table's current files, curated snapshot numbers, the counts
     of the ingest runs finished since `since`, summed per DAG)."""
     store = ObjectStore(load_settings(env))
     catalog = Catalog(store)
@@ -64,9 +65,10 @@ def _state(env, since: str) -> tuple[dict, dict, dict]:
     for entry in catalog.datasets():
         if entry["kind"] == "curated":
             snapshots[entry["name"]] = entry["snapshot"]
-        elif entry["location"].startswith("harmonized/observations/"):
-            keys = [k for k in store.list(entry["location"]) if k.endswith(".parquet")]
-            rows[entry["name"]] = sum(store.read_parquet(k, columns=["value"]).num_rows for k in keys)
+        elif not entry["name"].startswith(INSTRUMENTS_PREFIX):     # a harmonized dataset's observations table
+            files = catalog.tables.data_files(catalog.table_of(entry["name"]))
+            rows[entry["name"]] = sum(store.read_parquet(object_key(f.file_path, store.bucket), columns=["value"]).num_rows
+                                      for f in files)
     runs = {dag_id: add_counts(catalog.runs(dag_id, since)) for dag_id in ("ingest_datasets", "ingest_policies")}
     return rows, snapshots, runs
 

@@ -17,7 +17,10 @@ from app.demo import ensure_keys
 from ioxhub.catalog import Catalog
 from ioxhub.ingest.harmonized import dataset_name
 from ioxhub.ingest.run import ingest
-from ioxhub.storage import ObjectStore, harmonized_dataset_prefix, history_key
+from ioxhub.ingest.markers import release_applied
+from ioxhub.storage import ObjectStore
+from ioxhub.tables import object_key
+import hub_tables
 from producers import publish_dataset
 
 pytestmark = [pytest.mark.integration]
@@ -33,9 +36,8 @@ def hub(provisioned_settings):
 
 def current(org: str, dataset_id: str) -> list[tuple]:
     """The dataset's current harmonized rows, as sorted tuples of COLUMNS."""
-    store = ObjectStore()
-    keys = [k for k in store.list(harmonized_dataset_prefix(org, dataset_id)) if k.endswith(".parquet")]
-    rows = [tuple(r[c] for c in COLUMNS) for k in keys for r in store.read_parquet(k).to_pylist()]
+    table = hub_tables.current_rows(org, dataset_id)
+    rows = [tuple(r[c] for c in COLUMNS) for r in table.to_pylist()] if table is not None else []
     return sorted(rows, key=repr)
 
 
@@ -102,7 +104,7 @@ def test_exchange_rates_keep_every_series_and_action_d_deletes(hub, tmp_path):
         ("SP00", "DEU", None, gbp, "2024-02", 0.85568, "NUMBER"),
         ("SP01", "DEU", None, usd_a, "2024-01", 1.0901, "NUMBER"),
     ], key=repr)
-    history = ObjectStore().read_parquet(history_key("WTO", dataset, s2.release_id))
+    history = hub_tables.history_rows("WTO", dataset, s2.release_id)
     assert sorted((r["dimensions"], r["period"], r["value"], r["deleted"]) for r in history.to_pylist()) == sorted([
         (jpy, "2024-01", None, True), (usd_a, "2024-02", 1.0802, False), (gbp, "2024-02", 0.85568, False)])
 
@@ -163,7 +165,7 @@ def test_an_hs_edition_is_recorded_and_says_whether_it_was_checked(hub, tmp_path
     path.write_text(TRADE_2017)
     summary = publish(hub, "WCO", dataset, path, {"commodity_classification": "HS2017"})
     ingest("datasets", idle_ms=1500)
-    assert Catalog(ObjectStore()).release_applied("WCO", dataset, summary.release_id)["commodity_classification"] == "HS2017"
+    assert release_applied(Catalog(ObjectStore()), "WCO", dataset, summary.release_id)["commodity_classification"] == "HS2017"
     assert current("WCO", dataset) == sorted([
         ("IMP", "FRA", "851762", "", "2021", 1520.5, "USD"), ("IMP", "FRA", "852990", "", "2021", 88.0, "USD")], key=repr)
     entry = Catalog(ObjectStore()).dataset(dataset_name("WCO", dataset))
@@ -182,7 +184,8 @@ def test_data_written_before_dimensions_existed_keeps_merging(hub, tmp_path):
     publish(hub, "WCO", dataset, path, {})
     ingest("datasets", idle_ms=1500)
     store = ObjectStore()
-    (key,) = [k for k in store.list(harmonized_dataset_prefix("WCO", dataset)) if k.endswith(".parquet")]
+    (data_file,) = hub_tables.tables().data_files(hub_tables.observations("WCO", dataset))
+    key = object_key(data_file.file_path, store.settings.bucket)
     table = store.read_parquet(key)
     assert table["dimensions"].to_pylist() == ["", ""] and table["release_id"].to_pylist()[0]
     store.put_parquet(key, table.drop_columns(["dimensions"]))          # the layout before the column
@@ -191,4 +194,6 @@ def test_data_written_before_dimensions_existed_keeps_merging(hub, tmp_path):
     counts = ingest("datasets", idle_ms=1500)
     assert counts["revisions_applied"] == 1
     assert current("WCO", dataset) == [("SEIZ", "DEU", None, "", "2023", 20.0, "KG"), ("SEIZ", "FRA", None, "", "2023", 11.0, "KG")]
-    assert pa.types.is_string(store.read_parquet(key).schema.field("dimensions").type)
+    (data_file,) = hub_tables.tables().data_files(hub_tables.observations("WCO", dataset))
+    assert pa.types.is_string(store.read_parquet(object_key(data_file.file_path, store.settings.bucket))
+                              .schema.field("dimensions").type)

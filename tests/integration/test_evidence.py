@@ -36,6 +36,8 @@ from ioxhub.ingest.run import ingest
 from producers import publish_dataset
 from producers.samples.effects import PLANTED_EFFECTS
 from ioxhub.storage import ObjectStore
+from ioxhub.table_files import live_files
+from ioxhub.tables import identifier_of, object_key, tables_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 ORGS = ["WCO", "WHO", "ICAO", "WTO", "UPU", "IMO", "ICC"]
@@ -149,9 +151,9 @@ def test_as_of_returns_the_snapshot_before_a_revision(hub, run_dag, tmp_path):
     today = dt.datetime.now(dt.timezone.utc).date().isoformat()
     assert _values(pull(PANEL, where, as_of=today)) == new                          # a date: its end
     first_created = after["snapshots"][0]["created_at"]
-    with pytest.raises(PullError, match=re.escape(f"{PANEL} has no snapshot as of 2000-01-01 (first: {first_created})")):
+    with pytest.raises(PullError, match=re.escape(f"{PANEL} has no snapshot as of 2000-01-01 (first kept: {first_created})")):
         pull(PANEL, where, as_of="2000-01-01")
-    with pytest.raises(PullError, match=rf"{PANEL} has no snapshot {n + 2} \(snapshots 1\.\.{n + 1}\)"):
+    with pytest.raises(PullError, match=rf"{PANEL} has no snapshot {n + 2} \(snapshots kept: 1\.\.{n + 1}"):
         pull(PANEL, where, as_of=str(n + 2))
 
     # the same through the CLI, as an analyst runs it
@@ -167,7 +169,7 @@ def test_as_of_returns_the_snapshot_before_a_revision(hub, run_dag, tmp_path):
     done = subprocess.run(cli + ["--as-of", "2000-01-01"], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip().splitlines() == [f"error: {PANEL} has no snapshot as of 2000-01-01 "
-                                                f"(first: {first_created})"]
+                                                f"(first kept: {first_created})"]
 
 
 # --- 3. pushdown -------------------------------------------------------------------------------------
@@ -195,9 +197,10 @@ def test_filtered_pull_reads_a_small_part_of_the_panel(hub, tmp_path):
     assert ingest("datasets", idle_ms=1500)["observations_harmonized"] == table.num_rows
     assert derive_evidence(force=True)["datasets"][PANEL]["rows"] >= table.num_rows
 
-    entry = snapshot_of(PANEL)
-    key = entry["location"] + "data.parquet"
     store = ObjectStore()
+    files = live_files(tables_for(store.settings).load(*identifier_of(PANEL)))
+    assert len(files) == 1                                  # one commit replaces the panel's content
+    key = object_key(files[0].file_path, store.bucket)
     whole = store.get_bytes(key)
     meta = pq.ParquetFile(io.BytesIO(whole)).metadata
     ref_area = meta.schema.to_arrow_schema().get_field_index("ref_area")

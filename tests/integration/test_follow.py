@@ -26,7 +26,8 @@ from ioxhub.ingest.lease import lease_key
 from ioxhub.ingest.run import follow, ingest
 from ioxhub.stack import process
 from ioxhub.status import hub_status
-from ioxhub.storage import ObjectStore, harmonized_dataset_prefix
+from ioxhub.storage import ObjectStore
+import hub_tables
 from producers import publish_dataset
 
 pytestmark = [pytest.mark.integration]
@@ -54,7 +55,8 @@ def publish(settings, tmp_path: Path, org: str, dataset: str, years: range, coun
 def harmonized_rows(org: str, dataset: str, store: ObjectStore | None = None) -> tuple[int, int]:
     """(rows, distinct (ref_area, period)) of a harmonized dataset."""
     store = store or ObjectStore()
-    tables = [store.read_parquet(k) for k in store.list(harmonized_dataset_prefix(org, dataset)) if k.endswith(".parquet")]
+    current = hub_tables.current_rows(org, dataset, settings=store.settings)
+    tables = [current] if current is not None else []
     keys = {(a, p) for t in tables for a, p in zip(t["ref_area"].to_pylist(), t["period"].to_pylist())}
     return sum(t.num_rows for t in tables), len(keys)
 
@@ -165,7 +167,7 @@ def test_conditional_puts_refuse_a_second_creator_and_a_stale_etag(hub):
 
 
 def test_follow_with_derive_updates_the_curated_datasets_after_a_new_release(hub, tmp_path):
-    from consumers.evidence import STATE_KEY
+    from consumers.evidence import last_derivation
 
     proc = subprocess.Popen([IOXHUB, "ingest", "datasets", "--follow", "--derive", "--json"], env=dict(os.environ),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
@@ -174,7 +176,7 @@ def test_follow_with_derive_updates_the_curated_datasets_after_a_new_release(hub
         wait_for(lambda: (store.get_json(lease_key("datasets")) or {}).get("expires_at", 0) > time.time(), timeout=30)
         dataset = f"derived_{uuid.uuid4().hex[:6]}"
         publish(hub, tmp_path, "WCO", dataset, range(2012, 2016))
-        wait_for(lambda: f"WCO.{dataset}" in (store.get_json(STATE_KEY) or {}).get("inputs", {}), timeout=120)
+        wait_for(lambda: f"WCO.{dataset}" in (last_derivation(hub) or {}).get("inputs", {}), timeout=120)
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=120)

@@ -9,19 +9,23 @@ import hashlib
 import uuid
 
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import pytest
 from kafka import KafkaConsumer
 
 from ioxhub.contracts import codec, release_manifest
 from app.demo import ensure_keys
+from ioxhub.ingest.policies import read_instruments
 from ioxhub.ingest.run import ingest
 from ioxhub.kafka import common_config, make_producer
 from ioxhub.names import DEAD_LETTER_TOPIC, datasets_topic
 from producers import publish_dataset
 from producers.samples.manifest import SampleManifest
 from ioxhub.keys import load_signer
-from ioxhub.storage import ObjectStore, harmonized_dataset_prefix
+from ioxhub.storage import ObjectStore, StorageError
+from ioxhub.tables import HISTORY, Tables
+from ioxhub.catalog import Catalog
+from ioxhub.ingest.markers import release_applied
+import hub_tables
 
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
@@ -40,9 +44,9 @@ def drain():
 
 
 def harmonized_rows(store: ObjectStore, org: str, dataset_id: str):
-    keys = [k for k in store.list(harmonized_dataset_prefix(org, dataset_id)) if k.endswith(".parquet")]
-    tables = [store.read_parquet(k) for k in keys]
-    return sum(t.num_rows for t in tables), tables
+    """(rows, [table]) of the dataset's current observations, read through pyiceberg."""
+    table = hub_tables.current_rows(org, dataset_id)
+    return (table.num_rows, [table]) if table is not None else (0, [])
 
 
 def publish_fresh_samples(out_dir, settings, tag: str) -> tuple[list[dict], SampleManifest]:
@@ -105,7 +109,7 @@ def test_sample_feeds_through_airflow_reconcile_exactly(hub, run_dag, tmp_path):
     state, tasks, policies = run_dag("ingest_policies")
     assert state == "success"
     assert policies["events"]["applied"] == sum(f.rows for f in manifest.policies())
-    assert store.read_parquet("harmonized/instruments/adoptions.parquet").num_rows > 0
+    assert read_instruments(store.settings, "adoptions").num_rows > 0
 
     # Publishing the same feeds again doubles nothing.
     for f in datasets:
@@ -132,14 +136,18 @@ def test_fault_between_write_and_commit_then_rerun(hub, run_dag, tmp_path):
     state, tasks, first = run_dag("ingest_datasets", fail_before_commit=True)
     assert state == "failed" and tasks["ingest"] == "failed"
     store = ObjectStore()
-    before = {k: store.get_bytes(k) for k in store.list(harmonized_dataset_prefix("WCO", "fault_test"))}
-    assert sum(pq.read_table(__import__("io").BytesIO(v)).num_rows for v in before.values()) == 10
+    table = hub_tables.observations("WCO", "fault_test")
+    before, snapshots = hub_tables.current_rows("WCO", "fault_test"), hub_tables.snapshot_ids(table)
+    assert before.num_rows == 10 and len(snapshots) == 1
 
     state, tasks, rerun = run_dag("ingest_datasets", fail_before_commit=False)
     assert state == "success"
     assert rerun["events"]["consumed"] == first["events"]["consumed"]   # the offsets were not committed
-    after = {k: store.get_bytes(k) for k in store.list(harmonized_dataset_prefix("WCO", "fault_test"))}
-    assert after == before                                                # identical harmonized data
+    assert rerun["events"]["duplicate"] == rerun["events"]["consumed"] and rerun["releases_applied"] == 0
+    after = hub_tables.current_rows("WCO", "fault_test")
+    assert after.sort_by("period").equals(before.sort_by("period"))        # identical harmonized data
+    assert hub_tables.snapshot_ids(hub_tables.observations("WCO", "fault_test")) == snapshots   # no new snapshot
+    assert len(hub_tables.snapshot_ids(hub_tables.history("WCO", "fault_test"))) == 1
     rows, tables = harmonized_rows(store, "WCO", "fault_test")
     periods = [p for t in tables for p in t["period"].to_pylist()]
     assert rows == 10 and len(set(periods)) == 10                          # no duplicate rows
@@ -260,3 +268,83 @@ def _send_signed(org: str, dataset: str, events: list[tuple[bytes, str]]) -> Non
         producer.send(topic, key=f"{org}/{dataset}".encode(), value=value, headers=headers)
     producer.flush()
     producer.close()
+
+
+MAPPING = {"indicator": "indicator", "ref_area": "ref_area", "period": "period", "value": "value", "unit": "unit"}
+
+
+def _publish(tmp_path, hub, org: str, dataset_id: str, rows: list[str], name: str):
+    return publish_dataset(org, dataset_id, [_small_csv(tmp_path / f"{name}.csv", rows)], MAPPING, settings=hub,
+                           progress=False)
+
+
+def test_a_release_over_several_years_is_one_snapshot(hub, tmp_path):
+    drain()
+    dataset = f"years_{uuid.uuid4().hex[:6]}"
+    first = _publish(tmp_path, hub, "WCO", dataset, [f"WCO.YEARS,FRA,{y},1,KG" for y in range(2015, 2020)], "one")
+    drain()
+    table = hub_tables.observations("WCO", dataset)
+    old = table.current_snapshot()
+    old_files = {f.file_path for f in Tables().data_files(table)}
+    assert len(old_files) == 5 and old.summary["ioxhub.release_id"] == first.release_id
+
+    second = _publish(tmp_path, hub, "WCO", dataset, [f"WCO.YEARS,FRA,{y},2,KG" for y in range(2015, 2020)], "two")
+    summary = ingest("datasets", idle_ms=1500)
+    assert summary["releases_applied"] == 1 and summary["revisions_applied"] == 5
+    table = hub_tables.observations("WCO", dataset)
+    new = table.current_snapshot()
+    assert new.parent_snapshot_id == old.snapshot_id                      # one snapshot for the five years
+    assert new.summary["ioxhub.release_id"] == second.release_id and new.summary["ioxhub.revisions"] == "5"
+    new_files = {f.file_path for f in Tables().data_files(table)}
+    assert len(new_files) == 5 and not new_files & old_files               # every year's file replaced
+    assert hub_tables.current_rows("WCO", dataset)["value"].to_pylist() == [2.0] * 5
+    before = hub_tables.current_rows("WCO", dataset, snapshot_id=old.snapshot_id)
+    assert before["value"].to_pylist() == [1.0] * 5                        # the previous snapshot sees none of it
+    assert set(before["release_id"].to_pylist()) == {first.release_id}
+
+
+def test_revisions_as_of_the_previous_snapshot_show_the_old_value(hub, tmp_path):
+    drain()
+    dataset = f"asof_{uuid.uuid4().hex[:6]}"
+    _publish(tmp_path, hub, "WHO", dataset, ["WHO.ASOF,DEU,2020,1.5,KG", "WHO.ASOF,DEU,2021,2.5,KG"], "one")
+    drain()
+    previous = hub_tables.observations("WHO", dataset).current_snapshot().snapshot_id
+    _publish(tmp_path, hub, "WHO", dataset, ["WHO.ASOF,DEU,2021,9.5,KG"], "two")
+    drain()
+    now = hub_tables.current_rows("WHO", dataset).sort_by("period")
+    then = hub_tables.current_rows("WHO", dataset, snapshot_id=previous).sort_by("period")
+    assert now["value"].to_pylist() == [1.5, 9.5] and then["value"].to_pylist() == [1.5, 2.5]
+    assert hub_tables.history_rows("WHO", dataset).num_rows == 3        # both releases' rows, each once
+
+
+def test_crash_between_the_observations_and_the_history_commit_then_rerun(hub, tmp_path, monkeypatch):
+    drain()
+    dataset = f"halfway_{uuid.uuid4().hex[:6]}"
+    published = _publish(tmp_path, hub, "WTO", dataset, [f"WTO.HALF,BRA,{y},{y},KG" for y in range(2018, 2023)]
+                         + ["WTO.HALF,BRA,2018,2018,KG"], "half")
+    commit = Tables.commit_files
+
+    def crash_before_history(self, table, **kwargs):
+        if table.name()[-2] == HISTORY and kwargs.get("add"):
+            raise StorageError("injected: the hub bucket went away between the two commits")
+        return commit(self, table, **kwargs)
+
+    monkeypatch.setattr(Tables, "commit_files", crash_before_history)
+    with pytest.raises(StorageError):
+        ingest("datasets", idle_ms=1500)
+    monkeypatch.setattr(Tables, "commit_files", commit)
+    halfway = hub_tables.current_rows("WTO", dataset)
+    assert halfway.num_rows == 5 and hub_tables.history_rows("WTO", dataset) is None
+    snapshots = hub_tables.snapshot_ids(hub_tables.observations("WTO", dataset))
+
+    rerun = ingest("datasets", idle_ms=1500)
+    assert rerun["releases_applied"] == 1 and rerun["events"]["applied"] == rerun["events"]["consumed"] > 0
+    assert rerun["observations_harmonized"] == 5 and rerun["observations_duplicate"] == 1
+    assert hub_tables.snapshot_ids(hub_tables.observations("WTO", dataset)) == snapshots     # not applied twice
+    assert hub_tables.current_rows("WTO", dataset).sort_by("period").equals(halfway.sort_by("period"))
+    history = hub_tables.history_rows("WTO", dataset, published.release_id)
+    assert history.num_rows == 5 and len(set(history["period"].to_pylist())) == 5           # no row doubled
+    marker = release_applied(Catalog(ObjectStore()), "WTO", dataset, published.release_id)
+    assert marker["harmonized"] == 5 and marker["chunks"] == published.chunks
+    again = ingest("datasets", idle_ms=1500)
+    assert again["events"]["consumed"] == 0                                # counted once: the offsets are committed

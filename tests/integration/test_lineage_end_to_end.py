@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.demo import ensure_keys
 from consumers.evidence import derive_evidence
 from ioxhub import lineage, metrics, metrics_exporter
-from ioxhub.ingest.harmonized import dataset_name
+from ioxhub.ingest.harmonized import dataset_name, observations_location
 from ioxhub.ingest.run import InjectedFault, ingest
 from ioxhub.names import datasets_topic
 from ioxhub.lineage_graph import dataset_graph, sources
@@ -73,7 +73,7 @@ def test_lineage_of_a_curated_dataset_reaches_the_file_and_release(provisioned_s
 
     # the hub's ingest run ran inside the Airflow task: its parent is the task run the provider reported
     ingest_runs = [evs for evs in runs_of(hub, "ingest_datasets").values()
-                   if any(o["name"].endswith(f"dataset={dataset_id}") for e in evs for o in e.get("outputs", []))]
+                   if any(o["name"] == observations_location(hub, "WCO", dataset_id) for e in evs for o in e.get("outputs", []))]
     assert len(ingest_runs) == 1
     events = ingest_runs[0]
     assert [e["eventType"] for e in events] == ["START", "COMPLETE"]
@@ -81,7 +81,7 @@ def test_lineage_of_a_curated_dataset_reaches_the_file_and_release(provisioned_s
     assert parent["job"]["name"] == "ingest_datasets.ingest"
     provider = runs_of(hub, "ingest_datasets.ingest").get(parent["run"]["runId"], [])
     assert {e["eventType"] for e in provider} >= {"START", "COMPLETE"}          # the provider's own task events
-    (out,) = [o for o in events[-1]["outputs"] if o["name"].endswith(f"dataset={dataset_id}")]
+    (out,) = [o for o in events[-1]["outputs"] if o["name"] == observations_location(hub, "WCO", dataset_id)]
     assert out["outputFacets"]["outputStatistics"]["rowCount"] == 6
     assert out["facets"]["ioxhub_releases"]["releases"][0]["releaseId"] == summary.release_id
 

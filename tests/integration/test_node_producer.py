@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import uuid
 
-import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
@@ -22,7 +21,7 @@ from ioxhub import conformance, names
 from ioxhub.ingest.run import ingest
 from ioxhub.keys import generate_org_key, load_trust_store
 from ioxhub.settings import PROJECT_ROOT
-from ioxhub.storage import ObjectStore, harmonized_dataset_prefix
+import hub_tables
 
 NODE_DIR = PROJECT_ROOT / "examples" / "node-producer"
 ORG = "UPU"
@@ -80,9 +79,7 @@ def test_node_producer_release_is_ingested(provisioned_settings, tmp_path):
     summary = ingest("datasets", provisioned_settings, idle_ms=1500)
     assert summary["quarantined_by_reason"].get("unknown-country", 0) == 0     # rows, not events
     assert summary["observations_refused_by_reason"].get("unknown-country", 0) >= 1
-    store = ObjectStore(provisioned_settings)
-    keys = [k for k in store.list(harmonized_dataset_prefix(ORG, dataset)) if k.endswith(".parquet")]
-    table = pa.concat_tables([store.read_parquet(k) for k in keys])
+    table = hub_tables.current_rows(ORG, dataset, settings=provisioned_settings)
     assert table.num_rows == 2499
     got = {(r["indicator"], r["ref_area"], r["period"]) for r in table.select(["indicator", "ref_area", "period"]).to_pylist()}
     assert (f"{ORG}.ITEMS_0", "FRA", "2000") in got and not any(area == "XXX" for _, area, _ in got)

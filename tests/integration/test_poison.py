@@ -25,7 +25,8 @@ from ioxhub.kafka import make_producer
 from ioxhub.names import datasets_topic, policies_topic
 from ioxhub.keys import load_signer
 from ioxhub.status import hub_status
-from ioxhub.storage import ObjectStore, harmonized_dataset_prefix, staging_prefix
+from ioxhub.storage import ObjectStore, staging_prefix
+import hub_tables
 
 pytestmark = [pytest.mark.integration]
 ORG = "ICC"
@@ -131,8 +132,7 @@ def letters(store: ObjectStore, topic: str) -> dict[str, dict]:
 
 
 def rows(store: ObjectStore, dataset_id: str) -> int:
-    return sum(store.read_parquet(k).num_rows for k in store.list(harmonized_dataset_prefix(ORG, dataset_id))
-               if k.endswith(".parquet"))
+    return hub_tables.rows_count(ORG, dataset_id, store.settings)
 
 
 def test_malformed_content_is_quarantined_per_event_and_the_good_release_applied(hub):

@@ -17,7 +17,9 @@ from ioxhub.ingest.letters import find_letters, read_letters
 from ioxhub.ingest.retry import RetryError, retry
 from ioxhub.ingest.run import ingest
 from ioxhub.keys import KEYRING_FILE, add_to_keyring, generate_key, keys_dir
-from ioxhub.storage import ObjectStore, harmonized_dataset_prefix
+from ioxhub.storage import ObjectStore
+from ioxhub.ingest.markers import release_applied
+import hub_tables
 from ioxhub_cli import ioxhub
 from producers import publish_dataset
 
@@ -50,13 +52,13 @@ def test_a_release_refused_for_an_unknown_key_is_applied_once_after_the_key_is_r
 
         again = retry(release=("ICC", dataset_id, published.release_id), settings=hub)
         assert again["outcomes"] == {"quarantined": 3}          # still unknown: refused again, letters kept
-        assert not list(store.list(harmonized_dataset_prefix("ICC", dataset_id)))
+        assert hub_tables.rows_count("ICC", dataset_id, hub) == 0
 
         add_to_keyring(keys_dir(hub.data_dir) / KEYRING_FILE, key)          # the fix
         done = retry(release=("ICC", dataset_id, published.release_id), settings=hub, run_id="retry-test")
         assert done["outcomes"] == {"applied": 3}
         assert done["runs"]["datasets"]["events"]["applied"] == 3
-        assert Catalog(store).release_applied("ICC", dataset_id, published.release_id)["harmonized"] == 3
+        assert release_applied(Catalog(store), "ICC", dataset_id, published.release_id)["harmonized"] == 3
         assert Catalog(store).last_runs()["quarantine_retry"]["run_id"] == "retry-test"
         letter = find_letters(store, refused[0]["id"])[0]                  # kept, with its history
         assert [a["outcome"] for a in letter["retries"]] == ["quarantined", "applied"]

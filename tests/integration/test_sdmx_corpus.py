@@ -18,7 +18,8 @@ import yaml
 
 from app.demo import ensure_keys
 from ioxhub.ingest.run import ingest
-from ioxhub.storage import ObjectStore, harmonized_dataset_prefix
+from ioxhub.storage import ObjectStore
+import hub_tables
 from producers import publish_dataset
 from producers.mapping import ColumnMapping
 
@@ -49,11 +50,9 @@ def case_mapping(case: dict, args: list[str]) -> ColumnMapping | None:
 
 
 def harmonized(store: ObjectStore, dataset_id: str, refused: dict[str, int]) -> pa.Table:
-    keys = [k for k in store.list(harmonized_dataset_prefix(ORG, dataset_id)) if k.endswith(".parquet")]
-    tables = [store.read_parquet(k) for k in keys]
-    assert tables, f"nothing harmonized for {ORG}/{dataset_id}; refused: {refused}"
-    return pa.concat_tables([t.cast(pa.schema([f.with_type(f.type.value_type) if pa.types.is_dictionary(f.type) else f
-                                                for f in t.schema])) for t in tables], promote_options="default")
+    table = hub_tables.current_rows(ORG, dataset_id, settings=store.settings)
+    assert table is not None, f"nothing harmonized for {ORG}/{dataset_id}; refused: {refused}"
+    return table
 
 
 def cell(value) -> str:

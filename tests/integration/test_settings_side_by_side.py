@@ -10,11 +10,11 @@ import pytest
 import yaml
 
 from app.demo import ensure_keys
+from ioxhub.ingest.policies import read_instruments
 from ioxhub.ingest.run import ingest
 from ioxhub.names import policies_topic
 from producers import publish_policy
 from ioxhub.status import topic_lag
-from ioxhub.storage import ObjectStore, instruments_key
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +59,7 @@ def test_two_settings_side_by_side(provisioned_settings, other_schemas_dir, tmp_
     second = ingest("policies", hub, idle_ms=1500)         # WHO's update still waited for the session's
     assert second["events"] == {"consumed": 1, "applied": 1, "staged": 0, "duplicate": 0, "quarantined": 0}
 
-    versions = ObjectStore(hub).read_parquet(instruments_key("instrument_versions")).to_pylist()
+    versions = read_instruments(hub, "instrument_versions").to_pylist()
     by_id = {row["instrument_id"]: row["schema_version"] for row in versions}
     new = wco_only.schemas_dir / "policy_update"
     assert by_id[wco] == f"policy_update/v{len(list(new.glob('v*.avsc')))}"

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pytest
 from kafka import KafkaConsumer
 
-from ioxhub.catalog import Catalog, dataset_key
+from ioxhub.catalog import Catalog
 from consumers.access import pull_table
 from ioxhub.contracts import codec
 from app.demo import ensure_keys
@@ -37,7 +37,13 @@ from producers import publish_dataset, publish_policy
 from ioxhub.s3 import make_client
 from ioxhub.keys import generate_key, generate_org_key, load_private_key, load_signer, retire_key
 from ioxhub.signing import Signer
-from ioxhub.storage import ObjectStore, StorageError, curated_prefix, harmonized_dataset_prefix
+from consumers.evidence import write_curated
+from ioxhub.ingest.policies import read_instruments
+from ioxhub.storage import ObjectStore, StorageError
+from ioxhub.table_files import live_files
+from ioxhub.tables import CURATED, TableAccessDenied, identifier_of, object_key, tables_for
+from table_writes import commit_snapshot
+import hub_tables
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 IOXHUB = str(Path(sys.executable).parent / "ioxhub")
@@ -109,8 +115,7 @@ def dlq_letters(event_ids: set[str]) -> dict[str, dict]:
 
 
 def harmonized_row_count(store: ObjectStore, org: str, dataset_id: str) -> int:
-    return sum(store.read_parquet(k).num_rows for k in store.list(harmonized_dataset_prefix(org, dataset_id))
-               if k.endswith(".parquet"))
+    return hub_tables.rows_count(org, dataset_id, store.settings)
 
 
 # ------------------------------------------------------------------------------------------ signed events
@@ -250,7 +255,7 @@ def test_an_org_cannot_rewrite_another_orgs_instrument(hub, run_dag, tmp_path):
     assert state == "success"
     letters = dead_letters_of(ObjectStore(hub), policies_topic("WHO"), forged_ids)
     assert {eid: l["reason"] for eid, l in letters.items()} == {eid: "org-mismatch" for eid in forged_ids}
-    adoptions = ObjectStore(hub).read_parquet("harmonized/instruments/adoptions.parquet")
+    adoptions = read_instruments(hub, "adoptions")
     mine = [r for r in adoptions.to_pylist() if r["instrument_id"] == instrument]
     assert [(r["country"], r["adoption_date"].isoformat()) for r in mine] == [("FRA", "2021-06-01")]
 
@@ -264,21 +269,24 @@ def analyst_keys(hub) -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def curated(hub):
-    """A curated dataset written by the hub (a snapshot + its catalog entry); removed afterwards."""
+    """A curated dataset written by the hub (its table, one snapshot); removed afterwards."""
     name = f"trust_probe_{uuid.uuid4().hex[:8]}"
-    store = ObjectStore(hub)
-    location = curated_prefix(name, 1)
+    store, tables = ObjectStore(hub), tables_for(hub)
     table = pa.table({"ref_area": ["DEU", "FRA", "FRA"], "year": [2023, 2023, 2024], "value": [1.0, 2.0, 3.0]})
-    store.put_parquet(location + "data.parquet", table)
-    Catalog(store).publish_snapshot(name, {"kind": "curated", "rows": 3, "columns": table.column_names}, location, 1)
+    write_curated(store, tables, name, table, {"kind": "curated", "rows": 3, "columns": table.column_names},
+                  {"ioxhub.run_id": "trust"})
+    data_key = object_key(live_files(tables.load(CURATED, name))[0].file_path, hub.bucket)
     # Hub-only zones: an object in each, and a harmonized dataset in the catalog (analysts see the entry,
     # not the data).
     hub_only = {zone: f"{zone}/trust-probe/{name}/data.parquet" for zone in ("raw", "quarantine", "harmonized")}
     for key in hub_only.values():
         store.put_parquet(key, table)
-    Catalog(store).publish_snapshot(f"{name}_h", {"kind": "harmonized", "rows": 3}, f"harmonized/trust-probe/{name}/", 1)
-    yield {"name": name, "table": table, **hub_only}
-    for key in (location + "data.parquet", dataset_key(name), dataset_key(f"{name}_h"), *hub_only.values()):
+    harmonized = f"TRUST.{name}"
+    commit_snapshot(store, harmonized, table, {"kind": "harmonized"})
+    yield {"name": name, "harmonized_name": harmonized, "table": table, "data_key": data_key, **hub_only}
+    tables.catalog.drop_table((CURATED, name))
+    tables.catalog.drop_table(identifier_of(harmonized))
+    for key in (data_key, *hub_only.values()):
         store.delete(key)
 
 
@@ -290,7 +298,14 @@ def test_analyst_reads_curated_and_catalog_only_and_never_writes(hub, analyst_ke
     analyst = analyst_store(hub, *analyst_keys)
     pulled = pull_table(curated["name"], ["ref_area=FRA"], store=analyst)
     assert pulled.table.sort_by("year").to_pydict() == {"ref_area": ["FRA", "FRA"], "year": [2023, 2024], "value": [2.0, 3.0]}
-    assert curated["name"] in {d["name"] for d in Catalog(analyst).datasets()}
+    listed = {d["name"] for d in Catalog(analyst).datasets()}
+    assert curated["name"] in listed
+    # A harmonized table's metadata is in the harmonized zone: analysts do not see it, and pulling it is
+    # refused in one line.
+    assert curated["harmonized_name"] not in listed
+    assert curated["harmonized_name"] in {d["name"] for d in Catalog(ObjectStore(hub)).datasets()}
+    with pytest.raises(TableAccessDenied, match="AccessDenied"):
+        pull_table(curated["harmonized_name"], [], store=analyst)
 
     def refused(call) -> str:
         with pytest.raises(StorageError) as err:
@@ -306,11 +321,11 @@ def test_analyst_reads_curated_and_catalog_only_and_never_writes(hub, analyst_ke
     for key in (f"curated/{curated['name']}/intruder.parquet", "catalog/datasets/intruder.json",
                 "raw/intruder.avro", "quarantine/intruder.avro", "harmonized/intruder.parquet"):
         refused(lambda: analyst.put_bytes(key, b"x"))
-    refused(lambda: analyst.delete(curated_prefix(curated["name"], 1) + "data.parquet"))
+    refused(lambda: analyst.delete(curated["data_key"]))
     refused(lambda: analyst.delete(curated["raw"]))
     hub_store = ObjectStore(hub)
     assert hub_store.exists(curated["raw"])                                     # nothing was removed
-    assert hub_store.exists(curated_prefix(curated["name"], 1) + "data.parquet")
+    assert hub_store.exists(curated["data_key"])
     assert not hub_store.exists("catalog/datasets/intruder.json")
 
 
@@ -347,6 +362,6 @@ def test_cli_with_analyst_keys_and_with_wrong_keys(hub, analyst_keys, curated):
 
     # Correct analyst keys, but a zone the analyst may not read: a harmonized dataset of the catalog.
     message = one_error_line(cli({"IOXHUB_S3_ACCESS_KEY": access, "IOXHUB_S3_SECRET_KEY": secret},
-                                 "pull", curated["name"] + "_h", "--format", "json"))
-    assert f"s3://{hub.bucket}/harmonized/trust-probe/" in message and "(AccessDenied)" in message
+                                 "pull", curated["harmonized_name"], "--format", "json"))
+    assert f"table harmonized.{identifier_of(curated['harmonized_name'])[1]}" in message and "(AccessDenied)" in message
     assert secret not in message

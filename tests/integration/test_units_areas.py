@@ -16,7 +16,8 @@ from ioxhub.catalog import Catalog
 from ioxhub.ingest.letters import read_letters
 from ioxhub.ingest.replay import replay
 from ioxhub.ingest.run import ingest
-from ioxhub.storage import ObjectStore, harmonized_dataset_prefix
+from ioxhub.storage import ObjectStore
+import hub_tables
 from producers import publish_dataset
 
 pytestmark = pytest.mark.integration
@@ -65,8 +66,7 @@ def test_provider_codes_and_areas_round_trip(hub, tmp_path):
     assert counts is not None
 
     store = ObjectStore(hub)
-    keys = [k for k in store.list(harmonized_dataset_prefix("WCO", dataset_id)) if k.endswith(".parquet")]
-    rows = [r for k in keys for r in store.read_parquet(k).to_pylist()]
+    rows = hub_tables.current_rows("WCO", dataset_id, settings=hub).to_pylist()
     got = sorted((tuple(r[c] for c in COLUMNS) for r in rows), key=repr)
     assert got == EXPECTED
     assert all(r["published_at"] > dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc) for r in rows)

@@ -27,19 +27,17 @@ import pyarrow.parquet as pq
 import pytest
 import sdmx
 
-from app.demo import ensure_keys, publish_samples
 from consumers.access import pull_table
 from consumers.sdmx_out import flow_id, sdmx_id
 from consumers.evidence import derive_evidence
+from sample_hub import ORGS, feed_samples
 from ioxhub.apikeys import create_key, object_org, revoke_key
 from ioxhub.catalog import Catalog
 from ioxhub.contracts.registry import get_registry
-from ioxhub.ingest.run import ingest
 from ioxhub.stack import process
 from ioxhub.storage import ObjectStore
 
 pytestmark = pytest.mark.integration
-ORGS = ["WCO", "WHO", "ICAO", "WTO", "UPU", "IMO", "ICC"]
 PANEL = "indicator_panel_annual"
 IOXHUB = [os.path.join(os.path.dirname(sys.executable), "ioxhub")]
 
@@ -47,12 +45,7 @@ IOXHUB = [os.path.join(os.path.dirname(sys.executable), "ioxhub")]
 @pytest.fixture(scope="module")
 def data(provisioned_settings, tmp_path_factory):
     """The sample feeds through the hub (no Airflow: the same functions its DAGs call)."""
-    ensure_keys(ORGS, provisioned_settings)
-    publish_samples(tmp_path_factory.mktemp("samples"), provisioned_settings)
-    for kind in ("datasets", "policies"):
-        ingest(kind, idle_ms=1500)
-    derive_evidence(provisioned_settings, force=True)
-    return provisioned_settings
+    return feed_samples(provisioned_settings, tmp_path_factory.mktemp("samples"), derivations=1)
 
 
 @pytest.fixture(scope="module")
@@ -222,7 +215,8 @@ def zone_objects(data, quarantined_org):
     store, org = ObjectStore(data), quarantined_org
     return {z: next(k for k in store.list(p) if k.endswith((".avro", ".parquet", ".json")))
             for z, p in (("raw", f"raw/org={org}/"), ("quarantine", f"quarantine/observations/org={org}/"),
-                         ("harmonized", f"harmonized/observations/org={org}/"), ("curated", f"curated/{PANEL}/"))}
+                         ("harmonized", f"harmonized/tables/harmonized/{org.lower()}__"),        # its tables' files
+                         ("curated", f"curated/tables/curated/{PANEL}/data/"))}
 
 
 @pytest.mark.parametrize("who, expected", [
@@ -370,3 +364,38 @@ def test_schemathesis_finds_no_server_error(server, keys, tmp_path):
                            "--phases", "examples,coverage,fuzzing", "--request-timeout", "60", "--workers", "2"],
                           capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+
+
+def test_as_of_names_a_snapshot_by_number_id_or_time_and_a_cursor_pins_the_snapshot_id(data, server, keys):
+    """Last in this module: it derives a new snapshot of the panel."""
+    import datetime as dt
+
+    from app.web.api import decode_cursor
+
+    store = ObjectStore(data)
+    entry = Catalog(store).dataset(PANEL)
+    path, params = f"/api/v1/datasets/{PANEL}/rows", {"where": "ref_area=in:FRA,DEU", "limit": 40}
+    first = get(server, path, keys["analyst"], params=params).json()
+    assert first["snapshot_id"] == entry["snapshot_id"] and decode_cursor(first["next_cursor"]) == (entry["snapshot_id"], 40)
+    just_after = (dt.datetime.fromisoformat(entry["updated_at"]) + dt.timedelta(seconds=1)).isoformat()
+    for as_of in (str(entry["snapshot"]), str(entry["snapshot_id"]), just_after):
+        same = get(server, path, keys["analyst"], params={**params, "as_of": as_of})
+        assert same.json()["rows"] == first["rows"] and same.headers["x-snapshot-id"] == str(entry["snapshot_id"]), as_of
+    derive_evidence(data, force=True)                      # a newer snapshot comes while the analyst pages
+    assert Catalog(store).dataset(PANEL)["snapshot_id"] != entry["snapshot_id"]
+    second = get(server, path, keys["analyst"], params={**params, "cursor": first["next_cursor"]}).json()
+    pinned = pull_table(PANEL, ["ref_area=in:FRA,DEU"], as_of=str(entry["snapshot_id"])).table.to_pylist()
+    assert second["snapshot_id"] == entry["snapshot_id"] and second["rows"] == json.loads(
+        pd.DataFrame(pinned[40:80]).to_json(orient="records", date_format="iso"))
+
+    # a harmonized dataset: any snapshot kept, here its first, by id (byte for byte what ioxhub pull gives)
+    harmonized = max((d for d in Catalog(store).datasets() if d.get("kind") == "harmonized" and d.get("dataset_id")),
+                     key=lambda d: len(d["snapshots"]))
+    oldest = harmonized["snapshots"][0]
+    got = get(server, f"/api/v1/datasets/{harmonized['name']}/rows", keys["analyst"],
+              params={"as_of": str(oldest["snapshot_id"]), "format": "csv"})
+    assert got.status_code == 200 and got.headers["x-snapshot"] == str(oldest["snapshot"])
+    assert got.text == cli("pull", harmonized["name"], "--as-of", str(oldest["snapshot_id"]), "--format", "csv")
+    missing = get(server, path, keys["analyst"], params={"as_of": "987654321"})
+    assert missing.status_code == 400 and "has no snapshot 987654321" in missing.json()["error"]
+    assert "as_of 'soon'" in get(server, path, keys["analyst"], params={"as_of": "soon"}).json()["error"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 import uuid
 
 import pandas as pd
@@ -11,11 +12,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ioxhub.catalog import Catalog
-from consumers.access import (Filter, PullError, PullResult, _expression, _partition_keeps, _snapshot_location, parse_where,
-                              pull, pull_table, write_pull)
+from pyiceberg.expressions import AlwaysTrue, And, EqualTo, GreaterThanOrEqual, In, LessThan
+
+from consumers.access import (Filter, PullError, PullResult, _constant_keeps, _expression, _prune_expression,
+                              _year_filters, dataset_entry, parse_where, pull, pull_table, write_pull)
+from consumers.evidence import write_curated
 from ioxhub.errors import IoxhubError
-from ioxhub.storage import ObjectStore, curated_prefix
+from ioxhub.storage import ObjectStore
+from ioxhub.tables import tables_for
+from table_writes import commit_snapshot
 
 
 # --- pure ------------------------------------------------------------------------------------------
@@ -38,13 +43,36 @@ def test_parse_where_ranges_in_lists_and_not_equal():
     assert parse_where(["note>=a=b"]) == [Filter("note", ">=", ("a=b",))]     # the first operator splits
 
 
-def test_partition_pruning_compares_numbers_as_numbers():
-    assert _partition_keeps("2015", [Filter("year", ">=", ("2015",))])
-    assert not _partition_keeps("999", [Filter("year", ">=", ("2015",))])      # not "999" >= "2015" as text
-    assert _partition_keeps("2016", [Filter("year", "in", ("2016", "2017")), Filter("year", "<", ("2017",))])
-    assert not _partition_keeps("2017", [Filter("year", "in", ("2016", "2017")), Filter("year", "<", ("2017",))])
-    assert not _partition_keeps("2015", [Filter("year", "!=", ("2015",))])
-    assert _partition_keeps("WCO", [Filter("org", "=", ("WCO",))]) and not _partition_keeps("WHO", [Filter("org", "=", ("WCO",))])
+def test_constant_columns_keep_or_drop_the_whole_dataset():
+    assert _constant_keeps("WCO", [Filter("org", "=", ("WCO",))]) and not _constant_keeps("WHO", [Filter("org", "=", ("WCO",))])
+    assert _constant_keeps("WCO", [Filter("org", "in", ("WHO", "WCO"))])
+    assert not _constant_keeps("WCO", [Filter("org", "!=", ("WCO",))])
+    assert _constant_keeps("seizures", [Filter("dataset", ">=", ("s",))])
+
+
+def test_year_filters_become_period_start_ranges():
+    assert _year_filters(parse_where(["year>=2015", "year>2015", "year<2015", "year<=2015"])) == [
+        Filter("period_start", ">=", ("2015-01-01",)), Filter("period_start", ">=", ("2016-01-01",)),
+        Filter("period_start", "<", ("2015-01-01",)), Filter("period_start", "<", ("2016-01-01",))]
+    assert _year_filters(parse_where(["year=2015"])) == [Filter("period_start", ">=", ("2015-01-01",)),
+                                                         Filter("period_start", "<", ("2016-01-01",))]
+    several = parse_where(["year=in:2015,2017", "year!=2016"])       # not one range: filters of the year column
+    assert _year_filters(several) == several
+    with pytest.raises(PullError, match=r"--where year='x': not a valid year"):
+        _year_filters(parse_where(["year=x"]))
+
+
+def test_filters_become_one_iceberg_pruning_expression():
+    schema = pa.schema([("ref_area", pa.string()), ("year", pa.int32()), ("day", pa.date32()),
+                        ("at", pa.timestamp("us", "UTC"))])
+    got = _prune_expression(parse_where(["ref_area=FRA", "ref_area=DEU", "year>=2015", "year!=2016",
+                                         "day<2020-01-01", "at=2026-01-01"]), schema)
+    assert got == And(GreaterThanOrEqual("year", 2015), LessThan("day", dt.date(2020, 1, 1)),
+                      In("ref_area", {"FRA", "DEU"}), EqualTo("at", dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)))
+    assert _prune_expression([], schema) == AlwaysTrue()
+    assert _prune_expression(parse_where(["year!=2016"]), schema) == AlwaysTrue()    # != prunes nothing
+    with pytest.raises(PullError, match=r"--where year>='x': not a valid int32"):
+        _prune_expression(parse_where(["year>=x"]), schema)
 
 
 def test_row_filters_become_one_typed_expression():
@@ -59,41 +87,6 @@ def test_row_filters_become_one_typed_expression():
         _expression(parse_where(["year>=x"]), schema)
     with pytest.raises(PullError, match=r"no column 'nope'"):
         _expression(parse_where(["nope=in:a,b"]), schema)
-
-
-def _entry(kind="curated"):
-    created = ["2026-03-01T10:00:00+00:00", "2026-03-02T12:00:00+00:00", "2026-03-05T08:30:00+00:00"]
-    snaps = [{"snapshot": n, "created_at": c, "location": f"curated/x/snapshot={n:06d}/"}
-             for n, c in enumerate(created, 1)]
-    return {"name": "x", "kind": kind, "snapshot": 3, "location": snaps[-1]["location"], "snapshots": snaps}
-
-
-@pytest.mark.parametrize("as_of, expected", [
-    (None, 3), ("1", 1), ("2", 2), ("3", 3),
-    ("2026-03-01", 1),                      # a date means the end of that day (UTC)
-    ("2026-03-02", 2), ("2026-03-04", 2), ("2026-03-05", 3), ("2027-01-01", 3),
-    ("2026-03-02T11:59:59", 1),             # a time without zone is UTC
-    ("2026-03-02T12:00:00", 2),             # a snapshot created exactly then is included
-    ("2026-03-02T12:00:00Z", 2),
-    ("2026-03-02T13:00:00+02:00", 1),       # 11:00 UTC
-])
-def test_as_of_selects_the_last_snapshot_at_or_before(as_of, expected):
-    snapshot, location = _snapshot_location(_entry(), as_of)
-    assert snapshot == expected and location == f"curated/x/snapshot={expected:06d}/"
-
-
-def test_as_of_errors_are_clear():
-    with pytest.raises(PullError, match=r"x has no snapshot 4 \(snapshots 1\.\.3\)"):
-        _snapshot_location(_entry(), "4")
-    with pytest.raises(PullError, match=r"x has no snapshot 0"):
-        _snapshot_location(_entry(), "0")
-    with pytest.raises(PullError, match=r"no snapshot as of 2026-02-28 \(first: 2026-03-01T10:00:00\+00:00\)"):
-        _snapshot_location(_entry(), "2026-02-28")
-    with pytest.raises(PullError, match=r"--as-of 'last week': expected a snapshot number or an ISO date/time"):
-        _snapshot_location(_entry(), "last week")
-    with pytest.raises(PullError, match="harmonized dataset: only its current state"):
-        _snapshot_location(_entry("harmonized"), "1")
-    assert _snapshot_location(_entry("harmonized"), "3")[0] == 3
 
 
 def _result():
@@ -132,7 +125,6 @@ def test_write_pull_format_errors(tmp_path):
 def curated(stack_settings):
     """A small curated dataset with two snapshots (string, int, float, bool, timestamp columns)."""
     store = ObjectStore(stack_settings)
-    catalog = Catalog(store)
     name = f"access_test_{uuid.uuid4().hex[:8]}"
     for snapshot, factor in ((1, 1.0), (2, 10.0)):
         table = pa.table({
@@ -142,11 +134,27 @@ def curated(stack_settings):
             "primary": [True, False, True, False, True],
             "published_at": pa.array([dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)] * 5, pa.timestamp("us", "UTC")),
         })
-        location = curated_prefix(name, snapshot)
-        size = store.put_parquet(location + "data.parquet", table, row_group_size=2)
-        catalog.publish_snapshot(name, {"kind": "curated", "rows": table.num_rows, "bytes": size}, location,
-                                 snapshot=snapshot)
+        written = write_curated(store, tables_for(stack_settings), name, table, {"kind": "curated", "rows": table.num_rows},
+                                {"ioxhub.run_id": f"access-{snapshot}"}, row_group_size=2)
+        assert written["snapshot"] == snapshot
+        time.sleep(1.1 if snapshot == 1 else 0)     # snapshot times are shown to the second: one second apart
     return name, store
+
+
+@pytest.fixture(scope="module")
+def harmonized(stack_settings):
+    """A harmonized-shaped dataset partitioned by year(period_start), one file per year."""
+    store = ObjectStore(stack_settings)
+    org, dataset_id = "TST", f"access_{uuid.uuid4().hex[:8]}"
+    years = [2014, 2015, 2015, 2016, 2017, 2017]
+    table = pa.table({
+        "indicator": ["TST.X"] * 6, "ref_area": ["FRA", "FRA", "DEU", "FRA", "DEU", "FRA"],
+        "period": [str(y) for y in years], "period_start": pa.array([dt.date(y, 1, 1) for y in years]),
+        "value": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]})
+    name = f"{org}.{dataset_id}"
+    commit_snapshot(store, name, table, {"kind": "harmonized", "org": org, "dataset_id": dataset_id},
+                    partition_by=[("period_start", "year")])
+    return name, store, dataset_id
 
 
 @pytest.mark.integration
@@ -174,6 +182,16 @@ def test_pull_as_of_reads_the_older_snapshot(curated):
     name, store = curated
     old = pull_table(name, ["ref_area=FRA"], ["value"], as_of="1", store=store)
     assert old.snapshot == 1 and old.table["value"].to_pylist() == [3.0, 4.0]
+    by_id = pull_table(name, ["ref_area=FRA"], ["value"], as_of=str(old.snapshot_id), store=store)
+    assert by_id.snapshot == 1 and by_id.table.equals(old.table)
+    current = pull_table(name, ["ref_area=FRA"], ["value"], store=store)
+    assert current.snapshot == 2 and current.snapshot_id != old.snapshot_id
+    created = {s["snapshot"]: s["created_at"] for s in dataset_entry(name, store=store)["snapshots"]}
+    for number, shown in created.items():         # a time as `ioxhub datasets` shows it names that snapshot
+        assert pull_table(name, as_of=shown, store=store).snapshot == number
+        assert pull_table(name, as_of=shown[:19], store=store).snapshot == number          # no zone: UTC
+    tomorrow = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)).date().isoformat()
+    assert pull_table(name, as_of=tomorrow, store=store).snapshot_id == current.snapshot_id
     frame = pull(name, ["ref_area=FRA"], ["value"], settings=store.settings)
     assert isinstance(frame, pd.DataFrame) and frame["value"].tolist() == [30.0, 40.0]
 
@@ -193,7 +211,32 @@ def test_pull_errors_are_clear(curated):
         pull_table(name, columns=["ref_area", "country", "gdp"], store=store)
     with pytest.raises(PullError, match=rf"no dataset 'nope_{name}' in the catalog \(known: .*{name}"):
         pull_table(f"nope_{name}", store=store)
-    with pytest.raises(PullError, match=rf"{name} has no snapshot 7 \(snapshots 1\.\.2\)"):
+    with pytest.raises(PullError, match=rf"{name[:5]}.* has no snapshot 7 \(snapshots kept: 1\.\.2; or give a snapshot id\)"):
         pull_table(name, as_of="7", store=store)
-    with pytest.raises(PullError, match=rf"{name} has no snapshot as of 2000-01-01"):
+    with pytest.raises(PullError, match=rf"has no snapshot as of 2000-01-01 \(first kept: "):
         pull_table(name, as_of="2000-01-01", store=store)
+    with pytest.raises(PullError, match=r"--as-of 'last week': expected a snapshot number, a snapshot id or an ISO"):
+        pull_table(name, as_of="last week", store=store)
+
+
+@pytest.mark.integration
+def test_harmonized_pull_adds_org_dataset_year_and_prunes_years(harmonized):
+    name, store, dataset_id = harmonized
+    every = pull_table(name, store=store)
+    assert every.table.column_names == ["indicator", "ref_area", "period", "period_start", "value"]
+    assert every.objects_read == 4 and every.table["period"].to_pylist() == ["2014", "2015", "2015", "2016", "2017", "2017"]
+    got = pull_table(name, ["year>=2015", "year<2017", "ref_area=FRA"], ["org", "dataset", "year", "value"], store=store)
+    assert got.table.schema == pa.schema([("org", pa.string()), ("dataset", pa.string()), ("year", pa.string()),
+                                          ("value", pa.float64())])
+    assert got.table.to_pylist() == [{"org": "TST", "dataset": dataset_id, "year": "2015", "value": 2.0},
+                                     {"org": "TST", "dataset": dataset_id, "year": "2016", "value": 4.0}]
+    assert got.objects_read == 2 and got.bytes_read < every.bytes_read        # 2014 and 2017 pruned by Iceberg
+    assert pull_table(name, ["year=2017"], ["value"], store=store).objects_read == 1
+    several = pull_table(name, ["year=in:2014,2017", "year!=2014"], ["year", "value"], store=store)
+    assert several.table.to_pylist() == [{"year": "2017", "value": 5.0}, {"year": "2017", "value": 6.0}]
+    assert pull_table(name, ["org=TST"], store=store).table.num_rows == 6
+    nothing = pull_table(name, ["org=WHO"], store=store)
+    assert nothing.objects_read == 0 and nothing.table.num_rows == 0
+    with pytest.raises(PullError, match=r"--where year='20x1': not a valid year"):
+        pull_table(name, ["year=20x1"], store=store)
+    assert pull_table(name, as_of="1", store=store).table.num_rows == 6      # harmonized snapshots are addressable

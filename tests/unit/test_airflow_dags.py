@@ -9,7 +9,7 @@ import pytest
 from app import airflow_failures as failures
 from ioxhub.settings import Settings, get_settings, reset_settings_cache
 
-DAG_IDS = {"ingest_datasets", "ingest_policies", "derive_evidence"}
+DAG_IDS = {"ingest_datasets", "ingest_policies", "derive_evidence", "maintain_tables"}
 
 
 @pytest.fixture

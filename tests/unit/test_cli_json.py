@@ -109,3 +109,29 @@ def test_print_json_writes_times_paths_and_sets_as_plain_json(capsys):
     assert json.loads(capsys.readouterr().out) == {"at": "2026-03-01T12:00:00+00:00", "path": "/x/y", "set": ["a", "b"]}
     with pytest.raises(TypeError, match="object is not JSON serializable"):
         console.print_json({"x": object()})
+
+
+@pytest.mark.integration
+def test_datasets_json_shows_snapshots_number_id_time_operation_release(stack_settings):
+    import uuid
+
+    import pyarrow as pa
+
+    from ioxhub.storage import ObjectStore
+    from table_writes import commit_snapshot
+
+    store, name = ObjectStore(stack_settings), f"cli_json_{uuid.uuid4().hex[:8]}"
+    for value in (1.0, 2.0):
+        commit_snapshot(store, name, pa.table({"ref_area": ["FRA"], "value": [value]}), {"kind": "curated"},
+                        release_id=f"r{value:.0f}")
+    entry = run_json("datasets", name)
+    assert entry["name"] == name and entry["table"] == f"curated.{name}" and entry["snapshot"] == 2
+    assert [(s["snapshot"], s["release_id"]) for s in entry["snapshots"]] == [(1, "r1"), (2, "r2")]
+    assert entry["snapshots"][-1]["snapshot_id"] == entry["snapshot_id"] and entry["snapshots"][0]["operation"]
+    assert "location" not in entry and datetime.fromisoformat(entry["snapshots"][0]["created_at"]).tzinfo
+    listed = {d["name"]: d for d in run_json("datasets")}
+    assert listed[name]["snapshot_id"] == entry["snapshot_id"]
+    result = CliRunner().invoke(app, ["datasets", f"nope_{name}", "--json"])
+    assert result.exit_code != 0 and f"no dataset 'nope_{name}' in the catalog (known: " in str(result.exception)
+    text = CliRunner().invoke(app, ["datasets", name]).stdout
+    assert str(entry["snapshots"][0]["snapshot_id"]) in text and "r2" in text

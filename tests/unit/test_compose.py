@@ -1,6 +1,8 @@
 """docker-compose.yml checked structurally (no Docker engine here): services, settings names, dependencies
-and health checks, volumes, ports, Kafka's SASL/SCRAM + ACL configuration, and the metrics services
-(exporter, Prometheus, Grafana with a dashboard that queries only exported metrics)."""
+and health checks, volumes, ports, Kafka's SASL/SCRAM + ACL configuration, the metrics services
+(exporter, Prometheus, Grafana with a dashboard that queries only exported metrics), and the Iceberg
+catalog's database on Postgres (its init script is run for real in tests/integration/test_outside_engines.py
+when a PostgreSQL server is installed)."""
 from __future__ import annotations
 
 import json
@@ -147,7 +149,8 @@ def test_airflow_waits_for_migrations_provisioning_and_servers(services):
         assert deps.get("ioxhub-init") == "service_completed_successfully", name
         for server in ("postgres", "kafka", "minio"):
             assert deps.get(server) == "service_healthy", (name, server)
-    assert depends(services["ioxhub-init"]) == {"kafka": "service_healthy", "minio": "service_healthy"}
+    assert depends(services["ioxhub-init"]) == {"kafka": "service_healthy", "minio": "service_healthy",
+                                                "postgres": "service_healthy"}
 
 
 # ------------------------------------------------------------------------------------------- volumes, ports
@@ -338,7 +341,8 @@ def test_web_service_runs_the_hub_image_with_the_read_only_identity_only(service
     assert not {k for k in e if re.search(r"ACCESS_KEY|SECRET|PASSWORD|USERNAME", k)}, sorted(e)
     assert f"ioxhub-secrets:{e['IOXHUB_DATA_DIR']}:ro" in web["volumes"]
     assert "ioxhub-secrets:" + e["IOXHUB_DATA_DIR"] in services["ioxhub-init"]["volumes"]
-    assert depends(web) == {"minio": "service_healthy", "ioxhub-init": "service_completed_successfully"}
+    assert depends(web) == {"minio": "service_healthy", "postgres": "service_healthy",
+                            "ioxhub-init": "service_completed_successfully"}
     assert web["ports"] == [f"127.0.0.1:{e['IOXHUB_WEB_PORT']}:{e['IOXHUB_WEB_PORT']}"]
     assert f"localhost:{e['IOXHUB_WEB_PORT']}/login" in " ".join(web["healthcheck"]["test"])
 
@@ -366,3 +370,53 @@ def test_web_start_script_serves_with_the_web_roles_keys(tmp_path):
                                "IOXHUB_WEB_PORT": "8765"})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "IOXWEB|s3cr'et$x||-m app.cli serve --host 0.0.0.0 --port 8765"
+
+
+# ------------------------------------------------------------------------------------------- Iceberg catalog
+ICEBERG_INIT = PROJECT_ROOT / "infra" / "compose" / "postgres" / "iceberg.sh"
+HUB_IMAGE_SERVICES = (*AIRFLOW_SERVICES, "ioxhub-init", "ioxhub-metrics", "ioxhub-web")
+
+
+def catalog_uri(service: dict) -> tuple:
+    """(scheme, user, host, port, database) of a service's IOXHUB_ICEBERG_CATALOG_URI."""
+    url = urlsplit(VAR_RE.sub("placeholder", env(service)["IOXHUB_ICEBERG_CATALOG_URI"]))
+    return url.scheme, url.username, url.hostname, url.port, url.path
+
+
+def test_every_service_running_hub_code_reads_the_catalog_on_postgres(services):
+    for name in HUB_IMAGE_SERVICES:
+        scheme, user, host, port, database = catalog_uri(services[name])
+        assert (scheme, host, port, database) == ("postgresql+psycopg2", "postgres", 5432, "/iceberg"), name
+        # the web server reads as the read-only role, as it reads the bucket with read-only keys
+        assert user == ("iceberg_reader" if name == "ioxhub-web" else "iceberg"), name
+        assert depends(services[name]).get("postgres") == "service_healthy", name
+        assert "${ICEBERG_" in env(services[name])["IOXHUB_ICEBERG_CATALOG_URI"], name   # its password from .env
+
+
+def test_postgres_creates_the_catalog_database_and_roles_on_first_start(services):
+    postgres = services["postgres"]
+    assert f"./{ICEBERG_INIT.relative_to(PROJECT_ROOT)}:/docker-entrypoint-initdb.d/iceberg.sh:ro" in postgres["volumes"]
+    script = ICEBERG_INIT.read_text()
+    for role, password in (("iceberg", "owner_password"), ("iceberg_reader", "reader_password")):
+        assert f"CREATE ROLE {role} LOGIN PASSWORD :'{password}';" in script
+    assert "CREATE DATABASE iceberg OWNER iceberg;" in script
+    # the passwords the script reads are the ones the services' URIs carry
+    assert env(postgres)["ICEBERG_DB_PASSWORD"] == "${ICEBERG_DB_PASSWORD:?set it in .env}"
+    assert env(postgres)["ICEBERG_READER_PASSWORD"] == "${ICEBERG_READER_PASSWORD:?set it in .env}"
+    assert "iceberg:${ICEBERG_DB_PASSWORD" in env(services["ioxhub-init"])["IOXHUB_ICEBERG_CATALOG_URI"]
+    assert "iceberg_reader:${ICEBERG_READER_PASSWORD" in env(services["ioxhub-web"])["IOXHUB_ICEBERG_CATALOG_URI"]
+    assert "127.0.0.1:5432:5432" in postgres["ports"]          # outside engines on this host
+
+
+def test_the_catalog_tables_the_script_creates_are_pyicebergs():
+    """A read-only role cannot create the catalog's tables, so the script does: with pyiceberg's columns."""
+    from pyiceberg.catalog.sql import IcebergNamespaceProperties, IcebergTables
+
+    script = ICEBERG_INIT.read_text()
+    for model in (IcebergTables, IcebergNamespaceProperties):
+        body = re.search(rf"CREATE TABLE {model.__tablename__} \((.*?)\n\);", script, re.S).group(1)
+        columns = {m.group(1): m.group(2) for m in re.finditer(r"^\s+(\w+) VARCHAR\((\d+)\)", body, re.M)}
+        assert columns == {c.name: str(c.type.length) for c in model.__table__.columns}, model.__tablename__
+        primary = re.search(r"PRIMARY KEY \(([^)]*)\)", body).group(1).split(", ")
+        assert primary == [c.name for c in model.__table__.primary_key.columns]
+        assert f"GRANT SELECT ON iceberg_tables, iceberg_namespace_properties TO iceberg_reader" in script

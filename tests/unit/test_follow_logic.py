@@ -68,11 +68,10 @@ def test_lag_seconds_counts_from_the_oldest_unread_record():
     assert lag_seconds({"t": 1}, {"t": 2_000_000}, now=1_000.0) == {"t": 0.0}     # clock skew: never negative
 
 
-def test_dataset_ages_from_catalog_listing():
+def test_dataset_ages_from_the_tables_current_snapshots():
     now = dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.timezone.utc)
-    entries = [("catalog/datasets/indicator_panel_annual.json", now - dt.timedelta(minutes=2)),
-               ("catalog/datasets/WCO.seizures.json", now - dt.timedelta(seconds=7.25)),
-               ("catalog/datasets/notes.txt", now)]
+    entries = [("indicator_panel_annual", now - dt.timedelta(minutes=2)),
+               ("WCO.seizures", now - dt.timedelta(seconds=7.25))]
     assert dataset_ages(entries, now) == [
         {"dataset": "WCO.seizures", "updated_at": now - dt.timedelta(seconds=7.25), "age_seconds": 7.2},
         {"dataset": "indicator_panel_annual", "updated_at": now - dt.timedelta(minutes=2), "age_seconds": 120.0},

@@ -195,7 +195,7 @@ def test_ingest_outputs_name_the_releases_applied_and_what_was_quarantined(setti
     trace.applied = [(("WCO", "seizures", "r1"), 3, 40, {"unknown-country": 2}), (("WCO", "seizures", "r2"), 2, 10, {})]
     harmonized = trace._harmonized(trace.applied)
     (out,) = harmonized
-    assert out["name"] == "harmonized/observations/org=WCO/dataset=seizures"
+    assert out["name"] == "harmonized/tables/harmonized/wco__seizures"      # the observations table's location
     assert out["outputFacets"]["outputStatistics"]["rowCount"] == 50
     assert [r["releaseId"] for r in out["facets"]["ioxhub_releases"]["releases"]] == ["r1", "r2"]
     events, rows = trace._quarantine(dead)

@@ -62,7 +62,9 @@ def test_exposition_merges_the_jobs_textfiles(settings):
 
 
 def test_live_gauges_report_their_source_down_instead_of_failing(settings):
+    # The catalog is the Iceberg SQL catalog (here a Postgres nobody listens to) and the bucket.
     down = dataclasses.replace(settings, kafka_bootstrap="127.0.0.1:9", s3_endpoint="127.0.0.1:9",
+                               iceberg_catalog_uri="postgresql+psycopg2://hub:unused@127.0.0.1:9/iceberg",
                                orgs_file=settings.orgs_file)
     text = metrics_exporter.exposition(down, timeout=0.5)
     assert value(text, "ioxhub_exporter_errors", source="catalog") == 1

@@ -38,13 +38,13 @@ def test_pretrend_without_pre_years_or_intervals_says_it_cannot_check():
 
 
 ENTRIES = [
-    {"name": "WCO.SEIZURES", "kind": "harmonized", "location": "harmonized/observations/org=WCO/dataset=S/",
+    {"name": "WCO.SEIZURES", "kind": "harmonized", "table": "harmonized.wco__s",
      "org": "WCO", "publishers": ["WCO"], "licence": "CC-BY-4.0", "title": "Hazardous waste seizures",
      "coverage": {"indicators": ["WCO.SEIZ"], "countries": ["FRA", "DEU"]}, "columns": ["indicator:string"]},
-    {"name": "WHO.SHIPMENTS", "kind": "harmonized", "location": "harmonized/observations/org=WHO/dataset=M/",
+    {"name": "WHO.SHIPMENTS", "kind": "harmonized", "table": "harmonized.who__m",
      "org": "WHO", "publishers": ["WHO"], "licence": None, "title": "Medical shipments",
      "coverage": {"indicators": ["WHO.MED"], "countries": ["KEN"]}, "columns": ["indicator:string"]},
-    {"name": "impact_did", "kind": "curated", "location": "curated/impact_did/snapshot=000001/",
+    {"name": "impact_did", "kind": "curated", "table": "curated.impact_did",
      "publishers": ["WCO", "WHO"], "coverage": {}, "columns": ["instrument_id:string", "estimate:double"]},
 ]
 

@@ -19,7 +19,7 @@ WHOLE = pa.concat_tables(BATCHES)
 
 
 def plan() -> PullPlan:
-    return PullPlan("x", {}, 3, ["k"], 100, SCHEMA.names, [], [], SCHEMA)
+    return PullPlan("x", {}, 3, ["k"], 100, SCHEMA.names, [], [], SCHEMA, snapshot_id=7001)
 
 
 def test_csv_and_jsonl_equal_the_whole_table_written_at_once():
@@ -44,7 +44,7 @@ def test_csv_quotes_strings_and_odd_column_names_and_keeps_types_readable():
 
 def test_json_is_one_document_with_count_and_cursor():
     doc = json.loads(b"".join(_json(iter(BATCHES), plan(), lambda n: f"next-{n}")))
-    assert doc == {"dataset": "x", "snapshot": 3, "columns": ["ref_area", "year", "value"],
+    assert doc == {"dataset": "x", "snapshot": 3, "snapshot_id": 7001, "columns": ["ref_area", "year", "value"],
                    "rows": [{"ref_area": "FRA", "year": 2020, "value": 1.5}, {"ref_area": "DEU", "year": 2021, "value": None},
                             {"ref_area": "ITA", "year": 2022, "value": 2.0}], "count": 3, "next_cursor": "next-3"}
     assert json.loads(b"".join(_json(iter([]), plan(), lambda n: None)))["rows"] == []

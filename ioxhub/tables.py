@@ -66,10 +66,6 @@ def table_name(org: str, dataset_id: str) -> str:
     return f"{org.lower()}__{re.sub(r'[^a-z0-9_]', '_', dataset_id.lower())}"
 
 
-def history_name(org: str, dataset_id: str) -> str:
-    return table_name(org, dataset_id)
-
-
 def identifier_of(name: str) -> tuple[str, str]:
     """The (namespace, table) of a dataset name: `ORG.dataset_id` (harmonized observations),
     `instruments.<table>` (the instrument tables, also harmonized) or a curated dataset's name."""
